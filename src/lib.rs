@@ -1,1 +1,11 @@
+//! vip-arbiter keeps a PostgreSQL virtual IP on the current repmgr primary: as an
+//! EC2 secondary private IP on the primary's ENI and as an address on its NIC.
+//!
+//! Every pass observes (`observe`), decides (`decide`, pure) and acts (`act`).
+//! See docs/architecture.md for the module map.
 
+pub mod backoff;
+pub mod claim;
+pub mod decide;
+pub mod observation;
+pub mod plan;

@@ -1,0 +1,870 @@
+//! Table tests (one per row of docs/decision-table.md) and an exhaustive sweep over
+//! every combination of the input enums that checks the safety invariants.
+
+use std::time::Duration;
+
+use super::*;
+use crate::observation::ClaimTag;
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+fn kernel_only() -> Policy {
+    Policy {
+        node_id: 1,
+        prefix_len: 32,
+        pg_unknown_hold: S(10),
+        cloud: None,
+    }
+}
+
+fn with_cloud() -> Policy {
+    Policy {
+        cloud: Some(CloudPolicy {
+            verify_interval: S(30),
+            cloud_unknown_hold: S(300),
+            backoff: Backoff::default(),
+            fence_configured: true,
+        }),
+        ..kernel_only()
+    }
+}
+
+fn primary(tl: u32) -> PgView {
+    PgView::Known {
+        role: PgRole::Primary { timeline: tl },
+        repmgr: RepmgrSays::SelfPrimary,
+    }
+}
+
+fn standby() -> PgView {
+    PgView::Known {
+        role: PgRole::Standby,
+        repmgr: RepmgrSays::SelfNotPrimary,
+    }
+}
+
+const PRESENT: KernelView = KernelView::Present { prefix_len: 32 };
+
+fn claim(tl: u32, node: i32) -> ClaimTag {
+    ClaimTag::Valid(Claim {
+        timeline: tl,
+        node_id: node,
+    })
+}
+
+fn other(tag: ClaimTag) -> CloudView {
+    CloudView::Other {
+        eni: "eni-0other".into(),
+        claim: tag,
+    }
+}
+
+fn obs(now: u64, pg: PgView, kernel: KernelView, cloud: CloudView) -> Observation {
+    Observation {
+        now: S(now),
+        pg,
+        kernel,
+        cloud,
+    }
+}
+
+fn run(o: &Observation, mem: &Memory, policy: &Policy) -> (Plan, Memory) {
+    decide(o, mem, policy, u32::MAX / 2)
+}
+
+fn takeover(kernel_add: bool, tl: u32) -> Vec<Step> {
+    let mut v = vec![
+        Step::WriteClaim(Claim {
+            timeline: tl,
+            node_id: 1,
+        }),
+        Step::AssignCloud,
+        Step::VerifyCloud,
+    ];
+    if kernel_add {
+        v.push(Step::AddKernel { prefix_len: 32 });
+    }
+    v
+}
+
+// ---- kernel-only rows -------------------------------------------------------
+
+#[test]
+fn row_eligible_absent_adds() {
+    let (p, _) = run(
+        &obs(0, primary(1), KernelView::Absent, CloudView::Disabled),
+        &Memory::default(),
+        &kernel_only(),
+    );
+    assert_eq!(p.steps, vec![Step::AddKernel { prefix_len: 32 }]);
+    assert_eq!(p.verdict, Verdict::Acquiring);
+}
+
+#[test]
+fn row_eligible_present_holds() {
+    let (p, _) = run(
+        &obs(0, primary(1), PRESENT, CloudView::Disabled),
+        &Memory::default(),
+        &kernel_only(),
+    );
+    assert!(p.steps.is_empty());
+    assert_eq!(p.verdict, Verdict::Holding);
+}
+
+#[test]
+fn row_eligible_wrong_prefix_readds() {
+    let k = KernelView::Present { prefix_len: 24 };
+    let (p, _) = run(
+        &obs(0, primary(1), k, CloudView::Disabled),
+        &Memory::default(),
+        &kernel_only(),
+    );
+    assert_eq!(p.steps, vec![Step::AddKernel { prefix_len: 32 }]);
+}
+
+#[test]
+fn row_not_eligible_reasons_remove() {
+    let cases = [
+        (standby(), "in recovery"),
+        (
+            PgView::Known {
+                role: PgRole::Primary { timeline: 2 },
+                repmgr: RepmgrSays::SelfNotPrimary,
+            },
+            "repmgr says standby",
+        ),
+        (
+            PgView::Known {
+                role: PgRole::Primary { timeline: 2 },
+                repmgr: RepmgrSays::SelfInactive,
+            },
+            "inactive",
+        ),
+        (
+            PgView::Known {
+                role: PgRole::Primary { timeline: 2 },
+                repmgr: RepmgrSays::OtherPrimary(2),
+            },
+            "node 2",
+        ),
+        (
+            PgView::Known {
+                role: PgRole::Primary { timeline: 2 },
+                repmgr: RepmgrSays::NotRegistered,
+            },
+            "not registered",
+        ),
+        (
+            PgView::Known {
+                role: PgRole::Primary { timeline: 2 },
+                repmgr: RepmgrSays::NoMetadata,
+            },
+            "does not exist",
+        ),
+    ];
+    for (pg, why) in cases {
+        for policy in [kernel_only(), with_cloud()] {
+            let (p, _) = run(
+                &obs(0, pg.clone(), PRESENT, CloudView::NotChecked),
+                &Memory::default(),
+                &policy,
+            );
+            assert_eq!(p.steps, vec![Step::RemoveKernel], "{why}");
+            assert!(
+                matches!(&p.verdict, Verdict::Releasing { reason } if reason.contains(why)),
+                "{:?}",
+                p.verdict
+            );
+            let (p, _) = run(
+                &obs(0, pg.clone(), KernelView::Absent, CloudView::NotChecked),
+                &Memory::default(),
+                &policy,
+            );
+            assert!(p.steps.is_empty());
+            assert_eq!(p.verdict.severity(), crate::plan::Severity::Ok);
+        }
+    }
+}
+
+#[test]
+fn row_pg_unknown_holds_then_releases_and_logs_once() {
+    let policy = kernel_only();
+    let unknown = PgView::Unknown("connection refused".into());
+    let (p, m) = run(
+        &obs(100, unknown.clone(), PRESENT, CloudView::Disabled),
+        &Memory::default(),
+        &policy,
+    );
+    assert!(p.steps.is_empty());
+    assert!(matches!(p.verdict, Verdict::PgUnknownHolding { .. }));
+    assert_eq!(
+        p.events,
+        vec![Event::PgUnknownHoldStarted { hold_ms: 10_000 }]
+    );
+    let (p, m) = run(
+        &obs(109, unknown.clone(), PRESENT, CloudView::Disabled),
+        &m,
+        &policy,
+    );
+    assert!(p.steps.is_empty() && p.events.is_empty());
+    let (p, m) = run(
+        &obs(110, unknown.clone(), PRESENT, CloudView::Disabled),
+        &m,
+        &policy,
+    );
+    assert_eq!(p.steps, vec![Step::RemoveKernel]);
+    assert_eq!(p.events, vec![Event::PgUnknownHoldEnded { released: true }]);
+    // The address is gone: no more events, no steps, verdict stays pg-unknown.
+    let (p, m) = run(
+        &obs(111, unknown, KernelView::Absent, CloudView::Disabled),
+        &m,
+        &policy,
+    );
+    assert!(p.steps.is_empty() && p.events.is_empty());
+    assert!(matches!(p.verdict, Verdict::PgUnknown { .. }));
+    // PostgreSQL back: memory cleared, no second "ended" event.
+    let (p, m) = run(
+        &obs(112, primary(1), KernelView::Absent, CloudView::Disabled),
+        &m,
+        &policy,
+    );
+    assert!(p.events.is_empty());
+    assert_eq!(m.pg_unknown_since, None);
+}
+
+#[test]
+fn row_pg_unknown_recovered_within_hold_logs_end() {
+    let unknown = PgView::Unknown("timeout".into());
+    let (_, m) = run(
+        &obs(0, unknown, PRESENT, CloudView::Disabled),
+        &Memory::default(),
+        &kernel_only(),
+    );
+    let (p, m) = run(
+        &obs(3, primary(1), PRESENT, CloudView::Disabled),
+        &m,
+        &kernel_only(),
+    );
+    assert_eq!(
+        p.events,
+        vec![Event::PgUnknownHoldEnded { released: false }]
+    );
+    assert!(p.steps.is_empty());
+    assert_eq!(m, Memory::default());
+}
+
+#[test]
+fn row_pg_unknown_zero_hold_releases_at_once() {
+    let policy = Policy {
+        pg_unknown_hold: Duration::ZERO,
+        ..kernel_only()
+    };
+    let (p, _) = run(
+        &obs(0, PgView::Unknown("x".into()), PRESENT, CloudView::Disabled),
+        &Memory::default(),
+        &policy,
+    );
+    assert_eq!(p.steps, vec![Step::RemoveKernel]);
+}
+
+#[test]
+fn row_pg_unknown_released_early_when_ec2_moved() {
+    let (p, _) = run(
+        &obs(0, PgView::Unknown("x".into()), PRESENT, other(claim(2, 2))),
+        &Memory::default(),
+        &with_cloud(),
+    );
+    assert_eq!(p.steps, vec![Step::RemoveKernel]);
+}
+
+// ---- claim-protocol rows ----------------------------------------------------
+
+#[test]
+fn row_me_ensures_kernel_and_refreshes_claim() {
+    let p = with_cloud();
+    let (plan, m) = run(
+        &obs(
+            0,
+            primary(3),
+            KernelView::Absent,
+            CloudView::Me { claim: claim(3, 1) },
+        ),
+        &Memory::default(),
+        &p,
+    );
+    assert_eq!(plan.steps, vec![Step::AddKernel { prefix_len: 32 }]);
+    assert_eq!(m.cloud.settled, Some((3, Settled::Me)));
+    let (plan, _) = run(
+        &obs(0, primary(4), PRESENT, CloudView::Me { claim: claim(3, 1) }),
+        &Memory::default(),
+        &p,
+    );
+    assert_eq!(
+        plan.steps,
+        vec![Step::WriteClaim(Claim {
+            timeline: 4,
+            node_id: 1
+        })]
+    );
+    let (plan, _) = run(
+        &obs(
+            0,
+            primary(4),
+            PRESENT,
+            CloudView::Me {
+                claim: ClaimTag::Absent,
+            },
+        ),
+        &Memory::default(),
+        &p,
+    );
+    assert_eq!(
+        plan.steps,
+        vec![Step::WriteClaim(Claim {
+            timeline: 4,
+            node_id: 1
+        })]
+    );
+    let (plan, _) = run(
+        &obs(0, primary(4), PRESENT, CloudView::Me { claim: claim(4, 1) }),
+        &Memory::default(),
+        &p,
+    );
+    assert!(plan.steps.is_empty());
+    assert_eq!(plan.verdict, Verdict::Holding);
+}
+
+#[test]
+fn row_nobody_or_unclaimed_or_lower_claim_takes_over() {
+    for cloud in [
+        CloudView::Nobody,
+        other(ClaimTag::Absent),
+        other(ClaimTag::Invalid("garbage".into())),
+        other(claim(2, 2)),
+    ] {
+        let (p, _) = run(
+            &obs(0, primary(3), KernelView::Absent, cloud.clone()),
+            &Memory::default(),
+            &with_cloud(),
+        );
+        assert_eq!(p.steps, takeover(true, 3), "{cloud:?}");
+        assert_eq!(p.verdict, Verdict::Acquiring);
+    }
+}
+
+#[test]
+fn row_equal_or_higher_claim_is_stale_primary() {
+    for tl in [3, 4, 99] {
+        let (p, m) = run(
+            &obs(0, primary(3), PRESENT, other(claim(tl, 2))),
+            &Memory::default(),
+            &with_cloud(),
+        );
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::RemoveKernel,
+                Step::Fence {
+                    holder: "eni-0other".into()
+                }
+            ]
+        );
+        assert_eq!(p.verdict.severity(), crate::plan::Severity::Critical);
+        assert_eq!(p.verdict.kind(), "stale-primary");
+        assert_eq!(
+            p.events,
+            vec![Event::StaleIncidentStarted {
+                holder: "eni-0other".into()
+            }]
+        );
+        // Second pass of the same incident: no second fence, no second event.
+        let (p2, m2) = run(
+            &obs(1, primary(3), KernelView::Absent, other(claim(tl, 2))),
+            &m,
+            &with_cloud(),
+        );
+        assert!(p2.steps.is_empty() && p2.events.is_empty());
+        // Incident ends when this node is no longer eligible.
+        let (p3, _) = run(
+            &obs(2, standby(), KernelView::Absent, CloudView::NotChecked),
+            &m2,
+            &with_cloud(),
+        );
+        assert_eq!(p3.events, vec![Event::StaleIncidentEnded]);
+    }
+}
+
+#[test]
+fn row_stale_without_fence_command_only_removes() {
+    let mut policy = with_cloud();
+    policy.cloud.as_mut().unwrap().fence_configured = false;
+    let (p, _) = run(
+        &obs(0, primary(3), PRESENT, other(claim(5, 2))),
+        &Memory::default(),
+        &policy,
+    );
+    assert_eq!(p.steps, vec![Step::RemoveKernel]);
+}
+
+#[test]
+fn row_cloud_unknown_never_adds_keeps_fresh_releases_old() {
+    let p = with_cloud();
+    let unknown = || CloudView::Unknown {
+        code: Some("RequestLimitExceeded".into()),
+        reason: "throttled".into(),
+    };
+    let (plan, m) = run(
+        &obs(0, primary(3), KernelView::Absent, unknown()),
+        &Memory::default(),
+        &p,
+    );
+    assert!(plan.steps.is_empty());
+    assert_eq!(m.cloud.failures, 1);
+    assert!(
+        m.cloud
+            .retry_at
+            .is_some_and(|t| t >= S(0) + Duration::from_millis(500))
+    );
+    let confirmed = Memory {
+        cloud: CloudMemory {
+            me_at: Some(S(100)),
+            ..CloudMemory::default()
+        },
+        ..Memory::default()
+    };
+    let (plan, _) = run(&obs(399, primary(3), PRESENT, unknown()), &confirmed, &p);
+    assert!(plan.steps.is_empty());
+    assert!(matches!(
+        plan.verdict,
+        Verdict::CloudUnknown { keeping: true, .. }
+    ));
+    let (plan, _) = run(&obs(400, primary(3), PRESENT, unknown()), &confirmed, &p);
+    assert_eq!(plan.steps, vec![Step::RemoveKernel]);
+}
+
+// ---- API budget: when to look at EC2 ----------------------------------------
+
+#[test]
+fn budget_standby_never_looks_primary_once_per_verify_interval() {
+    let p = with_cloud();
+    let mem = Memory::default();
+    assert!(!cloud_due(
+        &Eligibility::NotEligible("x".into()),
+        &PRESENT,
+        &mem,
+        S(0),
+        &p
+    ));
+    assert!(!cloud_due(
+        &Eligibility::Eligible { timeline: 1 },
+        &PRESENT,
+        &mem,
+        S(0),
+        &kernel_only()
+    ));
+    let elig = Eligibility::Eligible { timeline: 3 };
+    assert!(cloud_due(&elig, &PRESENT, &mem, S(0), &p));
+    let (_, m) = run(
+        &obs(0, primary(3), PRESENT, CloudView::Me { claim: claim(3, 1) }),
+        &mem,
+        &p,
+    );
+    assert!(!cloud_due(&elig, &PRESENT, &m, S(29), &p));
+    assert!(cloud_due(&elig, &PRESENT, &m, S(30), &p));
+    // A new timeline must be confirmed at once.
+    assert!(cloud_due(
+        &Eligibility::Eligible { timeline: 4 },
+        &PRESENT,
+        &m,
+        S(1),
+        &p
+    ));
+    // While not looking, the plan relies on the settled answer.
+    let (plan, _) = run(&obs(5, primary(3), PRESENT, CloudView::NotChecked), &m, &p);
+    assert_eq!(plan.verdict, Verdict::Holding);
+    // PostgreSQL unknown: look only while we have a kernel address to give up.
+    let u = Eligibility::Unknown("x".into());
+    assert!(cloud_due(&u, &PRESENT, &mem, S(0), &p));
+    assert!(!cloud_due(&u, &KernelView::Absent, &mem, S(0), &p));
+}
+
+#[test]
+fn budget_failures_back_off() {
+    let p = with_cloud();
+    let elig = Eligibility::Eligible { timeline: 3 };
+    let unknown = CloudView::Unknown {
+        code: None,
+        reason: "503".into(),
+    };
+    let (_, m) = decide(
+        &obs(10, primary(3), PRESENT, unknown.clone()),
+        &Memory::default(),
+        &p,
+        u32::MAX,
+    );
+    assert_eq!(m.cloud.retry_at, Some(S(11)));
+    assert!(!cloud_due(
+        &elig,
+        &PRESENT,
+        &m,
+        S(10) + Duration::from_millis(900),
+        &p
+    ));
+    assert!(cloud_due(&elig, &PRESENT, &m, S(11), &p));
+    let (_, m) = decide(&obs(11, primary(3), PRESENT, unknown), &m, &p, u32::MAX);
+    assert_eq!(m.cloud.retry_at, Some(S(13)));
+}
+
+#[test]
+fn settle_after_takeover_and_after_failure() {
+    let p = with_cloud();
+    let ok = |step: Step| StepOutcome { step, error: None };
+    let done: Vec<StepOutcome> = takeover(true, 3).into_iter().map(ok).collect();
+    let m = settle(&Memory::default(), &done, S(7), &p, 0, Some(3));
+    assert_eq!(m.cloud.settled, Some((3, Settled::Me)));
+    assert_eq!(m.cloud.me_at, Some(S(7)));
+    let failed = vec![
+        ok(Step::WriteClaim(Claim {
+            timeline: 3,
+            node_id: 1,
+        })),
+        StepOutcome {
+            step: Step::AssignCloud,
+            error: Some("RequestLimitExceeded".into()),
+        },
+    ];
+    let m = settle(&m, &failed, S(8), &p, u32::MAX, Some(3));
+    assert_eq!(m.cloud.settled, None);
+    assert_eq!(m.cloud.failures, 1);
+    assert_eq!(m.cloud.retry_at, Some(S(9)));
+}
+
+// ---- exhaustive sweep -------------------------------------------------------
+
+fn all_pg() -> Vec<PgView> {
+    let says = [
+        RepmgrSays::SelfPrimary,
+        RepmgrSays::SelfNotPrimary,
+        RepmgrSays::SelfInactive,
+        RepmgrSays::OtherPrimary(2),
+        RepmgrSays::NotRegistered,
+        RepmgrSays::NoMetadata,
+    ];
+    let mut v = vec![PgView::Unknown("down".into())];
+    for r in says {
+        v.push(PgView::Known {
+            role: PgRole::Standby,
+            repmgr: r,
+        });
+        for tl in [1, 3, 5] {
+            v.push(PgView::Known {
+                role: PgRole::Primary { timeline: tl },
+                repmgr: r,
+            });
+        }
+    }
+    v
+}
+
+fn all_kernel() -> Vec<KernelView> {
+    vec![
+        PRESENT,
+        KernelView::Present { prefix_len: 24 },
+        KernelView::Absent,
+        KernelView::Unknown("EPERM".into()),
+    ]
+}
+
+fn all_tags() -> Vec<ClaimTag> {
+    let mut v = vec![ClaimTag::Absent, ClaimTag::Invalid("x".into())];
+    for tl in [1, 3, 5] {
+        v.push(claim(tl, 1));
+        v.push(claim(tl, 2));
+    }
+    v
+}
+
+fn all_cloud() -> Vec<CloudView> {
+    let mut v = vec![
+        CloudView::Disabled,
+        CloudView::NotChecked,
+        CloudView::Nobody,
+        CloudView::Unknown {
+            code: Some("UnauthorizedOperation".into()),
+            reason: "denied".into(),
+        },
+    ];
+    for t in all_tags() {
+        v.push(CloudView::Me { claim: t.clone() });
+        v.push(other(t));
+    }
+    v
+}
+
+fn all_memory() -> Vec<Memory> {
+    let settled = |s: Settled| CloudMemory {
+        settled: Some((3, s)),
+        checked_at: Some(S(95)),
+        me_at: Some(S(95)),
+        ..CloudMemory::default()
+    };
+    vec![
+        Memory::default(),
+        Memory {
+            pg_unknown_since: Some(S(0)),
+            ..Memory::default()
+        },
+        Memory {
+            pg_unknown_since: Some(S(99)),
+            ..Memory::default()
+        },
+        Memory {
+            cloud: settled(Settled::Me),
+            ..Memory::default()
+        },
+        Memory {
+            cloud: settled(Settled::Stale {
+                holder: "eni-0other".into(),
+                holder_timeline: 5,
+            }),
+            stale_holder: Some("eni-0other".into()),
+            ..Memory::default()
+        },
+        Memory {
+            cloud: CloudMemory {
+                me_at: Some(S(99)),
+                failures: 3,
+                retry_at: Some(S(200)),
+                ..CloudMemory::default()
+            },
+            ..Memory::default()
+        },
+    ]
+}
+
+fn all_policies() -> Vec<Policy> {
+    vec![
+        kernel_only(),
+        with_cloud(),
+        Policy {
+            pg_unknown_hold: Duration::ZERO,
+            ..with_cloud()
+        },
+    ]
+}
+
+/// Confirmation that EC2 says "me" for this timeline, this pass or settled earlier.
+fn cloud_confirms(o: &Observation, m: &Memory, tl: u32) -> bool {
+    match &o.cloud {
+        CloudView::Me { .. } => true,
+        CloudView::NotChecked => matches!(&m.cloud.settled, Some((t, Settled::Me)) if *t == tl),
+        _ => false,
+    }
+}
+
+#[test]
+fn exhaustive_invariants() {
+    let mut checked = 0u32;
+    for policy in all_policies() {
+        for pg in all_pg() {
+            for kernel in all_kernel() {
+                for cloud in all_cloud() {
+                    if policy.cloud.is_none() != matches!(cloud, CloudView::Disabled) {
+                        continue;
+                    }
+                    for mem in all_memory() {
+                        let o = obs(100, pg.clone(), kernel.clone(), cloud.clone());
+                        let (plan, next) = run(&o, &mem, &policy);
+                        check_invariants(&o, &mem, &policy, &plan, &next);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 5_000, "swept {checked} combinations");
+}
+
+fn check_invariants(o: &Observation, mem: &Memory, policy: &Policy, plan: &Plan, next: &Memory) {
+    let ctx = || format!("{o:?}\n{mem:?}\n{policy:?}\n=> {plan:?}");
+    let adds = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::AddKernel { .. }));
+    let takes = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::AssignCloud | Step::WriteClaim(_)));
+    let elig = eligibility(&o.pg);
+    // Never add or take when not eligible; a standby never adds, whatever else it sees.
+    if !matches!(elig, Eligibility::Eligible { .. }) {
+        assert!(!adds && !takes, "not eligible but acquiring: {}", ctx());
+    }
+    if let PgView::Known {
+        role: PgRole::Standby,
+        ..
+    } = o.pg
+    {
+        assert!(!adds, "{}", ctx());
+    }
+    // Unknown PostgreSQL follows the hold policy.
+    if let Eligibility::Unknown(_) = elig {
+        let since = mem.pg_unknown_since.unwrap_or(o.now);
+        let expired = o.now - since >= policy.pg_unknown_hold;
+        let moved = matches!(o.cloud, CloudView::Other { .. });
+        let should_remove = (expired || moved) && !matches!(o.kernel, KernelView::Absent);
+        assert_eq!(
+            plan.steps.contains(&Step::RemoveKernel),
+            should_remove,
+            "{}",
+            ctx()
+        );
+        assert_eq!(plan.steps.len(), usize::from(should_remove), "{}", ctx());
+    }
+    if let Eligibility::Eligible { timeline } = elig {
+        // Never take from a claim with an equal or higher timeline.
+        if let CloudView::Other {
+            claim: ClaimTag::Valid(c),
+            ..
+        } = &o.cloud
+            && c.timeline >= timeline
+        {
+            {
+                assert!(!takes && !adds, "{}", ctx());
+                assert_eq!(plan.verdict.kind(), "stale-primary");
+            }
+        }
+        // With EC2, the kernel address is only added after a confirmation.
+        if policy.cloud.is_some() && adds {
+            let verified_first = plan.steps.iter().position(|s| *s == Step::VerifyCloud)
+                < plan
+                    .steps
+                    .iter()
+                    .position(|s| matches!(s, Step::AddKernel { .. }));
+            assert!(
+                cloud_confirms(o, mem, timeline) || verified_first,
+                "{}",
+                ctx()
+            );
+        }
+        // Order of a takeover: claim, assign, verify, kernel.
+        if plan.steps.contains(&Step::AssignCloud) {
+            assert_eq!(
+                &plan.steps[..3],
+                &takeover(false, timeline)[..],
+                "{}",
+                ctx()
+            );
+        }
+    }
+    // Only the cloud half may be missing when kernel-only.
+    if policy.cloud.is_none() {
+        assert!(
+            !takes && !plan.steps.contains(&Step::VerifyCloud),
+            "{}",
+            ctx()
+        );
+    }
+    // Converged (no steps) with an OK verdict only where the world matches it.
+    if plan.verdict == Verdict::Holding {
+        assert!(
+            matches!(o.kernel, KernelView::Present { prefix_len: 32 }),
+            "{}",
+            ctx()
+        );
+    }
+    // A plan never both adds and removes.
+    assert!(
+        !(adds && plan.steps.contains(&Step::RemoveKernel)),
+        "{}",
+        ctx()
+    );
+    // The pg-unknown clock only runs while PostgreSQL is unknown.
+    assert_eq!(
+        next.pg_unknown_since.is_some(),
+        matches!(elig, Eligibility::Unknown(_)),
+        "{}",
+        ctx()
+    );
+}
+
+/// Apply a plan to a simulated world and decide again: nothing new to acquire
+/// (the plan is idempotent) and the second pass converges.
+#[test]
+fn exhaustive_idempotent_after_acting() {
+    for policy in all_policies() {
+        for pg in all_pg() {
+            for kernel in all_kernel() {
+                for cloud in all_cloud() {
+                    if policy.cloud.is_none() != matches!(cloud, CloudView::Disabled) {
+                        continue;
+                    }
+                    let o = obs(100, pg.clone(), kernel.clone(), cloud.clone());
+                    let (plan, mem) = run(&o, &Memory::default(), &policy);
+                    let (k2, c2) = apply(&plan, &o);
+                    let tl = match eligibility(&o.pg) {
+                        Eligibility::Eligible { timeline } => Some(timeline),
+                        _ => None,
+                    };
+                    let outcomes: Vec<StepOutcome> = plan
+                        .steps
+                        .iter()
+                        .map(|s| StepOutcome {
+                            step: s.clone(),
+                            error: None,
+                        })
+                        .collect();
+                    let mem = settle(&mem, &outcomes, o.now, &policy, 0, tl);
+                    let o2 = Observation {
+                        now: o.now + S(1),
+                        kernel: k2,
+                        cloud: c2,
+                        ..o.clone()
+                    };
+                    let (plan2, _) = run(&o2, &mem, &policy);
+                    let acquire2 = plan2.steps.iter().any(|s| s.is_acquire());
+                    let unknown_world = matches!(o.kernel, KernelView::Unknown(_))
+                        || matches!(o.cloud, CloudView::Unknown { .. } | CloudView::NotChecked);
+                    if !unknown_world {
+                        assert!(!acquire2, "{o:?} => {plan:?} then {o2:?} => {plan2:?}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the world looks like after a plan succeeded.
+fn apply(plan: &Plan, o: &Observation) -> (KernelView, CloudView) {
+    let mut kernel = match &o.kernel {
+        KernelView::Unknown(_) => KernelView::Absent,
+        k => k.clone(),
+    };
+    let mut cloud = o.cloud.clone();
+    for s in &plan.steps {
+        match s {
+            Step::AddKernel { prefix_len } => {
+                kernel = KernelView::Present {
+                    prefix_len: *prefix_len,
+                }
+            }
+            Step::RemoveKernel => kernel = KernelView::Absent,
+            Step::WriteClaim(c) => {
+                if let CloudView::Me { claim } = &mut cloud {
+                    *claim = ClaimTag::Valid(*c);
+                }
+            }
+            Step::AssignCloud => {
+                let c = plan.steps.iter().find_map(|s| match s {
+                    Step::WriteClaim(c) => Some(*c),
+                    _ => None,
+                });
+                cloud = CloudView::Me {
+                    claim: c.map_or(ClaimTag::Absent, ClaimTag::Valid),
+                };
+            }
+            Step::VerifyCloud | Step::Fence { .. } => {}
+        }
+    }
+    (kernel, cloud)
+}
