@@ -1,0 +1,4 @@
+//! The real observers and actuators, one file per external system.
+
+pub mod netlink;
+pub mod postgres;

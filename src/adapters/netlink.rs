@@ -1,0 +1,282 @@
+//! The kernel side: is the VIP on the interface, add it, remove it. rtnetlink only;
+//! nothing here shells out to `ip`. Every call looks the link up by name, so a
+//! re-created interface is picked up.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::{AddressMessageBuilder, Handle};
+
+use crate::act::{Applied, KernelActuator, StepError};
+use crate::observation::KernelView;
+use crate::observe::KernelSource;
+
+const EEXIST: i32 = 17;
+const EADDRNOTAVAIL: i32 = 99;
+const ENODEV: i32 = 19;
+const EPERM: i32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("interface {ifname:?} does not exist")]
+    NoSuchInterface { ifname: String },
+    #[error("invalid prefix length /{prefix_len} for IPv4")]
+    InvalidPrefix { prefix_len: u8 },
+    #[error(
+        "interface {ifname:?} has no IPv4 address other than the VIP to take the prefix length from"
+    )]
+    NoPrimaryAddress { ifname: String },
+    #[error("interface {ifname:?} has no hardware address")]
+    NoMac { ifname: String },
+    #[error("{op} {addr} on {ifname}: {source} (errno {errno})")]
+    Netlink {
+        op: &'static str,
+        ifname: String,
+        addr: String,
+        errno: i32,
+        source: io::Error,
+    },
+    #[error("netlink {op} on {ifname}: {message}")]
+    Protocol {
+        op: &'static str,
+        ifname: String,
+        message: String,
+    },
+    #[error("cannot open a netlink socket: {0}")]
+    Socket(io::Error),
+}
+
+impl KernelError {
+    /// The errno, when the kernel gave one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            KernelError::Netlink { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+}
+
+/// One interface and one VIP, over one netlink socket.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: Handle,
+    ifname: String,
+    vip: Ipv4Addr,
+}
+
+impl Netlink {
+    /// Opens the socket and spawns its connection task; needs a tokio runtime.
+    pub fn connect(ifname: &str, vip: Ipv4Addr) -> Result<Self, KernelError> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(KernelError::Socket)?;
+        tokio::spawn(conn);
+        Ok(Netlink {
+            handle,
+            ifname: ifname.to_owned(),
+            vip,
+        })
+    }
+
+    fn err(&self, op: &'static str, addr: String, e: rtnetlink::Error) -> KernelError {
+        match e {
+            rtnetlink::Error::NetlinkError(msg) => {
+                let errno = -msg.raw_code();
+                if errno == ENODEV {
+                    return KernelError::NoSuchInterface {
+                        ifname: self.ifname.clone(),
+                    };
+                }
+                KernelError::Netlink {
+                    op,
+                    ifname: self.ifname.clone(),
+                    addr,
+                    errno,
+                    source: io::Error::from_raw_os_error(errno),
+                }
+            }
+            other => KernelError::Protocol {
+                op,
+                ifname: self.ifname.clone(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    async fn link(&self) -> Result<rtnetlink::packet_route::link::LinkMessage, KernelError> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(self.ifname.clone())
+            .execute();
+        match links.try_next().await {
+            Ok(Some(link)) => Ok(link),
+            Ok(None) => Err(KernelError::NoSuchInterface {
+                ifname: self.ifname.clone(),
+            }),
+            Err(e) => Err(self.err("get link", self.ifname.clone(), e)),
+        }
+    }
+
+    /// The interface's MAC, lower-case `aa:bb:..`, as IMDS lists it.
+    pub async fn mac(&self) -> Result<String, KernelError> {
+        let link = self.link().await?;
+        link.attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::Address(bytes) if bytes.len() == 6 => Some(
+                    bytes
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                ),
+                _ => None,
+            })
+            .ok_or_else(|| KernelError::NoMac {
+                ifname: self.ifname.clone(),
+            })
+    }
+
+    /// IPv4 addresses on the link as (address, prefix).
+    async fn addresses(&self, index: u32) -> Result<Vec<(Ipv4Addr, u8)>, KernelError> {
+        let mut stream = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let mut out = Vec::new();
+        loop {
+            match stream.try_next().await {
+                Ok(Some(msg)) => out.extend(ipv4_of(&msg)),
+                Ok(None) => return Ok(out),
+                Err(e) => return Err(self.err("get addresses", self.ifname.clone(), e)),
+            }
+        }
+    }
+
+    /// The prefix of the interface's own (non-VIP) address: the default `prefix_len`.
+    pub async fn primary_prefix(&self) -> Result<u8, KernelError> {
+        let index = self.link().await?.header.index;
+        self.addresses(index)
+            .await?
+            .into_iter()
+            .find(|(a, _)| *a != self.vip)
+            .map(|(_, p)| p)
+            .ok_or_else(|| KernelError::NoPrimaryAddress {
+                ifname: self.ifname.clone(),
+            })
+    }
+
+    async fn vip_prefix(&self, index: u32) -> Result<Option<u8>, KernelError> {
+        Ok(self
+            .addresses(index)
+            .await?
+            .into_iter()
+            .find(|(a, _)| *a == self.vip)
+            .map(|(_, p)| p))
+    }
+
+    async fn delete(&self, index: u32, prefix_len: u8) -> Result<Applied, KernelError> {
+        let msg = AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(index)
+            .address(self.vip, prefix_len)
+            .build();
+        match self.handle.address().del(msg).execute().await {
+            Ok(()) => Ok(Applied::Changed),
+            Err(e) => match self.err("delete", format!("{}/{prefix_len}", self.vip), e) {
+                KernelError::Netlink { errno, .. } if errno == EADDRNOTAVAIL => {
+                    Ok(Applied::AlreadyDone)
+                }
+                other => Err(other),
+            },
+        }
+    }
+}
+
+fn ipv4_of(msg: &AddressMessage) -> Option<(Ipv4Addr, u8)> {
+    msg.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(IpAddr::V4(ip)) => Some((*ip, msg.header.prefix_len)),
+        _ => None,
+    })
+}
+
+impl KernelSource for Netlink {
+    async fn observe(&self) -> KernelView {
+        let result = async {
+            let index = self.link().await?.header.index;
+            self.vip_prefix(index).await
+        }
+        .await;
+        match result {
+            Ok(Some(prefix_len)) => KernelView::Present { prefix_len },
+            Ok(None) => KernelView::Absent,
+            Err(e) => KernelView::Unknown(e.to_string()),
+        }
+    }
+}
+
+impl From<KernelError> for StepError {
+    fn from(e: KernelError) -> Self {
+        StepError {
+            code: e.errno().map(|n| format!("errno {n}")),
+            message: e.to_string(),
+            authorization: e.errno() == Some(EPERM),
+        }
+    }
+}
+
+impl KernelActuator for Netlink {
+    async fn add(&self, prefix_len: u8) -> Result<Applied, StepError> {
+        Ok(self.add_vip(prefix_len).await?)
+    }
+
+    async fn remove(&self) -> Result<Applied, StepError> {
+        Ok(self.remove_vip().await?)
+    }
+}
+
+impl Netlink {
+    /// Idempotent: EEXIST means "already there". An address with another prefix is
+    /// replaced, since the kernel would otherwise keep both.
+    pub async fn add_vip(&self, prefix_len: u8) -> Result<Applied, KernelError> {
+        if prefix_len == 0 || prefix_len > 32 {
+            return Err(KernelError::InvalidPrefix { prefix_len });
+        }
+        let index = self.link().await?.header.index;
+        match self.vip_prefix(index).await? {
+            Some(p) if p == prefix_len => return Ok(Applied::AlreadyDone),
+            Some(p) => {
+                self.delete(index, p).await?;
+            }
+            None => {}
+        }
+        let addr = format!("{}/{prefix_len}", self.vip);
+        match self
+            .handle
+            .address()
+            .add(index, IpAddr::V4(self.vip), prefix_len)
+            .execute()
+            .await
+        {
+            Ok(()) => Ok(Applied::Changed),
+            Err(e) => match self.err("add", addr, e) {
+                KernelError::Netlink { errno, .. } if errno == EEXIST => Ok(Applied::AlreadyDone),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Idempotent: absent or EADDRNOTAVAIL means "already gone". Removes the VIP
+    /// whatever prefix it was added with.
+    pub async fn remove_vip(&self) -> Result<Applied, KernelError> {
+        let index = self.link().await?.header.index;
+        match self.vip_prefix(index).await? {
+            Some(p) => self.delete(index, p).await,
+            None => Ok(Applied::AlreadyDone),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The forever loop: a pass every `interval` (sooner when kicked), health and
+//! sd_notify after each pass, SIGHUP reload, graceful then forced shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::act::{CloudActuator, Fencer, KernelActuator};
+use crate::decide::{Memory, Policy};
+use crate::health::{HealthState, Identity, snapshot};
+use crate::observation::{CloudView, KernelView, PgView};
+use crate::observe::{CloudSource, KernelSource, PgSource};
+use crate::reconcile::{self, Limits, World};
+use crate::shutdown::Shutdown;
+use crate::systemd_notify;
+
+/// What a running loop may change on reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopConfig {
+    pub policy: Policy,
+    pub interval: Duration,
+    pub limits: Limits,
+    pub release_on_stop: bool,
+}
+
+/// How long a pass in progress may go on after a stop was asked for.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Kicks arriving this close together are one kick.
+const KICK_DEBOUNCE: Duration = Duration::from_millis(10);
+
+/// Hands the loop a new config on SIGHUP; `Err` keeps the old one.
+pub trait Reload {
+    fn reload(&mut self) -> Result<LoopConfig, String>;
+}
+
+/// The loop's inputs besides the world.
+pub struct Control<R> {
+    pub health: Arc<HealthState>,
+    pub identity: Identity,
+    pub kicks: mpsc::Receiver<()>,
+    pub shutdown: Shutdown,
+    pub reload: R,
+    /// SIGHUP stream; `None` in tests that do not reload.
+    pub hangups: Option<tokio::signal::unix::Signal>,
+}
+
+pub async fn run<P, K, C, F, R>(
+    world: &mut World<P, K, C, F>,
+    mut cfg: LoopConfig,
+    mut ctl: Control<R>,
+) where
+    P: PgSource + Send,
+    K: KernelSource + KernelActuator + Sync,
+    C: CloudSource + CloudActuator + Sync,
+    F: Fencer + Sync,
+    R: Reload,
+{
+    let started = Instant::now();
+    let mut mem = Memory::default();
+    let mut passes: u64 = 0;
+    let mut last_verdict = String::new();
+    let mut trigger = "startup";
+    loop {
+        while ctl.kicks.try_recv().is_ok() {}
+        let pass_start = Instant::now();
+        passes += 1;
+        let span = info_span!("pass", pass = passes, trigger);
+        let jitter = jitter_from(pass_start);
+        let fut = reconcile::pass(
+            world,
+            &mem,
+            &cfg.policy,
+            cfg.limits,
+            pass_start - started,
+            jitter,
+        )
+        .instrument(span);
+        let result = tokio::select! {
+            r = fut => Some(r),
+            () = abandon_after(&ctl.shutdown) => None,
+        };
+        let Some((report, next)) = result else {
+            warn!("stopping: abandoned the pass in progress");
+            break;
+        };
+        mem = next;
+        let took = pass_start.elapsed();
+        let m = &ctl.health.metrics;
+        m.pass(took, &report.verdict);
+        count_observer_failures(m, &report.observation);
+        for d in &report.done {
+            let result = match &d.result {
+                Ok(crate::act::Applied::Changed) => "ok",
+                Ok(crate::act::Applied::AlreadyDone) => "noop",
+                Err(_) => "error",
+            };
+            m.action(d.step.kind(), result);
+        }
+        let status = report.verdict.to_string();
+        if status != last_verdict {
+            info!(verdict = %status, severity = ?report.verdict.severity(), "verdict changed");
+            last_verdict.clone_from(&status);
+        }
+        let last_error = report
+            .done
+            .iter()
+            .find_map(|d| d.result.as_ref().err().map(|e| e.message.clone()));
+        ctl.health
+            .publish(snapshot(&ctl.identity, &report, took, passes, last_error));
+        if passes == 1 {
+            systemd_notify::ready(&status);
+        }
+        systemd_notify::pass_done(&status);
+        if ctl.shutdown.is_shutting_down() {
+            break;
+        }
+        trigger = match wait_next(&mut ctl, pass_start + cfg.interval).await {
+            Wake::Timer => "timer",
+            Wake::Kick => "kick",
+            Wake::Stop => break,
+            Wake::Hangup => {
+                reload(&mut ctl.reload, &mut cfg, &status);
+                "reload"
+            }
+        };
+    }
+    systemd_notify::stopping("stopping");
+    if cfg.release_on_stop {
+        release_on_stop(world, cfg.limits.step, &ctl.shutdown).await;
+    } else {
+        info!("stopping: keeping the kernel address as it is (on_stop = keep)");
+    }
+}
+
+enum Wake {
+    Timer,
+    Kick,
+    Stop,
+    Hangup,
+}
+
+async fn wait_next<R>(ctl: &mut Control<R>, at: Instant) -> Wake {
+    let hangup = async {
+        match ctl.hangups.as_mut() {
+            Some(s) => s.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = tokio::time::sleep_until(at) => Wake::Timer,
+        Some(()) = ctl.kicks.recv() => {
+            tokio::time::sleep(KICK_DEBOUNCE).await;
+            Wake::Kick
+        }
+        () = ctl.shutdown.cancelled() => Wake::Stop,
+        _ = hangup => Wake::Hangup,
+    }
+}
+
+/// Completes STOP_GRACE after a stop was asked for, or at once when forced.
+async fn abandon_after(shutdown: &Shutdown) {
+    shutdown.cancelled().await;
+    tokio::select! {
+        () = tokio::time::sleep(STOP_GRACE) => {}
+        () = shutdown.forced() => {}
+    }
+}
+
+fn reload<R: Reload>(r: &mut R, cfg: &mut LoopConfig, status: &str) {
+    systemd_notify::reloading();
+    match r.reload() {
+        Ok(new) => {
+            if new != *cfg {
+                info!(?new, "configuration reloaded");
+            } else {
+                info!("configuration reloaded: nothing changed");
+            }
+            *cfg = new;
+        }
+        Err(e) => {
+            error!(error = %e, "configuration reload refused; the old configuration stays in force")
+        }
+    }
+    systemd_notify::reloaded(status);
+}
+
+async fn release_on_stop<P, K, C, F>(
+    world: &World<P, K, C, F>,
+    limit: Duration,
+    shutdown: &Shutdown,
+) where
+    K: KernelActuator,
+{
+    let removal = tokio::time::timeout(limit, world.kernel.remove());
+    tokio::select! {
+        r = removal => match r {
+            Ok(Ok(applied)) => info!(result = ?applied, "stopping: released the kernel address (on_stop = release)"),
+            Ok(Err(e)) => error!(error = %e.message, "stopping: could not release the kernel address"),
+            Err(_) => error!("stopping: releasing the kernel address timed out"),
+        },
+        () = shutdown.forced() => warn!("stopping: forced; kernel address left as it is"),
+    }
+}
+
+fn count_observer_failures(m: &crate::metrics::Metrics, o: &crate::observation::Observation) {
+    if matches!(o.pg, PgView::Unknown(_)) {
+        m.observer_failure("pg");
+    }
+    if matches!(o.kernel, KernelView::Unknown(_)) {
+        m.observer_failure("kernel");
+    }
+    if matches!(o.cloud, CloudView::Unknown { .. }) {
+        m.observer_failure("cloud");
+    }
+}
+
+/// Jitter for backoff: the low bits of the clock, mixed. Spread is all that matters.
+fn jitter_from(t: Instant) -> u32 {
+    let n = t.elapsed().subsec_nanos()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+    n.wrapping_mul(2_654_435_761)
+}
