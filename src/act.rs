@@ -24,7 +24,7 @@ pub enum Applied {
 pub struct StepError {
     pub message: String,
     pub code: Option<String>,
-    pub authorization: bool,
+    pub needs_operator: bool,
 }
 
 impl StepError {
@@ -32,7 +32,7 @@ impl StepError {
         StepError {
             message: message.into(),
             code: None,
-            authorization: false,
+            needs_operator: false,
         }
     }
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use crate::backoff::Backoff;
 use crate::claim::Claim;
-use crate::observation::{CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays, Tick};
+use crate::observation::{
+    CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays, Tick, code_needs_operator,
+};
 use crate::plan::{Event, Plan, Step, Verdict};
 
 /// The configured rules `decide()` applies.
@@ -353,10 +355,13 @@ fn eligible_with_cloud(
                     .last_error
                     .clone()
                     .unwrap_or_else(|| "not yet confirmed".into());
-                cloud_unknown(obs, cloud_mem, cp, &format!("backing off: {why}"))
+                cloud_unknown(obs, cloud_mem, cp, &format!("backing off: {why}"), false)
             }
         },
-        CloudView::Unknown { reason, .. } => cloud_unknown(obs, cloud_mem, cp, reason),
+        CloudView::Unknown { reason, code } => {
+            let needs_operator = code.as_deref().is_some_and(code_needs_operator);
+            cloud_unknown(obs, cloud_mem, cp, reason, needs_operator)
+        }
     }
 }
 
@@ -367,6 +372,7 @@ fn cloud_unknown(
     cloud_mem: &CloudMemory,
     cp: &CloudPolicy,
     reason: &str,
+    needs_operator: bool,
 ) -> (Vec<Step>, Verdict) {
     let fresh_me = cloud_mem
         .me_at
@@ -378,6 +384,7 @@ fn cloud_unknown(
             Verdict::CloudUnknown {
                 reason,
                 keeping: false,
+                needs_operator,
             },
         ),
         (_, true) => (
@@ -385,6 +392,7 @@ fn cloud_unknown(
             Verdict::CloudUnknown {
                 reason,
                 keeping: true,
+                needs_operator,
             },
         ),
         (_, false) => (
@@ -392,6 +400,7 @@ fn cloud_unknown(
             Verdict::CloudUnknown {
                 reason,
                 keeping: false,
+                needs_operator,
             },
         ),
     }

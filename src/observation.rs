@@ -104,3 +104,18 @@ pub struct Observation {
     pub kernel: KernelView,
     pub cloud: CloudView,
 }
+
+/// AWS error codes that no retry will fix: an operator must act (missing IAM
+/// permission, bad credentials, wrong ENI or subnet id). Verdicts with these are
+/// CRITICAL.
+pub fn code_needs_operator(code: &str) -> bool {
+    matches!(
+        code,
+        "UnauthorizedOperation"
+            | "AuthFailure"
+            | "InvalidClientTokenId"
+            | "OptInRequired"
+            | "Blocked"
+    ) || code.starts_with("InvalidNetworkInterfaceID")
+        || code.starts_with("InvalidSubnetID")
+}

@@ -75,15 +75,20 @@ pub enum Verdict {
         holder_timeline: u32,
         our_timeline: u32,
     },
-    /// Eligible, but the cloud could not be observed.
-    CloudUnknown { reason: String, keeping: bool },
+    /// Eligible, but the cloud could not be observed. `needs_operator`: the error
+    /// is one no retry fixes (e.g. a missing IAM permission).
+    CloudUnknown {
+        reason: String,
+        keeping: bool,
+        needs_operator: bool,
+    },
     /// The kernel could not be observed.
     KernelUnknown { reason: String },
     /// A step failed this pass.
     ActionFailed {
         step: &'static str,
         error: String,
-        authorization: bool,
+        needs_operator: bool,
     },
 }
 
@@ -93,8 +98,12 @@ impl Verdict {
             Verdict::Holding | Verdict::Standby { .. } => Severity::Ok,
             Verdict::StalePrimary { .. } => Severity::Critical,
             Verdict::PgUnknown { .. } => Severity::Critical,
+            Verdict::CloudUnknown {
+                needs_operator: true,
+                ..
+            } => Severity::Critical,
             Verdict::ActionFailed {
-                authorization: true,
+                needs_operator: true,
                 ..
             } => Severity::Critical,
             _ => Severity::Warning,
@@ -151,7 +160,9 @@ impl fmt::Display for Verdict {
                 f,
                 "stale-primary: {holder} holds the VIP with timeline {holder_timeline} >= ours ({our_timeline}); not taking it"
             ),
-            Verdict::CloudUnknown { reason, keeping } => write!(
+            Verdict::CloudUnknown {
+                reason, keeping, ..
+            } => write!(
                 f,
                 "cloud-unknown: {reason}; {}",
                 if *keeping {

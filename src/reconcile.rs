@@ -124,7 +124,7 @@ where
                 }
                 _ => e.message.clone(),
             },
-            authorization: e.authorization,
+            needs_operator: e.needs_operator,
         },
         None => plan.verdict.clone(),
     };

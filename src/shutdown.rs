@@ -42,6 +42,11 @@ impl Shutdown {
         }
     }
 
+    /// Ask for a graceful stop only (idempotent; never forces).
+    pub fn trigger_graceful(&self) {
+        self.graceful.cancel();
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.graceful.is_cancelled()
     }

@@ -1,4 +1,6 @@
 //! The real observers and actuators, one file per external system.
 
+pub mod ec2;
+pub mod fence;
 pub mod netlink;
 pub mod postgres;

@@ -224,7 +224,7 @@ impl From<KernelError> for StepError {
         StepError {
             code: e.errno().map(|n| format!("errno {n}")),
             message: e.to_string(),
-            authorization: e.errno() == Some(EPERM),
+            needs_operator: e.errno() == Some(EPERM),
         }
     }
 }

@@ -1,0 +1,272 @@
+//! The EC2 side: who holds the VIP (one filtered DescribeNetworkInterfaces), our
+//! claim tag (CreateTags on our own ENI), and the move (AssignPrivateIpAddresses
+//! with AllowReassignment). Every call is counted by action and result; every
+//! error keeps its AWS error code.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
+
+use crate::act::{CloudActuator, StepError};
+use crate::claim::{self, Claim};
+use crate::metrics::Metrics;
+use crate::observation::{ClaimTag, CloudView, code_needs_operator};
+use crate::observe::CloudSource;
+
+/// Our ENI and the VIP, over one SDK client.
+#[derive(Clone)]
+pub struct Ec2 {
+    client: Client,
+    vip: Ipv4Addr,
+    eni_id: String,
+    subnet_id: String,
+    metrics: Arc<Metrics>,
+}
+
+/// A failed EC2 call: the action, the AWS error code (when EC2 sent one) and text.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{action}: {message}")]
+pub struct Ec2Error {
+    pub action: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl Ec2Error {
+    fn from_sdk<E, R>(action: &'static str, e: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let (code, message) = match e {
+            SdkError::ServiceError(se) => (
+                se.err().code().map(str::to_owned),
+                se.err().message().unwrap_or("service error").to_owned(),
+            ),
+            SdkError::TimeoutError(_) => (None, "timed out".to_owned()),
+            SdkError::DispatchFailure(_) => (
+                None,
+                format!("cannot reach EC2: {}", DisplayErrorContext(e)),
+            ),
+            other => (
+                other.code().map(str::to_owned),
+                DisplayErrorContext(other).to_string(),
+            ),
+        };
+        Ec2Error {
+            action,
+            code,
+            message,
+        }
+    }
+
+    /// The metrics label for this failure.
+    fn label(&self) -> &str {
+        self.code.as_deref().unwrap_or("transport")
+    }
+
+    pub fn needs_operator(&self) -> bool {
+        self.code.as_deref().is_some_and(code_needs_operator)
+    }
+}
+
+impl From<Ec2Error> for StepError {
+    fn from(e: Ec2Error) -> Self {
+        let needs_operator = e.needs_operator();
+        let message = match e.code.as_deref() {
+            Some("UnauthorizedOperation") => {
+                format!(
+                    "{}: not allowed: grant IAM action ec2:{} ({})",
+                    e.action, e.action, e.message
+                )
+            }
+            Some(code) => format!("{}: {} ({code})", e.action, e.message),
+            None => e.to_string(),
+        };
+        StepError {
+            message,
+            code: e.code,
+            needs_operator,
+        }
+    }
+}
+
+/// Who holds the VIP, from a DescribeNetworkInterfaces answer.
+pub fn holder_of(nics: &[NetworkInterface], vip: Ipv4Addr, own_eni: &str) -> CloudView {
+    let vip_s = vip.to_string();
+    let key = claim::tag_key(vip);
+    // Re-check each ENI's addresses: never trust the filter alone.
+    let holders: Vec<&NetworkInterface> = nics
+        .iter()
+        .filter(|n| {
+            n.private_ip_addresses()
+                .iter()
+                .any(|a| a.private_ip_address() == Some(vip_s.as_str()))
+        })
+        .collect();
+    let tag_of = |n: &NetworkInterface| {
+        n.tag_set()
+            .iter()
+            .find(|t| t.key() == Some(key.as_str()))
+            .and_then(Tag::value)
+            .map_or(ClaimTag::Absent, claim::parse)
+    };
+    match holders.as_slice() {
+        [] => CloudView::Nobody,
+        [one] if one.network_interface_id() == Some(own_eni) => {
+            CloudView::Me { claim: tag_of(one) }
+        }
+        [one] => CloudView::Other {
+            eni: one
+                .network_interface_id()
+                .unwrap_or("unknown ENI")
+                .to_owned(),
+            claim: tag_of(one),
+        },
+        many => CloudView::Unknown {
+            code: None,
+            reason: format!(
+                "VIP on {} ENIs at once: {}",
+                many.len(),
+                many.iter()
+                    .filter_map(|n| n.network_interface_id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    }
+}
+
+impl Ec2 {
+    pub fn new(
+        client: Client,
+        vip: Ipv4Addr,
+        eni_id: String,
+        subnet_id: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Ec2 {
+            client,
+            vip,
+            eni_id,
+            subnet_id,
+            metrics,
+        }
+    }
+
+    pub fn eni_id(&self) -> &str {
+        &self.eni_id
+    }
+
+    fn count<T>(&self, action: &'static str, r: &Result<T, Ec2Error>) {
+        let result = match r {
+            Ok(_) => "ok",
+            Err(e) => e.label(),
+        };
+        self.metrics.ec2_call(action, result);
+    }
+
+    /// One filtered call: the VIP's address in our own subnet.
+    pub async fn describe(&self, dry_run: bool) -> Result<Vec<NetworkInterface>, Ec2Error> {
+        const ACTION: &str = "DescribeNetworkInterfaces";
+        let r = self
+            .client
+            .describe_network_interfaces()
+            .filters(
+                Filter::builder()
+                    .name("addresses.private-ip-address")
+                    .values(self.vip.to_string())
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("subnet-id")
+                    .values(&self.subnet_id)
+                    .build(),
+            )
+            .dry_run(dry_run)
+            .send()
+            .await
+            .map(|o| o.network_interfaces().to_vec())
+            .map_err(|e| Ec2Error::from_sdk(ACTION, &e));
+        self.count(ACTION, &r);
+        r
+    }
+
+    pub async fn tag(&self, claim: Claim, dry_run: bool) -> Result<(), Ec2Error> {
+        const ACTION: &str = "CreateTags";
+        let r = self
+            .client
+            .create_tags()
+            .resources(&self.eni_id)
+            .tags(
+                Tag::builder()
+                    .key(claim::tag_key(self.vip))
+                    .value(claim.to_string())
+                    .build(),
+            )
+            .dry_run(dry_run)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Ec2Error::from_sdk(ACTION, &e));
+        self.count(ACTION, &r);
+        r
+    }
+
+    pub async fn assign_here(&self) -> Result<(), Ec2Error> {
+        const ACTION: &str = "AssignPrivateIpAddresses";
+        let r = self
+            .client
+            .assign_private_ip_addresses()
+            .network_interface_id(&self.eni_id)
+            .private_ip_addresses(self.vip.to_string())
+            .allow_reassignment(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Ec2Error::from_sdk(ACTION, &e));
+        self.count(ACTION, &r);
+        r
+    }
+}
+
+impl CloudSource for Ec2 {
+    async fn observe(&self) -> CloudView {
+        match self.describe(false).await {
+            Ok(nics) => holder_of(&nics, self.vip, &self.eni_id),
+            Err(e) => CloudView::Unknown {
+                reason: e.to_string(),
+                code: e.code,
+            },
+        }
+    }
+}
+
+impl CloudActuator for Ec2 {
+    async fn write_claim(&self, claim: Claim) -> Result<(), StepError> {
+        Ok(self.tag(claim, false).await?)
+    }
+
+    async fn assign(&self) -> Result<(), StepError> {
+        Ok(self.assign_here().await?)
+    }
+
+    async fn verify(&self) -> Result<(), StepError> {
+        match self.observe().await {
+            CloudView::Me { .. } => Ok(()),
+            CloudView::Unknown { code, reason } => Err(StepError {
+                needs_operator: code.as_deref().is_some_and(code_needs_operator),
+                message: format!("verify: {reason}"),
+                code,
+            }),
+            other => Err(StepError::plain(format!(
+                "verify: EC2 does not show the VIP on {}: {other:?}",
+                self.eni_id
+            ))),
+        }
+    }
+}
