@@ -120,34 +120,3 @@ async fn run_step<K: KernelActuator, C: CloudActuator, F: Fencer>(
         Step::Fence { holder } => changed(fencer.fence(holder).await),
     }
 }
-
-/// Kernel-only mode: there is no cloud to act on. `decide()` never plans cloud
-/// steps without a cloud policy; if one slipped through it fails loudly.
-pub struct NoCloud;
-
-impl CloudActuator for NoCloud {
-    async fn write_claim(&self, _: Claim) -> Result<(), StepError> {
-        Err(StepError::plain("no cloud side configured"))
-    }
-    async fn assign(&self) -> Result<(), StepError> {
-        Err(StepError::plain("no cloud side configured"))
-    }
-    async fn verify(&self) -> Result<(), StepError> {
-        Err(StepError::plain("no cloud side configured"))
-    }
-}
-
-impl crate::observe::CloudSource for NoCloud {
-    async fn observe(&self) -> crate::observation::CloudView {
-        crate::observation::CloudView::Disabled
-    }
-}
-
-/// No fence command configured.
-pub struct NoFence;
-
-impl Fencer for NoFence {
-    async fn fence(&self, _: &str) -> Result<(), StepError> {
-        Ok(())
-    }
-}

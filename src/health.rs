@@ -201,3 +201,15 @@ impl HealthState {
         }
     }
 }
+
+impl crate::health_socket::HealthSource for HealthState {
+    fn health(&self) -> (bool, String) {
+        self.health_json()
+    }
+    fn metrics(&self) -> String {
+        self.metrics.prometheus()
+    }
+    fn kick(&self) {
+        HealthState::kick(self);
+    }
+}

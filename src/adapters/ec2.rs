@@ -196,6 +196,31 @@ impl Ec2 {
         r
     }
 
+    /// Does our own ENI exist (a wrong `eni_id` is a configuration error)?
+    pub async fn own_eni_exists(&self) -> Result<(), Ec2Error> {
+        const ACTION: &str = "DescribeNetworkInterfaces";
+        let r = self
+            .client
+            .describe_network_interfaces()
+            .network_interface_ids(&self.eni_id)
+            .send()
+            .await
+            .map_err(|e| Ec2Error::from_sdk(ACTION, &e))
+            .and_then(|o| {
+                if o.network_interfaces().is_empty() {
+                    Err(Ec2Error {
+                        action: ACTION,
+                        code: Some("InvalidNetworkInterfaceID.NotFound".into()),
+                        message: format!("no ENI {}", self.eni_id),
+                    })
+                } else {
+                    Ok(())
+                }
+            });
+        self.count(ACTION, &r);
+        r
+    }
+
     pub async fn tag(&self, claim: Claim, dry_run: bool) -> Result<(), Ec2Error> {
         const ACTION: &str = "CreateTags";
         let r = self
@@ -269,4 +294,31 @@ impl CloudActuator for Ec2 {
             ))),
         }
     }
+}
+
+/// Kernel-only mode is `None`: no cloud to observe, and `decide()` never plans a
+/// cloud step without a cloud policy (if one slipped through it fails loudly).
+impl CloudSource for Option<Ec2> {
+    async fn observe(&self) -> CloudView {
+        match self {
+            Some(ec2) => ec2.observe().await,
+            None => CloudView::Disabled,
+        }
+    }
+}
+
+impl CloudActuator for Option<Ec2> {
+    async fn write_claim(&self, claim: Claim) -> Result<(), StepError> {
+        self.as_ref().ok_or_else(no_cloud)?.write_claim(claim).await
+    }
+    async fn assign(&self) -> Result<(), StepError> {
+        self.as_ref().ok_or_else(no_cloud)?.assign().await
+    }
+    async fn verify(&self) -> Result<(), StepError> {
+        self.as_ref().ok_or_else(no_cloud)?.verify().await
+    }
+}
+
+fn no_cloud() -> StepError {
+    StepError::plain("no cloud side configured ([aws] enabled = false)")
 }

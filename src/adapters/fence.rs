@@ -56,3 +56,13 @@ impl Fencer for ShellFence {
         Ok(())
     }
 }
+
+/// No `fence_command` configured: nothing to run.
+impl Fencer for Option<ShellFence> {
+    async fn fence(&self, holder: &str) -> Result<(), StepError> {
+        match self {
+            Some(f) => f.fence(holder).await,
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The raw configuration as the operator writes it, and where it comes from:
+//! built-in defaults → the TOML file → `VIP_ARBITER_*` environment (nested keys with
+//! `__`, e.g. `VIP_ARBITER_AWS__ENABLED=true`). Unknown keys are errors: a typo must
+//! not be silently ignored. `settings.rs` validates this into typed `Settings`.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Value;
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_PATH: &str = "/etc/vip-arbiter/vip-arbiter.toml";
+pub const ENV_PREFIX: &str = "VIP_ARBITER_";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub vip: Option<String>,
+    pub interface: Option<String>,
+    pub prefix_len: Option<i64>,
+    pub repmgr_config: String,
+    pub node_id: Option<i64>,
+    pub conninfo: Option<String>,
+    pub interval: String,
+    pub pg_timeout: String,
+    pub pg_unknown_hold: String,
+    pub on_stop: String,
+    pub socket: String,
+    pub socket_mode: String,
+    pub log_level: String,
+    pub aws: RawAws,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawAws {
+    pub enabled: bool,
+    pub region: Option<String>,
+    pub eni_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub verify_interval: String,
+    pub cloud_unknown_hold: String,
+    pub fence_command: Option<String>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            vip: None,
+            interface: None,
+            prefix_len: None,
+            repmgr_config: "/etc/repmgr.conf".into(),
+            node_id: None,
+            conninfo: None,
+            interval: "1s".into(),
+            pg_timeout: "2s".into(),
+            pg_unknown_hold: "10s".into(),
+            on_stop: "keep".into(),
+            socket: "/run/vip-arbiter/vip-arbiter.sock".into(),
+            socket_mode: "0660".into(),
+            log_level: "info".into(),
+            aws: RawAws {
+                enabled: false,
+                region: None,
+                eni_id: None,
+                subnet_id: None,
+                verify_interval: "30s".into(),
+                cloud_unknown_hold: "300s".into(),
+                fence_command: None,
+            },
+        }
+    }
+}
+
+/// Where the configuration came from, for `check-config` and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub file: Option<PathBuf>,
+}
+
+/// Merge the sources. A missing default file is fine (defaults + environment); a
+/// missing file named with `--config` is an error. `env` is injected for tests.
+pub fn load_raw(
+    explicit: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(RawConfig, Source), String> {
+    let file = match explicit {
+        Some(p) if !p.exists() => {
+            return Err(format!("config file {} does not exist", p.display()));
+        }
+        Some(p) => Some(p.to_owned()),
+        None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.exists()),
+    };
+    let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
+    if let Some(f) = &file {
+        fig = fig.merge(Toml::file_exact(f));
+    }
+    for (name, value) in env {
+        let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let path = key.to_ascii_lowercase().replace("__", ".");
+        // Values parse like figment's Env provider: "true" is a bool, "2" a number.
+        let value: Value = value.parse().unwrap_or_else(|_| Value::from(value.clone()));
+        fig = fig.merge(Serialized::default(&path, value));
+    }
+    let raw: RawConfig = fig.extract().map_err(|e| {
+        e.into_iter()
+            .map(|one| {
+                let key = one.path.join(".");
+                let what = one.kind.to_string();
+                if key.is_empty() {
+                    what
+                } else {
+                    format!("{key}: {what}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    Ok((raw, Source { file }))
+}

@@ -1,0 +1,245 @@
+//! The composition root of `vip-arbiter run`: build the real adapters from the
+//! settings, start the health socket, run the loop until shutdown.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::adapters::ec2::Ec2;
+use crate::adapters::fence::ShellFence;
+use crate::adapters::netlink::{KernelError, Netlink};
+use crate::adapters::postgres::PgObserver;
+use crate::backoff::Backoff;
+use crate::decide::{CloudPolicy, Policy};
+use crate::health::{HealthState, Identity};
+use crate::health_socket;
+use crate::logging::LevelHandle;
+use crate::metrics::Metrics;
+use crate::reconcile::{Limits, World};
+use crate::run_loop::{self, Control, LoopConfig, Reload};
+use crate::settings::{self, OnStop, Settings};
+use crate::shutdown::Shutdown;
+
+/// Why the daemon could not start (exit code 1; config errors are 78 earlier).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("kernel: {0}")]
+    Kernel(#[from] KernelError),
+    #[error("health socket: {0}")]
+    Socket(String),
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
+    #[error("EC2: {0}")]
+    Cloud(String),
+}
+
+/// Per-call bound of EC2 calls and actions; EC2 retries inside the SDK.
+pub const CLOUD_CALL_LIMIT: Duration = Duration::from_secs(5);
+
+/// The loop's settings from the validated config.
+pub fn loop_config(s: &Settings, prefix_len: u8) -> LoopConfig {
+    LoopConfig {
+        policy: Policy {
+            node_id: s.node_id,
+            prefix_len,
+            pg_unknown_hold: s.pg_unknown_hold,
+            cloud: s.aws.enabled.then(|| CloudPolicy {
+                verify_interval: s.aws.verify_interval,
+                cloud_unknown_hold: s.aws.cloud_unknown_hold,
+                backoff: Backoff::default(),
+                fence_configured: s.aws.fence_command.is_some(),
+            }),
+        },
+        interval: s.interval,
+        limits: Limits {
+            observe: s.pg_timeout,
+            cloud: CLOUD_CALL_LIMIT,
+            step: CLOUD_CALL_LIMIT,
+        },
+        release_on_stop: s.on_stop == OnStop::Release,
+    }
+}
+
+/// Re-reads the config file on SIGHUP. Keys that need a restart are reported and
+/// keep their running values.
+pub struct FileReload {
+    pub path: Option<PathBuf>,
+    pub running: Settings,
+    pub prefix_len: u8,
+    pub level: Option<LevelHandle>,
+}
+
+impl Reload for FileReload {
+    fn reload(&mut self) -> Result<LoopConfig, String> {
+        let new = settings::load(self.path.as_deref()).map_err(|e| e.to_string())?;
+        for key in restart_only_changes(&self.running, &new) {
+            warn!(
+                key,
+                "changed in the config file, but only takes effect after a restart"
+            );
+        }
+        if new.log_level != self.running.log_level
+            && let Some(level) = &self.level
+        {
+            level.set(&new.log_level)?;
+        }
+        let prefix_len = new.prefix_len.unwrap_or(self.prefix_len);
+        let mut cfg = loop_config(&new, prefix_len);
+        // The running adapters were built for these; keep them coherent.
+        cfg.policy.node_id = self.running.node_id;
+        if new.aws.enabled != self.running.aws.enabled {
+            cfg.policy.cloud = loop_config(&self.running, prefix_len).policy.cloud;
+        }
+        self.running = new;
+        Ok(cfg)
+    }
+}
+
+fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.vip != new.vip {
+        keys.push("vip");
+    }
+    if old.interface != new.interface {
+        keys.push("interface");
+    }
+    if old.node_id != new.node_id {
+        keys.push("node_id");
+    }
+    if old.pg.conninfo_redacted != new.pg.conninfo_redacted {
+        keys.push("conninfo");
+    }
+    if old.socket != new.socket {
+        keys.push("socket");
+    }
+    if old.aws.enabled != new.aws.enabled {
+        keys.push("aws.enabled");
+    }
+    keys
+}
+
+/// Run until `shutdown`; returns after the loop and the socket have stopped.
+pub async fn run(
+    s: Settings,
+    config_path: Option<PathBuf>,
+    shutdown: Shutdown,
+    level: Option<LevelHandle>,
+) -> Result<(), StartupError> {
+    let kernel = Netlink::connect(&s.interface, s.vip)?;
+    let prefix_len = match s.prefix_len {
+        Some(p) => p,
+        None => kernel.primary_prefix().await?,
+    };
+    let cfg = loop_config(&s, prefix_len);
+    let metrics = Arc::new(Metrics::default());
+    let cloud = build_cloud(&s, &kernel, metrics.clone()).await?;
+    let (health, kicks) = HealthState::new(metrics);
+    let listener = health_socket::bind(&s.socket, s.socket_mode)
+        .await
+        .map_err(|e| StartupError::Socket(e.to_string()))?;
+    let server = tokio::spawn(health_socket::serve(
+        listener,
+        health.clone(),
+        shutdown.token(),
+    ));
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(StartupError::Signals)?;
+    info!(vip = %s.vip, interface = %s.interface, prefix_len, node_id = s.node_id,
+        aws = s.aws.enabled, interval_ms = u64::try_from(s.interval.as_millis()).unwrap_or(u64::MAX), "starting");
+    let identity = Identity {
+        node_id: s.node_id,
+        vip: s.vip.to_string(),
+        interface: s.interface.clone(),
+    };
+    let mut world = World {
+        pg: PgObserver::new(s.pg.config.clone(), s.node_id),
+        kernel,
+        cloud,
+        fencer: fencer(&s),
+    };
+    let socket_path = s.socket.clone();
+    let ctl = Control {
+        health,
+        identity,
+        kicks,
+        shutdown: shutdown.clone(),
+        reload: FileReload {
+            path: config_path,
+            running: s,
+            prefix_len,
+            level,
+        },
+        hangups: Some(hangups),
+    };
+    run_loop::run(&mut world, cfg, ctl).await;
+    shutdown.trigger_graceful();
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    let _ = std::fs::remove_file(&socket_path);
+    info!("stopped");
+    Ok(())
+}
+
+async fn build_cloud(
+    s: &Settings,
+    kernel: &Netlink,
+    metrics: Arc<Metrics>,
+) -> Result<Option<Ec2>, StartupError> {
+    if !s.aws.enabled {
+        return Ok(None);
+    }
+    let ec2 = crate::cloud_setup::ec2(s, kernel, metrics)
+        .await
+        .map_err(StartupError::Cloud)?;
+    info!(eni = ec2.eni_id(), "EC2 mode");
+    Ok(Some(ec2))
+}
+
+fn fencer(s: &Settings) -> Option<ShellFence> {
+    s.aws.fence_command.as_ref().map(|command| ShellFence {
+        command: command.clone(),
+        vip: s.vip,
+        node_id: s.node_id,
+    })
+}
+
+/// `vip-arbiter plan`: observe and decide once with the real adapters; act never.
+pub async fn plan_once(s: &Settings) -> Result<String, StartupError> {
+    use crate::observe::{self, CloudSource};
+    let kernel = Netlink::connect(&s.interface, s.vip)?;
+    let prefix_len = match s.prefix_len {
+        Some(p) => p,
+        None => kernel.primary_prefix().await?,
+    };
+    let cfg = loop_config(s, prefix_len);
+    let cloud = build_cloud(s, &kernel, Arc::new(Metrics::default())).await?;
+    let mut pg = PgObserver::new(s.pg.config.clone(), s.node_id);
+    let (report, kernel_view) = observe::gather_local(&mut pg, &kernel, cfg.limits.observe).await;
+    let observation = crate::observation::Observation {
+        now: Duration::ZERO,
+        pg: report.view,
+        kernel: kernel_view,
+        cloud: cloud.observe().await,
+    };
+    let (plan, _) = crate::decide::decide(
+        &observation,
+        &crate::decide::Memory::default(),
+        &cfg.policy,
+        0,
+    );
+    let mut out = format!("observed: {observation:#?}\nverdict:  {}\n", plan.verdict);
+    if plan.steps.is_empty() {
+        out.push_str("steps:    none (converged)\n");
+    }
+    for (i, step) in plan.steps.iter().enumerate() {
+        out.push_str(&format!("step {}:   {step:?}\n", i + 1));
+    }
+    Ok(out)
+}
+
+/// `check-config --online`: the EC2 self-test.
+pub async fn online_check(s: &Settings) -> Result<(bool, Vec<String>), StartupError> {
+    let kernel = Netlink::connect(&s.interface, s.vip)?;
+    Ok(crate::cloud_setup::self_test(s, &kernel, Arc::new(Metrics::default())).await)
+}

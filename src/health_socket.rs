@@ -1,0 +1,245 @@
+//! HTTP/1.1 on a unix socket, so `curl --unix-socket SOCK http://localhost/health`
+//! works: `GET /health`, `GET /metrics`, `POST /kick`. One request per connection,
+//! each in its own task, every read and write bounded in time and size, and a cap on
+//! connections served at once: a slow or hostile client never stalls the loop.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::http_request::{self, Parsed};
+
+/// What the socket serves; implemented by the daemon's health state.
+pub trait HealthSource: Send + Sync + 'static {
+    /// Whether converged (200) or not (503), and the JSON body of `GET /health`.
+    fn health(&self) -> (bool, String);
+    /// Prometheus text for `GET /metrics`.
+    fn metrics(&self) -> String;
+    /// Ask for a pass now; cheap, never blocks.
+    fn kick(&self);
+}
+
+pub const MAX_HEAD: usize = 8 * 1024;
+pub const MAX_BODY: usize = 1024;
+pub const READ_LIMIT: Duration = Duration::from_secs(2);
+pub const WRITE_LIMIT: Duration = Duration::from_secs(2);
+pub const MAX_CONNECTIONS: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("create directory {dir}: {source}")]
+    Dir { dir: String, source: io::Error },
+    #[error("{path} is in use by a running vip-arbiter (it answered); stop it first")]
+    InUse { path: String },
+    #[error("{path} exists and is not a socket; refusing to remove it")]
+    NotASocket { path: String },
+    #[error("bind {path}: {source}")]
+    Bind { path: String, source: io::Error },
+    #[error("chmod {path}: {source}")]
+    Chmod { path: String, source: io::Error },
+}
+
+/// Bind the socket: create the parent directory, replace a stale socket file (one
+/// nobody answers on), refuse when a live daemon answers, then chmod.
+pub async fn bind(path: &Path, mode: u32) -> Result<UnixListener, SocketError> {
+    let shown = path.display().to_string();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| SocketError::Dir {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(SocketError::NotASocket { path: shown });
+        }
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(SocketError::InUse { path: shown });
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let listener = UnixListener::bind(path).map_err(|source| SocketError::Bind {
+        path: shown.clone(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        SocketError::Chmod {
+            path: shown,
+            source,
+        }
+    })?;
+    Ok(listener)
+}
+
+/// Serve until `shutdown`; in-flight connections get up to one second to finish.
+pub async fn serve(
+    listener: UnixListener,
+    source: Arc<dyn HealthSource>,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "health socket: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let source = source.clone();
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(async move {
+                    handle(stream, source.as_ref()).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    let _ = write(
+                        &mut stream,
+                        &reply(503, "text/plain", "too many connections\n", &[]),
+                    )
+                    .await;
+                });
+            }
+        }
+    }
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        slots.acquire_many(u32::try_from(MAX_CONNECTIONS).unwrap_or(64)),
+    )
+    .await;
+}
+
+async fn handle(mut stream: UnixStream, source: &dyn HealthSource) {
+    let response = match tokio::time::timeout(READ_LIMIT, read_request(&mut stream)).await {
+        Err(_) => reply(408, "text/plain", "request not received in time\n", &[]),
+        Ok(Err(status)) => reply(
+            status,
+            "text/plain",
+            &format!("{}\n", http_request::reason(status)),
+            &[],
+        ),
+        Ok(Ok(req)) => route(&req, source),
+    };
+    let _ = write(&mut stream, &response).await;
+}
+
+async fn write(stream: &mut UnixStream, bytes: &[u8]) -> io::Result<()> {
+    match tokio::time::timeout(WRITE_LIMIT, async {
+        stream.write_all(bytes).await?;
+        stream.shutdown().await
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client not reading",
+        )),
+    }
+}
+
+/// Read the head (and a small body); `Err(status)` for a request to refuse.
+async fn read_request(stream: &mut UnixStream) -> Result<Parsed, u16> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(end) = http_request::head_end(&buf) {
+            let req = http_request::parse_head(&buf[..end])?;
+            if req.content_length > MAX_BODY {
+                return Err(413);
+            }
+            let mut have = buf.len() - end;
+            while have < req.content_length {
+                let n = stream.read(&mut chunk).await.map_err(|_| 400u16)?;
+                if n == 0 {
+                    return Err(400);
+                }
+                have += n;
+            }
+            return Ok(req);
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(431);
+        }
+        let n = stream.read(&mut chunk).await.map_err(|_| 400u16)?;
+        if n == 0 {
+            return Err(400);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn route(req: &Parsed, source: &dyn HealthSource) -> Vec<u8> {
+    let head_only = req.method == "HEAD";
+    let get = req.method == "GET" || head_only;
+    let (status, ctype, body, extra): (u16, &str, String, &[(&str, &str)]) = match req.path.as_str()
+    {
+        "/health" if get => {
+            let (converged, json) = source.health();
+            (
+                if converged { 200 } else { 503 },
+                "application/json",
+                json,
+                &[],
+            )
+        }
+        "/metrics" if get => (200, "text/plain; version=0.0.4", source.metrics(), &[]),
+        "/kick" if req.method == "POST" => {
+            source.kick();
+            (202, "application/json", "{\"kicked\":true}".into(), &[])
+        }
+        "/health" | "/metrics" => (
+            405,
+            "text/plain",
+            "method not allowed\n".into(),
+            &[("Allow", "GET, HEAD")],
+        ),
+        "/kick" => (
+            405,
+            "text/plain",
+            "method not allowed\n".into(),
+            &[("Allow", "POST")],
+        ),
+        _ => (
+            404,
+            "text/plain",
+            "not found: try /health, /metrics or POST /kick\n".into(),
+            &[],
+        ),
+    };
+    let mut r = reply(status, ctype, &body, extra);
+    if head_only && let Some(pos) = http_request::head_end(&r) {
+        r.truncate(pos);
+    }
+    r
+}
+
+fn reply(status: u16, ctype: &str, body: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        http_request::reason(status),
+        body.len()
+    );
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}

@@ -1,0 +1,580 @@
+//! Typed, validated settings. `load()` merges the sources (config.rs), reads
+//! repmgr.conf for `node_id`/`conninfo` when they are not set, fills the password
+//! from `.pgpass`, and reports every problem at once, one line each ("key: problem");
+//! the CLI exits 78 (EX_CONFIG) on them. No password ever appears in Debug, errors
+//! or `redacted_toml()`.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use tokio_postgres::config::{Host, SslMode};
+
+use crate::config::{self, RawConfig, Source};
+use crate::{pgpass, repmgr_conf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnStop {
+    Keep,
+    Release,
+}
+
+#[derive(Clone)]
+pub struct PgSettings {
+    pub config: tokio_postgres::Config,
+    pub conninfo_redacted: String,
+}
+
+impl fmt::Debug for PgSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgSettings")
+            .field("conninfo", &self.conninfo_redacted)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub enabled: bool,
+    pub region: Option<String>,
+    pub eni_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub verify_interval: Duration,
+    pub cloud_unknown_hold: Duration,
+    pub fence_command: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub vip: Ipv4Addr,
+    pub interface: String,
+    pub prefix_len: Option<u8>,
+    pub node_id: i32,
+    pub pg: PgSettings,
+    pub interval: Duration,
+    pub pg_timeout: Duration,
+    pub pg_unknown_hold: Duration,
+    pub on_stop: OnStop,
+    pub socket: PathBuf,
+    pub socket_mode: u32,
+    pub log_level: String,
+    pub aws: AwsSettings,
+    pub source: Source,
+    /// Non-fatal findings (e.g. an insecure .pgpass), logged at start.
+    pub warnings: Vec<String>,
+}
+
+/// Every problem found, one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl ConfigErrors {
+    pub const EXIT_CODE: i32 = 78;
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "config error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+pub fn default_socket() -> PathBuf {
+    PathBuf::from(RawConfig::default().socket)
+}
+
+/// Load from the file (or the default path) and the process environment.
+pub fn load(path: Option<&Path>) -> Result<Settings, ConfigErrors> {
+    load_from(path, std::env::vars(), pgpass::default_path())
+}
+
+/// `load` with injected environment and .pgpass path (tests).
+pub fn load_from(
+    path: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    pgpass_path: Option<PathBuf>,
+) -> Result<Settings, ConfigErrors> {
+    let (raw, source) = config::load_raw(path, env)
+        .map_err(|e| ConfigErrors(e.lines().map(str::to_owned).collect()))?;
+    validate(&raw, source, pgpass_path)
+}
+
+/// "1s", "500ms", "2m", "1h"; "0s" is allowed. Bare numbers are refused: units matter.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like \"1s\" or \"500ms\""))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
+        "" => Err(format!("{s:?} has no unit: write \"{n}s\" or \"{n}ms\"")),
+        _ => Err(format!("{s:?} has an unknown unit (use ms, s, m or h)")),
+    }
+}
+
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() != 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs())
+    }
+}
+
+/// Collects problems instead of stopping at the first.
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn take<T>(&mut self, key: &str, r: Result<T, String>) -> Option<T> {
+        r.map_err(|e| self.0.push(format!("{key}: {e}"))).ok()
+    }
+    fn duration(&mut self, key: &str, v: &str, min: Duration, max: Duration) -> Option<Duration> {
+        let d = parse_duration(v).and_then(|d| {
+            if d < min || d > max {
+                Err(format!(
+                    "{v} is outside {}..={}",
+                    format_duration(min),
+                    format_duration(max)
+                ))
+            } else {
+                Ok(d)
+            }
+        });
+        self.take(key, d)
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn validate(
+    raw: &RawConfig,
+    source: Source,
+    pgpass_path: Option<PathBuf>,
+) -> Result<Settings, ConfigErrors> {
+    let mut p = Problems(Vec::new());
+    let mut warnings = Vec::new();
+    let vip = match &raw.vip {
+        None => p.take::<Ipv4Addr>("vip", Err("is required (the virtual IPv4 address)".into())),
+        Some(v) => p.take(
+            "vip",
+            Ipv4Addr::from_str(v.trim()).map_err(|_| format!("{v:?} is not an IPv4 address")),
+        ),
+    };
+    let interface = match &raw.interface {
+        None => p.take::<String>("interface", Err("is required (e.g. \"ens5\")".into())),
+        Some(i) if i.is_empty() || i.len() > 15 || i.contains(['/', ' ', '\t', ':']) => p
+            .take::<String>(
+                "interface",
+                Err(format!("{i:?} is not a valid interface name")),
+            ),
+        Some(i) => Some(i.clone()),
+    };
+    let prefix_len = match raw.prefix_len {
+        None => Some(None),
+        Some(n) if (1..=32).contains(&n) => Some(u8::try_from(n).ok()),
+        Some(n) => p.take("prefix_len", Err(format!("{n} is outside 1..=32"))),
+    };
+    let interval = p.duration(
+        "interval",
+        &raw.interval,
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+    );
+    let pg_timeout = p.duration(
+        "pg_timeout",
+        &raw.pg_timeout,
+        Duration::from_millis(100),
+        Duration::from_secs(30),
+    );
+    let pg_unknown_hold = p.duration(
+        "pg_unknown_hold",
+        &raw.pg_unknown_hold,
+        Duration::ZERO,
+        HOUR,
+    );
+    let on_stop = match raw.on_stop.as_str() {
+        "keep" => Some(OnStop::Keep),
+        "release" => Some(OnStop::Release),
+        other => p.take(
+            "on_stop",
+            Err(format!("{other:?} must be \"keep\" or \"release\"")),
+        ),
+    };
+    let socket_mode = p.take(
+        "socket_mode",
+        u32::from_str_radix(raw.socket_mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| format!("{:?} is not an octal mode like \"0660\"", raw.socket_mode)),
+    );
+    if !Path::new(&raw.socket).is_absolute() {
+        p.0.push(format!("socket: {:?} must be an absolute path", raw.socket));
+    }
+    let log_level = match raw.log_level.as_str() {
+        l @ ("error" | "warn" | "info" | "debug" | "trace") => Some(l.to_owned()),
+        other => p.take(
+            "log_level",
+            Err(format!(
+                "{other:?} must be error, warn, info, debug or trace"
+            )),
+        ),
+    };
+    let aws = validate_aws(&mut p, &raw.aws);
+    let (node_id, pg) = node_and_conninfo(&mut p, raw, pg_timeout, pgpass_path, &mut warnings);
+    if !p.0.is_empty() {
+        return Err(ConfigErrors(p.0));
+    }
+    let (
+        Some(vip),
+        Some(interface),
+        Some(prefix_len),
+        Some(interval),
+        Some(pg_timeout),
+        Some(pg_unknown_hold),
+    ) = (
+        vip,
+        interface,
+        prefix_len,
+        interval,
+        pg_timeout,
+        pg_unknown_hold,
+    )
+    else {
+        return Err(ConfigErrors(vec![
+            "internal: a problem was not reported".into(),
+        ]));
+    };
+    let (Some(on_stop), Some(socket_mode), Some(log_level), Some(aws), Some(node_id), Some(pg)) =
+        (on_stop, socket_mode, log_level, aws, node_id, pg)
+    else {
+        return Err(ConfigErrors(vec![
+            "internal: a problem was not reported".into(),
+        ]));
+    };
+    Ok(Settings {
+        vip,
+        interface,
+        prefix_len,
+        node_id,
+        pg,
+        interval,
+        pg_timeout,
+        pg_unknown_hold,
+        on_stop,
+        socket: PathBuf::from(&raw.socket),
+        socket_mode,
+        log_level,
+        aws,
+        source,
+        warnings,
+    })
+}
+
+fn validate_aws(p: &mut Problems, a: &config::RawAws) -> Option<AwsSettings> {
+    let id_like = |key: &str, v: &Option<String>, prefix: &str, p: &mut Problems| match v {
+        Some(s)
+            if !(s.starts_with(prefix)
+                && s.len() > prefix.len()
+                && s[prefix.len()..].chars().all(|c| c.is_ascii_hexdigit())) =>
+        {
+            p.0.push(format!("aws.{key}: {s:?} does not look like {prefix}<hex>"));
+        }
+        _ => {}
+    };
+    id_like("eni_id", &a.eni_id, "eni-", p);
+    id_like("subnet_id", &a.subnet_id, "subnet-", p);
+    if a.fence_command
+        .as_deref()
+        .is_some_and(|c| c.trim().is_empty())
+    {
+        p.0.push("aws.fence_command: is empty (remove the key to disable fencing)".into());
+    }
+    let verify_interval = p.duration(
+        "aws.verify_interval",
+        &a.verify_interval,
+        Duration::from_secs(5),
+        HOUR,
+    )?;
+    let cloud_unknown_hold = p.duration(
+        "aws.cloud_unknown_hold",
+        &a.cloud_unknown_hold,
+        Duration::ZERO,
+        HOUR,
+    )?;
+    Some(AwsSettings {
+        enabled: a.enabled,
+        region: a.region.clone(),
+        eni_id: a.eni_id.clone(),
+        subnet_id: a.subnet_id.clone(),
+        verify_interval,
+        cloud_unknown_hold,
+        fence_command: a.fence_command.clone(),
+    })
+}
+
+/// node_id and conninfo: explicit keys win, else repmgr.conf supplies them.
+fn node_and_conninfo(
+    p: &mut Problems,
+    raw: &RawConfig,
+    pg_timeout: Option<Duration>,
+    pgpass_path: Option<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> (Option<i32>, Option<PgSettings>) {
+    let needs_repmgr = raw.node_id.is_none() || raw.conninfo.is_none();
+    let repmgr = if needs_repmgr {
+        match std::fs::read_to_string(&raw.repmgr_config) {
+            Ok(text) => p.take(
+                "repmgr_config",
+                repmgr_conf::parse(&text).map_err(|e| format!("{}: {e}", raw.repmgr_config)),
+            ),
+            Err(e) => p.take(
+                "repmgr_config",
+                Err(format!(
+                    "cannot read {} ({e}); set node_id and conninfo explicitly or fix the path",
+                    raw.repmgr_config
+                )),
+            ),
+        }
+    } else {
+        None
+    };
+    let from_repmgr = |k: &str| repmgr.as_ref().and_then(|m| m.get(k).cloned());
+    let node_id = match raw
+        .node_id
+        .map(|n| n.to_string())
+        .or_else(|| from_repmgr("node_id"))
+    {
+        Some(s) => p.take(
+            "node_id",
+            s.parse::<i32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{s:?} is not a positive integer")),
+        ),
+        None if repmgr.is_some() => p.take(
+            "node_id",
+            Err(format!("not set, and {} has no node_id", raw.repmgr_config)),
+        ),
+        None => None,
+    };
+    let conninfo = match raw.conninfo.clone().or_else(|| from_repmgr("conninfo")) {
+        Some(c) => Some(c),
+        None if repmgr.is_some() => p.take(
+            "conninfo",
+            Err(format!(
+                "not set, and {} has no conninfo",
+                raw.repmgr_config
+            )),
+        ),
+        None => None,
+    };
+    let pg =
+        conninfo.and_then(|c| p.take("conninfo", pg_config(&c, pg_timeout, pgpass_path, warnings)));
+    (node_id, pg)
+}
+
+fn pg_config(
+    conninfo: &str,
+    pg_timeout: Option<Duration>,
+    pgpass_path: Option<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<PgSettings, String> {
+    let mut cfg = tokio_postgres::Config::from_str(conninfo).map_err(|e| {
+        format!("cannot parse ({e}); expected libpq key=value pairs or a postgres:// URI")
+    })?;
+    if cfg.get_hosts().is_empty() {
+        cfg.host_path("/var/run/postgresql");
+    }
+    if cfg.get_ports().is_empty() {
+        cfg.port(5432);
+    }
+    let Some(user) = cfg.get_user().map(str::to_owned) else {
+        return Err("no user: add user=... (the repmgr superuser is recommended)".into());
+    };
+    if matches!(cfg.get_ssl_mode(), SslMode::Require) {
+        return Err("sslmode=require is not supported: vip-arbiter talks to the local server without TLS (use a unix socket or sslmode=prefer/disable)".into());
+    }
+    if cfg.get_connect_timeout().is_none()
+        && let Some(t) = pg_timeout
+    {
+        cfg.connect_timeout(t);
+    }
+    if cfg.get_password().is_none()
+        && let Some(path) = pgpass_path
+    {
+        let host = match cfg.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        };
+        let port = cfg.get_ports().first().copied().unwrap_or(5432);
+        let dbname = cfg.get_dbname().unwrap_or(&user).to_owned();
+        let target = pgpass::Target {
+            host: &host,
+            port,
+            dbname: &dbname,
+            user: &user,
+        };
+        match pgpass::lookup(&path, &target) {
+            pgpass::Lookup::Found(pw) => {
+                cfg.password(pw);
+            }
+            pgpass::Lookup::Insecure(p) => warnings.push(format!(
+                "{} is readable by group or others: ignored, as libpq does (chmod 0600 it)",
+                p.display()
+            )),
+            pgpass::Lookup::NotFound => {}
+        }
+    }
+    cfg.application_name("vip-arbiter");
+    Ok(PgSettings {
+        conninfo_redacted: redact_conninfo(conninfo),
+        config: cfg,
+    })
+}
+
+/// The conninfo with any password value replaced, for logs and `check-config`.
+pub fn redact_conninfo(conninfo: &str) -> String {
+    let c = conninfo.trim();
+    if let Some(scheme_end) = c.find("://") {
+        // postgres://user:password@host/db?password=x → both masked.
+        let (head, rest) = c.split_at(scheme_end + 3);
+        let rest = match rest.split_once('@') {
+            Some((auth, tail)) if auth.contains(':') && !auth.contains('/') => {
+                format!("{}:********@{tail}", auth.split(':').next().unwrap_or(""))
+            }
+            _ => rest.to_owned(),
+        };
+        let rest = match rest.split_once('?') {
+            Some((path, query)) => {
+                let q: Vec<String> = query
+                    .split('&')
+                    .map(|kv| {
+                        if kv.starts_with("password=") {
+                            "password=********".into()
+                        } else {
+                            kv.to_owned()
+                        }
+                    })
+                    .collect();
+                format!("{path}?{}", q.join("&"))
+            }
+            None => rest,
+        };
+        return format!("{head}{rest}");
+    }
+    let mut out = Vec::new();
+    let mut chars = c.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && !c.is_whitespace())).collect();
+        if key.is_empty() {
+            break;
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next_if_eq(&'=').is_none() {
+            out.push(key);
+            continue;
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            value.push('\'');
+            while let Some(ch) = chars.next() {
+                value.push(ch);
+                if ch == '\\' {
+                    value.extend(chars.next());
+                } else if ch == '\'' {
+                    break;
+                }
+            }
+        } else {
+            value.extend(std::iter::from_fn(|| chars.next_if(|c| !c.is_whitespace())));
+        }
+        if key == "password" {
+            value = "********".into();
+        }
+        out.push(format!("{key}={value}"));
+    }
+    out.join(" ")
+}
+
+impl Settings {
+    /// The effective configuration as TOML, password masked.
+    pub fn redacted_toml(&self) -> String {
+        let opt = |v: &Option<String>| {
+            v.as_ref()
+                .map_or("(unset)".to_owned(), |s| format!("{s:?}"))
+        };
+        let mut s = String::new();
+        if let Some(f) = &self.source.file {
+            s.push_str(&format!(
+                "# from {} and VIP_ARBITER_* environment\n",
+                f.display()
+            ));
+        } else {
+            s.push_str("# from built-in defaults and VIP_ARBITER_* environment (no config file)\n");
+        }
+        s.push_str(&format!(
+            "vip = \"{}\"\ninterface = {:?}\n",
+            self.vip, self.interface
+        ));
+        s.push_str(&format!(
+            "prefix_len = {}\n",
+            self.prefix_len
+                .map_or("(from the interface's own address)".into(), |p| p
+                    .to_string())
+        ));
+        s.push_str(&format!(
+            "node_id = {}\nconninfo = {:?}\n",
+            self.node_id, self.pg.conninfo_redacted
+        ));
+        s.push_str(&format!(
+            "interval = \"{}\"\npg_timeout = \"{}\"\npg_unknown_hold = \"{}\"\non_stop = \"{}\"\n",
+            format_duration(self.interval),
+            format_duration(self.pg_timeout),
+            format_duration(self.pg_unknown_hold),
+            if self.on_stop == OnStop::Keep {
+                "keep"
+            } else {
+                "release"
+            }
+        ));
+        s.push_str(&format!(
+            "socket = {:?}\nsocket_mode = \"{:04o}\"\nlog_level = {:?}\n\n[aws]\n",
+            self.socket.display().to_string(),
+            self.socket_mode,
+            self.log_level
+        ));
+        let a = &self.aws;
+        s.push_str(&format!(
+            "enabled = {}\nregion = {}\neni_id = {}\nsubnet_id = {}\nverify_interval = \"{}\"\ncloud_unknown_hold = \"{}\"\nfence_command = {}\n",
+            a.enabled,
+            opt(&a.region),
+            opt(&a.eni_id),
+            opt(&a.subnet_id),
+            format_duration(a.verify_interval),
+            format_duration(a.cloud_unknown_hold),
+            opt(&a.fence_command)
+        ));
+        s
+    }
+}
+
+#[cfg(test)]
+#[path = "settings_tests.rs"]
+mod tests;
