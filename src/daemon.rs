@@ -144,8 +144,14 @@ pub async fn run(
         health.clone(),
         shutdown.token(),
     ));
-    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(StartupError::Signals)?;
+    let (hangup_tx, hangups) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while sighup.recv().await.is_some() {
+            let _ = hangup_tx.try_send(());
+        }
+    });
     info!(vip = %s.vip, interface = %s.interface, prefix_len, node_id = s.node_id,
         aws = s.aws.enabled, interval_ms = u64::try_from(s.interval.as_millis()).unwrap_or(u64::MAX), "starting");
     let identity = Identity {

@@ -43,8 +43,8 @@ pub struct Control<R> {
     pub kicks: mpsc::Receiver<()>,
     pub shutdown: Shutdown,
     pub reload: R,
-    /// SIGHUP stream; `None` in tests that do not reload.
-    pub hangups: Option<tokio::signal::unix::Signal>,
+    /// One message per SIGHUP (the daemon forwards the signal; tests send directly).
+    pub hangups: Option<mpsc::Receiver<()>>,
 }
 
 pub async fn run<P, K, C, F, R>(
@@ -156,7 +156,7 @@ async fn wait_next<R>(ctl: &mut Control<R>, at: Instant) -> Wake {
             Wake::Kick
         }
         () = ctl.shutdown.cancelled() => Wake::Stop,
-        _ = hangup => Wake::Hangup,
+        Some(()) = hangup => Wake::Hangup,
     }
 }
 

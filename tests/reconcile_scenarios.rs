@@ -1,0 +1,336 @@
+//! Whole passes (observe → decide → act → settle) over fakes, with time stepped by
+//! hand: the scenarios of the claim protocol and the API budget, deterministic.
+
+mod support;
+
+use std::time::Duration;
+
+use support::fakes::{self, Fake, ME, OTHER, Shared};
+use vip_arbiter::backoff::Backoff;
+use vip_arbiter::claim::Claim;
+use vip_arbiter::decide::{CloudPolicy, Memory, Policy};
+use vip_arbiter::plan::Verdict;
+use vip_arbiter::reconcile::{self, Limits, PassReport, World};
+
+fn policy(cloud: bool) -> Policy {
+    Policy {
+        node_id: 1,
+        prefix_len: 32,
+        pg_unknown_hold: Duration::from_secs(10),
+        cloud: cloud.then(|| CloudPolicy {
+            verify_interval: Duration::from_secs(30),
+            cloud_unknown_hold: Duration::from_secs(300),
+            backoff: Backoff::default(),
+            fence_configured: true,
+        }),
+    }
+}
+
+const LIMITS: Limits = Limits {
+    observe: Duration::from_secs(1),
+    cloud: Duration::from_secs(1),
+    step: Duration::from_secs(1),
+};
+
+struct Node {
+    world: World<Fake, Fake, Fake, Fake>,
+    mem: Memory,
+    policy: Policy,
+    now: Duration,
+    state: Shared,
+}
+
+impl Node {
+    fn new(cloud: bool) -> Self {
+        let state = fakes::shared();
+        let f = Fake(state.clone());
+        Node {
+            world: World {
+                pg: f.clone(),
+                kernel: f.clone(),
+                cloud: f.clone(),
+                fencer: f,
+            },
+            mem: Memory::default(),
+            policy: policy(cloud),
+            now: Duration::ZERO,
+            state,
+        }
+    }
+
+    fn set(&self, f: impl FnOnce(&mut fakes::WorldState)) {
+        f(&mut self.state.lock().expect("lock"));
+    }
+
+    fn get<T>(&self, f: impl FnOnce(&fakes::WorldState) -> T) -> T {
+        f(&self.state.lock().expect("lock"))
+    }
+
+    /// One pass at the current time, then time moves on by a second.
+    fn pass(&mut self) -> PassReport {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (report, mem) = rt.block_on(reconcile::pass(
+            &mut self.world,
+            &self.mem,
+            &self.policy,
+            LIMITS,
+            self.now,
+            u32::MAX,
+        ));
+        self.mem = mem;
+        self.now += Duration::from_secs(1);
+        report
+    }
+
+    fn calls(&self) -> usize {
+        self.get(|w| w.ec2_calls.len())
+    }
+}
+
+#[test]
+fn failover_takeover_costs_four_calls_and_orders_kernel_last() {
+    let mut n = Node::new(true);
+    n.set(|w| {
+        w.pg = Some(fakes::primary(2));
+        w.holder = Some(OTHER.into());
+        w.tags.insert(
+            OTHER.into(),
+            Claim {
+                timeline: 1,
+                node_id: 2,
+            },
+        );
+    });
+    let r = n.pass();
+    assert_eq!(r.verdict, Verdict::Acquiring);
+    assert_eq!(
+        n.get(|w| w.ec2_calls.clone()),
+        vec![
+            "DescribeNetworkInterfaces",
+            "CreateTags",
+            "AssignPrivateIpAddresses",
+            "DescribeNetworkInterfaces"
+        ]
+    );
+    assert_eq!(
+        n.get(|w| (w.holder.clone(), w.kernel)),
+        (Some(ME.into()), Some(32))
+    );
+    assert_eq!(
+        n.get(|w| w.tags[ME]),
+        Claim {
+            timeline: 2,
+            node_id: 1
+        }
+    );
+    let r = n.pass();
+    assert_eq!(r.verdict, Verdict::Holding);
+    assert!(r.converged());
+    assert_eq!(n.calls(), 4, "no call right after a verified takeover");
+}
+
+#[test]
+fn stale_primary_never_takes_back_and_fences_once() {
+    let mut n = Node::new(true);
+    n.set(|w| {
+        w.pg = Some(fakes::primary(1));
+        w.kernel = Some(32);
+        w.holder = Some(OTHER.into());
+        w.tags.insert(
+            OTHER.into(),
+            Claim {
+                timeline: 2,
+                node_id: 2,
+            },
+        );
+    });
+    for _ in 0..60 {
+        let r = n.pass();
+        assert_eq!(r.verdict.kind(), "stale-primary");
+    }
+    assert_eq!(
+        n.get(|w| w.holder.clone()),
+        Some(OTHER.into()),
+        "zero moves"
+    );
+    assert_eq!(n.get(|w| w.kernel), None, "kernel address removed");
+    assert_eq!(
+        n.get(|w| w.fences.clone()),
+        vec![OTHER.to_owned()],
+        "fence ran once"
+    );
+    let assigns = n.get(|w| {
+        w.ec2_calls
+            .iter()
+            .filter(|c| **c == "AssignPrivateIpAddresses")
+            .count()
+    });
+    assert_eq!(assigns, 0);
+    assert!(
+        n.calls() <= 3,
+        "a settled stale primary looks once per verify_interval: {}",
+        n.calls()
+    );
+}
+
+#[test]
+fn equal_timelines_never_flap() {
+    // Two primaries on the same timeline: neither may take from the other.
+    let mut a = Node::new(true);
+    a.set(|w| {
+        w.pg = Some(fakes::primary(3));
+        w.holder = Some(OTHER.into());
+        w.tags.insert(
+            OTHER.into(),
+            Claim {
+                timeline: 3,
+                node_id: 2,
+            },
+        );
+    });
+    for _ in 0..10 {
+        a.pass();
+    }
+    assert_eq!(a.get(|w| w.holder.clone()), Some(OTHER.into()));
+}
+
+#[test]
+fn throttled_takeover_converges_after_backoff_without_early_kernel_add() {
+    let mut n = Node::new(true);
+    n.set(|w| {
+        w.pg = Some(fakes::primary(2));
+        w.ec2_failures = 3;
+    });
+    let mut passes = 0;
+    while n.get(|w| w.kernel).is_none() {
+        let r = n.pass();
+        passes += 1;
+        if n.get(|w| w.holder.as_deref() != Some(ME)) {
+            assert_eq!(
+                n.get(|w| w.kernel),
+                None,
+                "kernel added without confirmation"
+            );
+        }
+        assert!(passes < 30, "did not converge: {:?}", r.verdict);
+    }
+    // Failures at 0 s, 1 s and 3 s (backoff 1 s, 2 s), success at 7 s (backoff 4 s).
+    assert_eq!(passes, 8, "converges one backoff step after the fault ends");
+    assert_eq!(n.get(|w| w.holder.clone()), Some(ME.into()));
+}
+
+#[test]
+fn unauthorized_is_critical_and_names_the_action() {
+    let mut n = Node::new(true);
+    n.set(|w| {
+        w.pg = Some(fakes::primary(2));
+        w.holder = None;
+        w.ec2_failures = 2;
+        w.ec2_failure_code = "UnauthorizedOperation".into();
+    });
+    let r = n.pass();
+    assert_eq!(
+        r.verdict.severity(),
+        vip_arbiter::plan::Severity::Critical,
+        "{}",
+        r.verdict
+    );
+}
+
+#[test]
+fn standby_makes_no_ec2_calls_and_removes_a_hand_added_address() {
+    let mut n = Node::new(true);
+    n.set(|w| {
+        w.pg = Some(fakes::standby());
+        w.kernel = Some(32);
+        w.holder = Some(ME.into());
+    });
+    let r = n.pass();
+    assert_eq!(r.verdict.kind(), "releasing");
+    assert_eq!(n.get(|w| w.kernel), None, "removed within one pass");
+    for _ in 0..3600 {
+        n.pass();
+    }
+    assert_eq!(n.calls(), 0, "standby: zero EC2 calls in an hour");
+}
+
+#[test]
+fn converged_primary_verifies_once_per_verify_interval() {
+    let mut n = Node::new(true);
+    n.set(|w| {
+        w.pg = Some(fakes::primary(1));
+        w.holder = Some(ME.into());
+        w.kernel = Some(32);
+        w.tags.insert(
+            ME.into(),
+            Claim {
+                timeline: 1,
+                node_id: 1,
+            },
+        );
+    });
+    for _ in 0..3600 {
+        n.pass();
+    }
+    assert_eq!(n.calls(), 120, "one describe per 30 s over an hour");
+}
+
+#[test]
+fn ec2_drift_is_repaired_within_verify_interval() {
+    let mut n = Node::new(true);
+    n.set(|w| {
+        w.pg = Some(fakes::primary(2));
+        w.holder = Some(ME.into());
+        w.kernel = Some(32);
+        w.tags.insert(
+            ME.into(),
+            Claim {
+                timeline: 2,
+                node_id: 1,
+            },
+        );
+    });
+    n.pass();
+    // Someone moves the VIP by hand to the standby's ENI, which has no claim tag.
+    n.set(|w| w.holder = Some(OTHER.into()));
+    let mut seconds = 0;
+    while n.get(|w| w.holder.as_deref() != Some(ME)) {
+        n.pass();
+        seconds += 1;
+        assert!(seconds <= 31, "not repaired within verify_interval");
+    }
+}
+
+#[test]
+fn pg_unknown_keeps_for_the_hold_then_releases() {
+    let mut n = Node::new(false);
+    n.set(|w| w.kernel = Some(32));
+    n.pass();
+    n.set(|w| w.pg = None);
+    let mut kept = 0;
+    while n.get(|w| w.kernel).is_some() {
+        let r = n.pass();
+        if n.get(|w| w.kernel).is_some() {
+            kept += 1;
+            assert_eq!(r.verdict.kind(), "pg-unknown-holding");
+        }
+        assert!(kept <= 10, "held too long");
+    }
+    assert_eq!(
+        kept, 10,
+        "kept for pg_unknown_hold = 10 s at one pass a second"
+    );
+}
+
+#[test]
+fn kernel_drift_is_repaired_in_one_pass() {
+    let mut n = Node::new(false);
+    n.pass();
+    assert_eq!(n.get(|w| w.kernel), Some(32));
+    n.set(|w| w.kernel = None);
+    n.pass();
+    assert_eq!(n.get(|w| w.kernel), Some(32));
+}

@@ -1,0 +1,264 @@
+//! The loop over fakes, in real time with short intervals: kicks coalesce, a reload
+//! with a broken config keeps the old one, stop honours `on_stop`, a second signal
+//! forces the stop, and the health snapshot is published after each pass.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use support::fakes::{self, Fake};
+use vip_arbiter::decide::Policy;
+use vip_arbiter::health::{HealthState, Identity};
+use vip_arbiter::metrics::Metrics;
+use vip_arbiter::reconcile::{Limits, World};
+use vip_arbiter::run_loop::{self, Control, LoopConfig, Reload};
+use vip_arbiter::shutdown::Shutdown;
+
+fn cfg(interval: Duration, release_on_stop: bool) -> LoopConfig {
+    LoopConfig {
+        policy: Policy {
+            node_id: 1,
+            prefix_len: 32,
+            pg_unknown_hold: Duration::from_secs(10),
+            cloud: None,
+        },
+        interval,
+        limits: Limits {
+            observe: Duration::from_secs(1),
+            cloud: Duration::from_secs(1),
+            step: Duration::from_secs(1),
+        },
+        release_on_stop,
+    }
+}
+
+type Slot = Arc<std::sync::Mutex<Result<LoopConfig, String>>>;
+
+/// Hands out whatever the test put in the slot; counts calls.
+struct ScriptedReload {
+    next: Result<LoopConfig, String>,
+    calls: Arc<AtomicU32>,
+}
+
+struct SlotReload {
+    slot: Slot,
+    calls: Arc<AtomicU32>,
+}
+
+impl Reload for SlotReload {
+    fn reload(&mut self) -> Result<LoopConfig, String> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.slot.lock().expect("lock").clone()
+    }
+}
+
+struct Harness {
+    state: fakes::Shared,
+    health: Arc<HealthState>,
+    shutdown: Shutdown,
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn passes(h: &Harness) -> u64 {
+    h.health.current().map_or(0, |s| s.pass_count)
+}
+
+/// Run the loop until `script` returns, then stop it and wait for it to finish.
+async fn with_loop<F, Fut>(config: LoopConfig, reload: ScriptedReload, script: F) -> Harness
+where
+    F: FnOnce(Arc<Harness>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (_tx, rx) = tokio::sync::mpsc::channel(1);
+    with_loop_hup(config, reload, rx, |h, _| script(h)).await
+}
+
+async fn with_loop_hup<F, Fut>(
+    config: LoopConfig,
+    reload: ScriptedReload,
+    hangups: tokio::sync::mpsc::Receiver<()>,
+    script: F,
+) -> Harness
+where
+    F: FnOnce(Arc<Harness>, Slot) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let slot: Slot = Arc::new(std::sync::Mutex::new(reload.next));
+    let reload = SlotReload {
+        slot: slot.clone(),
+        calls: reload.calls,
+    };
+    let state = fakes::shared();
+    let (health, kicks) = HealthState::new(Arc::new(Metrics::default()));
+    let shutdown = Shutdown::new();
+    let f = Fake(state.clone());
+    let mut world = World {
+        pg: f.clone(),
+        kernel: f.clone(),
+        cloud: f.clone(),
+        fencer: f,
+    };
+    let ctl = Control {
+        health: health.clone(),
+        identity: Identity {
+            node_id: 1,
+            vip: "10.77.0.100".into(),
+            interface: "ens5".into(),
+        },
+        kicks,
+        shutdown: shutdown.clone(),
+        reload,
+        hangups: Some(hangups),
+    };
+    let h = Arc::new(Harness {
+        state,
+        health,
+        shutdown,
+    });
+    let looping = run_loop::run(&mut world, config, ctl);
+    let driver = async {
+        script(h.clone(), slot).await;
+        h.shutdown.trigger();
+    };
+    tokio::join!(looping, driver);
+    Arc::try_unwrap(h).unwrap_or_else(|_| panic!("harness still shared"))
+}
+
+fn no_reload() -> ScriptedReload {
+    ScriptedReload {
+        next: Err("not used".into()),
+        calls: Arc::new(AtomicU32::new(0)),
+    }
+}
+
+#[test]
+fn kick_burst_is_one_pass() {
+    let h = rt().block_on(with_loop(
+        cfg(Duration::from_secs(3600), false),
+        no_reload(),
+        |h| async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(passes(&h), 1, "startup pass only");
+            for _ in 0..50 {
+                vip_arbiter::health_socket::HealthSource::kick(h.health.as_ref());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(passes(&h), 2, "50 kicks in a burst make one pass");
+            vip_arbiter::health_socket::HealthSource::kick(h.health.as_ref());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(passes(&h), 3, "a later kick makes another");
+        },
+    ));
+    let snap = h.health.current().expect("snapshot");
+    assert_eq!(snap.verdict_kind, "holding");
+    assert!(snap.converged);
+}
+
+#[test]
+fn interval_drives_passes_without_kicks() {
+    rt().block_on(with_loop(
+        cfg(Duration::from_millis(100), false),
+        no_reload(),
+        |h| async move {
+            tokio::time::sleep(Duration::from_millis(1050)).await;
+            let n = passes(&h);
+            assert!(
+                (8..=12).contains(&n),
+                "about ten passes in a second at 100 ms: {n}"
+            );
+        },
+    ));
+}
+
+#[test]
+fn stop_keeps_the_address_by_default_and_releases_on_request() {
+    let h = rt().block_on(with_loop(
+        cfg(Duration::from_millis(50), false),
+        no_reload(),
+        |_| async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        },
+    ));
+    assert_eq!(
+        h.state.lock().expect("lock").kernel,
+        Some(32),
+        "on_stop = keep"
+    );
+    let h = rt().block_on(with_loop(
+        cfg(Duration::from_millis(50), true),
+        no_reload(),
+        |_| async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        },
+    ));
+    let w = h.state.lock().expect("lock");
+    assert_eq!(w.kernel, None, "on_stop = release");
+    assert_eq!(w.kernel_ops.last(), Some(&"remove"));
+}
+
+#[test]
+fn broken_reload_keeps_old_config_and_good_one_applies() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let reload = ScriptedReload {
+        next: Err("vip: \"x\" is not an IPv4 address".into()),
+        calls: calls.clone(),
+    };
+    let fast = cfg(Duration::from_millis(50), false);
+    rt().block_on(with_loop_hup(
+        cfg(Duration::from_secs(3600), false),
+        reload,
+        rx,
+        |h, reload_next| async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tx.send(()).await.expect("hangup");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            // The refused reload left the 1 h interval in force: only startup + the reload pass.
+            assert_eq!(passes(&h), 2, "old config kept");
+            *reload_next.lock().expect("lock") = Ok(fast);
+            tx.send(()).await.expect("hangup");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(
+                passes(&h) >= 8,
+                "new 50 ms interval applied: {}",
+                passes(&h)
+            );
+        },
+    ));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn pg_down_is_reported_and_counted() {
+    let h = rt().block_on(with_loop(
+        cfg(Duration::from_millis(50), false),
+        no_reload(),
+        |h| async move {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            h.state.lock().expect("lock").pg = None;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        },
+    ));
+    let snap = h.health.current().expect("snapshot");
+    assert_eq!(snap.verdict_kind, "pg-unknown-holding");
+    assert_eq!(snap.role, "unknown");
+    assert!(!snap.converged);
+    assert_eq!(snap.check_line().0, 1, "WARNING while holding");
+    let metrics = h.health.metrics.prometheus();
+    assert!(
+        metrics.contains("vip_arbiter_observer_failures_total{observer=\"pg\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vip_arbiter_verdict{verdict=\"pg-unknown-holding\"} 1"),
+        "{metrics}"
+    );
+}

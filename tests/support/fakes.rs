@@ -1,0 +1,177 @@
+//! In-memory fakes of every observer and actuator, for loop-level tests of fault
+//! cases real parts cannot produce on demand. The world is shared state that tests
+//! change between passes and inspect afterwards.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use vip_arbiter::act::{Applied, CloudActuator, Fencer, KernelActuator, StepError};
+use vip_arbiter::claim::Claim;
+use vip_arbiter::observation::{ClaimTag, CloudView, KernelView, PgRole, PgView, RepmgrSays};
+use vip_arbiter::observe::{CloudSource, KernelSource, PgReport, PgSource};
+
+pub const ME: &str = "eni-0me";
+pub const OTHER: &str = "eni-0other";
+
+/// Everything the fakes share: one node's PostgreSQL and kernel, and EC2.
+#[derive(Debug, Default)]
+pub struct WorldState {
+    pub pg: Option<PgView>,
+    pub kernel: Option<u8>,
+    pub kernel_error: Option<String>,
+    /// Which ENI holds the VIP at EC2.
+    pub holder: Option<String>,
+    pub tags: HashMap<String, Claim>,
+    /// While > 0, every EC2 call fails with this code and decrements the count.
+    pub ec2_failures: u32,
+    pub ec2_failure_code: String,
+    pub ec2_calls: Vec<&'static str>,
+    pub fences: Vec<String>,
+    pub kernel_ops: Vec<&'static str>,
+}
+
+pub type Shared = Arc<Mutex<WorldState>>;
+
+pub fn shared() -> Shared {
+    Arc::new(Mutex::new(WorldState {
+        pg: Some(primary(1)),
+        ec2_failure_code: "RequestLimitExceeded".into(),
+        ..WorldState::default()
+    }))
+}
+
+pub fn primary(timeline: u32) -> PgView {
+    PgView::Known {
+        role: PgRole::Primary { timeline },
+        repmgr: RepmgrSays::SelfPrimary,
+    }
+}
+
+pub fn standby() -> PgView {
+    PgView::Known {
+        role: PgRole::Standby,
+        repmgr: RepmgrSays::SelfNotPrimary,
+    }
+}
+
+#[derive(Clone)]
+pub struct Fake(pub Shared);
+
+impl Fake {
+    fn with<T>(&self, f: impl FnOnce(&mut WorldState) -> T) -> T {
+        f(&mut self.0.lock().expect("fake world lock"))
+    }
+
+    fn ec2_call(&self, action: &'static str) -> Result<(), StepError> {
+        self.with(|w| {
+            w.ec2_calls.push(action);
+            if w.ec2_failures > 0 {
+                w.ec2_failures -= 1;
+                return Err(StepError {
+                    message: format!("{action}: injected"),
+                    code: Some(w.ec2_failure_code.clone()),
+                    needs_operator: w.ec2_failure_code == "UnauthorizedOperation",
+                });
+            }
+            Ok(())
+        })
+    }
+}
+
+impl PgSource for Fake {
+    async fn observe(&mut self) -> PgReport {
+        let view = self
+            .with(|w| w.pg.clone())
+            .unwrap_or_else(|| PgView::Unknown("connection refused".into()));
+        PgReport {
+            view,
+            repmgr_primary: None,
+        }
+    }
+}
+
+impl KernelSource for Fake {
+    async fn observe(&self) -> KernelView {
+        self.with(|w| match (&w.kernel_error, w.kernel) {
+            (Some(e), _) => KernelView::Unknown(e.clone()),
+            (None, Some(p)) => KernelView::Present { prefix_len: p },
+            (None, None) => KernelView::Absent,
+        })
+    }
+}
+
+impl KernelActuator for Fake {
+    async fn add(&self, prefix_len: u8) -> Result<Applied, StepError> {
+        self.with(|w| {
+            w.kernel_ops.push("add");
+            let was = w.kernel.replace(prefix_len);
+            Ok(if was == Some(prefix_len) {
+                Applied::AlreadyDone
+            } else {
+                Applied::Changed
+            })
+        })
+    }
+    async fn remove(&self) -> Result<Applied, StepError> {
+        self.with(|w| {
+            w.kernel_ops.push("remove");
+            Ok(if w.kernel.take().is_some() {
+                Applied::Changed
+            } else {
+                Applied::AlreadyDone
+            })
+        })
+    }
+}
+
+impl CloudSource for Fake {
+    async fn observe(&self) -> CloudView {
+        if let Err(e) = self.ec2_call("DescribeNetworkInterfaces") {
+            return CloudView::Unknown {
+                code: e.code,
+                reason: e.message,
+            };
+        }
+        self.with(|w| {
+            let tag = |eni: &str| {
+                w.tags
+                    .get(eni)
+                    .map_or(ClaimTag::Absent, |c| ClaimTag::Valid(*c))
+            };
+            match w.holder.as_deref() {
+                None => CloudView::Nobody,
+                Some(ME) => CloudView::Me { claim: tag(ME) },
+                Some(eni) => CloudView::Other {
+                    eni: eni.to_owned(),
+                    claim: tag(eni),
+                },
+            }
+        })
+    }
+}
+
+impl CloudActuator for Fake {
+    async fn write_claim(&self, claim: Claim) -> Result<(), StepError> {
+        self.ec2_call("CreateTags")?;
+        self.with(|w| w.tags.insert(ME.into(), claim));
+        Ok(())
+    }
+    async fn assign(&self) -> Result<(), StepError> {
+        self.ec2_call("AssignPrivateIpAddresses")?;
+        self.with(|w| w.holder = Some(ME.into()));
+        Ok(())
+    }
+    async fn verify(&self) -> Result<(), StepError> {
+        match CloudSource::observe(self).await {
+            CloudView::Me { .. } => Ok(()),
+            other => Err(StepError::plain(format!("verify: {other:?}"))),
+        }
+    }
+}
+
+impl Fencer for Fake {
+    async fn fence(&self, holder: &str) -> Result<(), StepError> {
+        self.with(|w| w.fences.push(holder.to_owned()));
+        Ok(())
+    }
+}

@@ -1,0 +1,5 @@
+#![allow(dead_code)]
+//! Shared by the integration tests: fakes for loop-level tests, and the real-parts
+//! harnesses (PostgreSQL + repmgr clusters, network namespaces, the EC2 emulator).
+
+pub mod fakes;
