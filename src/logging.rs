@@ -1,6 +1,8 @@
 //! tracing setup: journald when running under systemd (JOURNAL_STREAM set), human
 //! text on stderr otherwise. The level can be changed on reload.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
@@ -34,6 +36,7 @@ pub fn init(level: &str) -> Result<LevelHandle, String> {
         Some(j) => j.with_syslog_identifier("vip-arbiter".into()).boxed(),
         None => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_target(false)
             .boxed(),
     };

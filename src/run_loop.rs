@@ -61,7 +61,7 @@ pub async fn run<P, K, C, F, R>(
     let started = Instant::now();
     let mut mem = Memory::default();
     let mut passes: u64 = 0;
-    let mut last_verdict = String::new();
+    let mut last_kind = "";
     let mut trigger = "startup";
     loop {
         while ctl.kicks.try_recv().is_ok() {}
@@ -100,9 +100,9 @@ pub async fn run<P, K, C, F, R>(
             m.action(d.step.kind(), result);
         }
         let status = report.verdict.to_string();
-        if status != last_verdict {
+        if report.verdict.kind() != last_kind {
             info!(verdict = %status, severity = ?report.verdict.severity(), "verdict changed");
-            last_verdict.clone_from(&status);
+            last_kind = report.verdict.kind();
         }
         let last_error = report
             .done

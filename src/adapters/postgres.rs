@@ -53,7 +53,8 @@ impl PgObserver {
             if let Some(at) = self.next_attempt
                 && Instant::now() < at
             {
-                return Err(format!("reconnecting after: {}", self.last_error));
+                // Same text as the failure itself, so the verdict does not flicker.
+                return Err(format!("connect: {}", self.last_error));
             }
             match self.config.connect(NoTls).await {
                 Ok((client, conn)) => {
