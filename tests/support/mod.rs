@@ -3,3 +3,4 @@
 //! harnesses (PostgreSQL + repmgr clusters, network namespaces, the EC2 emulator).
 
 pub mod fakes;
+pub mod testbed;

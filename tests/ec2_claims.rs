@@ -1,0 +1,435 @@
+//! The claim protocol against moto's EC2 (behind tests/ec2_emulator/launcher.py, on
+//! loopback): one test per row of the table in docs/decision-table.md, with the real
+//! EC2 adapter and real SDK requests; PostgreSQL and the kernel are fakes here (the
+//! namespace tests use the real ones). The emulator's call log proves the request
+//! shaping (filters, AllowReassignment) and the API budget.
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::fakes::{self, Fake, Shared};
+use support::testbed::{Emulator, sdk_client};
+use vip_arbiter::adapters::ec2::Ec2;
+use vip_arbiter::backoff::Backoff;
+use vip_arbiter::claim::{self, Claim};
+use vip_arbiter::decide::{CloudPolicy, Memory, Policy};
+use vip_arbiter::metrics::Metrics;
+use vip_arbiter::observation::{ClaimTag, CloudView};
+use vip_arbiter::observe::CloudSource;
+use vip_arbiter::reconcile::{self, Limits, PassReport, World};
+
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 100);
+
+struct Bed {
+    _dir: tempfile::TempDir,
+    emu: Emulator,
+    me: String,
+    other: String,
+    subnet: String,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Bed {
+    fn new() -> Bed {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let emu = Emulator::on_loopback(dir.path());
+        let ids = emu.setup(&[("n1", "10.77.0.11"), ("n2", "10.77.0.12")]);
+        let id = |n: &str| {
+            ids["enis"][n]["eni_id"]
+                .as_str()
+                .expect("eni id")
+                .to_owned()
+        };
+        Bed {
+            me: id("n1"),
+            other: id("n2"),
+            subnet: ids["subnet_id"].as_str().expect("subnet").to_owned(),
+            emu,
+            _dir: dir,
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime"),
+        }
+    }
+
+    fn ec2(&self, eni: &str, metrics: Arc<Metrics>) -> Ec2 {
+        Ec2::new(
+            sdk_client(&self.emu.url),
+            VIP,
+            eni.to_owned(),
+            self.subnet.clone(),
+            metrics,
+        )
+    }
+
+    /// Put the VIP on `eni` by hand (as other tooling would), optionally with a claim tag.
+    fn hand_assign(&self, eni: &str, claim: Option<Claim>) {
+        let c = sdk_client(&self.emu.url);
+        self.rt.block_on(async {
+            c.assign_private_ip_addresses()
+                .network_interface_id(eni)
+                .private_ip_addresses(VIP.to_string())
+                .allow_reassignment(true)
+                .send()
+                .await
+                .expect("hand assign");
+            if let Some(cl) = claim {
+                c.create_tags()
+                    .resources(eni)
+                    .tags(
+                        aws_sdk_ec2::types::Tag::builder()
+                            .key(claim::tag_key(VIP))
+                            .value(cl.to_string())
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .expect("hand tag");
+            }
+        });
+        self.emu.control("DELETE", "/_va/calls", None);
+    }
+
+    fn holders(&self) -> Vec<String> {
+        self.emu.holders(&VIP.to_string())
+    }
+
+    /// Actions the daemon made, in order (the control API is not in the log).
+    fn actions(&self) -> Vec<String> {
+        self.emu
+            .calls()
+            .iter()
+            .filter_map(|c| c["action"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+struct Node {
+    world: World<Fake, Fake, Ec2, Fake>,
+    mem: Memory,
+    now: Duration,
+    state: Shared,
+    metrics: Arc<Metrics>,
+}
+
+fn policy() -> Policy {
+    Policy {
+        node_id: 1,
+        prefix_len: 32,
+        pg_unknown_hold: Duration::from_secs(10),
+        cloud: Some(CloudPolicy {
+            verify_interval: Duration::from_secs(30),
+            cloud_unknown_hold: Duration::from_secs(300),
+            backoff: Backoff::default(),
+            fence_configured: true,
+        }),
+    }
+}
+
+impl Node {
+    fn new(bed: &Bed, timeline: u32) -> Node {
+        let state = fakes::shared();
+        state.lock().expect("lock").pg = Some(fakes::primary(timeline));
+        let f = Fake(state.clone());
+        let metrics = Arc::new(Metrics::default());
+        Node {
+            world: World {
+                pg: f.clone(),
+                kernel: f.clone(),
+                cloud: bed.ec2(&bed.me, metrics.clone()),
+                fencer: f,
+            },
+            mem: Memory::default(),
+            now: Duration::ZERO,
+            state,
+            metrics,
+        }
+    }
+
+    fn pass(&mut self, bed: &Bed) -> PassReport {
+        let limits = Limits {
+            observe: Duration::from_secs(2),
+            cloud: Duration::from_secs(8),
+            step: Duration::from_secs(8),
+        };
+        let (r, mem) = bed.rt.block_on(reconcile::pass(
+            &mut self.world,
+            &self.mem,
+            &policy(),
+            limits,
+            self.now,
+            u32::MAX,
+        ));
+        self.mem = mem;
+        self.now += Duration::from_secs(1);
+        r
+    }
+
+    fn kernel(&self) -> Option<u8> {
+        self.state.lock().expect("lock").kernel
+    }
+}
+
+#[test]
+fn row_nobody_claim_assign_verify_then_kernel_in_four_calls() {
+    let bed = Bed::new();
+    let mut n = Node::new(&bed, 2);
+    let r = n.pass(&bed);
+    assert_eq!(r.verdict.kind(), "acquiring", "{}", r.verdict);
+    assert_eq!(bed.holders(), vec![bed.me.clone()]);
+    assert_eq!(n.kernel(), Some(32));
+    assert_eq!(
+        bed.actions(),
+        [
+            "DescribeNetworkInterfaces",
+            "CreateTags",
+            "AssignPrivateIpAddresses",
+            "DescribeNetworkInterfaces"
+        ]
+    );
+    // Request shaping, as EC2 received it.
+    let calls = bed.emu.calls();
+    let describe = &calls[0]["params"];
+    let filters: Value = describe.clone();
+    let text = filters.to_string();
+    assert!(
+        text.contains("addresses.private-ip-address") && text.contains("10.77.0.100"),
+        "{text}"
+    );
+    assert!(
+        text.contains("subnet-id") && text.contains(&bed.subnet),
+        "{text}"
+    );
+    let assign = &calls[2]["params"];
+    assert_eq!(assign["AllowReassignment"], json!("true"), "{assign}");
+    assert_eq!(assign["NetworkInterfaceId"], json!(bed.me), "{assign}");
+    // Our claim is on our own ENI.
+    let seen = bed
+        .rt
+        .block_on(bed.ec2(&bed.me, Arc::new(Metrics::default())).observe());
+    assert_eq!(
+        seen,
+        CloudView::Me {
+            claim: ClaimTag::Valid(Claim {
+                timeline: 2,
+                node_id: 1
+            })
+        }
+    );
+    let m = n.metrics.prometheus();
+    assert!(
+        m.contains(
+            "vip_arbiter_ec2_calls_total{action=\"AssignPrivateIpAddresses\",result=\"ok\"} 1"
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "vip_arbiter_ec2_calls_total{action=\"DescribeNetworkInterfaces\",result=\"ok\"} 2"
+        ),
+        "{m}"
+    );
+}
+
+#[test]
+fn row_other_eni_without_claim_is_taken_over() {
+    let bed = Bed::new();
+    bed.hand_assign(&bed.other, None);
+    let mut n = Node::new(&bed, 1);
+    n.pass(&bed);
+    assert_eq!(bed.holders(), vec![bed.me.clone()], "moved, not duplicated");
+    assert_eq!(n.kernel(), Some(32));
+}
+
+#[test]
+fn row_other_eni_with_lower_claim_is_taken_over() {
+    let bed = Bed::new();
+    bed.hand_assign(
+        &bed.other,
+        Some(Claim {
+            timeline: 2,
+            node_id: 2,
+        }),
+    );
+    let mut n = Node::new(&bed, 3);
+    n.pass(&bed);
+    assert_eq!(bed.holders(), vec![bed.me.clone()]);
+}
+
+#[test]
+fn row_other_eni_with_equal_or_higher_claim_is_stale_primary() {
+    for theirs in [3, 4] {
+        let bed = Bed::new();
+        bed.hand_assign(
+            &bed.other,
+            Some(Claim {
+                timeline: theirs,
+                node_id: 2,
+            }),
+        );
+        let mut n = Node::new(&bed, 3);
+        n.state.lock().expect("lock").kernel = Some(32);
+        for _ in 0..60 {
+            let r = n.pass(&bed);
+            assert_eq!(r.verdict.kind(), "stale-primary", "{}", r.verdict);
+            assert!(
+                r.verdict.to_string().contains(&bed.other),
+                "names the holder: {}",
+                r.verdict
+            );
+        }
+        assert_eq!(
+            bed.holders(),
+            vec![bed.other.clone()],
+            "zero moves in 60 passes"
+        );
+        assert_eq!(n.kernel(), None, "kernel address removed");
+        assert!(
+            !bed.actions()
+                .iter()
+                .any(|a| a == "AssignPrivateIpAddresses" || a == "CreateTags")
+        );
+        assert_eq!(
+            n.state.lock().expect("lock").fences,
+            vec![bed.other.clone()],
+            "fence once"
+        );
+    }
+}
+
+#[test]
+fn row_me_refreshes_claim_when_timeline_changes() {
+    let bed = Bed::new();
+    bed.hand_assign(
+        &bed.me,
+        Some(Claim {
+            timeline: 1,
+            node_id: 1,
+        }),
+    );
+    let mut n = Node::new(&bed, 1);
+    n.pass(&bed);
+    assert_eq!(
+        bed.actions(),
+        ["DescribeNetworkInterfaces"],
+        "converged: one look, no writes"
+    );
+    n.state.lock().expect("lock").pg = Some(fakes::primary(2));
+    n.pass(&bed);
+    assert_eq!(
+        bed.actions(),
+        [
+            "DescribeNetworkInterfaces",
+            "DescribeNetworkInterfaces",
+            "CreateTags"
+        ]
+    );
+    let seen = bed
+        .rt
+        .block_on(bed.ec2(&bed.me, Arc::new(Metrics::default())).observe());
+    assert_eq!(
+        seen,
+        CloudView::Me {
+            claim: ClaimTag::Valid(Claim {
+                timeline: 2,
+                node_id: 1
+            })
+        }
+    );
+}
+
+#[test]
+fn row_not_eligible_never_calls_ec2() {
+    let bed = Bed::new();
+    let mut n = Node::new(&bed, 1);
+    n.state.lock().expect("lock").pg = Some(fakes::standby());
+    n.state.lock().expect("lock").kernel = Some(32);
+    for _ in 0..100 {
+        n.pass(&bed);
+    }
+    assert_eq!(n.kernel(), None);
+    assert!(
+        bed.actions().is_empty(),
+        "standby made EC2 calls: {:?}",
+        bed.actions()
+    );
+}
+
+#[test]
+fn row_unknown_never_adds_and_converges_after_the_fault_window() {
+    let bed = Bed::new();
+    let mut n = Node::new(&bed, 2);
+    bed.emu.control(
+        "POST",
+        "/_va/fault",
+        Some(&json!({"kind": "throttle", "seconds": 3})),
+    );
+    let mut passes = 0;
+    while bed.holders() != vec![bed.me.clone()] {
+        let r = n.pass(&bed);
+        passes += 1;
+        if bed.holders().is_empty() {
+            assert_eq!(
+                n.kernel(),
+                None,
+                "kernel address added without a confirmation"
+            );
+            assert_eq!(r.verdict.kind(), "cloud-unknown", "{}", r.verdict);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(passes < 40, "did not converge after the fault window");
+    }
+    assert_eq!(n.kernel(), Some(32));
+    let codes: Vec<String> = bed
+        .emu
+        .calls()
+        .iter()
+        .filter_map(|c| c["error_code"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        codes.iter().all(|c| c == "RequestLimitExceeded") && !codes.is_empty(),
+        "{codes:?}"
+    );
+}
+
+#[test]
+fn unauthorized_is_critical_and_names_the_iam_action() {
+    let bed = Bed::new();
+    let mut n = Node::new(&bed, 2);
+    bed.emu.control("POST", "/_va/fault", Some(&json!({"kind": "unauthorized", "seconds": 30, "actions": ["AssignPrivateIpAddresses"]})));
+    let r = n.pass(&bed);
+    assert_eq!(
+        r.verdict.severity(),
+        vip_arbiter::plan::Severity::Critical,
+        "{}",
+        r.verdict
+    );
+    let text = r.verdict.to_string();
+    assert!(
+        text.contains("ec2:AssignPrivateIpAddresses") && text.contains("UnauthorizedOperation"),
+        "{text}"
+    );
+    assert_eq!(n.kernel(), None);
+}
+
+#[test]
+fn describe_errors_keep_the_aws_code() {
+    let bed = Bed::new();
+    bed.emu.control(
+        "POST",
+        "/_va/fault",
+        Some(&json!({"kind": "http503", "seconds": 30})),
+    );
+    let seen = bed
+        .rt
+        .block_on(bed.ec2(&bed.me, Arc::new(Metrics::default())).observe());
+    match seen {
+        CloudView::Unknown { code, .. } => assert!(code.is_some(), "AWS error code kept"),
+        other => panic!("expected unknown, got {other:?}"),
+    }
+}

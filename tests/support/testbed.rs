@@ -1,0 +1,486 @@
+//! The bridged testbed: a hub namespace holding a bridge (10.77.0.1/20, like an EC2
+//! subnet) and the EC2 emulator, and node namespaces whose `ens5` is a veth into that
+//! bridge. Private addresses exist only inside these namespaces; the root namespace
+//! is not touched. Everything is torn down on drop, also after a failed test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub const HUB_IP: &str = "10.77.0.1";
+pub const PREFIX: u8 = 20;
+pub const EMULATOR_PORT: u16 = 5000;
+
+pub fn require_root() {
+    let uid = Command::new("id").arg("-u").output().expect("run id -u");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "this test needs root (network namespaces); run it as root via scripts/test"
+    );
+}
+
+/// Run a command and panic with its output if it fails.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Poll `cond` every 50 ms until it holds or `limit` passes; bounded, never hangs.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    start.elapsed()
+}
+
+pub struct Hub {
+    pub ns: String,
+    nodes: Vec<String>,
+}
+
+impl Hub {
+    pub fn new() -> Hub {
+        require_root();
+        let ns = format!(
+            "vah{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        run("ip", &["netns", "add", &ns]);
+        let hub = Hub {
+            ns,
+            nodes: Vec::new(),
+        };
+        hub.ip(&["link", "set", "lo", "up"]);
+        hub.ip(&["link", "add", "br0", "type", "bridge"]);
+        hub.ip(&["addr", "add", &format!("{HUB_IP}/{PREFIX}"), "dev", "br0"]);
+        hub.ip(&["link", "set", "br0", "up"]);
+        hub
+    }
+
+    fn ip(&self, args: &[&str]) -> String {
+        let mut full = vec!["-n", self.ns.as_str()];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// A node namespace whose `ens5` (with `addr`/20) is bridged to the hub.
+    pub fn node(&mut self, short: &str, addr: &str) -> String {
+        let ns = format!("{}-{short}", self.ns);
+        run("ip", &["netns", "add", &ns]);
+        self.nodes.push(ns.clone());
+        let peer = format!("v{short}");
+        self.ip(&[
+            "link", "add", &peer, "type", "veth", "peer", "name", "ens5", "netns", &ns,
+        ]);
+        self.ip(&["link", "set", &peer, "master", "br0"]);
+        self.ip(&["link", "set", &peer, "up"]);
+        for args in [
+            vec!["link", "set", "lo", "up"],
+            vec!["link", "set", "ens5", "up"],
+            vec!["addr", "add", &format!("{addr}/{PREFIX}"), "dev", "ens5"],
+        ] {
+            let mut full = vec!["-n", ns.as_str()];
+            full.extend(args.iter().map(|s| &**s));
+            run("ip", &full);
+        }
+        ns
+    }
+
+    /// Cut (or restore) a node's link to the bridge: a partition.
+    pub fn set_link(&self, short: &str, up: bool) {
+        self.ip(&[
+            "link",
+            "set",
+            &format!("v{short}"),
+            if up { "up" } else { "down" },
+        ]);
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        for ns in self.nodes.iter().chain(std::iter::once(&self.ns)) {
+            let _ = Command::new("ip")
+                .args(["netns", "pids", ns])
+                .output()
+                .map(|o| {
+                    for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                        let _ = Command::new("kill").args(["-9", pid]).status();
+                    }
+                });
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Addresses on `ens5` inside a node namespace.
+pub fn kernel_has(ns: &str, ip: &str) -> bool {
+    let out = run("ip", &["-n", ns, "-j", "-4", "addr", "show", "dev", "ens5"]);
+    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+        .any(|a| a["local"] == ip)
+}
+
+/// The EC2 emulator (moto behind tests/ec2_emulator/launcher.py) inside the hub.
+pub struct Emulator {
+    child: Child,
+    hub_ns: String,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl Emulator {
+    pub fn start(hub: &Hub, dir: &Path) -> Emulator {
+        let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ec2_emulator/launcher.py");
+        assert!(launcher.exists(), "missing {}", launcher.display());
+        let ready = dir.join("emulator.url");
+        let log = dir.join("emulator.log");
+        let out = std::fs::File::create(&log).expect("emulator log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &hub.ns,
+                &python(),
+                launcher.to_str().unwrap_or_default(),
+            ])
+            .args([
+                "--host",
+                HUB_IP,
+                "--port",
+                &EMULATOR_PORT.to_string(),
+                "--ready-file",
+            ])
+            .arg(&ready)
+            .arg("--call-log")
+            .arg(dir.join("ec2-calls.jsonl"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("start the EC2 emulator");
+        let mut emu = Emulator {
+            child,
+            hub_ns: hub.ns.clone(),
+            url: format!("http://{HUB_IP}:{EMULATOR_PORT}"),
+            log,
+        };
+        wait_until(
+            Duration::from_secs(30),
+            "the EC2 emulator to be ready",
+            || {
+                if let Ok(Some(status)) = emu.child.try_wait() {
+                    panic!(
+                        "EC2 emulator exited ({status}): {}",
+                        std::fs::read_to_string(&emu.log).unwrap_or_default()
+                    );
+                }
+                ready.exists()
+            },
+        );
+        emu.url = std::fs::read_to_string(&ready)
+            .expect("ready file")
+            .trim()
+            .to_owned();
+        emu
+    }
+
+    /// Call the emulator's control API from inside the hub.
+    pub fn control(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let url = format!("{}{path}", self.url);
+        let mut args = vec![
+            "netns",
+            "exec",
+            &self.hub_ns,
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "-X",
+            method,
+            &url,
+        ];
+        let body_s = body.map(Value::to_string);
+        if let Some(b) = &body_s {
+            args.extend(["-H", "Content-Type: application/json", "--data", b]);
+        }
+        // On loopback there is no hub namespace to enter.
+        let out = if self.hub_ns.is_empty() {
+            run("curl", &args[3..])
+        } else {
+            run("ip", &args)
+        };
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("emulator {method} {path}: {e}: {out}"))
+    }
+
+    /// Which ENIs hold `ip` right now.
+    pub fn holders(&self, ip: &str) -> Vec<String> {
+        let v = self.control("GET", &format!("/_va/holder?ip={ip}"), None);
+        v["holders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The call log: (action, status, error code, source ip).
+    pub fn calls(&self) -> Vec<Value> {
+        self.control("GET", "/_va/calls", None)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python that has moto (VIP_ARBITER_PYTHON, else python3).
+pub fn python() -> String {
+    std::env::var("VIP_ARBITER_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// A `vip-arbiter run` process inside a namespace.
+pub struct Arbiter {
+    child: Option<Child>,
+    pub ns: String,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Arbiter {
+    pub fn start(ns: &str, dir: &Path, name: &str, config: &str, env: &[(&str, &str)]) -> Arbiter {
+        let socket = dir.join(format!("{name}.sock"));
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!("socket = {:?}\n{config}", socket.display().to_string()),
+        )
+        .expect("write config");
+        let mut a = Arbiter {
+            child: None,
+            ns: ns.to_owned(),
+            config: path,
+            socket,
+            log: dir.join(format!("{name}.log")),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        a.spawn();
+        a
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                env!("CARGO_BIN_EXE_vip-arbiter"),
+                "run",
+                "--config",
+            ])
+            .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start vip-arbiter");
+        self.child = Some(child);
+        wait_until(Duration::from_secs(20), "the arbiter's first pass", || {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("vip-arbiter exited ({st}): {}", self.log_text());
+            }
+            self.health()
+                .is_some_and(|h| h["pass_count"].as_u64().unwrap_or(0) >= 1)
+        });
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The health JSON, or None if the daemon does not answer.
+    pub fn health(&self) -> Option<Value> {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "2", "--unix-socket"])
+            .arg(&self.socket)
+            .arg("http://localhost/health")
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn verdict(&self) -> String {
+        self.health().map_or_else(
+            || "no answer".into(),
+            |h| h["verdict_kind"].as_str().unwrap_or("").to_owned(),
+        )
+    }
+
+    /// Run a CLI verb against this daemon (`status`, `check`, `kick`).
+    pub fn cli(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_vip-arbiter"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .expect("run vip-arbiter");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st.code();
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                let _ = child.kill();
+                panic!("vip-arbiter did not stop within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Arbiter {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+impl Emulator {
+    /// The emulator on 127.0.0.1 (a free port) in the root namespace, for adapter
+    /// tests that need no namespaces.
+    pub fn on_loopback(dir: &Path) -> Emulator {
+        let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ec2_emulator/launcher.py");
+        let ready = dir.join("emulator.url");
+        let log = dir.join("emulator.log");
+        let out = std::fs::File::create(&log).expect("emulator log");
+        let child = Command::new(python())
+            .arg(&launcher)
+            .args(["--host", "127.0.0.1", "--port", "0", "--ready-file"])
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start the EC2 emulator with {}: {e}", python()));
+        let mut emu = Emulator {
+            child,
+            hub_ns: String::new(),
+            url: String::new(),
+            log,
+        };
+        wait_until(
+            Duration::from_secs(30),
+            "the EC2 emulator to be ready",
+            || {
+                if let Ok(Some(status)) = emu.child.try_wait() {
+                    panic!(
+                        "EC2 emulator exited ({status}): {}",
+                        std::fs::read_to_string(&emu.log).unwrap_or_default()
+                    );
+                }
+                ready.exists()
+                    && std::fs::read_to_string(&ready).is_ok_and(|s| !s.trim().is_empty())
+            },
+        );
+        emu.url = std::fs::read_to_string(&ready)
+            .expect("ready file")
+            .trim()
+            .to_owned();
+        emu
+    }
+
+    /// Create the VPC, the /20 subnet and one ENI per (name, primary ip).
+    pub fn setup(&self, enis: &[(&str, &str)]) -> Value {
+        let body = serde_json::json!({
+            "region": "us-east-1",
+            "vpc_cidr": "10.77.0.0/16",
+            "subnet_cidr": "10.77.0.0/20",
+            "enis": enis.iter().map(|(n, ip)| serde_json::json!({"name": n, "private_ip": ip})).collect::<Vec<_>>(),
+        });
+        self.control("POST", "/_va/setup", Some(&body))
+    }
+}
+
+/// An SDK client pointed at the emulator with dummy credentials.
+pub fn sdk_client(url: &str) -> aws_sdk_ec2::Client {
+    let conf = aws_sdk_ec2::Config::builder()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .build();
+    aws_sdk_ec2::Client::from_conf(conf)
+}
+
+/// Environment for a daemon talking to the emulator.
+pub fn aws_env(url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", url.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+}
