@@ -1,3 +1,4 @@
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod pg_cluster;
