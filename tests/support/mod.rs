@@ -3,4 +3,6 @@
 //! harnesses (PostgreSQL + repmgr clusters, network namespaces, the EC2 emulator).
 
 pub mod fakes;
+pub mod netns;
+pub mod pg_cluster;
 pub mod testbed;
