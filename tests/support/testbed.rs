@@ -134,6 +134,26 @@ impl Drop for Hub {
     }
 }
 
+/// Run `f` on a thread that has joined namespace `ns` (so its sockets open there),
+/// with its own tokio runtime. Traffic to 10.77.x never leaves from the root namespace.
+pub fn in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce(&tokio::runtime::Runtime) -> T + Send + 'static,
+) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns (needs root)");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        f(&rt)
+    })
+    .join()
+    .expect("namespace thread panicked")
+}
+
 /// Addresses on `ens5` inside a node namespace.
 pub fn kernel_has(ns: &str, ip: &str) -> bool {
     let out = run("ip", &["-n", ns, "-j", "-4", "addr", "show", "dev", "ens5"]);
@@ -361,10 +381,11 @@ impl Arbiter {
 
     /// Run a CLI verb against this daemon (`status`, `check`, `kick`).
     pub fn cli(&self, args: &[&str]) -> (i32, String) {
+        // --config before the verb: `kick` takes every later word as repmgr's placeholders.
         let out = Command::new(env!("CARGO_BIN_EXE_vip-arbiter"))
-            .args(args)
             .arg("--config")
             .arg(&self.config)
+            .args(args)
             .output()
             .expect("run vip-arbiter");
         (

@@ -1,0 +1,262 @@
+//! The whole daemon in EC2 mode: two network namespaces bridged like an EC2 subnet,
+//! real PostgreSQL 15 + repmgr, and moto (behind the launcher) as the EC2 API inside
+//! the hub namespace. Failover moves the VIP at EC2 and in the kernels; a stale
+//! primary never takes it back; a fault window during failover still converges;
+//! drift at EC2 is repaired within verify_interval.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::pg_cluster::{PgCluster, PgNode};
+use support::testbed::{Arbiter, Emulator, Hub, aws_env, kernel_has, wait_until};
+
+const VIP: &str = "10.77.0.100";
+
+struct Bed {
+    cluster: PgCluster,
+    hub_ns: String,
+    _hub: Hub,
+    emu: Emulator,
+    n1: String,
+    n2: String,
+    eni1: String,
+    eni2: String,
+    subnet: String,
+    dir: tempfile::TempDir,
+}
+
+impl Bed {
+    fn new() -> Bed {
+        let cluster = PgCluster::start();
+        let mut hub = Hub::new();
+        let n1 = hub.node("n1", "10.77.0.11");
+        let n2 = hub.node("n2", "10.77.0.12");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let emu = Emulator::start(&hub, dir.path());
+        let ids = emu.setup(&[("n1", "10.77.0.11"), ("n2", "10.77.0.12")]);
+        let id = |n: &str| ids["enis"][n]["eni_id"].as_str().expect("eni").to_owned();
+        Bed {
+            eni1: id("n1"),
+            eni2: id("n2"),
+            subnet: ids["subnet_id"].as_str().expect("subnet").to_owned(),
+            cluster,
+            hub_ns: hub.ns.clone(),
+            _hub: hub,
+            emu,
+            n1,
+            n2,
+            dir,
+        }
+    }
+
+    fn arbiter(&self, ns: &str, node: &PgNode, eni: &str, name: &str) -> Arbiter {
+        let cfg = format!(
+            "vip = \"{VIP}\"\ninterface = \"ens5\"\nprefix_len = 32\nrepmgr_config = {:?}\ninterval = \"500ms\"\n\
+             pg_unknown_hold = \"10s\"\nlog_level = \"debug\"\n[aws]\nenabled = true\nregion = \"us-east-1\"\n\
+             eni_id = \"{eni}\"\nsubnet_id = \"{}\"\nverify_interval = \"5s\"\nfence_command = \"echo fenced $VIP_ARBITER_HOLDER_ENI >> {}\"\n",
+            node.repmgr_conf().display().to_string(),
+            self.subnet,
+            self.dir.path().join(format!("{name}.fence")).display()
+        );
+        let env = aws_env(&self.emu.url);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Arbiter::start(ns, self.dir.path(), name, &cfg, &env)
+    }
+
+    fn holders(&self) -> Vec<String> {
+        self.emu.holders(VIP)
+    }
+
+    fn fences(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.fence"))).unwrap_or_default()
+    }
+}
+
+/// Sample EC2 and both kernels every 100 ms for `d`; returns (EC2 holder changes, double-kernel samples).
+fn sample(bed: &Bed, d: Duration) -> (usize, usize) {
+    let start = Instant::now();
+    let mut last = bed.holders();
+    let (mut moves, mut doubles) = (0, 0);
+    while start.elapsed() < d {
+        let now = bed.holders();
+        if now != last {
+            moves += 1;
+            last = now;
+        }
+        if kernel_has(&bed.n1, VIP) && kernel_has(&bed.n2, VIP) {
+            doubles += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (moves, doubles)
+}
+
+#[test]
+fn failover_moves_the_vip_and_a_stale_primary_never_takes_it_back() {
+    let bed = Bed::new();
+    let a1 = bed.arbiter(&bed.n1, bed.cluster.node1(), &bed.eni1, "a1");
+    let a2 = bed.arbiter(&bed.n2, bed.cluster.node2(), &bed.eni2, "a2");
+    wait_until(
+        Duration::from_secs(15),
+        "VIP on n1 at EC2 and in its kernel",
+        || bed.holders() == vec![bed.eni1.clone()] && kernel_has(&bed.n1, VIP),
+    );
+    assert!(!kernel_has(&bed.n2, VIP));
+    wait_until(Duration::from_secs(3), "n1 holding", || {
+        a1.verdict() == "holding"
+    });
+
+    bed.cluster.stop_primary_and_promote_standby();
+    wait_until(
+        Duration::from_secs(15),
+        "VIP on n2 at EC2 and in its kernel",
+        || bed.holders() == vec![bed.eni2.clone()] && kernel_has(&bed.n2, VIP),
+    );
+    // n1's PostgreSQL is down (unknown); EC2 shows another holder, so no hold is needed.
+    wait_until(Duration::from_secs(5), "VIP gone from n1's kernel", || {
+        !kernel_has(&bed.n1, VIP)
+    });
+
+    // The old primary comes back as it was, still primary in its own repmgr.nodes.
+    bed.cluster.start_old_primary_as_is();
+    wait_until(Duration::from_secs(15), "n1 reports stale-primary", || {
+        a1.verdict() == "stale-primary"
+    });
+    let (code, line) = a1.cli(&["check"]);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("stale-primary") && line.contains(&bed.eni2),
+        "names the holder: {line}"
+    );
+    let (moves, doubles) = sample(&bed, Duration::from_secs(60));
+    assert_eq!(moves, 0, "zero EC2 moves in 60 s with a stale primary up");
+    assert_eq!(doubles, 0, "never in two kernels");
+    assert_eq!(bed.holders(), vec![bed.eni2.clone()]);
+    assert!(!kernel_has(&bed.n1, VIP));
+    wait_until(Duration::from_secs(3), "n2 holding", || {
+        a2.verdict() == "holding"
+    });
+    assert_eq!(
+        bed.fences("a1").lines().count(),
+        1,
+        "fence_command ran once: {:?}",
+        bed.fences("a1")
+    );
+    assert!(bed.fences("a1").contains(&bed.eni2));
+    let calls = bed.emu.calls();
+    let from_n1_assigns = calls
+        .iter()
+        .filter(|c| c["source"] == "10.77.0.11" && c["action"] == "AssignPrivateIpAddresses")
+        .count();
+    assert_eq!(
+        from_n1_assigns, 1,
+        "n1 assigned once (its initial takeover), never after failover"
+    );
+}
+
+#[test]
+fn fault_window_during_failover_still_converges() {
+    let bed = Bed::new();
+    let _a1 = bed.arbiter(&bed.n1, bed.cluster.node1(), &bed.eni1, "a1");
+    let a2 = bed.arbiter(&bed.n2, bed.cluster.node2(), &bed.eni2, "a2");
+    wait_until(Duration::from_secs(15), "VIP on n1", || {
+        bed.holders() == vec![bed.eni1.clone()]
+    });
+    bed.emu.control(
+        "POST",
+        "/_va/fault",
+        Some(&json!({"kind": "throttle", "seconds": 20})),
+    );
+    let opened = Instant::now();
+    bed.cluster.stop_primary_and_promote_standby();
+    // During the window nobody can confirm: n2 must not add the kernel address.
+    while opened.elapsed() < Duration::from_secs(19) {
+        assert!(
+            !kernel_has(&bed.n2, VIP),
+            "kernel address added without an EC2 confirmation"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let took = wait_until(
+        Duration::from_secs(40),
+        "VIP on n2 after the window",
+        || bed.holders() == vec![bed.eni2.clone()] && kernel_has(&bed.n2, VIP),
+    );
+    let after_window = (opened.elapsed()).saturating_sub(Duration::from_secs(20));
+    assert!(
+        after_window <= Duration::from_secs(17),
+        "converged within one backoff step (≤ 16 s) of the window's end: {after_window:?} ({took:?})"
+    );
+    wait_until(Duration::from_secs(3), "n2 holding", || {
+        a2.verdict() == "holding"
+    });
+}
+
+#[test]
+fn drift_at_ec2_is_repaired_within_verify_interval_and_standby_never_adds() {
+    let bed = Bed::new();
+    let a1 = bed.arbiter(&bed.n1, bed.cluster.node1(), &bed.eni1, "a1");
+    let _a2 = bed.arbiter(&bed.n2, bed.cluster.node2(), &bed.eni2, "a2");
+    wait_until(Duration::from_secs(15), "VIP on n1", || {
+        bed.holders() == vec![bed.eni1.clone()] && kernel_has(&bed.n1, VIP)
+    });
+    // Reassign by hand to the standby's ENI (as a human with the aws CLI would).
+    let (url, eni2) = (bed.emu.url.clone(), bed.eni2.clone());
+    support::testbed::in_netns(&bed.hub_ns, move |rt| {
+        let client = support::testbed::sdk_client(&url);
+        rt.block_on(
+            client
+                .assign_private_ip_addresses()
+                .network_interface_id(eni2)
+                .private_ip_addresses(VIP)
+                .allow_reassignment(true)
+                .send(),
+        )
+        .expect("hand reassign");
+    });
+    assert_eq!(bed.holders(), vec![bed.eni2.clone()]);
+    let start = Instant::now();
+    while bed.holders() != vec![bed.eni1.clone()] {
+        assert!(
+            !kernel_has(&bed.n2, VIP),
+            "the standby never adds the VIP to its kernel"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(7),
+            "not repaired within verify_interval (5 s) + a pass"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(kernel_has(&bed.n1, VIP));
+    // The standby makes no EC2 calls at all.
+    let from_n2 = bed
+        .emu
+        .calls()
+        .iter()
+        .filter(|c| c["source"] == "10.77.0.12")
+        .count();
+    assert_eq!(from_n2, 0, "standby made EC2 calls");
+    // A hand-added kernel address on the standby is removed within a pass.
+    support::testbed::run(
+        "ip",
+        &[
+            "-n",
+            &bed.n2,
+            "addr",
+            "add",
+            &format!("{VIP}/32"),
+            "dev",
+            "ens5",
+        ],
+    );
+    wait_until(
+        Duration::from_secs(3),
+        "standby's hand-added address removed",
+        || !kernel_has(&bed.n2, VIP),
+    );
+    wait_until(Duration::from_secs(3), "n1 holding", || {
+        a1.verdict() == "holding"
+    });
+}

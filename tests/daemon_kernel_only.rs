@@ -1,0 +1,221 @@
+//! The whole daemon, kernel-only, in two network namespaces against a real primary
+//! and standby: the VIP is on the primary's namespace only; after promotion it moves;
+//! `kick` shortens that; `status`/`check`/health report it; SIGTERM honours on_stop.
+
+mod support;
+
+use std::time::Duration;
+
+use support::pg_cluster::{PgCluster, PgNode};
+use support::testbed::{Arbiter, Hub, kernel_has, wait_until};
+
+const VIP: &str = "10.77.0.100";
+
+fn config(node: &PgNode, interval: &str, extra: &str) -> String {
+    format!(
+        "vip = \"{VIP}\"\ninterface = \"ens5\"\nrepmgr_config = {:?}\ninterval = \"{interval}\"\npg_unknown_hold = \"2s\"\nlog_level = \"debug\"\n{extra}",
+        node.repmgr_conf().display().to_string()
+    )
+}
+
+fn passes(a: &Arbiter) -> u64 {
+    a.health()
+        .and_then(|h| h["pass_count"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn vip_follows_the_primary_and_reports_it() {
+    let cluster = PgCluster::start();
+    let mut hub = Hub::new();
+    let n1 = hub.node("n1", "10.77.0.11");
+    let n2 = hub.node("n2", "10.77.0.12");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a1 = Arbiter::start(
+        &n1,
+        dir.path(),
+        "a1",
+        &config(cluster.node1(), "500ms", ""),
+        &[],
+    );
+    let mut a2 = Arbiter::start(
+        &n2,
+        dir.path(),
+        "a2",
+        &config(cluster.node2(), "500ms", ""),
+        &[],
+    );
+
+    wait_until(Duration::from_secs(10), "VIP on n1", || {
+        kernel_has(&n1, VIP)
+    });
+    for _ in 0..10 {
+        assert!(!kernel_has(&n2, VIP), "the standby never has the VIP");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(a1.verdict(), "holding");
+    assert_eq!(a2.verdict(), "standby");
+    let (code, line) = a1.cli(&["check"]);
+    assert_eq!(
+        (code, line.starts_with("VIP-ARBITER OK - holding")),
+        (0, true),
+        "{line}"
+    );
+    let (code, table) = a1.cli(&["status"]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("role            primary") && table.contains("kernel          present /20"),
+        "{table}"
+    );
+    let health = a1.health().expect("health");
+    assert_eq!(
+        (
+            health["timeline"].as_u64(),
+            health["repmgr_primary"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+
+    cluster.stop_primary_and_promote_standby();
+    let at_promotion = passes(&a2);
+    wait_until(Duration::from_secs(10), "VIP on n2", || {
+        kernel_has(&n2, VIP)
+    });
+    let took = passes(&a2) - at_promotion;
+    assert!(
+        took <= 2,
+        "moved within 2 passes of the promotion, took {took}"
+    );
+    // n1's PostgreSQL is down: unknown, held for pg_unknown_hold (2 s), then released.
+    wait_until(Duration::from_secs(10), "VIP gone from n1", || {
+        !kernel_has(&n1, VIP)
+    });
+    let (code, line) = a1.cli(&["check"]);
+    assert_eq!(
+        code, 2,
+        "CRITICAL: PostgreSQL unknown and VIP released: {line}"
+    );
+    assert_eq!(a2.verdict(), "holding");
+    assert_eq!(a2.health().expect("health")["timeline"].as_u64(), Some(2));
+
+    // SIGTERM with the default on_stop = keep: exit 0, address stays, socket removed.
+    assert_eq!(a2.stop(), Some(0));
+    assert!(kernel_has(&n2, VIP), "on_stop = keep leaves the address");
+    assert!(!a2.socket.exists(), "socket removed on stop");
+    let (code, line) = a2.cli(&["check"]);
+    assert_eq!(code, 3, "UNKNOWN when the daemon is not running: {line}");
+    let (code, _) = a2.cli(&[
+        "kick",
+        "2",
+        "standby_promote",
+        "1",
+        "2026-01-01",
+        "details with spaces",
+    ]);
+    assert_eq!(code, 0, "kick always exits 0, even with no daemon");
+
+    // Restarted with on_stop = release: no move on start, and SIGTERM removes it.
+    let a2 = Arbiter::start(
+        &n2,
+        dir.path(),
+        "a2r",
+        &config(cluster.node2(), "500ms", "on_stop = \"release\"\n"),
+        &[],
+    );
+    assert!(kernel_has(&n2, VIP));
+    let mut a2 = a2;
+    assert_eq!(a2.stop(), Some(0));
+    assert!(
+        !kernel_has(&n2, VIP),
+        "on_stop = release removes the address"
+    );
+}
+
+#[test]
+fn kick_makes_the_move_sooner_than_the_interval() {
+    let cluster = PgCluster::start();
+    let mut hub = Hub::new();
+    let n2 = hub.node("n2", "10.77.0.12");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A 60 s interval: without a kick the next pass is a minute away.
+    let a2 = Arbiter::start(
+        &n2,
+        dir.path(),
+        "a2",
+        &config(cluster.node2(), "60s", ""),
+        &[],
+    );
+    assert_eq!(a2.verdict(), "standby");
+    cluster.stop_primary_and_promote_standby();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!kernel_has(&n2, VIP), "no pass yet: the interval is 60 s");
+    let (code, _) = a2.cli(&["kick", "2", "standby_promote", "1"]);
+    assert_eq!(code, 0);
+    wait_until(Duration::from_secs(5), "VIP on n2 after the kick", || {
+        kernel_has(&n2, VIP)
+    });
+    assert_eq!(passes(&a2), 2, "one pass per kick: startup + kick");
+}
+
+#[test]
+fn hand_added_address_on_the_standby_is_removed_and_drift_on_primary_repaired() {
+    let cluster = PgCluster::start();
+    let mut hub = Hub::new();
+    let n1 = hub.node("n1", "10.77.0.11");
+    let n2 = hub.node("n2", "10.77.0.12");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a1 = Arbiter::start(
+        &n1,
+        dir.path(),
+        "a1",
+        &config(cluster.node1(), "300ms", ""),
+        &[],
+    );
+    let a2 = Arbiter::start(
+        &n2,
+        dir.path(),
+        "a2",
+        &config(cluster.node2(), "300ms", ""),
+        &[],
+    );
+    wait_until(Duration::from_secs(10), "VIP on n1", || {
+        kernel_has(&n1, VIP)
+    });
+    support::testbed::run(
+        "ip",
+        &[
+            "-n",
+            &n2,
+            "addr",
+            "add",
+            &format!("{VIP}/32"),
+            "dev",
+            "ens5",
+        ],
+    );
+    wait_until(
+        Duration::from_secs(5),
+        "hand-added VIP removed from the standby",
+        || !kernel_has(&n2, VIP),
+    );
+    support::testbed::run(
+        "ip",
+        &[
+            "-n",
+            &n1,
+            "addr",
+            "del",
+            &format!("{VIP}/20"),
+            "dev",
+            "ens5",
+        ],
+    );
+    let before = passes(&a1);
+    wait_until(Duration::from_secs(5), "VIP back on the primary", || {
+        kernel_has(&n1, VIP)
+    });
+    assert!(passes(&a1) - before <= 2, "repaired within 2 passes");
+    wait_until(Duration::from_secs(3), "standby verdict on n2", || {
+        a2.verdict() == "standby"
+    });
+}
