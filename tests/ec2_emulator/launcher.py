@@ -12,7 +12,8 @@ fixes one is noticed):
     ENI in the subnet, then added); without it an address held by another ENI
     fails with InvalidIPAddress.InUse (400, "Address X is in use.", the code
     EC2 returns for a private address in use; EC2 has no code
-    "PrivateIpAddressInUse", that is Azure's) and nothing changes.  An
+    "PrivateIpAddressInUse", that is Azure's; the exact code EC2 uses for this
+    action is not confirmed from a primary source) and nothing changes.  An
     address that is another ENI's primary is never moved (EC2 cannot either),
     and one outside the subnet's CIDR is InvalidParameterValue.  The answer's
     AssignedPrivateIpAddresses lists only the addresses just assigned, as EC2
@@ -34,6 +35,8 @@ fixes one is noticed):
     DescribeNetworkInterfaces round-trip correctly.
 """
 import argparse, fnmatch, io, ipaddress, json, os, re, signal, sys, threading, time, uuid
+from http import HTTPStatus
+from xml.sax.saxutils import escape
 from collections import deque
 from urllib.parse import parse_qsl
 
@@ -218,7 +221,6 @@ class CallLog:
 
 
 def ec2_error_body(code, message):
-    from xml.sax.saxutils import escape
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{escape(code)}</Code>'
             f"<Message>{escape(message)}</Message></Error></Errors>"
             f"<RequestID>{uuid.uuid4()}</RequestID></Response>").encode()
@@ -275,7 +277,7 @@ class Emulator:
                             "params": {k: v for k, v in params.items() if LOGGED_PARAMS.match(k)},
                             "fault": fault["kind"] if fault else ("latency" if delay else None),
                             "ms": round((time.time() - t0) * 1000, 1)})
-        start_response(f"{status} {'OK' if status < 400 else 'Error'}", headers)
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         return [out]
 
     # -------------------------------------------------------- control API
@@ -356,6 +358,7 @@ def main(argv=None):
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the call log replaces access lines
     app = Emulator(args.call_log)
     server = make_server(args.host, args.port, app, threaded=True)
+    server.daemon_threads, server.block_on_close = True, False  # a delayed call must not hold up exit
     host = f"[{args.host}]" if ":" in args.host else args.host
     app.url = f"http://{host}:{server.server_port}"
     stop = threading.Event()
@@ -368,7 +371,7 @@ def main(argv=None):
             f.write(app.url + "\n")
         os.replace(tmp, args.ready_file)
     print(f"READY {app.url}", flush=True)
-    while not stop.wait(1):
+    while not stop.wait(0.2):
         pass
     server.shutdown()
     server.server_close()

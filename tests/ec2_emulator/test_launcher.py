@@ -1,0 +1,521 @@
+"""Tests of tests/ec2_emulator/launcher.py: each correction, each fault kind, the
+call log and the control API, through boto3 against the launcher run as a
+subprocess on 127.0.0.1; and (test_plain_moto_*) that plain moto really has the
+gaps the launcher corrects, so a moto upgrade that fixes one is noticed.
+
+Run: python3 -m pytest -q tests/ec2_emulator
+"""
+import itertools
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import boto3
+import botocore.exceptions
+import pytest
+from botocore.config import Config
+
+LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
+START_TIMEOUT_S = 60
+_cidr = itertools.count(10)  # each world its own 10.N.0.0/16, so holders never mix
+
+
+# ---------------------------------------------------------------- helpers
+def start_launcher(tmp_path, *extra):
+    """Start the launcher on 127.0.0.1 port 0; return (process, url)."""
+    err = open(tmp_path / "launcher.stderr", "wb")
+    proc = subprocess.Popen([sys.executable, LAUNCHER, "--host", "127.0.0.1", "--port", "0", *extra],
+                            stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+    err.close()
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline, line = time.monotonic() + START_TIMEOUT_S, b""
+    try:
+        while time.monotonic() < deadline and not line.endswith(b"\n"):
+            if sel.select(timeout=0.5):
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                line += chunk
+    finally:
+        sel.close()
+    if not line.startswith(b"READY http://"):
+        stop_launcher(proc)
+        raise AssertionError(f"no READY line: {line!r}; stderr: {(tmp_path / 'launcher.stderr').read_text()}")
+    return proc, line.split()[1].decode()
+
+
+def stop_launcher(proc, sig=signal.SIGTERM):
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    proc.stdout.close()
+    return proc.returncode
+
+
+def ctl(url, method, path, body=None):
+    """Call the control API; return (HTTP status, decoded JSON)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def raw_ec2(url, params, scope=False):
+    """A hand-made EC2 Query request with exactly these params: (status, body).
+    Unsigned; scope=True adds a SigV4-shaped Authorization header (unchecked by
+    moto), which plain moto's server needs to route the request to EC2."""
+    body = urllib.parse.urlencode({"Version": "2016-11-15", **params}).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if scope:
+        headers["Authorization"] = ("AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/ec2/aws4_request, "
+                                    "SignedHeaders=host, Signature=0")
+    req = urllib.request.Request(url + "/", data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def ec2_client(url, region="us-east-1"):
+    return boto3.client("ec2", endpoint_url=url, region_name=region, aws_access_key_id="testing",
+                        aws_secret_access_key="testing",
+                        config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30))
+
+
+def ips_of(ec2, eni_id):
+    eni = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"][0]
+    return sorted(a["PrivateIpAddress"] for a in eni["PrivateIpAddresses"])
+
+
+def error_of(call):
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        call()
+    r = exc.value.response
+    return r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"], r["Error"].get("Message", "")
+
+
+def wait_until(pred, timeout=8.0, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+# ---------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    proc, u = start_launcher(tmp_path_factory.mktemp("emu"))
+    try:
+        yield u
+    finally:
+        stop_launcher(proc)
+
+
+@pytest.fixture(autouse=True)
+def _no_faults_left(request):
+    yield
+    if "url" in request.fixturenames:
+        ctl(request.getfixturevalue("url"), "DELETE", "/_va/fault")
+
+
+@pytest.fixture
+def ec2(url):
+    return ec2_client(url)
+
+
+@pytest.fixture
+def world(url):
+    """A fresh VPC/subnet with ENIs n1, n2, n3 (primaries .11 .12 .13) and a VIP .100."""
+    n = next(_cidr)
+    status, w = ctl(url, "POST", "/_va/setup", {
+        "region": "us-east-1", "vpc_cidr": f"10.{n}.0.0/16", "subnet_cidr": f"10.{n}.0.0/20",
+        "enis": [{"name": f"n{i}", "private_ip": f"10.{n}.0.1{i}"} for i in (1, 2, 3)]})
+    assert status == 200, w
+    w["vip"], w["net"] = f"10.{n}.0.100", n
+    w["id"] = {k: v["eni_id"] for k, v in w["enis"].items()}
+    return w
+
+
+def holders(url, ip):
+    status, body = ctl(url, "GET", f"/_va/holder?ip={ip}")
+    assert status == 200, body
+    return body["holders"]
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_ready_file_call_log_file_and_clean_exit(tmp_path):
+    ready, log = tmp_path / "ready", tmp_path / "calls.jsonl"
+    proc, u = start_launcher(tmp_path, "--ready-file", str(ready), "--call-log", str(log))
+    try:
+        assert ready.read_text().strip() == u
+        assert u.startswith("http://127.0.0.1:") and not u.endswith(":0")
+        ec2_client(u).describe_network_interfaces()
+        assert raw_ec2(u, {"Action": "DescribeNetworkInterfaces", "DryRun": "true"})[0] == 412
+        lines = [json.loads(x) for x in log.read_text().splitlines()]  # flushed per call
+        assert [(c["action"], c["status"], c["dry_run"]) for c in lines] == [
+            ("DescribeNetworkInterfaces", 200, False), ("DescribeNetworkInterfaces", 412, True)]
+    finally:
+        rc = stop_launcher(proc, signal.SIGTERM)
+    assert rc == 0
+    proc, u = start_launcher(tmp_path)
+    assert stop_launcher(proc, signal.SIGINT) == 0
+
+
+# ---------------------------------------------------------------- correction 1
+def test_reassign_moves_the_address(url, ec2, world):
+    n1, n2, vip = world["id"]["n1"], world["id"]["n2"], world["vip"]
+    r = ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+    assert [a["PrivateIpAddress"] for a in r["AssignedPrivateIpAddresses"]] == [vip]
+    assert holders(url, vip) == [n1]
+    r = ec2.assign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=[vip], AllowReassignment=True)
+    assert [a["PrivateIpAddress"] for a in r["AssignedPrivateIpAddresses"]] == [vip]
+    assert vip not in ips_of(ec2, n1) and vip in ips_of(ec2, n2)
+    assert ips_of(ec2, n1) == [f"10.{world['net']}.0.11"]  # its primary stays
+    assert holders(url, vip) == [n2]
+    # Reassigning to the holder itself is a no-op that succeeds.
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=[vip], AllowReassignment=True)
+    assert holders(url, vip) == [n2]
+
+
+@pytest.mark.parametrize("flag", [None, False])
+def test_no_reassignment_when_in_use_fails_and_changes_nothing(ec2, world, flag):
+    n1, n2, vip = world["id"]["n1"], world["id"]["n2"], world["vip"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+    before = (ips_of(ec2, n1), ips_of(ec2, n2))
+    kw = {} if flag is None else {"AllowReassignment": flag}
+    status, code, msg = error_of(lambda: ec2.assign_private_ip_addresses(
+        NetworkInterfaceId=n2, PrivateIpAddresses=[vip], **kw))
+    assert (status, code) == (400, "InvalidIPAddress.InUse") and vip in msg
+    assert (ips_of(ec2, n1), ips_of(ec2, n2)) == before
+
+
+def test_all_or_nothing_and_primary_and_subnet_checks(url, ec2, world):
+    n1, n2, vip, net = world["id"]["n1"], world["id"]["n2"], world["vip"], world["net"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+    free = f"10.{net}.0.101"
+    # One address in use, one free, no reassignment: neither is assigned.
+    assert error_of(lambda: ec2.assign_private_ip_addresses(
+        NetworkInterfaceId=n2, PrivateIpAddresses=[free, vip]))[1] == "InvalidIPAddress.InUse"
+    assert holders(url, free) == [] and holders(url, vip) == [n1]
+    # Another ENI's primary address is never moved, even with reassignment.
+    primary = f"10.{net}.0.13"
+    assert error_of(lambda: ec2.assign_private_ip_addresses(
+        NetworkInterfaceId=n2, PrivateIpAddresses=[primary], AllowReassignment=True))[1] == "InvalidIPAddress.InUse"
+    assert holders(url, primary) == [world["id"]["n3"]]
+    # An address outside the subnet's CIDR.
+    assert error_of(lambda: ec2.assign_private_ip_addresses(
+        NetworkInterfaceId=n2, PrivateIpAddresses=[f"10.{net}.200.1"], AllowReassignment=True)
+    )[:2] == (400, "InvalidParameterValue")
+    # Unknown ENI.
+    assert error_of(lambda: ec2.assign_private_ip_addresses(
+        NetworkInterfaceId="eni-0000000000000000", PrivateIpAddresses=[free]))[1] == "InvalidNetworkInterfaceID.NotFound"
+
+
+# ---------------------------------------------------------------- correction 2
+def test_filters_find_secondary_addresses_and_tags_come_back(ec2, world):
+    n1, n2, n3, vip = world["id"]["n1"], world["id"]["n2"], world["id"]["n3"], world["vip"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "vip-arbiter/claim", "Value": "node1:7"}])
+
+    def ids(*filters):
+        r = ec2.describe_network_interfaces(Filters=[{"Name": k, "Values": v} for k, v in filters])
+        return sorted(e["NetworkInterfaceId"] for e in r["NetworkInterfaces"])
+
+    sub = ("subnet-id", [world["subnet_id"]])
+    # The daemon's exact call: the VIP in our subnet, and it reads TagSet.
+    r = ec2.describe_network_interfaces(Filters=[{"Name": "addresses.private-ip-address", "Values": [vip]},
+                                                 {"Name": "subnet-id", "Values": [world["subnet_id"]]}])
+    assert [e["NetworkInterfaceId"] for e in r["NetworkInterfaces"]] == [n1]
+    assert {"Key": "vip-arbiter/claim", "Value": "node1:7"} in r["NetworkInterfaces"][0]["TagSet"]
+    assert ids(("private-ip-address", [vip]), sub) == [n1]
+    assert ids(("addresses.private-ip-address", [f"10.{world['net']}.0.12"]), sub) == [n2]  # primaries too
+    assert ids(("addresses.private-ip-address", [vip, f"10.{world['net']}.0.13"]), sub) == sorted([n1, n3])
+    assert ids(("addresses.private-ip-address", [f"10.{world['net']}.0.1*"]), sub) == sorted([n1, n2, n3])
+    assert ids(("addresses.private-ip-address", ["10.255.255.255"]), sub) == []
+    assert ids(("addresses.private-ip-address", [vip]), ("subnet-id", ["subnet-00000000"])) == []
+    assert ids(("addresses.primary", ["false"]), sub) == [n1]
+    assert ids(("subnet-id", [world["subnet_id"]])) == sorted([n1, n2, n3])
+    assert ids(("network-interface-id", [n2])) == [n2]
+    assert ids(("network-interface-id", [n2, n3])) == sorted([n2, n3])
+    # device-index: the setup ENIs are attached at 0; an unattached ENI has no index.
+    loose = ec2.create_network_interface(SubnetId=world["subnet_id"],
+                                         PrivateIpAddress=f"10.{world['net']}.0.50")["NetworkInterface"]
+    assert ids(("attachment.device-index", ["0"]), sub) == sorted([n1, n2, n3])
+    assert ids(("attachment.device-index", ["1"]), sub) == []
+    assert loose["NetworkInterfaceId"] in ids(sub)
+    # After a move the filter follows the address.
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=[vip], AllowReassignment=True)
+    assert ids(("addresses.private-ip-address", [vip]), sub) == [n2]
+
+
+# ---------------------------------------------------------------- correction 3
+def test_dry_run_answers_like_ec2_and_changes_nothing(url, ec2, world):
+    n1, n2, vip = world["id"]["n1"], world["id"]["n2"], world["vip"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "keep", "Value": "1"}])
+    snapshot = lambda: (ips_of(ec2, n1), ips_of(ec2, n2), ec2.describe_network_interfaces(  # noqa: E731
+        NetworkInterfaceIds=[n1])["NetworkInterfaces"][0]["TagSet"])
+    before = snapshot()
+    dry = (412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
+    assert error_of(lambda: ec2.describe_network_interfaces(DryRun=True)) == dry
+    assert error_of(lambda: ec2.create_tags(Resources=[n1], Tags=[{"Key": "k", "Value": "v"}], DryRun=True)) == dry
+    assert error_of(lambda: ec2.delete_tags(Resources=[n1], Tags=[{"Key": "keep"}], DryRun=True)) == dry
+    # EC2's model has no DryRun for these two: the SDK refuses to send it ...
+    for call in (ec2.assign_private_ip_addresses, ec2.unassign_private_ip_addresses):
+        with pytest.raises(botocore.exceptions.ParamValidationError):
+            call(NetworkInterfaceId=n2, PrivateIpAddresses=[vip], DryRun=True)
+    # ... and a hand-made request gets EC2's answer to an unknown parameter.
+    for action, eni in (("AssignPrivateIpAddresses", n2), ("UnassignPrivateIpAddresses", n1)):
+        status, body = raw_ec2(url, {"Action": action, "NetworkInterfaceId": eni, "PrivateIpAddress.1": vip,
+                                     "AllowReassignment": "true", "DryRun": "true"})
+        assert status == 400 and "<Code>UnknownParameter</Code>" in body, body
+        assert "The parameter DryRun is not recognized" in body
+    assert snapshot() == before
+    # The same hand-made requests without DryRun do act (so the check above is real).
+    assert raw_ec2(url, {"Action": "AssignPrivateIpAddresses", "NetworkInterfaceId": n2,
+                         "PrivateIpAddress.1": vip, "AllowReassignment": "true"})[0] == 200
+    assert holders(url, vip) == [n2]
+    assert raw_ec2(url, {"Action": "UnassignPrivateIpAddresses", "NetworkInterfaceId": n2,
+                         "PrivateIpAddress.1": vip})[0] == 200
+    assert holders(url, vip) == []
+
+
+# ---------------------------------------------------------------- correction 4
+def test_tags_round_trip(ec2, world):
+    n1, n2 = world["id"]["n1"], world["id"]["n2"]
+    tags = lambda e: {t["Key"]: t["Value"] for t in ec2.describe_network_interfaces(  # noqa: E731
+        NetworkInterfaceIds=[e])["NetworkInterfaces"][0]["TagSet"]}
+    assert tags(n1) == {"Name": "n1"}
+    ec2.create_tags(Resources=[n1, n2], Tags=[{"Key": "claim", "Value": "a:1"}, {"Key": "x", "Value": ""}])
+    assert tags(n1) == {"Name": "n1", "claim": "a:1", "x": ""} and tags(n2)["claim"] == "a:1"
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "claim", "Value": "b:2"}])  # overwrite
+    assert tags(n1)["claim"] == "b:2" and tags(n2)["claim"] == "a:1"
+    r = ec2.describe_network_interfaces(Filters=[{"Name": "tag:claim", "Values": ["b:2"]}])
+    assert [e["NetworkInterfaceId"] for e in r["NetworkInterfaces"]] == [n1]
+    ec2.delete_tags(Resources=[n1], Tags=[{"Key": "claim", "Value": "not-the-value"}])  # value must match
+    assert tags(n1)["claim"] == "b:2"
+    ec2.delete_tags(Resources=[n1], Tags=[{"Key": "claim"}, {"Key": "x"}])
+    assert tags(n1) == {"Name": "n1"} and tags(n2)["claim"] == "a:1"
+
+
+# ---------------------------------------------------------------- faults
+def window_closed(url):
+    return ctl(url, "GET", "/_va/fault")[1] == []
+
+
+@pytest.mark.parametrize("kind,status,code", [
+    ("http503", 503, "ServiceUnavailable"),
+    ("throttle", 503, "RequestLimitExceeded"),
+    ("unauthorized", 403, "UnauthorizedOperation"),
+])
+def test_error_fault_window(url, ec2, world, kind, status, code):
+    n1, vip = world["id"]["n1"], world["vip"]
+    ctl(url, "DELETE", "/_va/calls")
+    st, w = ctl(url, "POST", "/_va/fault", {"kind": kind, "seconds": 1.5, "actions": ["AssignPrivateIpAddresses"]})
+    assert st == 200 and w["kind"] == kind
+    got = error_of(lambda: ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip]))
+    assert got[:2] == (status, code)
+    if kind == "unauthorized":
+        assert "ec2:AssignPrivateIpAddresses" in got[2]
+    assert holders(url, vip) == []  # nothing changed
+    ec2.describe_network_interfaces(NetworkInterfaceIds=[n1])  # other actions are served
+    assert wait_until(lambda: window_closed(url), timeout=5)
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+    assert holders(url, vip) == [n1]
+    calls = [(c["action"], c["status"], c["error_code"], c["fault"]) for c in ctl(url, "GET", "/_va/calls")[1]]
+    assert calls == [("AssignPrivateIpAddresses", status, code, kind),
+                     ("DescribeNetworkInterfaces", 200, None, None),
+                     ("AssignPrivateIpAddresses", 200, None, None)]
+
+
+def test_fault_all_actions_by_default(url, ec2):
+    assert ctl(url, "POST", "/_va/fault", {"kind": "http503", "seconds": 1})[0] == 200
+    assert error_of(ec2.describe_network_interfaces)[:2] == (503, "ServiceUnavailable")
+    assert error_of(lambda: ec2.create_tags(Resources=["eni-1"], Tags=[{"Key": "a", "Value": "b"}]))[1] == \
+        "ServiceUnavailable"
+    assert wait_until(lambda: window_closed(url), timeout=5)
+    ec2.describe_network_interfaces()
+
+
+def test_latency_fault(url, ec2):
+    assert ctl(url, "POST", "/_va/fault", {"kind": "latency", "seconds": 2, "latency_ms": 500,
+                                           "actions": ["DescribeNetworkInterfaces"]})[0] == 200
+    t0 = time.monotonic()
+    ec2.describe_network_interfaces()  # delayed, then served normally
+    assert time.monotonic() - t0 >= 0.5
+    assert wait_until(lambda: window_closed(url), timeout=5)
+    ctl(url, "DELETE", "/_va/calls")
+    ec2.describe_network_interfaces()
+    [c] = ctl(url, "GET", "/_va/calls")[1]
+    assert c["fault"] is None and c["status"] == 200 and c["ms"] < 500
+
+
+def test_fault_sources_and_clear(url, ec2):
+    assert ctl(url, "POST", "/_va/fault", {"kind": "throttle", "seconds": 30, "sources": ["10.77.0.99"]})[0] == 200
+    ec2.describe_network_interfaces()  # we are 127.0.0.1: not throttled
+    assert ctl(url, "POST", "/_va/fault", {"kind": "unauthorized", "seconds": 30, "sources": ["127.0.0.1"]})[0] == 200
+    assert error_of(ec2.describe_network_interfaces)[1] == "UnauthorizedOperation"
+    assert len(ctl(url, "GET", "/_va/fault")[1]) == 2  # windows coexist
+    assert ctl(url, "DELETE", "/_va/fault")[0] == 200
+    assert window_closed(url)
+    ec2.describe_network_interfaces()
+
+
+@pytest.mark.parametrize("spec", [
+    {"kind": "throttle", "seconds": 601},
+    {"kind": "throttle", "seconds": 0},
+    {"kind": "throttle"},
+    {"kind": "reboot", "seconds": 1},
+    {"kind": "latency", "seconds": 1},
+    {"kind": "latency", "seconds": 1, "latency_ms": 600_000},
+    {"kind": "throttle", "seconds": 1, "actions": "AssignPrivateIpAddresses"},
+])
+def test_fault_spec_is_validated(url, spec):
+    status, body = ctl(url, "POST", "/_va/fault", spec)
+    assert status == 400 and "error" in body
+    assert window_closed(url)
+
+
+# ---------------------------------------------------------------- call log
+def test_call_log_records_calls(url, ec2, world):
+    n1, n2, vip = world["id"]["n1"], world["id"]["n2"], world["vip"]
+    assert ctl(url, "DELETE", "/_va/calls")[0] == 200
+    t0 = time.time()
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+    error_of(lambda: ec2.assign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=[vip]))
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=[vip], AllowReassignment=True)
+    ec2.describe_network_interfaces(Filters=[{"Name": "addresses.private-ip-address", "Values": [vip]},
+                                             {"Name": "subnet-id", "Values": [world["subnet_id"]]}])
+    error_of(lambda: ec2.create_tags(Resources=[n2], Tags=[{"Key": "c", "Value": "1"}], DryRun=True))
+    calls = ctl(url, "GET", "/_va/calls")[1]
+    assert [(c["action"], c["status"], c["error_code"], c["dry_run"]) for c in calls] == [
+        ("AssignPrivateIpAddresses", 200, None, False),
+        ("AssignPrivateIpAddresses", 400, "InvalidIPAddress.InUse", False),
+        ("AssignPrivateIpAddresses", 200, None, False),
+        ("DescribeNetworkInterfaces", 200, None, False),
+        ("CreateTags", 412, "DryRunOperation", True),
+    ]
+    assert all(c["source"] == "127.0.0.1" and t0 - 1 <= c["t"] <= time.time() for c in calls)
+    assert [c["t"] for c in calls] == sorted(c["t"] for c in calls)
+    assert calls[0]["params"] == {"NetworkInterfaceId": n1, "PrivateIpAddress.1": vip}
+    assert calls[2]["params"] == {"NetworkInterfaceId": n2, "PrivateIpAddress.1": vip, "AllowReassignment": "true"}
+    assert calls[3]["params"] == {"Filter.1.Name": "addresses.private-ip-address", "Filter.1.Value.1": vip,
+                                  "Filter.2.Name": "subnet-id", "Filter.2.Value.1": world["subnet_id"]}
+    assert calls[4]["params"] == {"ResourceId.1": n2, "Tag.1.Key": "c", "Tag.1.Value": "1"}
+    # Control calls and setup's own EC2 calls are not logged; DELETE clears.
+    ctl(url, "POST", "/_va/setup", {"vpc_cidr": "10.250.0.0/16", "subnet_cidr": "10.250.0.0/20", "enis": []})
+    assert len(ctl(url, "GET", "/_va/calls")[1]) == 5
+    ctl(url, "DELETE", "/_va/calls")
+    assert ctl(url, "GET", "/_va/calls")[1] == []
+
+
+# ---------------------------------------------------------------- setup, holder
+def test_setup_creates_attached_enis_and_works_twice(url, ec2):
+    spec = {"vpc_cidr": "10.240.0.0/16", "subnet_cidr": "10.240.0.0/20",
+            "enis": [{"name": "a", "private_ip": "10.240.0.11", "mac": "02:aa:bb:cc:dd:01"},
+                     {"name": "b", "private_ip": "10.240.0.12"}]}
+    st1, w1 = ctl(url, "POST", "/_va/setup", spec)
+    st2, w2 = ctl(url, "POST", "/_va/setup", {**spec, "vpc_cidr": "10.241.0.0/16", "subnet_cidr": "10.241.0.0/20"})
+    assert (st1, st2) == (200, 200)
+    assert w1["vpc_id"] != w2["vpc_id"] and w1["subnet_id"] != w2["subnet_id"]
+    assert set(w1["enis"]) == {"a", "b"}
+    a = ec2.describe_network_interfaces(NetworkInterfaceIds=[w1["enis"]["a"]["eni_id"]])["NetworkInterfaces"][0]
+    assert a["PrivateIpAddress"] == "10.240.0.11" and a["SubnetId"] == w1["subnet_id"] and a["VpcId"] == w1["vpc_id"]
+    assert a["MacAddress"] == "02:aa:bb:cc:dd:01" == w1["enis"]["a"]["mac"]
+    assert a["Attachment"]["InstanceId"] == w1["enis"]["a"]["instance_id"] and a["Attachment"]["DeviceIndex"] == 0
+    b = ec2.describe_network_interfaces(NetworkInterfaceIds=[w1["enis"]["b"]["eni_id"]])["NetworkInterfaces"][0]
+    assert b["MacAddress"] == w1["enis"]["b"]["mac"] and b["MacAddress"] != a["MacAddress"]
+    vpc = ec2.describe_vpcs(VpcIds=[w1["vpc_id"]])["Vpcs"][0]
+    assert vpc["CidrBlock"] == "10.240.0.0/16"
+    # Another region keeps its own world.
+    st, w3 = ctl(url, "POST", "/_va/setup", {"region": "eu-west-1", "vpc_cidr": "10.242.0.0/16",
+                                             "subnet_cidr": "10.242.0.0/20",
+                                             "enis": [{"name": "c", "private_ip": "10.242.0.11"}]})
+    assert st == 200
+    eu = ec2_client(url, "eu-west-1").describe_network_interfaces()["NetworkInterfaces"]
+    assert [e["NetworkInterfaceId"] for e in eu] == [w3["enis"]["c"]["eni_id"]]
+    assert ctl(url, "GET", "/_va/holder?ip=10.242.0.11&region=eu-west-1")[1]["holders"] == [w3["enis"]["c"]["eni_id"]]
+    assert holders(url, "10.242.0.11") == []
+    # Bad input is a 400, not a crash.
+    assert ctl(url, "POST", "/_va/setup", {"enis": [{"name": "x", "private_ip": "10.77.0.5", "mac": "zz"}],
+                                           "vpc_cidr": "10.243.0.0/16", "subnet_cidr": "10.243.0.0/20"})[0] == 400
+
+
+def test_holder_endpoint(url, ec2, world):
+    n1, n2, vip = world["id"]["n1"], world["id"]["n2"], world["vip"]
+    assert holders(url, vip) == []
+    assert holders(url, f"10.{world['net']}.0.11") == [n1]  # a primary counts too
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=[vip])
+    assert holders(url, vip) == [n2]
+    assert ctl(url, "GET", "/_va/holder?ip=not-an-ip")[0] == 400
+    assert ctl(url, "GET", "/_va/holder")[0] == 400
+    assert ctl(url, "GET", "/_va/nothing")[0] == 404
+
+
+# ---------------------------------------------------------------- plain moto
+@pytest.fixture
+def plain_moto():
+    """moto's own server, unpatched (this process never imports the launcher)."""
+    from moto.server import ThreadedMotoServer
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    u = f"http://{host}:{port}"
+    ec2 = ec2_client(u)
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    sn = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/20")["Subnet"]["SubnetId"]
+    a, b = (ec2.create_network_interface(SubnetId=sn, PrivateIpAddress=ip)["NetworkInterface"]["NetworkInterfaceId"]
+            for ip in ("10.9.0.11", "10.9.0.12"))
+    try:
+        yield u, ec2, a, b
+    finally:
+        server.stop()
+
+
+def test_plain_moto_gaps_still_exist(plain_moto):
+    """If this fails after a moto upgrade, moto fixed a gap: drop that correction."""
+    u, ec2, a, b = plain_moto
+    vip = "10.9.0.100"
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=a, PrivateIpAddresses=[vip])
+    # 1. no AllowReassignment, address in use: accepted, two holders
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=b, PrivateIpAddresses=[vip])
+    assert vip in ips_of(ec2, a) and vip in ips_of(ec2, b)
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=b, PrivateIpAddresses=[vip])
+    # 1. AllowReassignment=true does not take it off the old ENI
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=b, PrivateIpAddresses=[vip], AllowReassignment=True)
+    assert vip in ips_of(ec2, a) and vip in ips_of(ec2, b)
+    # 2. the address filters see primaries only; device-index is a 500
+    r = ec2.describe_network_interfaces(Filters=[{"Name": "addresses.private-ip-address", "Values": [vip]}])
+    assert r["NetworkInterfaces"] == []
+    assert raw_ec2(u, {"Action": "DescribeNetworkInterfaces", "Filter.1.Name": "attachment.device-index",
+                       "Filter.1.Value.1": "0"}, scope=True)[0] == 500
+    # 3. DryRun on a hand-made Assign is ignored and the change is made
+    status, _ = raw_ec2(u, {"Action": "AssignPrivateIpAddresses", "NetworkInterfaceId": a,
+                            "PrivateIpAddress.1": "10.9.0.101", "DryRun": "true"}, scope=True)
+    assert status == 200 and "10.9.0.101" in ips_of(ec2, a)
+    # Not gaps: DryRun on Describe/CreateTags, and tags round-trip.
+    assert error_of(lambda: ec2.describe_network_interfaces(DryRun=True))[:2] == (412, "DryRunOperation")
+    assert error_of(lambda: ec2.create_tags(Resources=[a], Tags=[{"Key": "k", "Value": "v"}], DryRun=True)
+                    )[:2] == (412, "DryRunOperation")
+    ec2.create_tags(Resources=[a], Tags=[{"Key": "k", "Value": "v"}])
+    tagset = ec2.describe_network_interfaces(NetworkInterfaceIds=[a])["NetworkInterfaces"][0]["TagSet"]
+    assert tagset == [{"Key": "k", "Value": "v"}]
