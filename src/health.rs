@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use crate::decide::{Eligibility, eligibility};
 use crate::metrics::Metrics;
 use crate::observation::{ClaimTag, CloudView, KernelView, PgRole, PgView};
-use crate::plan::Severity;
+use crate::plan::{Severity, Step};
 use crate::reconcile::PassReport;
 
 /// One JSON document; field names are stable (monitoring parses them).
@@ -102,11 +102,7 @@ pub fn snapshot(
             Eligibility::Unknown(why) => format!("unknown: {why}"),
         },
         repmgr_primary: r.repmgr_primary,
-        kernel: match &o.kernel {
-            KernelView::Present { prefix_len } => format!("present /{prefix_len}"),
-            KernelView::Absent => "absent".into(),
-            KernelView::Unknown(why) => format!("unknown: {why}"),
-        },
+        kernel: kernel_after(r),
         cloud: describe_cloud(&o.cloud),
         verdict: r.verdict.to_string(),
         verdict_kind: r.verdict.kind().into(),
@@ -127,6 +123,30 @@ pub fn snapshot(
     }
 }
 
+/// The kernel as it is after this pass's steps, not as it was observed before them.
+fn kernel_after(r: &PassReport) -> String {
+    let done_ok = |kind: &str| {
+        r.done
+            .iter()
+            .any(|d| d.step.kind() == kind && d.result.is_ok())
+    };
+    if done_ok("remove_kernel") {
+        return "absent (removed this pass)".into();
+    }
+    let added = r.done.iter().find_map(|d| match (&d.step, &d.result) {
+        (Step::AddKernel { prefix_len }, Ok(_)) => Some(*prefix_len),
+        _ => None,
+    });
+    if let Some(prefix_len) = added {
+        return format!("present /{prefix_len} (added this pass)");
+    }
+    match &r.observation.kernel {
+        KernelView::Present { prefix_len } => format!("present /{prefix_len}"),
+        KernelView::Absent => "absent".into(),
+        KernelView::Unknown(why) => format!("unknown: {why}"),
+    }
+}
+
 fn describe_cloud(c: &CloudView) -> String {
     let claim = |t: &ClaimTag| match t {
         ClaimTag::Absent => "no claim".to_owned(),
@@ -135,7 +155,9 @@ fn describe_cloud(c: &CloudView) -> String {
     };
     match c {
         CloudView::Disabled => "disabled (kernel-only)".into(),
-        CloudView::NotChecked => "not checked this pass".into(),
+        CloudView::NotChecked => {
+            "not asked this pass (last answer still fresh, or backing off)".into()
+        }
         CloudView::Me { claim: t } => format!("this ENI ({})", claim(t)),
         CloudView::Other { eni, claim: t } => format!("{eni} ({})", claim(t)),
         CloudView::Nobody => "nobody".into(),

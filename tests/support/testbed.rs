@@ -285,9 +285,18 @@ impl Drop for Emulator {
     }
 }
 
-/// The Python that has moto (VIP_ARBITER_PYTHON, else python3).
+/// The daemon binary: cargo's for integration tests, else `VA_TEST_ARBITER_BIN` (the demo
+/// and the benchmarks run from examples/, where cargo does not provide it).
+pub fn arbiter_bin() -> String {
+    option_env!("CARGO_BIN_EXE_vip-arbiter")
+        .map(str::to_owned)
+        .or_else(|| std::env::var("VA_TEST_ARBITER_BIN").ok())
+        .unwrap_or_else(|| format!("{}/target/debug/vip-arbiter", env!("CARGO_MANIFEST_DIR")))
+}
+
+/// The Python that has moto (VA_TEST_PYTHON, else python3).
 pub fn python() -> String {
-    std::env::var("VIP_ARBITER_PYTHON").unwrap_or_else(|_| "python3".into())
+    std::env::var("VA_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
 /// A `vip-arbiter run` process inside a namespace.
@@ -331,14 +340,7 @@ impl Arbiter {
             .open(&self.log)
             .expect("log");
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns,
-                env!("CARGO_BIN_EXE_vip-arbiter"),
-                "run",
-                "--config",
-            ])
+            .args(["netns", "exec", &self.ns, &arbiter_bin(), "run", "--config"])
             .arg(&self.config)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -382,7 +384,7 @@ impl Arbiter {
     /// Run a CLI verb against this daemon (`status`, `check`, `kick`).
     pub fn cli(&self, args: &[&str]) -> (i32, String) {
         // --config before the verb: `kick` takes every later word as repmgr's placeholders.
-        let out = Command::new(env!("CARGO_BIN_EXE_vip-arbiter"))
+        let out = Command::new(arbiter_bin())
             .arg("--config")
             .arg(&self.config)
             .args(args)
