@@ -101,9 +101,7 @@ pub fn load_raw(
             continue;
         };
         let path = key.to_ascii_lowercase().replace("__", ".");
-        // Values parse like figment's Env provider: "true" is a bool, "2" a number.
-        let value: Value = value.parse().unwrap_or_else(|_| Value::from(value.clone()));
-        fig = fig.merge(Serialized::default(&path, value));
+        fig = fig.merge(Serialized::default(&path, env_value(&path, value)));
     }
     let raw: RawConfig = fig.extract().map_err(|e| {
         e.into_iter()
@@ -120,4 +118,22 @@ pub fn load_raw(
             .join("\n")
     })?;
     Ok((raw, Source { file }))
+}
+
+/// Environment values are text; only the keys that are numbers or booleans are
+/// converted ("0660" must stay the string a socket mode is written as, and a
+/// fence command must never be read as a TOML array).
+fn env_value(path: &str, text: String) -> Value {
+    match path {
+        "prefix_len" | "node_id" => text
+            .trim()
+            .parse::<i64>()
+            .map_or(Value::from(text), Value::from),
+        "aws.enabled" => match text.trim() {
+            "true" => Value::from(true),
+            "false" => Value::from(false),
+            _ => Value::from(text),
+        },
+        _ => Value::from(text),
+    }
 }

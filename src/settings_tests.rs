@@ -309,3 +309,55 @@ fn durations_round_trip() {
     assert!(parse_duration("").is_err());
     assert!(parse_duration("-1s").is_err());
 }
+
+#[test]
+fn shipped_example_config_is_valid_and_documents_every_key() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/vip-arbiter.toml");
+    let env = vec![
+        ("VIP_ARBITER_NODE_ID".to_owned(), "1".to_owned()),
+        ("VIP_ARBITER_CONNINFO".to_owned(), "user=repmgr".to_owned()),
+    ];
+    let s = load_from(Some(&path), env, None).expect("the example loads");
+    assert_eq!(s.vip, Ipv4Addr::new(10, 0, 1, 100));
+    let text = std::fs::read_to_string(&path).expect("read example");
+    let raw = serde_json::to_value(crate::config::RawConfig::default()).expect("json");
+    let mut keys: Vec<String> = Vec::new();
+    for (k, v) in raw.as_object().expect("object") {
+        match v.as_object() {
+            Some(table) => keys.extend(table.keys().map(|sub| format!("{k}__{sub}"))),
+            None => keys.push(k.clone()),
+        }
+    }
+    for key in keys {
+        let env_name = format!("VIP_ARBITER_{}", key.to_ascii_uppercase());
+        assert!(
+            text.contains(&env_name),
+            "etc/vip-arbiter.toml does not document {env_name}"
+        );
+        let leaf = key.rsplit("__").next().unwrap_or(&key);
+        assert!(
+            text.contains(&format!("{leaf} =")),
+            "etc/vip-arbiter.toml has no line for {leaf}"
+        );
+    }
+}
+
+#[test]
+fn env_values_stay_text_but_convert_where_a_key_needs_it() {
+    let f = Fixture::new();
+    let s = f
+        .load(
+            &f.config(""),
+            &[
+                ("VIP_ARBITER_SOCKET_MODE", "0640"),
+                ("VIP_ARBITER_PREFIX_LEN", "24"),
+                ("VIP_ARBITER_AWS__ENABLED", "true"),
+                ("VIP_ARBITER_AWS__FENCE_COMMAND", "[ -x /x ] && /x"),
+            ],
+        )
+        .expect("loads");
+    assert_eq!(s.socket_mode, 0o640);
+    assert_eq!(s.prefix_len, Some(24));
+    assert!(s.aws.enabled);
+    assert_eq!(s.aws.fence_command.as_deref(), Some("[ -x /x ] && /x"));
+}

@@ -55,7 +55,7 @@ impl Bed {
         let cfg = format!(
             "vip = \"{VIP}\"\ninterface = \"ens5\"\nprefix_len = 32\nrepmgr_config = {:?}\ninterval = \"500ms\"\n\
              pg_unknown_hold = \"10s\"\nlog_level = \"debug\"\n[aws]\nenabled = true\nregion = \"us-east-1\"\n\
-             eni_id = \"{eni}\"\nsubnet_id = \"{}\"\nverify_interval = \"5s\"\nfence_command = \"echo fenced $VIP_ARBITER_HOLDER_ENI >> {}\"\n",
+             eni_id = \"{eni}\"\nsubnet_id = \"{}\"\nverify_interval = \"5s\"\nfence_command = \"echo fenced $VIP_FENCE_HOLDER_ENI >> {}\"\n",
             node.repmgr_conf().display().to_string(),
             self.subnet,
             self.dir.path().join(format!("{name}.fence")).display()

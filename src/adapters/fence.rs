@@ -23,9 +23,9 @@ impl Fencer for ShellFence {
         let mut child = Command::new("/bin/sh")
             .arg("-c")
             .arg(&self.command)
-            .env("VIP_ARBITER_HOLDER_ENI", holder)
-            .env("VIP_ARBITER_VIP", self.vip.to_string())
-            .env("VIP_ARBITER_NODE_ID", self.node_id.to_string())
+            .env("VIP_FENCE_HOLDER_ENI", holder)
+            .env("VIP_FENCE_VIP", self.vip.to_string())
+            .env("VIP_FENCE_NODE_ID", self.node_id.to_string())
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| StepError::plain(format!("fence_command: cannot start /bin/sh: {e}")))?;

@@ -288,9 +288,9 @@ impl Drop for Emulator {
 /// The daemon binary: cargo's for integration tests, else `VA_TEST_ARBITER_BIN` (the demo
 /// and the benchmarks run from examples/, where cargo does not provide it).
 pub fn arbiter_bin() -> String {
-    option_env!("CARGO_BIN_EXE_vip-arbiter")
-        .map(str::to_owned)
-        .or_else(|| std::env::var("VA_TEST_ARBITER_BIN").ok())
+    std::env::var("VA_TEST_ARBITER_BIN")
+        .ok()
+        .or_else(|| option_env!("CARGO_BIN_EXE_vip-arbiter").map(str::to_owned))
         .unwrap_or_else(|| format!("{}/target/debug/vip-arbiter", env!("CARGO_MANIFEST_DIR")))
 }
 
