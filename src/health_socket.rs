@@ -31,6 +31,8 @@ pub const MAX_BODY: usize = 1024;
 pub const READ_LIMIT: Duration = Duration::from_secs(2);
 pub const WRITE_LIMIT: Duration = Duration::from_secs(2);
 pub const MAX_CONNECTIONS: usize = 64;
+const LINGER: Duration = Duration::from_millis(200);
+const LINGER_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
@@ -138,8 +140,11 @@ async fn handle(mut stream: UnixStream, source: &dyn HealthSource) {
     let _ = write(&mut stream, &response).await;
 }
 
+/// Write the response, then a lingering close: discard what the client still sends
+/// (bounded in time and size), so closing with unread input does not turn our answer
+/// into a connection reset on the client's side.
 async fn write(stream: &mut UnixStream, bytes: &[u8]) -> io::Result<()> {
-    match tokio::time::timeout(WRITE_LIMIT, async {
+    let written = match tokio::time::timeout(WRITE_LIMIT, async {
         stream.write_all(bytes).await?;
         stream.shutdown().await
     })
@@ -150,7 +155,19 @@ async fn write(stream: &mut UnixStream, bytes: &[u8]) -> io::Result<()> {
             io::ErrorKind::TimedOut,
             "client not reading",
         )),
-    }
+    };
+    let mut sink = [0u8; 4096];
+    let mut drained = 0usize;
+    let _ = tokio::time::timeout(LINGER, async {
+        while drained < LINGER_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+    written
 }
 
 /// Read the head (and a small body); `Err(status)` for a request to refuse.

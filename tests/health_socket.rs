@@ -1,0 +1,308 @@
+//! The health socket over a real unix socket: routes and status codes, malformed and
+//! oversized requests, a slow client that must not stall anyone, many clients at
+//! once, stale-socket handling, mode 0660, shutdown, and curl compatibility.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio_util::sync::CancellationToken;
+use vip_arbiter::health_client::{self, ClientError};
+use vip_arbiter::health_socket::{self, HealthSource, SocketError};
+
+#[derive(Default)]
+struct FakeSource {
+    kicks: AtomicU32,
+    converged: AtomicBool,
+}
+
+impl HealthSource for FakeSource {
+    fn health(&self) -> (bool, String) {
+        let c = self.converged.load(Ordering::SeqCst);
+        (c, format!("{{\"converged\":{c}}}"))
+    }
+    fn metrics(&self) -> String {
+        "vip_arbiter_passes_total 7\n".into()
+    }
+    fn kick(&self) {
+        self.kicks.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct Server {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    source: Arc<FakeSource>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("run/vip-arbiter.sock");
+    let listener = health_socket::bind(&path, 0o660).await.expect("bind");
+    let source = Arc::new(FakeSource::default());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(health_socket::serve(listener, source.clone(), stop.clone()));
+    Server {
+        _dir: dir,
+        path,
+        source,
+        stop,
+        task,
+    }
+}
+
+/// Send raw bytes, read the whole answer (bounded).
+async fn raw(path: &Path, bytes: &[u8]) -> String {
+    let mut s = UnixStream::connect(path).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("answered")
+        .expect("read");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(resp: &str) -> u16 {
+    resp.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn routes_and_status_codes() {
+    rt().block_on(async {
+        let s = server().await;
+        let get = |p: &str| format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let r = raw(&s.path, get("/health").as_bytes()).await;
+        assert_eq!(status_of(&r), 503, "not converged: {r}");
+        assert!(
+            r.contains("Content-Type: application/json") && r.contains("Connection: close"),
+            "{r}"
+        );
+        s.source.converged.store(true, Ordering::SeqCst);
+        let r = raw(&s.path, get("/health").as_bytes()).await;
+        assert_eq!(status_of(&r), 200);
+        assert!(r.ends_with("{\"converged\":true}"), "{r}");
+        let r = raw(&s.path, get("/metrics").as_bytes()).await;
+        assert_eq!(status_of(&r), 200);
+        assert!(
+            r.contains("text/plain; version=0.0.4") && r.contains("vip_arbiter_passes_total 7"),
+            "{r}"
+        );
+        let r = raw(&s.path, b"POST /kick HTTP/1.1\r\nContent-Length: 0\r\n\r\n").await;
+        assert_eq!(status_of(&r), 202);
+        assert_eq!(s.source.kicks.load(Ordering::SeqCst), 1);
+        let r = raw(
+            &s.path,
+            b"POST /kick HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello",
+        )
+        .await;
+        assert_eq!(status_of(&r), 202, "small body read and ignored");
+        let r = raw(&s.path, get("/nope").as_bytes()).await;
+        assert_eq!(status_of(&r), 404);
+        let r = raw(&s.path, b"DELETE /health HTTP/1.1\r\n\r\n").await;
+        assert_eq!(status_of(&r), 405);
+        assert!(r.contains("Allow: GET, HEAD"), "{r}");
+        let r = raw(&s.path, get("/kick").as_bytes()).await;
+        assert!(status_of(&r) == 405 && r.contains("Allow: POST"), "{r}");
+        let r = raw(&s.path, b"HEAD /health HTTP/1.1\r\n\r\n").await;
+        assert!(
+            status_of(&r) == 200 && r.ends_with("\r\n\r\n"),
+            "HEAD has no body: {r:?}"
+        );
+        // The client used by `status`, `check` and `kick`.
+        let resp = health_client::request(&s.path, "GET", "/health", Duration::from_secs(2))
+            .await
+            .expect("client");
+        assert_eq!(
+            (resp.status, resp.body.as_str()),
+            (200, "{\"converged\":true}")
+        );
+    });
+}
+
+#[test]
+fn malformed_oversized_and_garbage_get_http_errors() {
+    rt().block_on(async {
+        let s = server().await;
+        assert_eq!(status_of(&raw(&s.path, b"GARBAGE\r\n\r\n").await), 400);
+        assert_eq!(status_of(&raw(&s.path, b"\x00\xff\xfe\r\n\r\n").await), 400);
+        assert_eq!(
+            status_of(&raw(&s.path, b"GET /health HTTP/9.9\r\n\r\n").await),
+            505
+        );
+        assert_eq!(
+            status_of(
+                &raw(
+                    &s.path,
+                    b"POST /kick HTTP/1.1\r\nContent-Length: 99999\r\n\r\n"
+                )
+                .await
+            ),
+            413
+        );
+        let mut big = b"GET /health HTTP/1.1\r\n".to_vec();
+        big.extend(std::iter::repeat_n(b'a', 10_000));
+        let r = raw(&s.path, &big).await;
+        assert_eq!(status_of(&r), 431, "oversized head");
+        // A client that hangs up early does not hurt the server.
+        drop(UnixStream::connect(&s.path).await.expect("connect"));
+        assert_eq!(
+            status_of(&raw(&s.path, b"GET /metrics HTTP/1.1\r\n\r\n").await),
+            200
+        );
+    });
+}
+
+#[test]
+fn slow_client_gets_408_and_never_stalls_others() {
+    rt().block_on(async {
+        let s = server().await;
+        let mut slow = UnixStream::connect(&s.path).await.expect("connect");
+        slow.write_all(b"GET /hea").await.expect("partial write");
+        let started = Instant::now();
+        let r = raw(&s.path, b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert_eq!(status_of(&r), 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "answered while the slow client is pending"
+        );
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut out))
+            .await
+            .expect("slow client answered")
+            .expect("read");
+        assert_eq!(status_of(&String::from_utf8_lossy(&out)), 408);
+    });
+}
+
+#[test]
+fn many_concurrent_clients_all_get_an_answer() {
+    rt().block_on(async {
+        let s = server().await;
+        let mut tasks = Vec::new();
+        for _ in 0..200 {
+            let p = s.path.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut st = UnixStream::connect(&p).await.expect("connect");
+                st.write_all(b"GET /health HTTP/1.1\r\n\r\n")
+                    .await
+                    .expect("write");
+                let mut out = Vec::new();
+                st.read_to_end(&mut out).await.expect("read");
+                status_of(&String::from_utf8_lossy(&out))
+            }));
+        }
+        let mut codes = Vec::new();
+        for t in tasks {
+            codes.push(
+                tokio::time::timeout(Duration::from_secs(10), t)
+                    .await
+                    .expect("bounded")
+                    .expect("task"),
+            );
+        }
+        // Every client gets a proper HTTP answer: 503 "not converged" or, past the
+        // connection cap, 503 "too many connections"; never a hang or a reset.
+        assert_eq!(codes.len(), 200);
+        assert!(codes.iter().all(|c| *c == 503), "{codes:?}");
+    });
+}
+
+#[test]
+fn bind_replaces_stale_refuses_live_and_sets_mode() {
+    rt().block_on(async {
+        let s = server().await;
+        let mode = std::fs::metadata(&s.path)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o660);
+        match health_socket::bind(&s.path, 0o660).await {
+            Err(SocketError::InUse { .. }) => {}
+            other => panic!("expected InUse, got {:?}", other.map(|_| ())),
+        }
+        s.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(3), s.task)
+            .await
+            .expect("serve returns on shutdown")
+            .expect("join");
+        // The file is left behind (stale): the next bind replaces it.
+        assert!(s.path.exists());
+        let again = health_socket::bind(&s.path, 0o600)
+            .await
+            .expect("stale socket replaced");
+        drop(again);
+        let not_socket = s.path.with_file_name("plain-file");
+        std::fs::write(&not_socket, "x").expect("write");
+        assert!(matches!(
+            health_socket::bind(&not_socket, 0o660).await,
+            Err(SocketError::NotASocket { .. })
+        ));
+    });
+}
+
+#[test]
+fn client_reports_not_running() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = health_client::request(
+            &dir.path().join("none.sock"),
+            "GET",
+            "/health",
+            Duration::from_secs(1),
+        )
+        .await;
+        assert!(matches!(r, Err(ClientError::NoSocket(_))), "{r:?}");
+    });
+}
+
+#[test]
+fn curl_round_trip() {
+    let curl = std::process::Command::new("curl").arg("--version").output();
+    assert!(
+        curl.is_ok_and(|o| o.status.success()),
+        "curl is needed for this test (scripts/install-deps installs it)"
+    );
+    let rt = rt();
+    let s = rt.block_on(server());
+    s.source.converged.store(true, Ordering::SeqCst);
+    let path = s.path.clone();
+    let out = rt.block_on(async move {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("curl")
+                .args([
+                    "-s",
+                    "-w",
+                    "\n%{http_code}",
+                    "--max-time",
+                    "5",
+                    "--unix-socket",
+                ])
+                .arg(&path)
+                .arg("http://localhost/health")
+                .output()
+                .expect("curl")
+        })
+        .await
+        .expect("join")
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, "{\"converged\":true}\n200", "{text}");
+}
