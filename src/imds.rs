@@ -1,12 +1,13 @@
 //! IMDSv2 discovery: this instance, its region, and the ENI and subnet behind the
 //! configured interface, matched by that interface's own MAC (never "the first MAC").
-//! The SDK's IMDS client does the token PUT, refreshes an expired token, retries,
-//! and honours `AWS_EC2_METADATA_SERVICE_ENDPOINT`.
+//! A minimal IMDSv2 client (token PUT, then GETs with the token; a 401 fetches a new
+//! token once) over plain HTTP, since IMDS is plain HTTP on a link-local address. The
+//! endpoint honours `AWS_EC2_METADATA_SERVICE_ENDPOINT` like the SDK does.
 
 use std::time::Duration;
 
-use aws_config::imds::client::Client;
-use aws_config::imds::client::error::ImdsError as SdkImdsError;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NicIdentity {
@@ -47,31 +48,123 @@ pub async fn discover_at(
     mac: &str,
     limit: Duration,
 ) -> Result<NicIdentity, ImdsError> {
-    let client = Client::builder()
-        .endpoint(endpoint)
-        .map_err(|e| ImdsError::Unreachable {
-            endpoint: endpoint.to_owned(),
-            message: e.to_string(),
-        })?
-        .connect_timeout(Duration::from_secs(1))
-        .read_timeout(Duration::from_secs(1))
-        .max_attempts(2)
-        .build();
     let mac = mac.to_ascii_lowercase();
-    tokio::time::timeout(limit, fetch(&client, endpoint, &mac))
+    let session = Session {
+        endpoint: endpoint.trim_end_matches('/').to_owned(),
+        token: std::sync::Mutex::new(None),
+    };
+    tokio::time::timeout(limit, fetch(&session, &mac))
         .await
         .unwrap_or(Err(ImdsError::Timeout(limit.as_millis())))
 }
 
-async fn fetch(client: &Client, endpoint: &str, mac: &str) -> Result<NicIdentity, ImdsError> {
-    let get = |path: String| async move {
+/// Token lifetime we ask for; discovery takes well under a second.
+const TOKEN_TTL_SECONDS: u32 = 60;
+const CALL_LIMIT: Duration = Duration::from_secs(2);
+
+/// An IMDSv2 session: one token, fetched again when IMDS answers 401.
+struct Session {
+    endpoint: String,
+    token: std::sync::Mutex<Option<String>>,
+}
+
+impl Session {
+    async fn token(&self, fresh: bool) -> Result<String, ImdsError> {
+        if !fresh && let Some(t) = self.token.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(t);
+        }
+        let ttl = format!("X-aws-ec2-metadata-token-ttl-seconds: {TOKEN_TTL_SECONDS}");
+        let (status, body) = self.http("PUT", "/latest/api/token", &ttl).await?;
+        if status != 200 {
+            return Err(ImdsError::Other {
+                path: "/latest/api/token".into(),
+                message: format!("token request answered HTTP {status}"),
+            });
+        }
+        let token = body.trim().to_owned();
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn get(&self, path: &str) -> Result<String, ImdsError> {
         let full = format!("{BASE}{path}");
-        client
-            .get(full.clone())
+        for fresh in [false, true] {
+            let header = format!("X-aws-ec2-metadata-token: {}", self.token(fresh).await?);
+            match self.http("GET", &full, &header).await? {
+                (200, body) => return Ok(body.trim().to_owned()),
+                (401, _) if !fresh => continue,
+                (404, _) => return Err(ImdsError::Missing { path: full }),
+                (status, _) => {
+                    return Err(ImdsError::Other {
+                        path: full,
+                        message: format!("HTTP {status}"),
+                    });
+                }
+            }
+        }
+        Err(ImdsError::Other {
+            path: full,
+            message: "HTTP 401 even with a fresh token".into(),
+        })
+    }
+
+    /// One HTTP/1.1 exchange (IMDS is plain HTTP on a link-local address).
+    async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        header: &str,
+    ) -> Result<(u16, String), ImdsError> {
+        let unreachable = |message: String| ImdsError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            message,
+        };
+        let authority = self
+            .endpoint
+            .strip_prefix("http://")
+            .ok_or_else(|| unreachable("only http:// endpoints are supported".into()))?;
+        let exchange = async {
+            let mut stream = TcpStream::connect(authority)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let req = format!(
+                "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{header}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            stream
+                .write_all(req.as_bytes())
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let mut raw = Vec::new();
+            stream
+                .take(1 << 20)
+                .read_to_end(&mut raw)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            Ok::<_, ImdsError>(raw)
+        };
+        let raw = tokio::time::timeout(CALL_LIMIT, exchange)
             .await
-            .map(|v| v.as_ref().trim().to_owned())
-            .map_err(|e| classify(e, endpoint, &full))
-    };
+            .unwrap_or_else(|_| {
+                Err(unreachable(format!(
+                    "no answer within {} ms",
+                    CALL_LIMIT.as_millis()
+                )))
+            })?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| unreachable("malformed HTTP answer".into()))?;
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| unreachable("malformed status line".into()))?;
+        Ok((status, body.to_owned()))
+    }
+}
+
+async fn fetch(session: &Session, mac: &str) -> Result<NicIdentity, ImdsError> {
+    let get = |path: String| async move { session.get(&path).await };
     let instance_id = get("instance-id".into()).await?;
     let region = get("placement/region".into()).await?;
     let macs = get("network/interfaces/macs/".into()).await?;
@@ -102,22 +195,4 @@ async fn fetch(client: &Client, endpoint: &str, mac: &str) -> Result<NicIdentity
         subnet_id,
         subnet_cidr,
     })
-}
-
-fn classify(e: SdkImdsError, endpoint: &str, path: &str) -> ImdsError {
-    match &e {
-        SdkImdsError::ErrorResponse(r) if r.response().status().as_u16() == 404 => {
-            ImdsError::Missing {
-                path: path.to_owned(),
-            }
-        }
-        SdkImdsError::FailedToLoadToken(_) | SdkImdsError::IoError(_) => ImdsError::Unreachable {
-            endpoint: endpoint.to_owned(),
-            message: aws_sdk_ec2::error::DisplayErrorContext(&e).to_string(),
-        },
-        _ => ImdsError::Other {
-            path: path.to_owned(),
-            message: aws_sdk_ec2::error::DisplayErrorContext(&e).to_string(),
-        },
-    }
 }
