@@ -178,7 +178,14 @@ pub async fn self_test(
     );
     match ec2.own_eni_exists().await {
         Ok(()) => say(true, format!("ENI {} exists", p.eni_id)),
-        Err(e) => say(false, format!("ENI {}: {e}", p.eni_id)),
+        Err(e) => say(
+            false,
+            format!(
+                "ENI {}: {e} ({})",
+                p.eni_id,
+                e.code.as_deref().unwrap_or("no code")
+            ),
+        ),
     }
     (ok, lines)
 }

@@ -1,0 +1,90 @@
+//! `vip-arbiter check-config --online` against the EC2 emulator, from inside a node
+//! namespace: each check is one line naming what is missing, exit 1 on any failure.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::json;
+use support::testbed::{Emulator, Hub, arbiter_bin, aws_env};
+
+fn self_test(hub: &Hub, ns: &str, emu: &Emulator, eni: &str, subnet: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("va.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "vip = \"10.77.0.100\"\ninterface = \"ens5\"\nnode_id = 1\nconninfo = \"host=/nonexistent user=repmgr\"\n\
+             [aws]\nenabled = true\nregion = \"us-east-1\"\neni_id = \"{eni}\"\nsubnet_id = \"{subnet}\"\n"
+        ),
+    )
+    .expect("write config");
+    let _ = hub;
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, &arbiter_bin(), "--config"])
+        .arg(&cfg)
+        .args(["check-config", "--online"])
+        .envs(aws_env(&emu.url))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run check-config");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn online_self_test_passes_and_names_each_missing_permission() {
+    let mut hub = Hub::new();
+    let n1 = hub.node("n1", "10.77.0.11");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let emu = Emulator::start(&hub, dir.path());
+    let ids = emu.setup(&[("n1", "10.77.0.11")]);
+    let eni = ids["enis"]["n1"]["eni_id"]
+        .as_str()
+        .expect("eni")
+        .to_owned();
+    let subnet = ids["subnet_id"].as_str().expect("subnet").to_owned();
+
+    let (code, out) = self_test(&hub, &n1, &emu, &eni, &subnet);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ok: ec2:DescribeNetworkInterfaces allowed (DryRun)"),
+        "{out}"
+    );
+    assert!(out.contains("ok: ec2:CreateTags allowed (DryRun)"), "{out}");
+    assert!(out.contains(&format!("ok: ENI {eni} exists")), "{out}");
+    assert!(
+        out.contains("AssignPrivateIpAddresses has no DryRun flag"),
+        "{out}"
+    );
+    // Nothing was changed by the self-test: no tag, no assignment.
+    assert!(emu.holders("10.77.0.100").is_empty());
+
+    emu.control(
+        "POST",
+        "/_va/fault",
+        Some(&json!({"kind": "unauthorized", "seconds": 60, "actions": ["CreateTags"]})),
+    );
+    let (code, out) = self_test(&hub, &n1, &emu, &eni, &subnet);
+    assert_eq!(code, 1, "{out}");
+    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert_eq!(
+        fails,
+        vec![
+            "FAIL: ec2:CreateTags not allowed: add it to the instance role's policy (etc/iam-policy.json)"
+        ],
+        "{out}"
+    );
+    emu.control("DELETE", "/_va/fault", None);
+
+    let (code, out) = self_test(&hub, &n1, &emu, "eni-0123456789abcdef0", &subnet);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("FAIL: ENI eni-0123456789abcdef0")
+                && l.contains("InvalidNetworkInterfaceID")),
+        "{out}"
+    );
+}
