@@ -92,6 +92,20 @@ impl Reload for FileReload {
         if new.aws.enabled != self.running.aws.enabled {
             cfg.policy.cloud = loop_config(&self.running, prefix_len).policy.cloud;
         }
+        if let Some(c) = cfg.policy.cloud.as_mut() {
+            c.fence_configured = self.running.aws.fence_command.is_some();
+        }
+        // Keys that need a restart keep their running values in what we remember too.
+        let mut new = new;
+        new.vip = self.running.vip;
+        new.interface.clone_from(&self.running.interface);
+        new.node_id = self.running.node_id;
+        new.pg = self.running.pg.clone();
+        new.socket.clone_from(&self.running.socket);
+        new.aws.enabled = self.running.aws.enabled;
+        new.aws
+            .fence_command
+            .clone_from(&self.running.aws.fence_command);
         self.running = new;
         Ok(cfg)
     }
@@ -116,6 +130,9 @@ fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<&'static str> {
     }
     if old.aws.enabled != new.aws.enabled {
         keys.push("aws.enabled");
+    }
+    if old.aws.fence_command != new.aws.fence_command {
+        keys.push("aws.fence_command");
     }
     keys
 }

@@ -260,3 +260,41 @@ fn drift_at_ec2_is_repaired_within_verify_interval_and_standby_never_adds() {
         a1.verdict() == "holding"
     });
 }
+
+#[test]
+fn arbiter_crash_and_restart_moves_nothing() {
+    let bed = Bed::new();
+    let mut a1 = bed.arbiter(&bed.n1, bed.cluster.node1(), &bed.eni1, "a1");
+    let _a2 = bed.arbiter(&bed.n2, bed.cluster.node2(), &bed.eni2, "a2");
+    wait_until(Duration::from_secs(15), "VIP on n1", || {
+        bed.holders() == vec![bed.eni1.clone()]
+            && kernel_has(&bed.n1, VIP)
+            && a1.verdict() == "holding"
+    });
+    a1.kill9();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        bed.holders(),
+        vec![bed.eni1.clone()],
+        "EC2 unchanged while the arbiter is down"
+    );
+    assert!(
+        kernel_has(&bed.n1, VIP),
+        "kernel address unchanged while the arbiter is down"
+    );
+    bed.emu.control("DELETE", "/_va/calls", None);
+    a1.spawn();
+    wait_until(Duration::from_secs(5), "restarted arbiter holding", || {
+        a1.verdict() == "holding"
+    });
+    let (moves, doubles) = sample(&bed, Duration::from_secs(3));
+    assert_eq!((moves, doubles), (0, 0));
+    let writes: Vec<String> = bed
+        .emu
+        .calls()
+        .iter()
+        .filter_map(|c| c["action"].as_str().map(str::to_owned))
+        .filter(|a| a != "DescribeNetworkInterfaces")
+        .collect();
+    assert!(writes.is_empty(), "a restart wrote to EC2: {writes:?}");
+}

@@ -219,3 +219,137 @@ fn hand_added_address_on_the_standby_is_removed_and_drift_on_primary_repaired() 
         a2.verdict() == "standby"
     });
 }
+
+#[test]
+fn connection_exhaustion_keeps_the_vip_through_the_reserved_superuser_slot() {
+    let cluster = PgCluster::start();
+    let mut hub = Hub::new();
+    let n1 = hub.node("n1", "10.77.0.11");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut a1 = Arbiter::start(
+        &n1,
+        dir.path(),
+        "a1",
+        &config(cluster.node1(), "300ms", ""),
+        &[],
+    );
+    wait_until(Duration::from_secs(10), "VIP on n1", || {
+        kernel_has(&n1, VIP)
+    });
+    let p = cluster.node1();
+    p.psql("CREATE ROLE app LOGIN");
+    // Ordinary clients take every non-reserved slot (max_connections 20, 3 reserved).
+    let sock = p.socket_dir().display().to_string();
+    let port = p.port().to_string();
+    let mut hogs = Vec::new();
+    for _ in 0..20 {
+        hogs.push(
+            std::process::Command::new("psql")
+                .args([
+                    "-XAtq",
+                    "-h",
+                    &sock,
+                    "-p",
+                    &port,
+                    "-U",
+                    "app",
+                    "-d",
+                    "postgres",
+                    "-c",
+                    "SELECT pg_sleep(30)",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("psql"),
+        );
+    }
+    wait_until(
+        Duration::from_secs(10),
+        "clients exhaust the non-reserved slots",
+        || {
+            p.try_psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'")
+                .is_ok_and(|n| n.trim() == "16")
+        },
+    );
+    let refused = std::process::Command::new("psql")
+        .args([
+            "-XAtq", "-h", &sock, "-p", &port, "-U", "app", "-d", "postgres", "-c", "SELECT 1",
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        !refused.status.success(),
+        "an ordinary client is now refused"
+    );
+    // The arbiter keeps observing over its persistent connection...
+    let before = passes(&a1);
+    wait_until(Duration::from_secs(5), "five more passes", || {
+        passes(&a1) >= before + 5
+    });
+    assert_eq!(a1.verdict(), "holding");
+    // ...and a restarted arbiter gets in through the reserved superuser slot.
+    a1.kill9();
+    a1.spawn();
+    wait_until(Duration::from_secs(5), "restarted arbiter holding", || {
+        a1.verdict() == "holding"
+    });
+    assert!(kernel_has(&n1, VIP), "the VIP never left");
+    for mut h in hogs {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+}
+
+#[test]
+fn sighup_with_a_broken_config_keeps_the_old_one() {
+    let cluster = PgCluster::start();
+    let mut hub = Hub::new();
+    let n1 = hub.node("n1", "10.77.0.11");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a1 = Arbiter::start(
+        &n1,
+        dir.path(),
+        "a1",
+        &config(cluster.node1(), "300ms", ""),
+        &[],
+    );
+    wait_until(Duration::from_secs(10), "VIP on n1", || {
+        kernel_has(&n1, VIP)
+    });
+    let good = std::fs::read_to_string(&a1.config).expect("config");
+    std::fs::write(&a1.config, format!("{good}\ninterval = \"forever\"\n")).expect("break config");
+    let pid = support::testbed::run("ip", &["netns", "pids", &n1]);
+    for p in pid.split_whitespace() {
+        support::testbed::run("kill", &["-HUP", p]);
+    }
+    wait_until(Duration::from_secs(5), "the refusal in the log", || {
+        a1.log_text().contains("configuration reload refused")
+    });
+    let before = passes(&a1);
+    wait_until(
+        Duration::from_secs(5),
+        "passes continue at the old interval",
+        || passes(&a1) >= before + 3,
+    );
+    assert_eq!(a1.verdict(), "holding");
+    // A good change applies: 300 ms → 100 ms.
+    std::fs::write(
+        &a1.config,
+        good.replace("interval = \"300ms\"", "interval = \"100ms\""),
+    )
+    .expect("fix config");
+    for p in pid.split_whitespace() {
+        support::testbed::run("kill", &["-HUP", p]);
+    }
+    wait_until(Duration::from_secs(5), "reload applied", || {
+        a1.log_text().contains("configuration reloaded")
+    });
+    let before = passes(&a1);
+    std::thread::sleep(Duration::from_secs(1));
+    let in_a_second = passes(&a1) - before;
+    assert!(
+        in_a_second >= 6,
+        "about ten passes a second at 100 ms, saw {in_a_second}"
+    );
+}
