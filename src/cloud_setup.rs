@@ -70,10 +70,23 @@ pub async fn client(region: Option<String>) -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::new(&loader.load().await)
 }
 
-pub async fn ec2(s: &Settings, kernel: &Netlink, metrics: Arc<Metrics>) -> Result<Ec2, String> {
+pub async fn ec2(
+    s: &Settings,
+    kernel: &Netlink,
+    metrics: Arc<Metrics>,
+) -> Result<(Ec2, Placement), String> {
     let p = placement(s, kernel).await?;
     let client = client(p.region.clone()).await;
-    Ok(Ec2::new(client, s.vip, p.eni_id, p.subnet_id, metrics))
+    Ok((
+        Ec2::new(
+            client,
+            s.vip,
+            p.eni_id.clone(),
+            p.subnet_id.clone(),
+            metrics,
+        ),
+        p,
+    ))
 }
 
 /// Is `vip` inside `cidr` ("10.0.0.0/20")?
@@ -91,18 +104,19 @@ pub async fn self_test(
     kernel: &Netlink,
     metrics: Arc<Metrics>,
 ) -> (bool, Vec<String>) {
+    match ec2(s, kernel, metrics).await {
+        Ok((ec2, p)) => checks(&ec2, &p, s.vip, s.node_id).await,
+        Err(e) => (false, vec![format!("FAIL: {e}")]),
+    }
+}
+
+/// The checks proper, on an already built adapter (the daemon runs them at start).
+pub async fn checks(ec2: &Ec2, p: &Placement, vip: Ipv4Addr, node_id: i32) -> (bool, Vec<String>) {
     let mut lines = Vec::new();
     let mut ok = true;
     let mut say = |good: bool, line: String| {
         ok &= good;
         lines.push(format!("{}: {line}", if good { "ok" } else { "FAIL" }));
-    };
-    let p = match placement(s, kernel).await {
-        Ok(p) => p,
-        Err(e) => {
-            say(false, e);
-            return (false, lines);
-        }
     };
     say(
         true,
@@ -117,24 +131,17 @@ pub async fn self_test(
             }
         ),
     );
-    match p.subnet_cidr.as_deref().map(|c| (c, in_cidr(s.vip, c))) {
-        Some((c, Some(true))) => say(true, format!("VIP {} lies inside the subnet {c}", s.vip)),
+    match p.subnet_cidr.as_deref().map(|c| (c, in_cidr(vip, c))) {
+        Some((c, Some(true))) => say(true, format!("VIP {vip} lies inside the subnet {c}")),
         Some((c, _)) => say(
             false,
-            format!("VIP {} is not inside the ENI's subnet {c}", s.vip),
+            format!("VIP {vip} is not inside the ENI's subnet {c}"),
         ),
         None => say(
             true,
             "subnet CIDR unknown without IMDS; VIP-in-subnet not checked".into(),
         ),
     }
-    let ec2 = Ec2::new(
-        client(p.region.clone()).await,
-        s.vip,
-        p.eni_id.clone(),
-        p.subnet_id.clone(),
-        metrics,
-    );
     let allowed = |r: Result<(), Ec2Error>, action: &str| match r {
         Ok(()) => (true, format!("ec2:{action} allowed")),
         Err(e) if e.code.as_deref() == Some("DryRunOperation") => {
@@ -163,7 +170,7 @@ pub async fn self_test(
         ec2.tag(
             Claim {
                 timeline: 1,
-                node_id: s.node_id,
+                node_id,
             },
             true,
         )

@@ -22,7 +22,7 @@ use crate::run_loop::{self, Control, LoopConfig, Reload};
 use crate::settings::{self, OnStop, Settings};
 use crate::shutdown::Shutdown;
 
-/// Why the daemon could not start (exit code 1; config errors are 78 earlier).
+/// Why the daemon could not start: exit 78 for `Config`, 1 for the rest.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("kernel: {0}")]
@@ -33,9 +33,20 @@ pub enum StartupError {
     Signals(std::io::Error),
     #[error("EC2: {0}")]
     Cloud(String),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// Per-call bound of EC2 calls and actions; EC2 retries inside the SDK.
+impl StartupError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartupError::Config(_) => crate::settings::ConfigErrors::EXIT_CODE,
+            _ => 1,
+        }
+    }
+}
+
 pub const CLOUD_CALL_LIMIT: Duration = Duration::from_secs(5);
 
 /// The loop's settings from the validated config.
@@ -151,7 +162,7 @@ pub async fn run(
     };
     let cfg = loop_config(&s, prefix_len);
     let metrics = Arc::new(Metrics::default());
-    let cloud = build_cloud(&s, &kernel, metrics.clone()).await?;
+    let cloud = build_cloud(&s, &kernel, metrics.clone(), true).await?;
     let (health, kicks) = HealthState::new(metrics);
     let listener = health_socket::bind(&s.socket, s.socket_mode)
         .await
@@ -204,18 +215,38 @@ pub async fn run(
     Ok(())
 }
 
+/// EC2 mode: the adapter, after the start-up self-test (`check-config --online`'s
+/// checks) is logged. A wrong ENI or subnet id is a configuration error; anything else
+/// (an outage, a missing permission) is logged and the loop reports it as it acts.
 async fn build_cloud(
     s: &Settings,
     kernel: &Netlink,
     metrics: Arc<Metrics>,
+    self_test: bool,
 ) -> Result<Option<Ec2>, StartupError> {
     if !s.aws.enabled {
         return Ok(None);
     }
-    let ec2 = crate::cloud_setup::ec2(s, kernel, metrics)
+    let (ec2, placement) = crate::cloud_setup::ec2(s, kernel, metrics)
         .await
         .map_err(StartupError::Cloud)?;
-    info!(eni = ec2.eni_id(), "EC2 mode");
+    info!(eni = ec2.eni_id(), subnet = %placement.subnet_id, "EC2 mode");
+    if self_test {
+        let (_, lines) = crate::cloud_setup::checks(&ec2, &placement, s.vip, s.node_id).await;
+        for line in &lines {
+            if line.starts_with("FAIL") {
+                tracing::error!(check = %line, "start-up self-test");
+            } else {
+                info!(check = %line, "start-up self-test");
+            }
+        }
+        if let Some(bad) = lines.iter().find(|l| {
+            l.starts_with("FAIL")
+                && (l.contains("InvalidNetworkInterfaceID") || l.contains("InvalidSubnetID"))
+        }) {
+            return Err(StartupError::Config(bad.clone()));
+        }
+    }
     Ok(Some(ec2))
 }
 
@@ -236,7 +267,7 @@ pub async fn plan_once(s: &Settings) -> Result<String, StartupError> {
         None => kernel.primary_prefix().await?,
     };
     let cfg = loop_config(s, prefix_len);
-    let cloud = build_cloud(s, &kernel, Arc::new(Metrics::default())).await?;
+    let cloud = build_cloud(s, &kernel, Arc::new(Metrics::default()), false).await?;
     let mut pg = PgObserver::new(s.pg.config.clone(), s.node_id);
     let (report, kernel_view) = observe::gather_local(&mut pg, &kernel, cfg.limits.observe).await;
     let observation = crate::observation::Observation {

@@ -103,7 +103,7 @@ async fn dispatch(cli: Cli) -> i32 {
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start");
                     eprintln!("vip-arbiter: {e}");
-                    1
+                    e.exit_code()
                 }
             }
         }

@@ -88,3 +88,36 @@ fn online_self_test_passes_and_names_each_missing_permission() {
         "{out}"
     );
 }
+
+#[test]
+fn daemon_runs_the_self_test_at_start_and_a_wrong_eni_is_a_config_error() {
+    let mut hub = Hub::new();
+    let n1 = hub.node("n1", "10.77.0.11");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let emu = Emulator::start(&hub, dir.path());
+    let ids = emu.setup(&[("n1", "10.77.0.11")]);
+    let subnet = ids["subnet_id"].as_str().expect("subnet").to_owned();
+    let cfg = dir.path().join("va.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "vip = \"10.77.0.100\"\ninterface = \"ens5\"\nnode_id = 1\nconninfo = \"host=/nonexistent user=repmgr\"\nsocket = {:?}\n\
+             [aws]\nenabled = true\nregion = \"us-east-1\"\neni_id = \"eni-0123456789abcdef0\"\nsubnet_id = \"{subnet}\"\n",
+            dir.path().join("va.sock").display().to_string()
+        ),
+    )
+    .expect("write config");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &n1, &arbiter_bin(), "run", "--config"])
+        .arg(&cfg)
+        .envs(aws_env(&emu.url))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run the daemon");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("start-up self-test") && err.contains("InvalidNetworkInterfaceID"),
+        "{err}"
+    );
+}
