@@ -353,3 +353,94 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
         "about ten passes a second at 100 ms, saw {in_a_second}"
     );
 }
+
+#[test]
+fn sd_notify_ready_watchdog_status_stopping() {
+    let cluster = PgCluster::start();
+    let mut hub = Hub::new();
+    let n1 = hub.node("n1", "10.77.0.11");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let notify_env = notify_path.display().to_string();
+    let mut a1 = Arbiter::start(
+        &n1,
+        dir.path(),
+        "a1",
+        &config(cluster.node1(), "200ms", ""),
+        &[("NOTIFY_SOCKET", &notify_env)],
+    );
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    while messages.len() < 6 {
+        let n = notify.recv(&mut buf).expect("a notification");
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(
+        messages[0].contains("READY=1") && messages[0].contains("STATUS="),
+        "READY first: {messages:?}"
+    );
+    assert_eq!(
+        messages.iter().filter(|m| m.contains("READY=1")).count(),
+        1,
+        "READY once: {messages:?}"
+    );
+    let watchdogs = messages.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(watchdogs >= 4, "WATCHDOG after every pass: {messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("STATUS=holding: primary, VIP here")),
+        "{messages:?}"
+    );
+    assert_eq!(a1.stop(), Some(0));
+    let mut tail = Vec::new();
+    while let Ok(n) = notify.recv(&mut buf) {
+        tail.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        if tail.last().is_some_and(|m| m.contains("STOPPING=1")) {
+            break;
+        }
+    }
+    assert!(
+        tail.iter().any(|m| m.contains("STOPPING=1")),
+        "STOPPING on SIGTERM: {tail:?}"
+    );
+}
+
+#[test]
+fn plan_prints_what_it_would_do_and_changes_nothing() {
+    let cluster = PgCluster::start();
+    let mut hub = Hub::new();
+    let n1 = hub.node("n1", "10.77.0.11");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("va.toml");
+    std::fs::write(&cfg, config(cluster.node1(), "1s", "")).expect("config");
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &n1,
+            &support::testbed::arbiter_bin(),
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("plan")
+        .output()
+        .expect("plan");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("verdict:  acquiring"), "{text}");
+    assert!(
+        text.contains("step 1:   AddKernel { prefix_len: 20 }"),
+        "{text}"
+    );
+    assert!(!kernel_has(&n1, VIP), "plan changed nothing");
+}
