@@ -262,3 +262,31 @@ fn pg_down_is_reported_and_counted() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_wedged_pass_is_abandoned_on_the_second_signal() {
+    let mut config = cfg(Duration::from_millis(100), false);
+    config.limits.observe = Duration::from_secs(3600);
+    let started = std::time::Instant::now();
+    let h = rt().block_on(with_loop(config, no_reload(), |h| async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        h.state.lock().expect("lock").pg_hangs = true;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stuck_at = passes(&h);
+        h.shutdown.trigger();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            passes(&h),
+            stuck_at,
+            "the wedged pass is still running after the first signal"
+        );
+        // The driver's own trigger after this closure is the second signal: forced.
+    }));
+    assert!(h.shutdown.is_shutting_down());
+    // Without the force the loop would wait STOP_GRACE for the wedged pass.
+    assert!(
+        started.elapsed() < run_loop::STOP_GRACE,
+        "forced stop took {:?}",
+        started.elapsed()
+    );
+}

@@ -27,6 +27,8 @@ pub struct WorldState {
     pub ec2_failure_code: String,
     pub ec2_calls: Vec<&'static str>,
     pub fences: Vec<String>,
+    /// When set, the PostgreSQL observation never answers (a wedged server).
+    pub pg_hangs: bool,
     pub kernel_ops: Vec<&'static str>,
 }
 
@@ -80,6 +82,9 @@ impl Fake {
 
 impl PgSource for Fake {
     async fn observe(&mut self) -> PgReport {
+        if self.with(|w| w.pg_hangs) {
+            std::future::pending::<()>().await;
+        }
         let view = self
             .with(|w| w.pg.clone())
             .unwrap_or_else(|| PgView::Unknown("connection refused".into()));
