@@ -18,6 +18,30 @@ fn config(node: &PgNode, interval: &str, extra: &str) -> String {
     )
 }
 
+/// A primary and a standby (root namespace, unix sockets) and two bridged node
+/// namespaces whose arbiters reach them through the sockets.
+struct Bed {
+    cluster: PgCluster,
+    _hub: Hub,
+    n1: String,
+    n2: String,
+    dir: tempfile::TempDir,
+}
+
+fn bed() -> Bed {
+    let cluster = PgCluster::start();
+    let mut hub = Hub::new();
+    let n1 = hub.node("n1", "10.77.0.11");
+    let n2 = hub.node("n2", "10.77.0.12");
+    Bed {
+        cluster,
+        _hub: hub,
+        n1,
+        n2,
+        dir: tempfile::tempdir().expect("tempdir"),
+    }
+}
+
 fn passes(a: &Arbiter) -> u64 {
     a.health()
         .and_then(|h| h["pass_count"].as_u64())
@@ -26,11 +50,13 @@ fn passes(a: &Arbiter) -> u64 {
 
 #[test]
 fn vip_follows_the_primary_and_reports_it() {
-    let cluster = PgCluster::start();
-    let mut hub = Hub::new();
-    let n1 = hub.node("n1", "10.77.0.11");
-    let n2 = hub.node("n2", "10.77.0.12");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Bed {
+        cluster,
+        _hub,
+        n1,
+        n2,
+        dir,
+    } = bed();
     let a1 = Arbiter::start(
         &n1,
         dir.path(),
@@ -133,10 +159,13 @@ fn vip_follows_the_primary_and_reports_it() {
 
 #[test]
 fn kick_makes_the_move_sooner_than_the_interval() {
-    let cluster = PgCluster::start();
-    let mut hub = Hub::new();
-    let n2 = hub.node("n2", "10.77.0.12");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Bed {
+        cluster,
+        _hub,
+        n2,
+        dir,
+        ..
+    } = bed();
     // A 60 s interval: without a kick the next pass is a minute away.
     let a2 = Arbiter::start(
         &n2,
@@ -159,11 +188,13 @@ fn kick_makes_the_move_sooner_than_the_interval() {
 
 #[test]
 fn hand_added_address_on_the_standby_is_removed_and_drift_on_primary_repaired() {
-    let cluster = PgCluster::start();
-    let mut hub = Hub::new();
-    let n1 = hub.node("n1", "10.77.0.11");
-    let n2 = hub.node("n2", "10.77.0.12");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Bed {
+        cluster,
+        _hub,
+        n1,
+        n2,
+        dir,
+    } = bed();
     let a1 = Arbiter::start(
         &n1,
         dir.path(),
@@ -222,10 +253,13 @@ fn hand_added_address_on_the_standby_is_removed_and_drift_on_primary_repaired() 
 
 #[test]
 fn connection_exhaustion_keeps_the_vip_through_the_reserved_superuser_slot() {
-    let cluster = PgCluster::start();
-    let mut hub = Hub::new();
-    let n1 = hub.node("n1", "10.77.0.11");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Bed {
+        cluster,
+        _hub,
+        n1,
+        dir,
+        ..
+    } = bed();
     let mut a1 = Arbiter::start(
         &n1,
         dir.path(),
@@ -303,10 +337,13 @@ fn connection_exhaustion_keeps_the_vip_through_the_reserved_superuser_slot() {
 
 #[test]
 fn sighup_with_a_broken_config_keeps_the_old_one() {
-    let cluster = PgCluster::start();
-    let mut hub = Hub::new();
-    let n1 = hub.node("n1", "10.77.0.11");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Bed {
+        cluster,
+        _hub,
+        n1,
+        dir,
+        ..
+    } = bed();
     let a1 = Arbiter::start(
         &n1,
         dir.path(),
@@ -356,10 +393,13 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
 
 #[test]
 fn sd_notify_ready_watchdog_status_stopping() {
-    let cluster = PgCluster::start();
-    let mut hub = Hub::new();
-    let n1 = hub.node("n1", "10.77.0.11");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Bed {
+        cluster,
+        _hub,
+        n1,
+        dir,
+        ..
+    } = bed();
     let notify_path = dir.path().join("notify.sock");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind notify socket");
     notify
@@ -412,10 +452,13 @@ fn sd_notify_ready_watchdog_status_stopping() {
 
 #[test]
 fn plan_prints_what_it_would_do_and_changes_nothing() {
-    let cluster = PgCluster::start();
-    let mut hub = Hub::new();
-    let n1 = hub.node("n1", "10.77.0.11");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Bed {
+        cluster,
+        _hub,
+        n1,
+        dir,
+        ..
+    } = bed();
     let cfg = dir.path().join("va.toml");
     std::fs::write(&cfg, config(cluster.node1(), "1s", "")).expect("config");
     let out = std::process::Command::new("ip")

@@ -2,6 +2,10 @@
 //! oversized requests, a slow client that must not stall anyone, many clients at
 //! once, stale-socket handling, mode 0660, shutdown, and curl compatibility.
 
+mod support;
+
+use support::testbed::rt;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,13 +78,6 @@ fn status_of(resp: &str) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 #[test]

@@ -3,6 +3,10 @@
 //! wrong MAC would be caught, and missing paths, unknown MACs, a closed port and a
 //! server that never answers all give their own clear errors within the bound.
 
+mod support;
+
+use support::testbed::rt;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -140,13 +144,6 @@ fn fake(missing: &[&str], token_uses: u32) -> Arc<Fake> {
         token_uses,
         paths: metadata(missing),
     })
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 #[test]

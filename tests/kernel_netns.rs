@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::testbed::rt;
+
 use std::net::Ipv4Addr;
 
 use support::netns::Netns;
@@ -17,13 +19,6 @@ const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 100);
 /// Run `f` inside the namespace (its netlink socket opens there).
 fn in_ns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
     support::testbed::in_netns(ns.name(), move |_| f())
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::testbed::rt;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -21,13 +23,6 @@ fn observer(node: &PgNode) -> PgObserver {
 
 fn observe(rt: &tokio::runtime::Runtime, o: &mut PgObserver) -> PgReport {
     rt.block_on(o.observe())
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 #[test]

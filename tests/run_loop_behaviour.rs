@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::testbed::rt;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -58,13 +60,6 @@ struct Harness {
     state: fakes::Shared,
     health: Arc<HealthState>,
     shutdown: Shutdown,
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 fn passes(h: &Harness) -> u64 {

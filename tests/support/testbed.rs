@@ -40,6 +40,14 @@ pub fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A current-thread tokio runtime for a test.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Poll `cond` every 50 ms until it holds or `limit` passes; bounded, never hangs.
 pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
@@ -174,27 +182,30 @@ pub struct Emulator {
 }
 
 impl Emulator {
+    /// The emulator inside the hub namespace, on the bridge address.
     pub fn start(hub: &Hub, dir: &Path) -> Emulator {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &hub.ns, &python()]);
+        Emulator::launch(cmd, &hub.ns, HUB_IP, EMULATOR_PORT, dir)
+    }
+
+    /// The emulator on 127.0.0.1 (a free port) in the root namespace, for adapter
+    /// tests that need no namespaces.
+    pub fn on_loopback(dir: &Path) -> Emulator {
+        Emulator::launch(Command::new(python()), "", "127.0.0.1", 0, dir)
+    }
+
+    /// Start tests/ec2_emulator/launcher.py with `cmd` (a Python, possibly inside a
+    /// namespace) and wait until it has written its URL.
+    fn launch(mut cmd: Command, hub_ns: &str, host: &str, port: u16, dir: &Path) -> Emulator {
         let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ec2_emulator/launcher.py");
         assert!(launcher.exists(), "missing {}", launcher.display());
         let ready = dir.join("emulator.url");
         let log = dir.join("emulator.log");
         let out = std::fs::File::create(&log).expect("emulator log");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &hub.ns,
-                &python(),
-                launcher.to_str().unwrap_or_default(),
-            ])
-            .args([
-                "--host",
-                HUB_IP,
-                "--port",
-                &EMULATOR_PORT.to_string(),
-                "--ready-file",
-            ])
+        let child = cmd
+            .arg(&launcher)
+            .args(["--host", host, "--port", &port.to_string(), "--ready-file"])
             .arg(&ready)
             .arg("--call-log")
             .arg(dir.join("ec2-calls.jsonl"))
@@ -202,11 +213,11 @@ impl Emulator {
             .stdout(out.try_clone().expect("log"))
             .stderr(out)
             .spawn()
-            .expect("start the EC2 emulator");
+            .unwrap_or_else(|e| panic!("start the EC2 emulator with {}: {e}", python()));
         let mut emu = Emulator {
             child,
-            hub_ns: hub.ns.clone(),
-            url: format!("http://{HUB_IP}:{EMULATOR_PORT}"),
+            hub_ns: hub_ns.to_owned(),
+            url: String::new(),
             log,
         };
         wait_until(
@@ -219,7 +230,7 @@ impl Emulator {
                         std::fs::read_to_string(&emu.log).unwrap_or_default()
                     );
                 }
-                ready.exists()
+                std::fs::read_to_string(&ready).is_ok_and(|s| !s.trim().is_empty())
             },
         );
         emu.url = std::fs::read_to_string(&ready)
@@ -430,49 +441,6 @@ impl Drop for Arbiter {
 }
 
 impl Emulator {
-    /// The emulator on 127.0.0.1 (a free port) in the root namespace, for adapter
-    /// tests that need no namespaces.
-    pub fn on_loopback(dir: &Path) -> Emulator {
-        let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ec2_emulator/launcher.py");
-        let ready = dir.join("emulator.url");
-        let log = dir.join("emulator.log");
-        let out = std::fs::File::create(&log).expect("emulator log");
-        let child = Command::new(python())
-            .arg(&launcher)
-            .args(["--host", "127.0.0.1", "--port", "0", "--ready-file"])
-            .arg(&ready)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start the EC2 emulator with {}: {e}", python()));
-        let mut emu = Emulator {
-            child,
-            hub_ns: String::new(),
-            url: String::new(),
-            log,
-        };
-        wait_until(
-            Duration::from_secs(30),
-            "the EC2 emulator to be ready",
-            || {
-                if let Ok(Some(status)) = emu.child.try_wait() {
-                    panic!(
-                        "EC2 emulator exited ({status}): {}",
-                        std::fs::read_to_string(&emu.log).unwrap_or_default()
-                    );
-                }
-                ready.exists()
-                    && std::fs::read_to_string(&ready).is_ok_and(|s| !s.trim().is_empty())
-            },
-        );
-        emu.url = std::fs::read_to_string(&ready)
-            .expect("ready file")
-            .trim()
-            .to_owned();
-        emu
-    }
-
     /// Create the VPC, the /20 subnet and one ENI per (name, primary ip).
     pub fn setup(&self, enis: &[(&str, &str)]) -> Value {
         let body = serde_json::json!({
