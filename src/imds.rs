@@ -119,12 +119,9 @@ impl Session {
             endpoint: self.endpoint.clone(),
             message,
         };
-        let authority = self
-            .endpoint
-            .strip_prefix("http://")
-            .ok_or_else(|| unreachable("only http:// endpoints are supported".into()))?;
+        let (authority, target) = connect_target(&self.endpoint).map_err(unreachable)?;
         let exchange = async {
-            let mut stream = TcpStream::connect(authority)
+            let mut stream = TcpStream::connect(&target)
                 .await
                 .map_err(|e| unreachable(e.to_string()))?;
             let req = format!(
@@ -195,4 +192,49 @@ async fn fetch(session: &Session, mac: &str) -> Result<NicIdentity, ImdsError> {
         subnet_id,
         subnet_cidr,
     })
+}
+
+/// `http://host[:port][/...]` → (authority for the Host header, `host:port` to connect
+/// to). The port defaults to 80: the SDK's own default, `http://169.254.169.254`, has none.
+fn connect_target(endpoint: &str) -> Result<(&str, String), String> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{endpoint}: only http:// endpoints are supported"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let has_port = match authority.rfind(']') {
+        Some(close) => authority[close..].contains(':'),
+        None => authority.contains(':'),
+    };
+    if authority.is_empty() {
+        return Err(format!("{endpoint}: no host"));
+    }
+    let target = if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    Ok((authority, target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connect_target;
+
+    #[test]
+    fn endpoints_without_a_port_use_80() {
+        let t = |e| connect_target(e).map(|(_, t)| t);
+        assert_eq!(t("http://169.254.169.254"), Ok("169.254.169.254:80".into()));
+        assert_eq!(
+            t("http://169.254.169.254/"),
+            Ok("169.254.169.254:80".into())
+        );
+        assert_eq!(t("http://127.0.0.1:8111"), Ok("127.0.0.1:8111".into()));
+        assert_eq!(t("http://[fd00:ec2::254]"), Ok("[fd00:ec2::254]:80".into()));
+        assert_eq!(
+            t("http://[fd00:ec2::254]:81/x"),
+            Ok("[fd00:ec2::254]:81".into())
+        );
+        assert!(t("https://169.254.169.254").is_err());
+        assert!(t("http://").is_err());
+    }
 }
