@@ -5,4 +5,6 @@
 pub mod fakes;
 pub mod netns;
 pub mod pg_cluster;
+pub mod repmgrd_bed;
+pub mod sampler;
 pub mod testbed;

@@ -5,6 +5,9 @@
 //!
 //! Nodes listen on unix sockets only (`listen_addresses = ''`), which reach across
 //! network namespaces, so a daemon under test inside a namespace can still connect.
+//! `PgCluster::start_networked` instead runs each node inside its own network namespace,
+//! listening on TCP port 5432 there (and on its unix socket), with TCP conninfos: the
+//! layout of tests/support/repmgrd_bed.rs.
 //!
 //! Everything lives under `/tmp/va-pg-<pid>-<n>` (a fixed short root, because unix
 //! socket paths are limited to 107 bytes). `Drop` stops every server and removes the
@@ -39,6 +42,23 @@ pub struct ClusterOptions {
     pub postgresql_conf_extra: String,
 }
 
+/// Where the nodes of a networked cluster live: node i (1-based) runs inside
+/// `nodes[i-1].ns`, listens on port 5432 there and its conninfo is `host=<addr>`.
+pub struct ClusterNetwork {
+    pub nodes: [NodeNet; 2],
+    /// pg_hba.conf trusts this network (e.g. `10.77.0.0/20`) for all and replication.
+    pub cidr: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeNet {
+    pub ns: String,
+    pub addr: String,
+}
+
+/// The port every networked node listens on (each in its own namespace).
+pub const NETWORKED_PORT: u16 = 5432;
+
 pub struct PgCluster {
     base: PathBuf,
     nodes: Vec<PgNode>,
@@ -47,11 +67,14 @@ pub struct PgCluster {
     reaper: Option<Child>,
 }
 
+#[derive(Clone)]
 pub struct PgNode {
     id: u32,
     name: String,
     port: u16,
     dir: PathBuf,
+    /// Networked nodes: the namespace the server (and repmgr) run in, and the address.
+    net: Option<NodeNet>,
 }
 
 impl PgCluster {
@@ -61,6 +84,18 @@ impl PgCluster {
     }
 
     pub fn start_with(options: ClusterOptions) -> PgCluster {
+        PgCluster::start_inner(options, None)
+    }
+
+    /// Like `start_with`, but node i runs inside `network.nodes[i-1].ns` (which must
+    /// exist) on TCP port 5432 at its address; pg_hba trusts `network.cidr`. psql still
+    /// goes through the unix socket (it reaches into the namespace); pg_ctl, repmgr and
+    /// everything started from them run inside the node's namespace.
+    pub fn start_networked(options: ClusterOptions, network: ClusterNetwork) -> PgCluster {
+        PgCluster::start_inner(options, Some(network))
+    }
+
+    fn start_inner(options: ClusterOptions, network: Option<ClusterNetwork>) -> PgCluster {
         preflight();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let base = PathBuf::from(format!("/tmp/va-pg-{}-{n}", std::process::id()));
@@ -69,8 +104,19 @@ impl PgCluster {
             std::fs::remove_dir_all(&base)
                 .unwrap_or_else(|e| panic!("remove stale {}: {e}", base.display()));
         }
-        let (p1, p2) = two_free_ports();
-        let nodes = vec![PgNode::new(1, p1, &base), PgNode::new(2, p2, &base)];
+        let nodes = match &network {
+            None => {
+                let (p1, p2) = two_free_ports();
+                vec![
+                    PgNode::new(1, p1, &base, None),
+                    PgNode::new(2, p2, &base, None),
+                ]
+            }
+            Some(net) => (1..=2)
+                .zip(net.nodes.iter())
+                .map(|(id, n)| PgNode::new(id, NETWORKED_PORT, &base, Some(n.clone())))
+                .collect(),
+        };
         std::fs::create_dir(&base).unwrap_or_else(|e| panic!("mkdir {}: {e}", base.display()));
         // From here on a panic unwinds through `cluster`, whose Drop cleans up.
         let mut cluster = PgCluster {
@@ -92,11 +138,12 @@ impl PgCluster {
             }
             write_postgres_file(&node.repmgr_conf(), &conf);
         }
-        cluster.bootstrap(&options.postgresql_conf_extra);
+        let cidr = network.map(|n| n.cidr);
+        cluster.bootstrap(&options.postgresql_conf_extra, cidr.as_deref());
         cluster
     }
 
-    fn bootstrap(&self, pg_extra: &str) {
+    fn bootstrap(&self, pg_extra: &str, cidr: Option<&str>) {
         let (n1, n2) = (self.node1(), self.node2());
 
         run_ok(
@@ -112,7 +159,13 @@ impl PgCluster {
             ]),
             "initdb node1",
         );
-        let mut conf = format!(
+        // Per-node settings (port, socket dir, listen address) live next to the data dir
+        // in ../pg_node.conf: the include survives `standby clone` and pg_rewind, which
+        // copy postgresql.conf from the other node.
+        for node in self.nodes() {
+            write_postgres_file(&node.dir.join("pg_node.conf"), &node.node_pg_conf());
+        }
+        let conf = format!(
             "\n# vip-arbiter test harness\n\
              listen_addresses = ''\n\
              wal_level = replica\n\
@@ -125,27 +178,31 @@ impl PgCluster {
              fsync = off\n\
              max_connections = 20\n\
              superuser_reserved_connections = 3\n\
-             {pg_extra}\n"
+             {pg_extra}\n\
+             include_if_exists = '../pg_node.conf'\n"
         );
-        conf.push_str(&n1.node_pg_conf());
         append_file(&n1.data_dir().join("postgresql.conf"), &conf);
         // initdb's default pg_hba.conf trusts local connections; state it anyway.
-        write_postgres_file(
-            &n1.data_dir().join("pg_hba.conf"),
-            "local all all trust\nlocal replication all trust\n",
-        );
+        let mut hba = String::from("local all all trust\nlocal replication all trust\n");
+        if let Some(cidr) = cidr {
+            let _ = write!(
+                hba,
+                "host all all {cidr} trust\nhost replication all {cidr} trust\n"
+            );
+        }
+        write_postgres_file(&n1.data_dir().join("pg_hba.conf"), &hba);
         n1.start();
         n1.psql_db("postgres", "CREATE USER repmgr SUPERUSER");
         n1.psql_db("postgres", "CREATE DATABASE repmgr OWNER repmgr");
         repmgr_ok(n1, &["primary", "register"]);
 
-        let sock1 = path_str(&n1.socket_dir()).to_owned();
+        let host1 = n1.host();
         let port1 = n1.port.to_string();
         repmgr_ok(
             n2,
             &[
                 "-h",
-                &sock1,
+                &host1,
                 "-p",
                 &port1,
                 "-U",
@@ -158,8 +215,6 @@ impl PgCluster {
                 "--fast-checkpoint",
             ],
         );
-        // The clone copied node1's postgresql.conf; later lines win.
-        append_file(&n2.data_dir().join("postgresql.conf"), &n2.node_pg_conf());
         n2.start();
         repmgr_ok(n2, &["standby", "register"]);
 
@@ -301,12 +356,50 @@ impl Drop for PgCluster {
 }
 
 impl PgNode {
-    fn new(id: u32, port: u16, base: &Path) -> PgNode {
+    fn new(id: u32, port: u16, base: &Path, net: Option<NodeNet>) -> PgNode {
         PgNode {
             id,
             name: format!("node{id}"),
             port,
             dir: base.join(format!("node{id}")),
+            net,
+        }
+    }
+
+    /// The network namespace this node runs in (networked clusters only).
+    pub fn netns(&self) -> Option<&str> {
+        self.net.as_ref().map(|n| n.ns.as_str())
+    }
+
+    /// The node's TCP address (networked clusters only).
+    pub fn addr(&self) -> Option<&str> {
+        self.net.as_ref().map(|n| n.addr.as_str())
+    }
+
+    /// The directory holding this node's data dir, configs and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What other nodes and repmgr connect to: the address, else the socket directory.
+    fn host(&self) -> String {
+        self.addr()
+            .map_or_else(|| path_str(&self.socket_dir()).to_owned(), str::to_owned)
+    }
+
+    /// `program` as the postgres user, inside this node's namespace if it has one.
+    pub fn command(&self, program: &str) -> Command {
+        match self.netns() {
+            None => as_postgres(program, &self.dir),
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args([
+                    "netns", "exec", ns, RUNUSER, "-u", "postgres", "--", program,
+                ])
+                .current_dir(&self.dir);
+                remove_pg_env(&mut cmd);
+                cmd
+            }
         }
     }
 
@@ -342,7 +435,7 @@ impl PgNode {
     pub fn conninfo(&self) -> String {
         format!(
             "host={} port={} user=repmgr dbname=repmgr connect_timeout=2",
-            self.socket_dir().display(),
+            self.host(),
             self.port
         )
     }
@@ -359,7 +452,8 @@ impl PgNode {
              conninfo='{}'\n\
              data_directory='{}'\n\
              pg_bindir='{PG_BINDIR}'\n\
-             use_replication_slots=yes\n",
+             use_replication_slots=yes\n\
+             pg_basebackup_options='--no-sync'\n",
             self.id,
             self.name,
             self.conninfo(),
@@ -368,8 +462,11 @@ impl PgNode {
     }
 
     fn node_pg_conf(&self) -> String {
+        // Networked: every address in the namespace (the node's own, and the VIP once
+        // an arbiter adds it), so clients can also connect through the VIP.
+        let listen = if self.net.is_some() { "*" } else { "" };
         format!(
-            "port = {}\nunix_socket_directories = '{}'\n",
+            "port = {}\nunix_socket_directories = '{}'\nlisten_addresses = '{listen}'\n",
             self.port,
             self.socket_dir().display()
         )
@@ -415,7 +512,7 @@ impl PgNode {
 
     /// `repmgr -f <this node's repmgr.conf> <args>` as the postgres user.
     pub fn repmgr(&self, args: &[&str]) -> Output {
-        as_postgres(&format!("{PG_BINDIR}/repmgr"), &self.dir)
+        self.command(&format!("{PG_BINDIR}/repmgr"))
             .arg("-f")
             .arg(self.repmgr_conf())
             .args(args)
@@ -481,7 +578,7 @@ impl PgNode {
     }
 
     fn pg_ctl(&self, args: &[&str]) -> Output {
-        as_postgres(&format!("{PG_BINDIR}/pg_ctl"), &self.dir)
+        self.command(&format!("{PG_BINDIR}/pg_ctl"))
             .args(["-D", path_str(&self.data_dir())])
             .args(args)
             .output()
@@ -491,7 +588,7 @@ impl PgNode {
 
 /// Root, the postgres user, and every binary the harness runs; panics naming what is
 /// missing.
-fn preflight() {
+pub fn preflight() {
     let uid = Command::new("id")
         .arg("-u")
         .output()
@@ -528,7 +625,7 @@ fn preflight() {
     postgres_ids();
 }
 
-fn postgres_ids() -> (u32, u32) {
+pub fn postgres_ids() -> (u32, u32) {
     let id = |flag: &str| -> u32 {
         let out = Command::new("id")
             .args([flag, "postgres"])
@@ -546,18 +643,18 @@ fn postgres_ids() -> (u32, u32) {
     (id("-u"), id("-g"))
 }
 
-fn chown_postgres(path: &Path) {
+pub fn chown_postgres(path: &Path) {
     let (uid, gid) = postgres_ids();
     std::os::unix::fs::chown(path, Some(uid), Some(gid))
         .unwrap_or_else(|e| panic!("chown postgres {}: {e}", path.display()));
 }
 
-fn write_postgres_file(path: &Path, text: &str) {
+pub fn write_postgres_file(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     chown_postgres(path);
 }
 
-fn append_file(path: &Path, text: &str) {
+pub fn append_file(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(path)
@@ -568,18 +665,23 @@ fn append_file(path: &Path, text: &str) {
 
 /// `runuser -u postgres -- <program>`, in a directory postgres can enter, with any
 /// PG* variables of the test environment removed.
-fn as_postgres(program: &str, cwd: &Path) -> Command {
+pub fn as_postgres(program: &str, cwd: &Path) -> Command {
     let mut cmd = Command::new(RUNUSER);
     cmd.args(["-u", "postgres", "--", program]).current_dir(cwd);
+    remove_pg_env(&mut cmd);
+    cmd
+}
+
+/// Remove any PG* variable of the test environment from `cmd`'s environment.
+pub fn remove_pg_env(cmd: &mut Command) {
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("PG") {
             cmd.env_remove(k);
         }
     }
-    cmd
 }
 
-fn run_ok(cmd: &mut Command, what: &str) -> Output {
+pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     assert!(
         out.status.success(),
@@ -612,7 +714,7 @@ pub fn output_text(out: &Output) -> String {
     s
 }
 
-fn path_str(p: &Path) -> &str {
+pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("harness paths are UTF-8")
 }
 

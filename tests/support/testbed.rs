@@ -3,6 +3,7 @@
 //! bridge. Private addresses exist only inside these namespaces; the root namespace
 //! is not touched. Everything is torn down on drop, also after a failed test.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -64,6 +65,9 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -
 pub struct Hub {
     pub ns: String,
     nodes: Vec<String>,
+    /// Kills what runs in our namespaces and deletes them when our end of its stdin
+    /// closes, i.e. when this process exits however it exits (SIGKILL from a timeout).
+    reaper: Option<Child>,
 }
 
 impl Hub {
@@ -76,6 +80,7 @@ impl Hub {
         );
         run("ip", &["netns", "add", &ns]);
         let hub = Hub {
+            reaper: Some(spawn_netns_reaper(&ns)),
             ns,
             nodes: Vec::new(),
         };
@@ -139,7 +144,33 @@ impl Drop for Hub {
                 });
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
+        if let Some(mut reaper) = self.reaper.take() {
+            drop(reaper.stdin.take()); // EOF: the namespaces are gone, nothing left to do
+            let _ = reaper.wait();
+        }
     }
+}
+
+/// A shell in its own process group (a kill of the test's group spares it) blocked on
+/// stdin; when this process is gone it SIGKILLs every process in the hub namespace and
+/// in the node namespaces (`<hub>-*`), then deletes them.
+fn spawn_netns_reaper(hub: &str) -> Child {
+    const SCRIPT: &str = r#"
+cat >/dev/null
+for ns in $(ip netns list | cut -d' ' -f1); do
+  case "$ns" in "$1"|"$1"-*) ;; *) continue ;; esac
+  for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2>/dev/null; done
+  ip netns del "$ns" 2>/dev/null
+done
+"#;
+    Command::new("/bin/sh")
+        .args(["-c", SCRIPT, "netns-reaper", hub])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn netns reaper: {e}"))
 }
 
 /// Run `f` on a thread that has joined namespace `ns` (so its sockets open there),
@@ -286,6 +317,50 @@ impl Emulator {
             .as_array()
             .cloned()
             .unwrap_or_default()
+    }
+}
+
+/// What it takes to ask the emulator where an address is, from another thread.
+#[derive(Clone, Debug)]
+pub struct EmulatorHandle {
+    hub_ns: String,
+    url: String,
+}
+
+impl EmulatorHandle {
+    /// Which ENIs hold `ip`, or None if the control API did not answer (never panics).
+    pub fn try_holders(&self, ip: &str) -> Option<Vec<String>> {
+        let url = format!("{}/_va/holder?ip={ip}", self.url);
+        let curl = ["curl", "-sS", "--max-time", "5", url.as_str()];
+        let out = if self.hub_ns.is_empty() {
+            Command::new(curl[0]).args(&curl[1..]).output()
+        } else {
+            Command::new("ip")
+                .args(["netns", "exec", &self.hub_ns])
+                .args(curl)
+                .output()
+        }
+        .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some(
+            v["holders"]
+                .as_array()?
+                .iter()
+                .filter_map(|h| h.as_str().map(str::to_owned))
+                .collect(),
+        )
+    }
+}
+
+impl Emulator {
+    pub fn handle(&self) -> EmulatorHandle {
+        EmulatorHandle {
+            hub_ns: self.hub_ns.clone(),
+            url: self.url.clone(),
+        }
     }
 }
 

@@ -1,0 +1,779 @@
+//! The end-to-end testbed: real repmgrd automatic failover between two PostgreSQL 15
+//! nodes, each running INSIDE its own network namespace and talking to the other over
+//! TCP through the hub's bridge, like two EC2 instances in one subnet.
+//!
+//! * hub namespace: bridge `br0` 10.77.0.1/20 (and, on demand, the EC2 emulator);
+//! * `n1` (10.77.0.11) and `n2` (10.77.0.12): `ens5` into the bridge; PostgreSQL on
+//!   port 5432 (every address of the namespace, so the VIP too once it is added) and
+//!   on a unix socket (psql from the tests uses it: it crosses namespaces and does not
+//!   depend on the link); repmgr conninfo `host=10.77.0.1x port=5432 …`;
+//! * node1 a registered primary, node2 a `standby clone --fast-checkpoint`d,
+//!   registered standby; `repmgrd --daemonize=false` on both, as postgres, inside the
+//!   node namespaces, children of the test; `failover=automatic`;
+//! * optionally (`BedOptions::ssh`) an sshd per node namespace on the node address,
+//!   with a key pair for postgres, so `repmgr standby switchover` works.
+//!
+//! `Drop` kills repmgrd and sshd, stops PostgreSQL, deletes the namespaces and the
+//! directory. If the test process dies without unwinding, PgCluster's reaper stops the
+//! servers and removes the directory and the Hub's reaper kills whatever is left in the
+//! namespaces and deletes them.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::pg_cluster::{
+    ClusterNetwork, ClusterOptions, NodeNet, PG_BINDIR, PgCluster, PgNode, chown_postgres,
+    output_text, remove_pg_env, write_postgres_file,
+};
+use super::sampler::{Role, SampledNode, Sampler};
+use super::testbed::{Arbiter, Emulator, Hub, arbiter_bin, aws_env, wait_until};
+
+pub const VIP: &str = "10.77.0.100";
+pub const SUBNET_CIDR: &str = "10.77.0.0/20";
+/// Node i (1-based) is `SHORT[i-1]` at `ADDR[i-1]`.
+pub const SHORT: [&str; 2] = ["n1", "n2"];
+pub const ADDR: [&str; 2] = ["10.77.0.11", "10.77.0.12"];
+
+const REPMGRD: &str = "/usr/lib/postgresql/15/bin/repmgrd";
+const SSHD: &str = "/usr/sbin/sshd";
+const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
+const SETPRIV: &str = "/usr/bin/setpriv";
+
+/// `event_notification_command` that kicks the node's arbiter (see `BedOptions`).
+pub const KICK_ARBITER: &str = "{bin} --config {config} kick %n %e %s %t \"%d\"";
+
+pub struct BedOptions {
+    /// repmgrd: attempts to reach the primary before failing over …
+    pub reconnect_attempts: u32,
+    /// … and seconds between them.
+    pub reconnect_interval_secs: u32,
+    pub monitor_interval_secs: u32,
+    /// `event_notification_command` for both nodes; `{bin}` becomes the vip-arbiter
+    /// binary, `{config}` the node's arbiter config (`arbiter_config_path`, what
+    /// `start_arbiter` writes), `{node}` the node id. `Some(KICK_ARBITER.into())` kicks
+    /// the arbiter on every repmgr event.
+    pub event_notification_command: Option<String>,
+    /// sshd in both namespaces and ssh keys for postgres (needed by switchover).
+    pub ssh: bool,
+    /// Start repmgrd on both nodes (else only `start_repmgrd` does).
+    pub repmgrd: bool,
+    /// More repmgr.conf lines for both nodes.
+    pub repmgr_conf_extra: String,
+    /// More postgresql.conf lines for both nodes.
+    pub postgresql_conf_extra: String,
+}
+
+impl Default for BedOptions {
+    fn default() -> BedOptions {
+        BedOptions {
+            reconnect_attempts: 3,
+            reconnect_interval_secs: 2,
+            monitor_interval_secs: 1,
+            event_notification_command: None,
+            ssh: false,
+            repmgrd: true,
+            repmgr_conf_extra: String::new(),
+            postgresql_conf_extra: String::new(),
+        }
+    }
+}
+
+/// How long each part of `RepmgrdBed::start` took.
+#[derive(Clone, Debug, Default)]
+pub struct StartTimes {
+    pub namespaces: Duration,
+    pub postgres: Duration,
+    pub ssh: Duration,
+    pub repmgrd: Duration,
+    pub total: Duration,
+}
+
+/// The EC2 emulator in the hub with one ENI per node (`enis[i-1]` is node i's).
+pub struct Ec2 {
+    pub emu: Emulator,
+    pub enis: [String; 2],
+    pub subnet: String,
+}
+
+impl Ec2 {
+    pub fn eni(&self, id: u32) -> &str {
+        &self.enis[idx(id)]
+    }
+
+    pub fn holders(&self) -> Vec<String> {
+        self.emu.holders(VIP)
+    }
+}
+
+/// An arbiter config for `start_arbiter`; `Default` is a 500 ms kernel-only daemon.
+pub struct ArbiterConf<'a> {
+    pub interval: &'a str,
+    pub pg_unknown_hold: &'a str,
+    /// More top-level TOML lines.
+    pub extra: &'a str,
+    /// EC2 mode against this emulator (`[aws] enabled = true`, the node's ENI and the
+    /// subnet given explicitly); None = kernel-only.
+    pub ec2: Option<&'a Ec2>,
+    /// More `[aws]` lines.
+    pub aws_extra: &'a str,
+}
+
+impl Default for ArbiterConf<'_> {
+    fn default() -> Self {
+        ArbiterConf {
+            interval: "500ms",
+            pg_unknown_hold: "10s",
+            extra: "",
+            ec2: None,
+            aws_extra: "",
+        }
+    }
+}
+
+pub struct RepmgrdBed {
+    repmgrd: [Option<Child>; 2],
+    sshd: Vec<Child>,
+    cluster: PgCluster,
+    hub: Hub,
+    ns: [String; 2],
+    pub times: StartTimes,
+}
+
+fn idx(id: u32) -> usize {
+    assert!(id == 1 || id == 2, "no node {id} (nodes are 1 and 2)");
+    (id - 1) as usize
+}
+
+impl RepmgrdBed {
+    pub fn start(opts: BedOptions) -> RepmgrdBed {
+        let t0 = Instant::now();
+        preflight(&opts);
+        let mut hub = Hub::new();
+        let ns = [hub.node(SHORT[0], ADDR[0]), hub.node(SHORT[1], ADDR[1])];
+        let namespaces = t0.elapsed();
+
+        let network = ClusterNetwork {
+            nodes: [0, 1].map(|i| NodeNet {
+                ns: ns[i].clone(),
+                addr: ADDR[i].to_owned(),
+            }),
+            cidr: SUBNET_CIDR.to_owned(),
+        };
+        let conf_opts = RepmgrdConf {
+            reconnect_attempts: opts.reconnect_attempts,
+            reconnect_interval_secs: opts.reconnect_interval_secs,
+            monitor_interval_secs: opts.monitor_interval_secs,
+            event_notification_command: opts.event_notification_command.clone(),
+            extra: opts.repmgr_conf_extra.clone(),
+        };
+        let cluster = PgCluster::start_networked(
+            ClusterOptions {
+                repmgr_conf_extra: Some(Box::new(move |n| conf_opts.lines(n))),
+                postgresql_conf_extra: opts.postgresql_conf_extra.clone(),
+            },
+            network,
+        );
+        let postgres = t0.elapsed() - namespaces;
+        // From here on a panic unwinds through `bed`, whose Drop cleans up.
+        let mut bed = RepmgrdBed {
+            repmgrd: [None, None],
+            sshd: Vec::new(),
+            cluster,
+            hub,
+            ns,
+            times: StartTimes::default(),
+        };
+        let t1 = Instant::now();
+        if opts.ssh {
+            bed.start_ssh();
+        }
+        let ssh = t1.elapsed();
+        let t2 = Instant::now();
+        if opts.repmgrd {
+            // Spawn both, then wait for both: they come up in parallel.
+            for id in [1, 2] {
+                bed.spawn_repmgrd(id);
+            }
+            for id in [1, 2] {
+                bed.wait_repmgrd_monitoring(id, 0);
+            }
+        }
+        bed.times = StartTimes {
+            namespaces,
+            postgres,
+            ssh,
+            repmgrd: t2.elapsed(),
+            total: t0.elapsed(),
+        };
+        eprintln!("repmgrd bed up: {:?}", bed.times);
+        bed
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    pub fn cluster(&self) -> &PgCluster {
+        &self.cluster
+    }
+
+    /// The bed's directory (data dirs, configs, logs, keys; removed on drop).
+    pub fn dir(&self) -> &Path {
+        self.cluster.base_dir()
+    }
+
+    /// Node 1 or 2.
+    pub fn node(&self, id: u32) -> &PgNode {
+        self.cluster.node(id)
+    }
+
+    /// The namespace node `id` runs in.
+    pub fn ns(&self, id: u32) -> &str {
+        &self.ns[idx(id)]
+    }
+
+    pub fn addr(&self, id: u32) -> &'static str {
+        ADDR[idx(id)]
+    }
+
+    /// Cut node `id`'s link to the bridge (a partition); `heal` restores it.
+    pub fn partition(&self, id: u32) {
+        self.hub.set_link(SHORT[idx(id)], false);
+    }
+
+    pub fn heal(&self, id: u32) {
+        self.hub.set_link(SHORT[idx(id)], true);
+    }
+
+    /// Whether a TCP connection from node `from`'s namespace to node `to`'s address on
+    /// `port` opens within 2 s (a partition check).
+    pub fn tcp_reachable(&self, from: u32, to: u32, port: u16) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", self.ns(from), "timeout", "2", "bash", "-c"])
+            .arg(format!("exec 3<>/dev/tcp/{}/{port}", self.addr(to)))
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    pub fn role(&self, id: u32) -> Role {
+        Role::of(self.node(id))
+    }
+
+    /// The node out of recovery; None if none is; panics if both are (use `roles`).
+    pub fn primary_id(&self) -> Option<u32> {
+        let p: Vec<u32> = [1, 2]
+            .into_iter()
+            .filter(|id| self.role(*id) == Role::Primary)
+            .collect();
+        assert!(p.len() < 2, "both nodes are primaries");
+        p.first().copied()
+    }
+
+    pub fn roles(&self) -> [Role; 2] {
+        [self.role(1), self.role(2)]
+    }
+
+    pub fn timeline(&self, id: u32) -> u32 {
+        self.node(id).timeline()
+    }
+
+    /// Bounded wait until node `id` is out of recovery.
+    pub fn wait_primary(&self, id: u32, limit: Duration) -> Duration {
+        wait_until(limit, &format!("node{id} to be primary"), || {
+            self.role(id) == Role::Primary
+        })
+    }
+
+    /// Bounded wait until the primary shows node `id` streaming.
+    pub fn wait_streaming(&self, id: u32, limit: Duration) {
+        let other = 3 - id;
+        let sql =
+            format!("SELECT state FROM pg_stat_replication WHERE application_name = 'node{id}'");
+        let start = Instant::now();
+        while self.node(other).try_psql(&sql).as_deref() != Ok("streaming") {
+            assert!(
+                start.elapsed() < limit,
+                "node{id} not streaming from node{other} after {limit:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Start a node whose data dir has no standby.signal (the old primary after a
+    /// failover) as it is: a second, stale primary on the old timeline.
+    pub fn start_as_is(&self, id: u32) {
+        let node = self.node(id);
+        assert!(
+            !node.data_dir().join("standby.signal").exists(),
+            "node{id} has a standby.signal: it would start as a standby"
+        );
+        node.start();
+        assert_eq!(self.role(id), Role::Primary, "node{id} started as-is");
+    }
+
+    /// `repmgr node rejoin --force-rewind` of the stopped node `id` to the other node
+    /// (the primary), then wait until it streams.
+    pub fn rejoin(&self, id: u32) {
+        let node = self.node(id);
+        let primary = self.node(3 - id);
+        assert!(!node.is_running(), "rejoin needs node{id} stopped");
+        let conninfo = primary.conninfo();
+        let out = self.repmgr_bounded(
+            id,
+            &[
+                "node",
+                "rejoin",
+                "-d",
+                &conninfo,
+                "--force-rewind",
+                "--verbose",
+            ],
+            Duration::from_secs(120),
+        );
+        assert!(
+            out.0.success(),
+            "repmgr node rejoin node{id} failed:\n{}\n{}",
+            out.1,
+            self.logs()
+        );
+        self.wait_streaming(id, Duration::from_secs(30));
+    }
+
+    /// `repmgr standby switchover --siblings-follow --dry-run` on node `id`: (success,
+    /// output).
+    pub fn switchover_dry_run(&self, id: u32) -> (bool, String) {
+        let (st, out) = self.repmgr_bounded(
+            id,
+            &["standby", "switchover", "--siblings-follow", "--dry-run"],
+            Duration::from_secs(60),
+        );
+        (st.success(), out)
+    }
+
+    /// `repmgr standby switchover --siblings-follow` on standby `id` (needs
+    /// `BedOptions::ssh`); then wait until the old primary streams from it.
+    pub fn switchover_to(&self, id: u32) {
+        assert!(
+            !self.sshd.is_empty(),
+            "switchover needs BedOptions {{ ssh: true }}"
+        );
+        let (st, out) = self.repmgr_bounded(
+            id,
+            &["standby", "switchover", "--siblings-follow", "--verbose"],
+            Duration::from_secs(180),
+        );
+        assert!(
+            st.success(),
+            "switchover to node{id} failed:\n{out}\n{}",
+            self.logs()
+        );
+        assert_eq!(self.role(id), Role::Primary, "node{id} after switchover");
+        self.wait_streaming(3 - id, Duration::from_secs(30));
+    }
+
+    /// `repmgr -f <node id's conf> <args>` inside its namespace, killed (with its
+    /// process group) after `limit`: (status, stdout + stderr).
+    pub fn repmgr_bounded(&self, id: u32, args: &[&str], limit: Duration) -> (ExitStatus, String) {
+        let node = self.node(id);
+        let mut cmd = node.command(&format!("{PG_BINDIR}/repmgr"));
+        cmd.arg("-f").arg(node.repmgr_conf()).args(args);
+        run_bounded(cmd, &self.dir().join(format!("repmgr-{id}.out")), limit)
+    }
+
+    /// SIGKILL node `id`'s repmgrd (a crash); no-op if it is not running.
+    pub fn kill_repmgrd(&mut self, id: u32) {
+        if let Some(mut c) = self.repmgrd[idx(id)].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start repmgrd on node `id` and wait until it monitors (bounded).
+    pub fn start_repmgrd(&mut self, id: u32) {
+        let from = self.repmgrd_log(id).len();
+        self.spawn_repmgrd(id);
+        self.wait_repmgrd_monitoring(id, from);
+    }
+
+    pub fn repmgrd_running(&mut self, id: u32) -> bool {
+        self.repmgrd[idx(id)]
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    pub fn repmgrd_log(&self, id: u32) -> String {
+        std::fs::read_to_string(self.node(id).dir().join("repmgrd.log")).unwrap_or_default()
+    }
+
+    /// Tails of both nodes' repmgrd and PostgreSQL logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let tail = |text: String, n: usize| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..].join("\n")
+        };
+        let mut s = String::new();
+        for id in [1, 2] {
+            s.push_str(&format!(
+                "--- node{id} repmgrd.log\n{}\n--- node{id} postgres.log\n{}\n",
+                tail(self.repmgrd_log(id), 40),
+                self.node(id).log_tail()
+            ));
+        }
+        s
+    }
+
+    /// The EC2 emulator in the hub with an ENI per node (primary addresses 10.77.0.1x).
+    pub fn start_ec2(&self) -> Ec2 {
+        let emu = Emulator::start(&self.hub, self.dir());
+        let ids = emu.setup(&[(SHORT[0], ADDR[0]), (SHORT[1], ADDR[1])]);
+        let eni = |n: &str| {
+            ids["enis"][n]["eni_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no ENI for {n} in {ids}"))
+                .to_owned()
+        };
+        Ec2 {
+            enis: [eni(SHORT[0]), eni(SHORT[1])],
+            subnet: ids["subnet_id"].as_str().expect("subnet_id").to_owned(),
+            emu,
+        }
+    }
+
+    /// Where `start_arbiter(id, …)` writes node `id`'s arbiter config.
+    pub fn arbiter_config_path(&self, id: u32) -> PathBuf {
+        arbiter_config_path(self.dir(), id)
+    }
+
+    /// `vip-arbiter run` in node `id`'s namespace, for `VIP` on `ens5` (/32), reading
+    /// node `id`'s repmgr.conf; its socket is world-writable so repmgr's
+    /// event_notification_command (run as postgres) can kick it.
+    pub fn start_arbiter(&self, id: u32, c: &ArbiterConf) -> Arbiter {
+        let mut cfg = format!(
+            "vip = \"{VIP}\"\ninterface = \"ens5\"\nprefix_len = 32\nrepmgr_config = {:?}\n\
+             interval = \"{}\"\npg_unknown_hold = \"{}\"\nlog_level = \"debug\"\nsocket_mode = \"0666\"\n{}\n",
+            self.node(id).repmgr_conf().display().to_string(),
+            c.interval,
+            c.pg_unknown_hold,
+            c.extra
+        );
+        let mut env = Vec::new();
+        if let Some(ec2) = c.ec2 {
+            cfg.push_str(&format!(
+                "[aws]\nenabled = true\nregion = \"us-east-1\"\neni_id = \"{}\"\nsubnet_id = \"{}\"\n{}\n",
+                ec2.eni(id),
+                ec2.subnet,
+                c.aws_extra
+            ));
+            env = aws_env(&ec2.emu.url);
+        }
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let a = Arbiter::start(self.ns(id), self.dir(), &format!("a{id}"), &cfg, &env);
+        assert_eq!(a.config, self.arbiter_config_path(id));
+        a
+    }
+
+    /// A sampler of `VIP` on both nodes (node order 1, 2), at EC2 too if given.
+    pub fn sampler(&self, ec2: Option<&Ec2>, max: Duration) -> Sampler {
+        let nodes = [1, 2]
+            .map(|id| SampledNode {
+                ns: self.ns(id).to_owned(),
+                pg: self.node(id).clone(),
+            })
+            .into();
+        Sampler::start(VIP, ec2.map(|e| e.emu.handle()), nodes, max)
+    }
+
+    fn spawn_repmgrd(&mut self, id: u32) {
+        self.kill_repmgrd(id);
+        let node = self.node(id);
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.dir().join("repmgrd.out"))
+            .expect("repmgrd.out");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", self.ns(id), SETPRIV])
+            // setpriv execs (runuser would fork and stay the parent): the child we own
+            // is repmgrd itself, so killing it is killing repmgrd.
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+                REPMGRD,
+                "-f",
+            ])
+            .arg(node.repmgr_conf())
+            .arg("--daemonize=false")
+            .current_dir(node.dir())
+            .env("HOME", postgres_home())
+            .env("USER", "postgres")
+            .env("LOGNAME", "postgres")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("repmgrd.out"))
+            .stderr(out);
+        remove_pg_env(&mut cmd);
+        let child = cmd.spawn().expect("start repmgrd");
+        self.repmgrd[idx(id)] = Some(child);
+    }
+
+    /// Until repmgrd on node `id` has logged (after byte `from` of its log) that it
+    /// monitors, and its PostgreSQL knows it runs.
+    fn wait_repmgrd_monitoring(&mut self, id: u32, from: usize) {
+        let start = Instant::now();
+        loop {
+            if let Some(Ok(Some(st))) = self.repmgrd[idx(id)].as_mut().map(Child::try_wait) {
+                panic!(
+                    "repmgrd on node{id} exited ({st}):\n{}\n{}",
+                    std::fs::read_to_string(self.node(id).dir().join("repmgrd.out"))
+                        .unwrap_or_default(),
+                    self.logs()
+                );
+            }
+            let log = self.repmgrd_log(id);
+            let new = log.get(from..).unwrap_or("");
+            let monitoring = new.contains("monitoring cluster primary")
+                || new.contains("monitoring connection to upstream node");
+            if monitoring
+                && self
+                    .node(id)
+                    .try_psql("SELECT repmgr.repmgrd_is_running()")
+                    .as_deref()
+                    == Ok("t")
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "repmgrd on node{id} not monitoring after 30 s\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn start_ssh(&mut self) {
+        let ssh = self.dir().join("ssh");
+        std::fs::create_dir(&ssh).expect("mkdir ssh");
+        let key = ssh.join("id_ed25519");
+        keygen(&key, "vip-arbiter-bed");
+        chown_postgres(&key);
+        let pubkey = std::fs::read_to_string(ssh.join("id_ed25519.pub")).expect("pub key");
+        write_postgres_file(&ssh.join("authorized_keys"), &pubkey);
+        // sshd's privilege separation directory (what the Debian unit creates).
+        std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd");
+        for id in [1, 2] {
+            let host_key = ssh.join(format!("host_n{id}"));
+            keygen(&host_key, &format!("n{id}"));
+            let config = ssh.join(format!("sshd_n{id}.conf"));
+            std::fs::write(
+                &config,
+                format!(
+                    "ListenAddress {}:22\nHostKey {}\nPidFile none\nAuthorizedKeysFile {}\n\
+                     StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                     UsePAM yes\nAllowUsers postgres\nPrintMotd no\nLogLevel VERBOSE\n",
+                    self.addr(id),
+                    host_key.display(),
+                    ssh.join("authorized_keys").display()
+                ),
+            )
+            .expect("sshd config");
+            let log = std::fs::File::create(ssh.join(format!("sshd_n{id}.log"))).expect("log");
+            let child = Command::new("ip")
+                .args(["netns", "exec", self.ns(id), SSHD, "-D", "-e", "-f"])
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("start sshd");
+            self.sshd.push(child);
+        }
+        // postgres on each node reaches the other over ssh (what switchover does).
+        for id in [1, 2] {
+            let other = self.addr(3 - id);
+            let start = Instant::now();
+            loop {
+                let out = self
+                    .node(id)
+                    .command("/usr/bin/ssh")
+                    .args(ssh_options(self.dir()).split_whitespace())
+                    .args([other, "true"])
+                    .env("HOME", postgres_home())
+                    .output()
+                    .expect("spawn ssh");
+                if out.status.success() {
+                    break;
+                }
+                let last = output_text(&out);
+                for c in &mut self.sshd {
+                    if let Ok(Some(st)) = c.try_wait() {
+                        panic!(
+                            "sshd exited ({st}): {}",
+                            std::fs::read_to_string(ssh.join(format!("sshd_n{}.log", 3 - id)))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "ssh from n{id} to {other} as postgres still failing after 10 s:\n{last}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+impl Drop for RepmgrdBed {
+    fn drop(&mut self) {
+        // repmgrd first: it must not act on the servers being stopped.
+        for id in [1, 2] {
+            self.kill_repmgrd(id);
+        }
+        for mut c in self.sshd.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Then `cluster` (servers, directory) and `hub` (namespaces) drop in that order.
+    }
+}
+
+fn arbiter_config_path(dir: &Path, id: u32) -> PathBuf {
+    dir.join(format!("a{id}.toml"))
+}
+
+/// repmgr.conf lines for repmgrd (built before the directory exists: everything is
+/// derived from the node).
+struct RepmgrdConf {
+    reconnect_attempts: u32,
+    reconnect_interval_secs: u32,
+    monitor_interval_secs: u32,
+    event_notification_command: Option<String>,
+    extra: String,
+}
+
+impl RepmgrdConf {
+    fn lines(&self, n: &PgNode) -> String {
+        let conf = n.repmgr_conf().display().to_string();
+        let dir = n.dir().display().to_string();
+        let base = n.dir().parent().expect("node dir has a parent");
+        let mut s = format!(
+            "failover='automatic'\n\
+             promote_command='{PG_BINDIR}/repmgr standby promote -f {conf} --log-to-file'\n\
+             follow_command='{PG_BINDIR}/repmgr standby follow -f {conf} --log-to-file --upstream-node-id=%n'\n\
+             reconnect_attempts={}\n\
+             reconnect_interval={}\n\
+             monitor_interval_secs={}\n\
+             log_file='{dir}/repmgrd.log'\n\
+             log_level='INFO'\n\
+             repmgrd_pid_file='{dir}/repmgrd.pid'\n\
+             pg_ctl_options='-l {dir}/postgres.log'\n\
+             ssh_options='{}'\n",
+            self.reconnect_attempts,
+            self.reconnect_interval_secs,
+            self.monitor_interval_secs,
+            ssh_options(base)
+        );
+        if let Some(cmd) = &self.event_notification_command {
+            let cmd = cmd
+                .replace("{bin}", &arbiter_bin())
+                .replace(
+                    "{config}",
+                    &arbiter_config_path(base, n.node_id()).display().to_string(),
+                )
+                .replace("{node}", &n.node_id().to_string());
+            s.push_str(&format!("event_notification_command='{cmd}'\n"));
+        }
+        s.push_str(&self.extra);
+        s
+    }
+}
+
+/// For repmgr's ssh (and the bed's own check): the bed's key, no host key checks, no
+/// prompts, a short connect timeout.
+fn ssh_options(base: &Path) -> String {
+    format!(
+        "-q -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+         -o ConnectTimeout=2 -i {}",
+        base.join("ssh/id_ed25519").display()
+    )
+}
+
+fn keygen(path: &Path, comment: &str) {
+    let out = Command::new(SSH_KEYGEN)
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .output()
+        .expect("run ssh-keygen");
+    assert!(out.status.success(), "ssh-keygen: {}", output_text(&out));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+}
+
+fn postgres_home() -> String {
+    let out = Command::new("getent")
+        .args(["passwd", "postgres"])
+        .output()
+        .expect("getent passwd postgres");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .split(':')
+        .nth(5)
+        .filter(|h| !h.is_empty())
+        .unwrap_or("/var/lib/postgresql")
+        .to_owned()
+}
+
+/// Spawn `cmd` in its own process group with output to `out`; kill the group after
+/// `limit`. (status, output).
+fn run_bounded(mut cmd: Command, out: &Path, limit: Duration) -> (ExitStatus, String) {
+    let f = std::fs::File::create(out).expect("output file");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(f.try_clone().expect("output file"))
+        .stderr(f)
+        .process_group(0)
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return (st, std::fs::read_to_string(out).unwrap_or_default());
+        }
+        if start.elapsed() > limit {
+            let _ = Command::new("kill")
+                .args(["-KILL", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} still running after {limit:?}, killed:\n{}",
+                std::fs::read_to_string(out).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every binary the bed runs beyond PgCluster's; panics naming what is missing.
+fn preflight(opts: &BedOptions) {
+    super::testbed::require_root();
+    let mut need = vec![REPMGRD, SETPRIV, "/usr/bin/getent"];
+    if opts.ssh {
+        need.extend([SSHD, SSH_KEYGEN, "/usr/bin/ssh"]);
+    }
+    let missing: Vec<&str> = need
+        .into_iter()
+        .filter(|p| !Path::new(p).is_file())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "RepmgrdBed: missing {} (install postgresql-15-repmgr, openssh-server, openssh-client, util-linux: scripts/install-deps)",
+        missing.join(", ")
+    );
+}

@@ -1,0 +1,223 @@
+//! A background sampler for end-to-end scenarios: every 100 ms it records, relative to
+//! its start, which ENIs hold the VIP at EC2 (the emulator's control API), whether each
+//! node's kernel has the VIP, and each node's PostgreSQL role. Assertions are made on
+//! the record afterwards (`Samples`), never while sampling. It stops by itself after
+//! the maximum duration given at start, so a test that forgets it cannot hang.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::pg_cluster::PgNode;
+use super::testbed::{EmulatorHandle, kernel_has};
+
+pub const PERIOD: Duration = Duration::from_millis(100);
+
+/// A node's PostgreSQL role as psql sees it through the unix socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Standby,
+    /// Not answering (stopped, crashed, starting).
+    Down,
+}
+
+impl Role {
+    pub fn of(node: &PgNode) -> Role {
+        match node.try_psql("SELECT pg_is_in_recovery()").as_deref() {
+            Ok("f") => Role::Primary,
+            Ok("t") => Role::Standby,
+            _ => Role::Down,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// Time since the sampler started (taken when the sample began).
+    pub t: Duration,
+    /// ENIs holding the VIP at EC2; None without an emulator or if the query failed.
+    pub ec2: Option<Vec<String>>,
+    /// Per sampled node (in the order given at start): the VIP is on its `ens5`.
+    pub kernel: Vec<bool>,
+    /// Per sampled node: its PostgreSQL role.
+    pub role: Vec<Role>,
+}
+
+impl Sample {
+    pub fn ec2_is(&self, enis: &[&str]) -> bool {
+        self.ec2
+            .as_ref()
+            .is_some_and(|h| h.iter().map(String::as_str).eq(enis.iter().copied()))
+    }
+
+    pub fn kernels_holding(&self) -> usize {
+        self.kernel.iter().filter(|k| **k).count()
+    }
+}
+
+/// One node to sample: its namespace (for the kernel) and its PostgreSQL.
+pub struct SampledNode {
+    pub ns: String,
+    pub pg: PgNode,
+}
+
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Vec<Sample>>>,
+}
+
+impl Sampler {
+    /// Start sampling `vip` on `nodes` (and at EC2 if `ec2` is given); stops by itself
+    /// after `max`.
+    pub fn start(
+        vip: &str,
+        ec2: Option<EmulatorHandle>,
+        nodes: Vec<SampledNode>,
+        max: Duration,
+    ) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let vip = vip.to_owned();
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut samples = Vec::new();
+            let mut next = start;
+            while !flag.load(Ordering::SeqCst) && start.elapsed() < max {
+                let t = start.elapsed();
+                samples.push(Sample {
+                    t,
+                    ec2: ec2.as_ref().and_then(|e| e.try_holders(&vip)),
+                    kernel: nodes.iter().map(|n| kernel_has(&n.ns, &vip)).collect(),
+                    role: nodes.iter().map(|n| Role::of(&n.pg)).collect(),
+                });
+                next += PERIOD;
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else {
+                    // A slow sample: start the next one at once, keep the 100 ms grid.
+                    next = now;
+                }
+            }
+            samples
+        });
+        Sampler {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stop and return the record (also after the sampler stopped by itself).
+    pub fn stop(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread
+            .take()
+            .expect("sampler thread")
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Questions asked of a sampler's record.
+pub trait Samples {
+    /// Each change of the EC2 holders from one (answered) sample to the next: (time of
+    /// the first sample showing the new holders, the new holders).
+    fn moves_at_ec2(&self) -> Vec<(Duration, Vec<String>)>;
+    /// Time of the first sample satisfying `pred`.
+    fn first_time(&self, pred: impl Fn(&Sample) -> bool) -> Option<Duration>;
+    /// Time of the first sample at or after `from` satisfying `pred`.
+    fn first_time_after(&self, from: Duration, pred: impl Fn(&Sample) -> bool) -> Option<Duration>;
+    /// Each run of consecutive samples where two or more kernels had the VIP: from its
+    /// first such sample to the first sample after it without (or to its last sample
+    /// when the record ends inside the run).
+    fn double_kernel_spans(&self) -> Vec<Duration>;
+    /// Samples where EC2 showed the VIP on two or more ENIs.
+    fn double_ec2_samples(&self) -> Vec<Sample>;
+    /// Samples where the EC2 query failed (None while an emulator was given).
+    fn ec2_unanswered(&self) -> usize;
+    /// A compact table of the record for failure messages (changes only).
+    fn timeline(&self) -> String;
+}
+
+impl Samples for [Sample] {
+    fn moves_at_ec2(&self) -> Vec<(Duration, Vec<String>)> {
+        let mut last: Option<&Vec<String>> = None;
+        let mut moves = Vec::new();
+        for s in self {
+            let Some(h) = &s.ec2 else { continue };
+            if let Some(prev) = last
+                && prev != h
+            {
+                moves.push((s.t, h.clone()));
+            }
+            last = Some(h);
+        }
+        moves
+    }
+
+    fn first_time(&self, pred: impl Fn(&Sample) -> bool) -> Option<Duration> {
+        self.iter().find(|s| pred(s)).map(|s| s.t)
+    }
+
+    fn first_time_after(&self, from: Duration, pred: impl Fn(&Sample) -> bool) -> Option<Duration> {
+        self.iter().find(|s| s.t >= from && pred(s)).map(|s| s.t)
+    }
+
+    fn double_kernel_spans(&self) -> Vec<Duration> {
+        let mut spans = Vec::new();
+        let mut open: Option<Duration> = None;
+        for s in self {
+            match (open, s.kernels_holding() >= 2) {
+                (None, true) => open = Some(s.t),
+                (Some(from), false) => {
+                    spans.push(s.t - from);
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        if let (Some(from), Some(last)) = (open, self.last()) {
+            spans.push(last.t - from);
+        }
+        spans
+    }
+
+    fn double_ec2_samples(&self) -> Vec<Sample> {
+        self.iter()
+            .filter(|s| s.ec2.as_ref().is_some_and(|h| h.len() >= 2))
+            .cloned()
+            .collect()
+    }
+
+    fn ec2_unanswered(&self) -> usize {
+        self.iter().filter(|s| s.ec2.is_none()).count()
+    }
+
+    fn timeline(&self) -> String {
+        let mut out = String::new();
+        let mut last: Option<&Sample> = None;
+        for s in self {
+            let same =
+                last.is_some_and(|l| l.ec2 == s.ec2 && l.kernel == s.kernel && l.role == s.role);
+            if !same {
+                out.push_str(&format!(
+                    "{:>8.1?} ec2={:?} kernel={:?} role={:?}\n",
+                    s.t, s.ec2, s.kernel, s.role
+                ));
+                last = Some(s);
+            }
+        }
+        out
+    }
+}
