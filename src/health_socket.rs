@@ -174,8 +174,12 @@ async fn write(stream: &mut UnixStream, bytes: &[u8]) -> io::Result<()> {
 async fn read_request(stream: &mut UnixStream) -> Result<Parsed, u16> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
+    let mut line_checked = false;
     loop {
         if let Some(end) = http_request::head_end(&buf) {
+            if end > MAX_HEAD {
+                return Err(431);
+            }
             let req = http_request::parse_head(&buf[..end])?;
             if req.content_length > MAX_BODY {
                 return Err(413);
@@ -189,6 +193,10 @@ async fn read_request(stream: &mut UnixStream) -> Result<Parsed, u16> {
                 have += n;
             }
             return Ok(req);
+        }
+        if !line_checked && let Some(verdict) = http_request::check_request_line(&buf) {
+            verdict?;
+            line_checked = true;
         }
         if buf.len() > MAX_HEAD {
             return Err(431);

@@ -160,6 +160,33 @@ fn malformed_oversized_and_garbage_get_http_errors() {
         big.extend(std::iter::repeat_n(b'a', 10_000));
         let r = raw(&s.path, &big).await;
         assert_eq!(status_of(&r), 431, "oversized head");
+        // A head that ends past 8 KiB, even inside the last chunk read, is too large.
+        let mut big = b"GET /health HTTP/1.1\r\nX-Pad: ".to_vec();
+        big.extend(std::iter::repeat_n(b'a', 8400));
+        big.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(status_of(&raw(&s.path, &big).await), 431);
+        // A garbage request line is refused as soon as it is complete, without
+        // waiting for a blank line (or the 2 s read limit).
+        let started = Instant::now();
+        let mut st = UnixStream::connect(&s.path).await.expect("connect");
+        st.write_all(b"\x16\x03\x01 hello tls\r\n")
+            .await
+            .expect("write");
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), st.read_to_end(&mut out))
+            .await
+            .expect("answered")
+            .expect("read");
+        assert_eq!(status_of(&String::from_utf8_lossy(&out)), 400);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "refused at once"
+        );
+        // Bare-LF requests (printf | socat) are understood.
+        assert_eq!(
+            status_of(&raw(&s.path, b"GET /metrics HTTP/1.0\n\n").await),
+            200
+        );
         // A client that hangs up early does not hurt the server.
         drop(UnixStream::connect(&s.path).await.expect("connect"));
         assert_eq!(
