@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::http_request::{self, Parsed};
@@ -31,6 +32,11 @@ pub const MAX_BODY: usize = 1024;
 pub const READ_LIMIT: Duration = Duration::from_secs(2);
 pub const WRITE_LIMIT: Duration = Duration::from_secs(2);
 pub const MAX_CONNECTIONS: usize = 64;
+/// Connections past the cap answered 503 at once; beyond this many such answers in
+/// flight, new connections are closed unanswered.
+pub const MAX_REFUSALS: usize = 256;
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+const PROBE_LIMIT: Duration = Duration::from_secs(1);
 const LINGER: Duration = Duration::from_millis(200);
 const LINGER_BYTES: usize = 64 * 1024;
 
@@ -38,10 +44,14 @@ const LINGER_BYTES: usize = 64 * 1024;
 pub enum SocketError {
     #[error("create directory {dir}: {source}")]
     Dir { dir: String, source: io::Error },
-    #[error("{path} is in use by a running vip-arbiter (it answered); stop it first")]
+    #[error("{path} is in use: something listens on it (another vip-arbiter?); stop it first")]
     InUse { path: String },
     #[error("{path} exists and is not a socket; refusing to remove it")]
     NotASocket { path: String },
+    #[error("{path} is a socket but probing it failed ({source}); refusing to remove it")]
+    Probe { path: String, source: io::Error },
+    #[error("remove stale socket {path}: {source}")]
+    Stale { path: String, source: io::Error },
     #[error("bind {path}: {source}")]
     Bind { path: String, source: io::Error },
     #[error("chmod {path}: {source}")]
@@ -49,7 +59,8 @@ pub enum SocketError {
 }
 
 /// Bind the socket: create the parent directory, replace a stale socket file (one
-/// nobody answers on), refuse when a live daemon answers, then chmod.
+/// whose connect is refused: nobody listens), refuse when something listens on it,
+/// then chmod.
 pub async fn bind(path: &Path, mode: u32) -> Result<UnixListener, SocketError> {
     let shown = path.display().to_string();
     if let Some(dir) = path.parent() {
@@ -62,10 +73,31 @@ pub async fn bind(path: &Path, mode: u32) -> Result<UnixListener, SocketError> {
         if !meta.file_type().is_socket() {
             return Err(SocketError::NotASocket { path: shown });
         }
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(SocketError::InUse { path: shown });
+        // Only a refused connect proves the file is stale. A connect that hangs (a
+        // full backlog) means someone listens; any other error (EACCES on another
+        // user's socket...) proves nothing, so the file is left alone.
+        match tokio::time::timeout(PROBE_LIMIT, UnixStream::connect(path)).await {
+            Ok(Ok(_)) | Err(_) => return Err(SocketError::InUse { path: shown }),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                match std::fs::remove_file(path) {
+                    Ok(()) => tracing::info!(path = %shown, "replaced a stale health socket"),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(source) => {
+                        return Err(SocketError::Stale {
+                            path: shown,
+                            source,
+                        });
+                    }
+                }
+            }
+            Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => {}
+            Ok(Err(source)) => {
+                return Err(SocketError::Probe {
+                    path: shown,
+                    source,
+                });
+            }
         }
-        let _ = std::fs::remove_file(path);
     }
     let listener = UnixListener::bind(path).map_err(|source| SocketError::Bind {
         path: shown.clone(),
@@ -80,14 +112,19 @@ pub async fn bind(path: &Path, mode: u32) -> Result<UnixListener, SocketError> {
     Ok(listener)
 }
 
-/// Serve until `shutdown`; in-flight connections get up to one second to finish.
+/// Serve until `shutdown`. Then stop accepting (new connects are refused), give
+/// in-flight connections up to [`SHUTDOWN_GRACE`] to finish, abort the rest, return.
+/// The socket file is left in place; the next [`bind`] replaces it.
 pub async fn serve(
     listener: UnixListener,
     source: Arc<dyn HealthSource>,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    let mut tasks = JoinSet::new();
     loop {
+        while tasks.try_join_next().is_some() {}
         let stream = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -99,31 +136,36 @@ pub async fn serve(
                 }
             },
         };
-        let source = source.clone();
-        match slots.clone().try_acquire_owned() {
-            Ok(permit) => {
-                tokio::spawn(async move {
-                    handle(stream, source.as_ref()).await;
-                    drop(permit);
-                });
-            }
-            Err(_) => {
-                tokio::spawn(async move {
-                    let mut stream = stream;
-                    let _ = write(
-                        &mut stream,
-                        &reply(503, "text/plain", "too many connections\n", &[]),
-                    )
-                    .await;
-                });
-            }
+        if let Ok(permit) = slots.clone().try_acquire_owned() {
+            let source = source.clone();
+            tasks.spawn(async move {
+                handle(stream, source.as_ref()).await;
+                drop(permit);
+            });
+        } else if let Ok(permit) = refusals.clone().try_acquire_owned() {
+            tasks.spawn(async move {
+                let mut stream = stream;
+                let busy = reply(503, "text/plain", "too many connections\n", &[]);
+                write(&mut stream, &busy).await;
+                drop(permit);
+            });
+        } else {
+            // A flood even the refusals cannot keep up with: close unanswered.
+            drop(stream);
         }
     }
-    let _ = tokio::time::timeout(
-        Duration::from_secs(1),
-        slots.acquire_many(u32::try_from(MAX_CONNECTIONS).unwrap_or(64)),
-    )
+    drop(listener);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
     .await;
+    if drained.is_err() {
+        tracing::debug!(
+            left = tasks.len(),
+            "health socket: aborting connections at shutdown"
+        );
+    }
+    tasks.shutdown().await;
 }
 
 async fn handle(mut stream: UnixStream, source: &dyn HealthSource) {
@@ -137,25 +179,19 @@ async fn handle(mut stream: UnixStream, source: &dyn HealthSource) {
         ),
         Ok(Ok(req)) => route(&req, source),
     };
-    let _ = write(&mut stream, &response).await;
+    write(&mut stream, &response).await;
 }
 
-/// Write the response, then a lingering close: discard what the client still sends
-/// (bounded in time and size), so closing with unread input does not turn our answer
-/// into a connection reset on the client's side.
-async fn write(stream: &mut UnixStream, bytes: &[u8]) -> io::Result<()> {
-    let written = match tokio::time::timeout(WRITE_LIMIT, async {
+/// Write the response (a client that does not read within [`WRITE_LIMIT`] is given
+/// up on), then a lingering close: discard what the client still sends (bounded in
+/// time and size), so closing with unread input does not turn our answer into a
+/// connection reset on the client's side.
+async fn write(stream: &mut UnixStream, bytes: &[u8]) {
+    let _ = tokio::time::timeout(WRITE_LIMIT, async {
         stream.write_all(bytes).await?;
         stream.shutdown().await
     })
-    .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "client not reading",
-        )),
-    };
+    .await;
     let mut sink = [0u8; 4096];
     let mut drained = 0usize;
     let _ = tokio::time::timeout(LINGER, async {
@@ -167,15 +203,18 @@ async fn write(stream: &mut UnixStream, bytes: &[u8]) -> io::Result<()> {
         }
     })
     .await;
-    written
 }
 
 /// Read the head (and a small body); `Err(status)` for a request to refuse.
 async fn read_request(stream: &mut UnixStream) -> Result<Parsed, u16> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
+    let mut line_checked = false;
     loop {
         if let Some(end) = http_request::head_end(&buf) {
+            if end > MAX_HEAD {
+                return Err(431);
+            }
             let req = http_request::parse_head(&buf[..end])?;
             if req.content_length > MAX_BODY {
                 return Err(413);
@@ -189,6 +228,10 @@ async fn read_request(stream: &mut UnixStream) -> Result<Parsed, u16> {
                 have += n;
             }
             return Ok(req);
+        }
+        if !line_checked && let Some(verdict) = http_request::check_request_line(&buf) {
+            verdict?;
+            line_checked = true;
         }
         if buf.len() > MAX_HEAD {
             return Err(431);

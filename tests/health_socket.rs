@@ -9,7 +9,7 @@ use support::testbed::rt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +22,8 @@ use vip_arbiter::health_socket::{self, HealthSource, SocketError};
 struct FakeSource {
     kicks: AtomicU32,
     converged: AtomicBool,
+    /// When non-zero, `/metrics` answers this many bytes (to fill socket buffers).
+    metrics_len: AtomicUsize,
 }
 
 impl HealthSource for FakeSource {
@@ -30,7 +32,10 @@ impl HealthSource for FakeSource {
         (c, format!("{{\"converged\":{c}}}"))
     }
     fn metrics(&self) -> String {
-        "vip_arbiter_passes_total 7\n".into()
+        match self.metrics_len.load(Ordering::SeqCst) {
+            0 => "vip_arbiter_passes_total 7\n".into(),
+            n => "#".repeat(n),
+        }
     }
     fn kick(&self) {
         self.kicks.fetch_add(1, Ordering::SeqCst);
@@ -157,6 +162,33 @@ fn malformed_oversized_and_garbage_get_http_errors() {
         big.extend(std::iter::repeat_n(b'a', 10_000));
         let r = raw(&s.path, &big).await;
         assert_eq!(status_of(&r), 431, "oversized head");
+        // A head that ends past 8 KiB, even inside the last chunk read, is too large.
+        let mut big = b"GET /health HTTP/1.1\r\nX-Pad: ".to_vec();
+        big.extend(std::iter::repeat_n(b'a', 8400));
+        big.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(status_of(&raw(&s.path, &big).await), 431);
+        // A garbage request line is refused as soon as it is complete, without
+        // waiting for a blank line (or the 2 s read limit).
+        let started = Instant::now();
+        let mut st = UnixStream::connect(&s.path).await.expect("connect");
+        st.write_all(b"\x16\x03\x01 hello tls\r\n")
+            .await
+            .expect("write");
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), st.read_to_end(&mut out))
+            .await
+            .expect("answered")
+            .expect("read");
+        assert_eq!(status_of(&String::from_utf8_lossy(&out)), 400);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "refused at once"
+        );
+        // Bare-LF requests (printf | socat) are understood.
+        assert_eq!(
+            status_of(&raw(&s.path, b"GET /metrics HTTP/1.0\n\n").await),
+            200
+        );
         // A client that hangs up early does not hurt the server.
         drop(UnixStream::connect(&s.path).await.expect("connect"));
         assert_eq!(
@@ -177,7 +209,13 @@ fn slow_client_gets_408_and_never_stalls_others() {
         assert_eq!(status_of(&r), 200);
         assert!(
             started.elapsed() < Duration::from_secs(1),
-            "answered while the slow client is pending"
+            "answered within 1 s"
+        );
+        let mut probe = [0u8; 64];
+        assert_eq!(
+            slow.try_read(&mut probe).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::WouldBlock),
+            "the slow client is still pending when the other is answered"
         );
         let mut out = Vec::new();
         tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut out))
@@ -189,9 +227,55 @@ fn slow_client_gets_408_and_never_stalls_others() {
 }
 
 #[test]
+fn trickling_client_gets_408_too() {
+    rt().block_on(async {
+        let s = server().await;
+        let (mut rx, mut tx) = UnixStream::connect(&s.path)
+            .await
+            .expect("connect")
+            .into_split();
+        // A byte every 100 ms keeps each single read short; the 2 s limit is on the
+        // whole head, so this still ends in a 408.
+        let trickle = tokio::spawn(async move {
+            for b in b"GET /health HTTP/1.1\r\nX-Slow: ".iter().cycle().take(60) {
+                if tx.write_all(&[*b]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let started = Instant::now();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), rx.read_to_end(&mut out))
+            .await
+            .expect("answered before the trickle ends")
+            .expect("read");
+        assert_eq!(status_of(&String::from_utf8_lossy(&out)), 408);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        trickle.abort();
+    });
+}
+
+/// A complete response: status line, Content-Length matching the body, close.
+fn check_complete(resp: &str) -> (u16, String) {
+    let (head, body) = resp.split_once("\r\n\r\n").expect("end of head");
+    assert!(head.starts_with("HTTP/1.1 "), "{resp:?}");
+    assert!(head.contains("\r\nConnection: close"), "{resp:?}");
+    let len: usize = head
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("Content-Length")
+        .parse()
+        .expect("number");
+    assert_eq!(len, body.len(), "{resp:?}");
+    (status_of(resp), body.to_owned())
+}
+
+#[test]
 fn many_concurrent_clients_all_get_an_answer() {
     rt().block_on(async {
         let s = server().await;
+        s.source.converged.store(true, Ordering::SeqCst);
         let mut tasks = Vec::new();
         for _ in 0..200 {
             let p = s.path.clone();
@@ -202,22 +286,123 @@ fn many_concurrent_clients_all_get_an_answer() {
                     .expect("write");
                 let mut out = Vec::new();
                 st.read_to_end(&mut out).await.expect("read");
-                status_of(&String::from_utf8_lossy(&out))
+                check_complete(&String::from_utf8_lossy(&out))
             }));
         }
-        let mut codes = Vec::new();
-        for t in tasks {
-            codes.push(
-                tokio::time::timeout(Duration::from_secs(10), t)
-                    .await
-                    .expect("bounded")
-                    .expect("task"),
+        let all = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut answers = Vec::new();
+            for t in tasks {
+                answers.push(t.await.expect("task"));
+            }
+            answers
+        })
+        .await
+        .expect("all 200 answered within 10 s");
+        // Every client gets a complete HTTP answer: the health (200) or, past the
+        // connection cap, 503 "too many connections"; never a hang or a reset.
+        assert_eq!(all.len(), 200);
+        for (code, body) in &all {
+            assert!(
+                (*code == 200 && body == "{\"converged\":true}")
+                    || (*code == 503 && body == "too many connections\n"),
+                "{code} {body:?}"
             );
         }
-        // Every client gets a proper HTTP answer: 503 "not converged" or, past the
-        // connection cap, 503 "too many connections"; never a hang or a reset.
-        assert_eq!(codes.len(), 200);
-        assert!(codes.iter().all(|c| *c == 503), "{codes:?}");
+        assert!(all.iter().any(|(c, _)| *c == 200), "some served");
+    });
+}
+
+#[test]
+fn connections_past_the_cap_get_503_at_once() {
+    rt().block_on(async {
+        let s = server().await;
+        s.source.converged.store(true, Ordering::SeqCst);
+        // 64 clients that connect and say nothing hold every slot (accepted in order).
+        let mut idle = Vec::new();
+        for _ in 0..health_socket::MAX_CONNECTIONS {
+            idle.push(UnixStream::connect(&s.path).await.expect("connect"));
+        }
+        let started = Instant::now();
+        let r = raw(&s.path, b"GET /health HTTP/1.1\r\n\r\n").await;
+        assert_eq!(check_complete(&r), (503, "too many connections\n".into()));
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "refused at once, not after the idle clients time out"
+        );
+        // The idle ones get their 408; then the slots are free again.
+        for mut st in idle {
+            let mut out = Vec::new();
+            tokio::time::timeout(Duration::from_secs(5), st.read_to_end(&mut out))
+                .await
+                .expect("idle client answered")
+                .expect("read");
+            assert_eq!(status_of(&String::from_utf8_lossy(&out)), 408);
+        }
+        let r = raw(&s.path, b"GET /health HTTP/1.1\r\n\r\n").await;
+        assert_eq!(status_of(&r), 200, "slots released: {r}");
+    });
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped() {
+    rt().block_on(async {
+        let s = server().await;
+        let total = 8 << 20; // far more than the socket buffers hold
+        s.source.metrics_len.store(total, Ordering::SeqCst);
+        let mut st = UnixStream::connect(&s.path).await.expect("connect");
+        st.write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+            .await
+            .expect("write");
+        // Read nothing for longer than the server's write limit...
+        tokio::time::sleep(health_socket::WRITE_LIMIT + Duration::from_millis(800)).await;
+        // ...then find the server gave up: what was buffered, then the end.
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), st.read_to_end(&mut out))
+            .await
+            .expect("connection closed by the server, not held open");
+        assert!(
+            out.starts_with(b"HTTP/1.1 200 OK\r\n") && out.len() < total,
+            "got {} of {total} bytes",
+            out.len()
+        );
+    });
+}
+
+#[test]
+fn shutdown_lets_in_flight_finish_then_returns() {
+    rt().block_on(async {
+        let s = server().await;
+        let mut finishing = UnixStream::connect(&s.path).await.expect("connect");
+        finishing.write_all(b"GET /hea").await.expect("write");
+        let mut never = UnixStream::connect(&s.path).await.expect("connect");
+        never.write_all(b"GET /hea").await.expect("write");
+        tokio::time::sleep(Duration::from_millis(100)).await; // both accepted
+        s.stop.cancel();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // No longer accepting: a new connect is refused, not queued.
+        let refused = UnixStream::connect(&s.path).await;
+        assert_eq!(
+            refused.map(|_| ()).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionRefused)
+        );
+        // An in-flight request completed within the grace period is answered.
+        finishing
+            .write_all(b"lth HTTP/1.1\r\n\r\n")
+            .await
+            .expect("write");
+        let mut out = Vec::new();
+        finishing.read_to_end(&mut out).await.expect("read");
+        assert_eq!(status_of(&String::from_utf8_lossy(&out)), 503);
+        tokio::time::timeout(Duration::from_secs(5), s.task)
+            .await
+            .expect("serve returns")
+            .expect("join");
+        // The one that never finished was cut off at the end of the grace period,
+        // before its 2 s read limit would have produced a 408.
+        let mut out = Vec::new();
+        let _ = never.read_to_end(&mut out).await;
+        assert!(out.is_empty(), "aborted, not answered: {out:?}");
+        assert!(s.path.exists(), "serve removes nothing");
     });
 }
 

@@ -1,0 +1,102 @@
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+
+use super::*;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn parses_responses() {
+    let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").expect("ok");
+    assert_eq!((r.status, r.body.as_str()), (200, "{}"));
+    let r = parse(b"HTTP/1.0 503 Service Unavailable\r\ncontent-length:3\r\n\r\nabcdef")
+        .expect("cut to Content-Length");
+    assert_eq!((r.status, r.body.as_str()), (503, "abc"));
+    let r = parse(b"HTTP/1.1 202 Accepted\r\n\r\nno length").expect("read to close");
+    assert_eq!(r.body, "no length");
+}
+
+#[test]
+fn refuses_malformed_responses() {
+    for bad in [
+        &b""[..],
+        b"HTTP/1.1 200 OK\r\n",
+        b"garbage\r\n\r\n",
+        b"SSH-2.0 200 x\r\n\r\n",
+        b"HTTP/1.1 20 short\r\n\r\n",
+        b"HTTP/1.1 999 high\r\n\r\n",
+        b"HTTP/1.1 abc OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\ntruncated",
+        b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+    ] {
+        assert!(
+            matches!(parse(bad), Err(ClientError::Malformed(_))),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
+fn tells_not_running_timeout_and_malformed_apart() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limit = Duration::from_millis(300);
+
+        let missing = dir.path().join("missing.sock");
+        let e = request(&missing, "GET", "/health", limit)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, ClientError::NoSocket(_)) && e.not_running(),
+            "{e:?}"
+        );
+
+        let stale = dir.path().join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+        let e = request(&stale, "GET", "/health", limit).await.unwrap_err();
+        assert!(
+            matches!(e, ClientError::Refused(_)) && e.not_running(),
+            "{e:?}"
+        );
+
+        // Listening but never answering (connect succeeds from the backlog).
+        let silent = dir.path().join("silent.sock");
+        let _held = UnixListener::bind(&silent).expect("bind");
+        let started = Instant::now();
+        let e = request(&silent, "GET", "/health", limit).await.unwrap_err();
+        assert!(
+            matches!(e, ClientError::Timeout(300)) && !e.not_running(),
+            "{e:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "bounded");
+
+        let garbage = dir.path().join("garbage.sock");
+        let l = UnixListener::bind(&garbage).expect("bind");
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"SSH-2.0-OpenSSH\r\n\r\n").await;
+        });
+        let e = request(&garbage, "GET", "/health", Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Malformed(_)), "{e:?}");
+
+        let e = request(&missing, "GET", "/health HTTP/1.1\r\nX: y", limit)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, ClientError::Io(io) if io.kind() == io::ErrorKind::InvalidInput),
+            "{e:?}"
+        );
+    });
+}
