@@ -1,7 +1,8 @@
-//! `scripts/demo`: the main job on a local cluster. Two PostgreSQL 15 nodes managed
-//! by repmgr, each with vip-arbiter in its own network namespace, EC2 played by moto
-//! in a hub namespace. Shows `status` on both nodes, fails the primary, promotes the
-//! standby with repmgr, prints a timeline of what happened, and tears everything down.
+//! `scripts/demo`: the main job on a local cluster. Two PostgreSQL 15 nodes, each in its
+//! own network namespace (bridged like an EC2 subnet, TCP between them), repmgrd with
+//! automatic failover on both, vip-arbiter on both in EC2 mode, moto playing EC2 in a
+//! hub namespace. Shows `status` on both nodes, crashes the primary, lets repmgrd fail
+//! over, prints a timeline of what happened, and tears everything down.
 //! Run as root (scripts/demo builds the binary and sets VA_TEST_ARBITER_BIN).
 
 #[path = "../tests/support/mod.rs"]
@@ -9,29 +10,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::pg_cluster::{PgCluster, PgNode};
-use support::testbed::{Arbiter, Emulator, Hub, aws_env, kernel_has, wait_until};
-
-const VIP: &str = "10.77.0.100";
-
-fn arbiter(
-    hub_dir: &std::path::Path,
-    ns: &str,
-    node: &PgNode,
-    eni: &str,
-    subnet: &str,
-    url: &str,
-    name: &str,
-) -> Arbiter {
-    let cfg = format!(
-        "vip = \"{VIP}\"\ninterface = \"ens5\"\nprefix_len = 32\nrepmgr_config = {:?}\n\
-         [aws]\nenabled = true\nregion = \"us-east-1\"\neni_id = \"{eni}\"\nsubnet_id = \"{subnet}\"\n",
-        node.repmgr_conf().display().to_string()
-    );
-    let env = aws_env(url);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Arbiter::start(ns, hub_dir, name, &cfg, &env)
-}
+use support::repmgrd_bed::{ArbiterConf, BedOptions, KICK_ARBITER, RepmgrdBed, VIP};
+use support::sampler::{Role, Samples};
+use support::testbed::{Arbiter, kernel_has, wait_until};
 
 fn show(title: &str, a: &Arbiter) {
     let (_, table) = a.cli(&["status"]);
@@ -39,106 +20,56 @@ fn show(title: &str, a: &Arbiter) {
 }
 
 fn main() {
-    println!(
-        "== starting: PostgreSQL 15 primary + standby (repmgr), namespaces n1/n2 bridged like an EC2 subnet, moto as EC2"
-    );
-    let cluster = PgCluster::start();
-    let mut hub = Hub::new();
-    let n1 = hub.node("n1", "10.77.0.11");
-    let n2 = hub.node("n2", "10.77.0.12");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(&hub, dir.path());
-    let ids = emu.setup(&[("n1", "10.77.0.11"), ("n2", "10.77.0.12")]);
-    let eni = |n: &str| {
-        ids["enis"][n]["eni_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (eni1, eni2) = (eni("n1"), eni("n2"));
-    let subnet = ids["subnet_id"].as_str().unwrap_or_default().to_owned();
-    let a1 = arbiter(
-        dir.path(),
-        &n1,
-        cluster.node1(),
-        &eni1,
-        &subnet,
-        &emu.url,
-        "node1",
-    );
-    let a2 = arbiter(
-        dir.path(),
-        &n2,
-        cluster.node2(),
-        &eni2,
-        &subnet,
-        &emu.url,
-        "node2",
-    );
-    wait_until(Duration::from_secs(20), "the VIP on node1", || {
-        emu.holders(VIP) == vec![eni1.clone()] && kernel_has(&n1, VIP) && a1.verdict() == "holding"
+    println!("== starting: 2 PostgreSQL 15 nodes in namespaces n1/n2 (10.77.0.11/12), repmgrd (failover=automatic),");
+    println!("   vip-arbiter on both (EC2 mode, repmgr events kick it), moto as the EC2 API; VIP {VIP}");
+    let bed = RepmgrdBed::start(BedOptions {
+        event_notification_command: Some(KICK_ARBITER.into()),
+        ..BedOptions::default()
     });
-    println!(
-        "VIP {VIP}: EC2 says {:?} (node1's ENI {eni1}); node2's ENI is {eni2}\n",
-        emu.holders(VIP)
-    );
+    let ec2 = bed.start_ec2();
+    let conf = ArbiterConf {
+        ec2: Some(&ec2),
+        ..ArbiterConf::default()
+    };
+    let a1 = bed.start_arbiter(1, &conf);
+    let a2 = bed.start_arbiter(2, &conf);
+    let (eni1, eni2) = (ec2.eni(1).to_owned(), ec2.eni(2).to_owned());
+    wait_until(Duration::from_secs(20), "the VIP on node1", || {
+        ec2.holders() == [eni1.clone()] && kernel_has(bed.ns(1), VIP) && a1.verdict() == "holding"
+    });
+    wait_until(Duration::from_secs(5), "node2 standby", || a2.verdict() == "standby");
+    println!("EC2: the VIP is on node1's ENI {eni1}; node2's ENI is {eni2}\n");
     show("node1 (primary)", &a1);
     show("node2 (standby)", &a2);
 
-    println!(
-        "== failing the primary: pg_ctl stop -m immediate on node1, then repmgr standby promote on node2"
-    );
+    println!("== crashing the primary: pg_ctl stop -m immediate on node1; repmgrd on node2 will promote it");
+    let sampler = bed.sampler(Some(&ec2), Duration::from_secs(90));
     let t0 = Instant::now();
-    cluster.node1().stop_immediate();
-    let stopped = t0.elapsed();
-    cluster.promote_standby();
-    let promoted = t0.elapsed();
-    let mut events: Vec<(Duration, String)> = vec![
-        (stopped, "node1 PostgreSQL stopped".into()),
-        (
-            promoted,
-            "node2 promoted (repmgr standby promote returned)".into(),
-        ),
-    ];
-    let (mut ec2_moved, mut n2_added, mut n1_removed) = (false, false, false);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !(ec2_moved && n2_added && n1_removed) && Instant::now() < deadline {
-        let t = t0.elapsed();
-        if !ec2_moved && emu.holders(VIP) == vec![eni2.clone()] {
-            ec2_moved = true;
-            events.push((t, format!("EC2: VIP assigned to node2's ENI {eni2}")));
-        }
-        if !n2_added && kernel_has(&n2, VIP) {
-            n2_added = true;
-            events.push((t, "kernel: VIP added on node2's ens5".into()));
-        }
-        if !n1_removed && !kernel_has(&n1, VIP) {
-            n1_removed = true;
-            events.push((t, "kernel: VIP removed from node1's ens5".into()));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    events.sort();
-    println!("\n== timeline (relative to the failure)");
-    for (t, what) in &events {
-        println!("  +{:>6} ms  {what}", t.as_millis());
-    }
-    wait_until(Duration::from_secs(5), "node2 holding", || {
-        a2.verdict() == "holding"
-    });
+    bed.node(1).stop_immediate();
+    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        bed.wait_primary(2, Duration::from_secs(60));
+        wait_until(Duration::from_secs(20), "the VIP on node2 only", || {
+            ec2.holders() == [eni2.clone()] && kernel_has(bed.ns(2), VIP) && !kernel_has(bed.ns(1), VIP)
+        });
+    }))
+    .is_ok();
+    std::thread::sleep(Duration::from_millis(500));
+    let rec = sampler.stop();
+    // The sampler started just before the crash; its clock is the failure's clock.
+    let offset = t0.elapsed().saturating_sub(rec.last().map_or(Duration::ZERO, |s| s.t));
+    let at = |d: Option<Duration>| d.map_or("never".to_owned(), |d| format!("+{:>5} ms", (d.saturating_sub(offset)).as_millis()));
+    println!("\n== timeline (relative to the crash)");
+    println!("  {}  node1 PostgreSQL seen down", at(rec.first_time(|s| s.role[0] == Role::Down)));
+    println!("  {}  node2 out of recovery (promoted by repmgrd)", at(rec.first_time(|s| s.role[1] == Role::Primary)));
+    println!("  {}  EC2: VIP assigned to node2's ENI", at(rec.moves_at_ec2().first().map(|m| m.0)));
+    println!("  {}  kernel: VIP added on node2's ens5", at(rec.first_time(|s| s.kernel[1])));
+    println!("  {}  kernel: VIP removed from node1's ens5", at(rec.first_time(|s| !s.kernel[0])));
+    println!("  (repmgrd waits 3 × 2 s of reconnect attempts before promoting; vip-arbiter follows repmgr.nodes)");
     println!();
     show("node1 (PostgreSQL down)", &a1);
     show("node2 (new primary)", &a2);
-    let ok = ec2_moved && n2_added && n1_removed;
-    println!(
-        "== {}; tearing down",
-        if ok {
-            "the VIP followed the primary"
-        } else {
-            "DID NOT CONVERGE within 60 s"
-        }
-    );
-    drop((a1, a2, emu, hub, cluster));
+    println!("== {}; tearing down", if ok { "the VIP followed the primary" } else { "DID NOT CONVERGE" });
+    drop((a1, a2, ec2, bed));
     if !ok {
         std::process::exit(1);
     }
