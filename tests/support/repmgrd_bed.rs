@@ -454,6 +454,16 @@ impl RepmgrdBed {
     /// node `id`'s repmgr.conf; its socket is world-writable so repmgr's
     /// event_notification_command (run as postgres) can kick it.
     pub fn start_arbiter(&self, id: u32, c: &ArbiterConf) -> Arbiter {
+        self.start_arbiter_with_env(id, c, &[])
+    }
+
+    /// `start_arbiter` with more environment (e.g. NOTIFY_SOCKET).
+    pub fn start_arbiter_with_env(
+        &self,
+        id: u32,
+        c: &ArbiterConf,
+        more_env: &[(&str, &str)],
+    ) -> Arbiter {
         let mut cfg = format!(
             "vip = \"{VIP}\"\ninterface = \"ens5\"\nprefix_len = 32\nrepmgr_config = {:?}\n\
              interval = \"{}\"\npg_unknown_hold = \"{}\"\nlog_level = \"debug\"\nsocket_mode = \"0666\"\n{}\n",
@@ -472,7 +482,8 @@ impl RepmgrdBed {
             ));
             env = aws_env(&ec2.emu.url);
         }
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.extend_from_slice(more_env);
         let a = Arbiter::start(self.ns(id), self.dir(), &format!("a{id}"), &cfg, &env);
         assert_eq!(a.config, self.arbiter_config_path(id));
         a

@@ -445,6 +445,11 @@ impl Arbiter {
         });
     }
 
+    /// The daemon's pid while it runs (`ip netns exec` execs it, so it is the child's).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
