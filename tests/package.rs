@@ -529,6 +529,21 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
     );
     assert_eq!(running_installed_binary(), Vec::<String>::new());
 
+    // `systemctl enable` is all the setup the unit needs (`--now` also starts it where
+    // systemd runs; here there is no booted systemd, so only the link is checked), and
+    // the purge takes the link away with the package.
+    run("systemctl", &["enable", "vip-arbiter.service"]);
+    assert_eq!(
+        run("systemctl", &["is-enabled", "vip-arbiter.service"]).trim(),
+        "enabled"
+    );
+    assert_eq!(
+        wants_links(),
+        vec![PathBuf::from(
+            "/etc/systemd/system/multi-user.target.wants/vip-arbiter.service"
+        )]
+    );
+
     // Purge: nothing left, the conffile included.
     dpkg(&["--purge", PKG]);
     assert!(!installed());
