@@ -211,7 +211,7 @@ fn prose(r: &mut Roff) {
                 "The health socket: HTTP/1.1 GET /health, GET /metrics, POST /kick.",
             ),
             (
-                "/lib/systemd/system/vip-arbiter.service",
+                "/usr/lib/systemd/system/vip-arbiter.service",
                 "The hardened unit: runs as postgres with only CAP_NET_ADMIN, Type=notify, \
                  WatchdogSec=60s. Installing the package neither enables nor starts it.",
             ),
