@@ -1,0 +1,713 @@
+//! The Debian package and the systemd unit, as an operator gets them.
+//!
+//! * `deb_installs_where_the_docs_say_and_purges_clean`: `scripts/package --dev
+//!   --no-build` packs the debug binary this suite already built (the release build
+//!   takes ~9 min on CI's 2 cores; `scripts/package` without flags makes the real
+//!   release .deb from the same asset list). The .deb is checked as an archive
+//!   (`dpkg-deb -f/-e/-x`: control fields, conffiles, maintainer scripts, every file and
+//!   its mode), then installed for real with `dpkg -i`, checked in place (binary,
+//!   conffile readable by `postgres`, `man`, completions, `systemd-analyze verify` on the
+//!   installed unit, neither enabled nor started), reinstalled over a modified conffile
+//!   (kept), and purged (nothing left).
+//! * `unit_exposure_is_at_most_2_0`: `systemd-analyze security --offline=true` on
+//!   systemd/vip-arbiter.service; the score is recorded in docs/operations.md.
+//! * `unit_has_the_hardening_the_docs_promise`: the directives themselves.
+//!
+//! Needs root, dpkg, cargo-deb, man-db and systemd-analyze (scripts/install-deps
+//! installs them); a missing one FAILS the test with its name, never skips it.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use clap::CommandFactory;
+use vip_arbiter::cli::Cli;
+
+const PKG: &str = "vip-arbiter";
+const UNIT: &str = "/usr/lib/systemd/system/vip-arbiter.service";
+const CONFFILE: &str = "/etc/vip-arbiter/vip-arbiter.toml";
+const MAN: &str = "/usr/share/man/man8/vip-arbiter.8.gz";
+const BASH: &str = "/usr/share/bash-completion/completions/vip-arbiter";
+const ZSH: &str = "/usr/share/zsh/vendor-completions/_vip-arbiter";
+const FISH: &str = "/usr/share/fish/vendor_completions.d/vip-arbiter.fish";
+const DOC: &str = "/usr/share/doc/vip-arbiter";
+
+/// Every regular file the package ships, its mode, and the repository file it must be
+/// a copy of (None: generated or built).
+const FILES: &[(&str, u32, Option<&str>)] = &[
+    ("/usr/bin/vip-arbiter", 0o755, None),
+    (UNIT, 0o644, Some("systemd/vip-arbiter.service")),
+    (CONFFILE, 0o644, Some("etc/vip-arbiter.toml")),
+    (MAN, 0o644, None),
+    (BASH, 0o644, None),
+    (ZSH, 0o644, None),
+    (FISH, 0o644, None),
+    (
+        "/usr/share/doc/vip-arbiter/iam-policy.json",
+        0o644,
+        Some("etc/iam-policy.json"),
+    ),
+    (
+        "/usr/share/doc/vip-arbiter/README.md",
+        0o644,
+        Some("README.md"),
+    ),
+    (
+        "/usr/share/doc/vip-arbiter/operations.md",
+        0o644,
+        Some("docs/operations.md"),
+    ),
+    (
+        "/usr/share/doc/vip-arbiter/configuration.md",
+        0o644,
+        Some("docs/configuration.md"),
+    ),
+    (
+        "/usr/share/doc/vip-arbiter/migrating.md",
+        0o644,
+        Some("docs/migrating.md"),
+    ),
+    (
+        "/usr/share/doc/vip-arbiter/decision-table.md",
+        0o644,
+        Some("docs/decision-table.md"),
+    ),
+    (
+        "/usr/share/doc/vip-arbiter/architecture.md",
+        0o644,
+        Some("docs/architecture.md"),
+    ),
+    ("/usr/share/doc/vip-arbiter/copyright", 0o644, None),
+];
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn output(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (scripts/install-deps installs it)"))
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Run; panic with the output unless it exits 0; return stdout.
+fn run(program: &str, args: &[&str]) -> String {
+    let o = output(program, args);
+    assert!(
+        o.status.success(),
+        "{program} {args:?} failed ({}):\n{}",
+        o.status,
+        text(&o)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn require_tools(tools: &[&str]) {
+    for t in tools {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+            .unwrap_or(false);
+        assert!(
+            found,
+            "{t} is not on PATH: this test needs it (run scripts/install-deps)"
+        );
+    }
+}
+
+fn require_root() {
+    assert_eq!(
+        run("id", &["-u"]).trim(),
+        "0",
+        "this test installs a package with dpkg: run it as root via scripts/test"
+    );
+}
+
+/// dpkg, retried while another dpkg/apt holds the lock (bounded).
+fn dpkg(args: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let o = output("dpkg", args);
+        if o.status.success() {
+            return text(&o);
+        }
+        let t = text(&o);
+        if t.contains("lock") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_secs(2));
+            continue;
+        }
+        panic!("dpkg {args:?} failed ({}):\n{t}", o.status);
+    }
+}
+
+fn installed() -> bool {
+    let o = output("dpkg-query", &["-W", "-f=${Status}", PKG]);
+    String::from_utf8_lossy(&o.stdout).contains("install ok installed")
+}
+
+/// Purges the package when the test ends, also after a failure.
+struct Purge;
+impl Drop for Purge {
+    fn drop(&mut self) {
+        if installed() || Path::new(CONFFILE).exists() {
+            let _ = Command::new("dpkg").args(["--purge", PKG]).output();
+        }
+    }
+}
+
+/// The visible subcommands of the real clap definition.
+fn subcommands() -> Vec<String> {
+    Cli::command()
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(|s| s.get_name().to_owned())
+        .collect()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The man page and the completions: generated from the real CLI, well formed.
+fn check_generated(root: &Path) {
+    let man = root.join(MAN.trim_start_matches('/'));
+    let gz = std::fs::read(&man).unwrap();
+    assert_eq!(&gz[..2], &[0x1f, 0x8b], "{MAN} is not gzip");
+    let roff = run("gzip", &["-dc", man.to_str().unwrap()]);
+    assert!(
+        roff.lines().any(|l| l.starts_with(".TH VIP-ARBITER 8")),
+        "no .TH VIP-ARBITER 8 header:\n{roff}"
+    );
+    let o = Command::new("man")
+        .args(["-l", man.to_str().unwrap()])
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .output()
+        .expect("man");
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "man -l {MAN}: {}", text(&o));
+    for heading in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "COMMANDS",
+        "FILES",
+        "EXIT STATUS",
+        "SEE ALSO",
+    ] {
+        assert!(
+            page.lines().any(|l| l.trim_end() == heading),
+            "man page has no {heading} section:\n{page}"
+        );
+    }
+    assert!(page.contains("--config"), "{page}");
+    for sub in subcommands() {
+        assert!(
+            page.contains(&format!("vip-arbiter [--config PATH] {sub}")),
+            "man page does not document `{sub}`:\n{page}"
+        );
+    }
+    assert!(page.contains(&format!("v{}", env!("CARGO_PKG_VERSION"))));
+
+    let bash = root.join(BASH.trim_start_matches('/'));
+    let zsh = read(&root.join(ZSH.trim_start_matches('/')));
+    let fish = read(&root.join(FISH.trim_start_matches('/')));
+    run("bash", &["-n", bash.to_str().unwrap()]);
+    // Sourcing registers the completion for the command name.
+    let reg = run(
+        "bash",
+        &[
+            "-c",
+            &format!("source {} && complete -p vip-arbiter", bash.display()),
+        ],
+    );
+    assert!(reg.contains("vip-arbiter"), "{reg}");
+    let bash = read(&bash);
+    assert!(zsh.starts_with("#compdef vip-arbiter"), "{zsh}");
+    assert!(fish.contains("complete -c vip-arbiter"), "{fish}");
+    for sub in subcommands() {
+        for (shell, body) in [("bash", &bash), ("zsh", &zsh), ("fish", &fish)] {
+            assert!(body.contains(&sub), "{shell} completion lacks `{sub}`");
+        }
+    }
+    for flag in ["--config", "--json", "--online"] {
+        for (shell, body) in [("bash", &bash), ("zsh", &zsh)] {
+            assert!(body.contains(flag), "{shell} completion lacks {flag}");
+        }
+    }
+}
+
+/// Every file where the docs say, with its mode; copies equal their source.
+fn check_tree(root: &Path) {
+    for (path, want_mode, source) in FILES {
+        let p = root.join(path.trim_start_matches('/'));
+        assert!(p.is_file(), "{path} is missing under {}", root.display());
+        assert_eq!(mode(&p), *want_mode, "{path} mode");
+        if let Some(src) = source {
+            assert_eq!(
+                std::fs::read(&p).unwrap(),
+                std::fs::read(repo().join(src)).unwrap(),
+                "{path} differs from {src}"
+            );
+        }
+    }
+    let policy: serde_json::Value = serde_json::from_str(&read(
+        &root.join("usr/share/doc/vip-arbiter/iam-policy.json"),
+    ))
+    .expect("the IAM policy is JSON");
+    assert_eq!(policy["Version"], "2012-10-17");
+    let v = run(
+        root.join("usr/bin/vip-arbiter").to_str().unwrap(),
+        &["--version"],
+    );
+    assert_eq!(
+        v.trim(),
+        format!("vip-arbiter {}", env!("CARGO_PKG_VERSION"))
+    );
+    check_generated(root);
+}
+
+fn package_files() -> BTreeSet<String> {
+    FILES.iter().map(|(p, _, _)| p.to_string()).collect()
+}
+
+/// No `*.wants/vip-arbiter.service` link anywhere under /etc/systemd.
+fn wants_links() -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![PathBuf::from("/etc/systemd")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "vip-arbiter.service") {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Processes running /usr/bin/vip-arbiter.
+fn running_installed_binary() -> Vec<String> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if std::fs::read_link(e.path().join("exe"))
+            .is_ok_and(|exe| exe == Path::new("/usr/bin/vip-arbiter"))
+        {
+            pids.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    pids
+}
+
+#[test]
+fn deb_installs_where_the_docs_say_and_purges_clean() {
+    require_root();
+    require_tools(&[
+        "cargo",
+        "cargo-deb",
+        "dpkg",
+        "dpkg-deb",
+        "dpkg-query",
+        "gzip",
+        "man",
+        "systemctl",
+        "systemd-analyze",
+        "runuser",
+    ]);
+    let bin = Path::new(env!("CARGO_BIN_EXE_vip-arbiter"));
+    if installed() {
+        eprintln!("package: {PKG} is installed (an earlier run died?): purging it first");
+        dpkg(&["--purge", PKG]);
+    }
+    let _purge = Purge;
+
+    // Build: the debug binary the suite built, packaged by the real script.
+    let out = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let o = Command::new(repo().join("scripts/package"))
+        .args(["--dev", "--no-build", "--output"])
+        .arg(out.path())
+        .output()
+        .expect("run scripts/package");
+    assert!(o.status.success(), "scripts/package failed:\n{}", text(&o));
+    let deb = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .map(PathBuf::from)
+        .expect("scripts/package prints the .deb path");
+    assert!(deb.is_file(), "{} missing:\n{}", deb.display(), text(&o));
+    eprintln!(
+        "package: built {} in {:.1} s",
+        deb.display(),
+        started.elapsed().as_secs_f64()
+    );
+    // It packed the binary under test (scripts/package copies target/debug's).
+    let staged = bin
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("deb-dev/vip-arbiter");
+    assert_eq!(
+        std::fs::read(&staged).unwrap(),
+        std::fs::read(bin).unwrap(),
+        "scripts/package staged a different binary than the one under test"
+    );
+    let deb = deb.to_str().unwrap();
+
+    // Control fields: PostgreSQL/repmgr only recommended, so CI can install it.
+    let field = |f: &str| run("dpkg-deb", &["-f", deb, f]).trim().to_owned();
+    assert_eq!(field("Package"), PKG);
+    assert_eq!(field("Version"), format!("{}-1", env!("CARGO_PKG_VERSION")));
+    assert_eq!(field("Recommends"), "postgresql-15-repmgr | repmgr");
+    let depends = field("Depends");
+    assert!(depends.contains("libc6"), "{depends}");
+    assert!(
+        !depends.contains("postgres") && !depends.contains("repmgr"),
+        "Depends must not pull PostgreSQL/repmgr: {depends}"
+    );
+
+    // Control archive: the conffile, and maintainer scripts that never start or
+    // enable the unit (debhelper's --no-enable --no-start).
+    let ctl = tempfile::tempdir().unwrap();
+    run("dpkg-deb", &["-e", deb, ctl.path().to_str().unwrap()]);
+    assert_eq!(read(&ctl.path().join("conffiles")), format!("{CONFFILE}\n"));
+    let postinst = read(&ctl.path().join("postinst"));
+    for forbidden in [
+        "invoke start",
+        "invoke restart",
+        "systemctl start",
+        "systemctl enable",
+    ] {
+        assert!(
+            !postinst.contains(forbidden),
+            "postinst contains `{forbidden}`:\n{postinst}"
+        );
+    }
+    // The one `enable` re-creates links only if the admin had enabled it before.
+    let enables: Vec<_> = postinst
+        .lines()
+        .filter(|l| l.contains("deb-systemd-helper enable"))
+        .collect();
+    assert_eq!(enables.len(), 1, "{postinst}");
+    assert!(
+        postinst.contains("if deb-systemd-helper --quiet was-enabled vip-arbiter.service"),
+        "{postinst}"
+    );
+    // An upgrade restarts it only if it is running (on_stop = keep: nothing moves).
+    assert!(
+        postinst.contains("deb-systemd-invoke try-restart vip-arbiter.service"),
+        "{postinst}"
+    );
+
+    // The archive's files, extracted into a throwaway root.
+    let root = tempfile::tempdir().unwrap();
+    run("dpkg-deb", &["-x", deb, root.path().to_str().unwrap()]);
+    check_tree(root.path());
+    let contents = run("dpkg-deb", &["-c", deb]);
+    let shipped: BTreeSet<String> = contents
+        .lines()
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| l.split_whitespace().last())
+        .map(|p| p.trim_start_matches('.').to_owned())
+        .collect();
+    assert_eq!(
+        shipped,
+        package_files(),
+        "the .deb ships exactly these files"
+    );
+
+    // A real install on this machine.
+    dpkg(&["-i", deb]);
+    assert!(installed());
+    check_tree(Path::new("/"));
+    let listed: BTreeSet<String> = run("dpkg", &["-L", PKG])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    for f in package_files() {
+        assert!(listed.contains(&f), "dpkg -L does not list {f}");
+    }
+    let conffiles = run("dpkg-query", &["-W", "-f=${Conffiles}", PKG]);
+    assert!(conffiles.contains(CONFFILE), "{conffiles}");
+    assert_eq!(
+        run("man", &["-w", PKG]).trim(),
+        MAN,
+        "man finds the installed page"
+    );
+
+    // Neither enabled nor started.
+    let o = output("systemctl", &["is-enabled", "vip-arbiter.service"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "disabled",
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        wants_links(),
+        Vec::<PathBuf>::new(),
+        "enabled by the install"
+    );
+    assert_eq!(
+        running_installed_binary(),
+        Vec::<String>::new(),
+        "started by the install"
+    );
+
+    // The installed unit verifies (it needs /usr/bin/vip-arbiter and man to find
+    // vip-arbiter(8) for Documentation=, hence here and not on the repo's copy).
+    let o = output("systemd-analyze", &["verify", UNIT]);
+    assert!(
+        o.status.success() && !text(&o).contains("vip-arbiter"),
+        "systemd-analyze verify {UNIT}:\n{}",
+        text(&o)
+    );
+
+    // The service user reads the conffile, and the installed binary accepts it once
+    // repmgr's node_id and conninfo are there (here from the environment).
+    let o = Command::new("runuser")
+        .args([
+            "-u",
+            "postgres",
+            "--",
+            "/usr/bin/vip-arbiter",
+            "check-config",
+        ])
+        .env("VIP_ARBITER_NODE_ID", "1")
+        .env(
+            "VIP_ARBITER_CONNINFO",
+            "host=/var/run/postgresql user=repmgr dbname=repmgr",
+        )
+        .output()
+        .expect("runuser");
+    assert!(
+        o.status.success(),
+        "check-config as postgres:\n{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("vip = \"10.0.1.100\""), "{}", text(&o));
+
+    // Upgrade path (reinstall): an operator's edited conffile is kept.
+    let edited = format!("{}\n# edited by the operator\n", read(Path::new(CONFFILE)));
+    std::fs::write(CONFFILE, &edited).unwrap();
+    dpkg(&["--force-confold", "-i", deb]);
+    assert_eq!(
+        read(Path::new(CONFFILE)),
+        edited,
+        "conffile replaced on upgrade"
+    );
+    assert_eq!(
+        wants_links(),
+        Vec::<PathBuf>::new(),
+        "enabled by the upgrade"
+    );
+    assert_eq!(running_installed_binary(), Vec::<String>::new());
+
+    // `systemctl enable` is all the setup the unit needs (`--now` also starts it where
+    // systemd runs; here there is no booted systemd, so only the link is checked), and
+    // the purge takes the link away with the package.
+    run("systemctl", &["enable", "vip-arbiter.service"]);
+    assert_eq!(
+        run("systemctl", &["is-enabled", "vip-arbiter.service"]).trim(),
+        "enabled"
+    );
+    assert_eq!(
+        wants_links(),
+        vec![PathBuf::from(
+            "/etc/systemd/system/multi-user.target.wants/vip-arbiter.service"
+        )]
+    );
+
+    // Purge: nothing left, the conffile included.
+    dpkg(&["--purge", PKG]);
+    assert!(!installed());
+    for f in package_files() {
+        assert!(!Path::new(&f).exists(), "{f} left after purge");
+    }
+    assert!(
+        !Path::new("/etc/vip-arbiter").exists(),
+        "/etc/vip-arbiter left"
+    );
+    assert!(!Path::new(DOC).exists(), "{DOC} left");
+    assert_eq!(wants_links(), Vec::<PathBuf>::new());
+}
+
+/// `systemd-analyze security --offline=true UNIT` (systemd 252): the overall exposure.
+fn exposure(unit: &Path) -> (f64, Output) {
+    let o = output(
+        "systemd-analyze",
+        &[
+            "security",
+            "--offline=true",
+            "--threshold=20",
+            unit.to_str().unwrap(),
+        ],
+    );
+    let out = text(&o);
+    let line = out
+        .lines()
+        .find(|l| l.contains("Overall exposure level for vip-arbiter.service:"))
+        .unwrap_or_else(|| panic!("no overall exposure line:\n{out}"));
+    let score = line
+        .split(':')
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("cannot parse {line:?}"));
+    (score, o)
+}
+
+#[test]
+fn unit_exposure_is_at_most_2_0() {
+    require_tools(&["systemd-analyze"]);
+    let unit = repo().join("systemd/vip-arbiter.service");
+    let (score, o) = exposure(&unit);
+    eprintln!("systemd-analyze security: overall exposure {score}");
+    assert!(
+        score <= 2.0 && o.status.success(),
+        "exposure {score} > 2.0 (threshold exit {}):\n{}",
+        o.status,
+        text(&o)
+    );
+    // The score docs/operations.md records is the current one.
+    let ops = read(&repo().join("docs/operations.md"));
+    assert!(
+        ops.contains(&format!("overall exposure **{score:.1}**")),
+        "docs/operations.md does not record the current exposure {score:.1}"
+    );
+    // The check itself can fail: a unit without the hardening scores far above 2.0.
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("vip-arbiter.service");
+    std::fs::write(
+        &bare,
+        "[Service]\nType=notify\nExecStart=/usr/bin/vip-arbiter run\n",
+    )
+    .unwrap();
+    let (bare_score, o) = exposure(&bare);
+    assert!(
+        bare_score > 2.0 && !o.status.success(),
+        "{bare_score}: {}",
+        text(&o)
+    );
+}
+
+/// The unit's `Key=value` lines (continuations are not used in this unit).
+fn directives(unit: &str) -> Vec<(String, String)> {
+    unit.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+#[test]
+fn unit_has_the_hardening_the_docs_promise() {
+    let unit = read(&repo().join("systemd/vip-arbiter.service"));
+    let d = directives(&unit);
+    let all = |k: &str| -> Vec<&str> {
+        d.iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let one = |k: &str| -> &str {
+        let v = all(k);
+        assert_eq!(v.len(), 1, "{k}= set {} times", v.len());
+        v[0]
+    };
+    for (k, v) in [
+        (
+            "ExecStart",
+            "/usr/bin/vip-arbiter run --config /etc/vip-arbiter/vip-arbiter.toml",
+        ),
+        ("Type", "notify"),
+        ("Restart", "on-failure"),
+        ("RestartPreventExitStatus", "78"),
+        ("User", "postgres"),
+        ("Group", "postgres"),
+        ("AmbientCapabilities", "CAP_NET_ADMIN"),
+        ("CapabilityBoundingSet", "CAP_NET_ADMIN"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        (
+            "RestrictAddressFamilies",
+            "AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+        ),
+        ("MemoryDenyWriteExecute", "yes"),
+        ("LockPersonality", "yes"),
+        ("RuntimeDirectory", "vip-arbiter"),
+        ("WantedBy", "multi-user.target"),
+    ] {
+        assert_eq!(one(k), v, "{k}=");
+    }
+    assert!(all("SystemCallFilter").contains(&"@system-service"));
+    assert!(one("WatchdogSec").ends_with('s'));
+    let after = one("After");
+    for u in [
+        "network-online.target",
+        "postgresql.service",
+        "postgresql@15-main.service",
+    ] {
+        assert!(after.split_whitespace().any(|w| w == u), "After= lacks {u}");
+    }
+    assert_eq!(one("Wants"), "network-online.target");
+    // Starting the arbiter must never start a PostgreSQL stopped on purpose.
+    for k in ["Wants", "Requires", "BindsTo", "Requisite", "PartOf"] {
+        for v in all(k) {
+            assert!(
+                !v.contains("postgresql"),
+                "{k}={v} would pull in PostgreSQL"
+            );
+        }
+    }
+    // It must still read /etc/repmgr.conf and ~postgres/.pgpass: nothing hides /etc
+    // or /var/lib/postgresql, and ProtectHome=yes covers neither.
+    for k in ["InaccessiblePaths", "TemporaryFileSystem", "ReadOnlyPaths"] {
+        assert!(
+            all(k).is_empty(),
+            "{k}= would change what the daemon can read"
+        );
+    }
+    // The service user, as the PostgreSQL packages create it (scripts/install-deps).
+    let passwd = read(Path::new("/etc/passwd"));
+    let home = passwd
+        .lines()
+        .find(|l| l.starts_with("postgres:"))
+        .and_then(|l| l.split(':').nth(5))
+        .expect("no postgres user: install PostgreSQL (scripts/install-deps)");
+    for hidden in ["/home", "/root", "/run/user"] {
+        assert!(
+            !home.starts_with(hidden),
+            "postgres's home {home} is hidden by ProtectHome=yes"
+        );
+    }
+}
