@@ -85,9 +85,11 @@ fn convergence(mode: &str, promotions: usize) -> Value {
     });
     let mut raw = Vec::new();
     let (mut to_ec2, mut to_kernel, mut old_gone) = (Vec::new(), Vec::new(), Vec::new());
+    let mut takeover_calls = Vec::new();
     for i in 0..promotions {
         let (new, old) = if i % 2 == 0 { (2, 1) } else { (1, 2) };
         let sampler = bed.sampler(Some(&ec2), Duration::from_secs(120));
+        ec2.emu.control("DELETE", "/_va/calls", None);
         bed.switchover_to(new);
         wait_until(
             Duration::from_secs(30),
@@ -98,7 +100,17 @@ fn convergence(mode: &str, promotions: usize) -> Value {
                     && !kernel_has(bed.ns(old), VIP)
             },
         );
+        // Let the sampler record the converged state before stopping it.
+        std::thread::sleep(Duration::from_millis(400));
         let rec = sampler.stop();
+        // EC2 calls the new primary made for its takeover (from the emulator's log).
+        let calls_new = ec2
+            .emu
+            .calls()
+            .iter()
+            .filter(|c| c["source"] == bed.addr(new))
+            .count();
+        takeover_calls.push(calls_new as f64);
         let (n, o) = ((new - 1) as usize, (old - 1) as usize);
         let promoted = rec.first_time(|s| s.role[n] == Role::Primary && s.role[o] != Role::Primary);
         let sample = promoted.map(|p| {
@@ -113,12 +125,15 @@ fn convergence(mode: &str, promotions: usize) -> Value {
             to_kernel.push(k);
             old_gone.push(g);
         }
-        raw.push(json!({"promotion": i + 1, "new_primary": new, "ms": sample.map(|(e, k, g)| json!({"ec2": e, "kernel": k, "old_kernel_gone": g}))}));
+        raw.push(
+            json!({"promotion": i + 1, "new_primary": new, "ec2_calls_by_new_primary": calls_new,
+            "ms": sample.map(|(e, k, g)| json!({"ec2": e, "kernel": k, "old_kernel_gone": g}))}),
+        );
         eprintln!("promotion {}: {:?}", i + 1, sample);
     }
     json!({
         "kind": "convergence", "mode": mode, "interval": interval, "kick": kick, "sampler_resolution_ms": 100,
-        "summary": {"mode": mode, "ec2_ms": stats(to_ec2), "kernel_ms": stats(to_kernel), "old_kernel_gone_ms": stats(old_gone)},
+        "summary": {"mode": mode, "ec2_ms": stats(to_ec2), "kernel_ms": stats(to_kernel), "old_kernel_gone_ms": stats(old_gone), "ec2_calls_per_takeover": stats(takeover_calls)},
         "samples": raw,
     })
 }
