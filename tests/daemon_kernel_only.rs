@@ -275,29 +275,7 @@ fn connection_exhaustion_keeps_the_vip_through_the_reserved_superuser_slot() {
     // Ordinary clients take every non-reserved slot (max_connections 20, 3 reserved).
     let sock = p.socket_dir().display().to_string();
     let port = p.port().to_string();
-    let mut hogs = Vec::new();
-    for _ in 0..20 {
-        hogs.push(
-            std::process::Command::new("psql")
-                .args([
-                    "-XAtq",
-                    "-h",
-                    &sock,
-                    "-p",
-                    &port,
-                    "-U",
-                    "app",
-                    "-d",
-                    "postgres",
-                    "-c",
-                    "SELECT pg_sleep(30)",
-                ])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("psql"),
-        );
-    }
+    let hogs = support::testbed::Hogs::start(&sock, &port, "app", 20, 30);
     wait_until(
         Duration::from_secs(10),
         "clients exhaust the non-reserved slots",
@@ -329,10 +307,7 @@ fn connection_exhaustion_keeps_the_vip_through_the_reserved_superuser_slot() {
         a1.verdict() == "holding"
     });
     assert!(kernel_has(&n1, VIP), "the VIP never left");
-    for mut h in hogs {
-        let _ = h.kill();
-        let _ = h.wait();
-    }
+    drop(hogs);
 }
 
 #[test]

@@ -156,6 +156,8 @@ fn s4_lost_events_and_an_ec2_outage_during_failover_converge_after_the_window() 
     wait_until(Duration::from_secs(60), "VIP on n2 only", || {
         on(&bed, &ec2, 2)
     });
+    // Let the sampler record the converged state before stopping it.
+    std::thread::sleep(Duration::from_millis(500));
     let rec = sampler.stop();
     let table = rec.timeline();
     let on_n2 = rec
@@ -270,28 +272,7 @@ fn s7_connection_exhaustion_on_the_primary_keeps_the_vip() {
     p.psql("CREATE ROLE app LOGIN");
     let sock = p.socket_dir().display().to_string();
     let port = p.port().to_string();
-    let mut hogs: Vec<std::process::Child> = (0..20)
-        .map(|_| {
-            std::process::Command::new("psql")
-                .args([
-                    "-XAtq",
-                    "-h",
-                    &sock,
-                    "-p",
-                    &port,
-                    "-U",
-                    "app",
-                    "-d",
-                    "postgres",
-                    "-c",
-                    "SELECT pg_sleep(40)",
-                ])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("psql")
-        })
-        .collect();
+    let hogs = support::testbed::Hogs::start(&sock, &port, "app", 20, 40);
     wait_until(
         Duration::from_secs(10),
         "ordinary clients hold every non-reserved slot",
@@ -310,10 +291,7 @@ fn s7_connection_exhaustion_on_the_primary_keeps_the_vip() {
         rec.timeline()
     );
     assert_eq!(a1.verdict(), "holding");
-    for h in &mut hogs {
-        let _ = h.kill();
-        let _ = h.wait();
-    }
+    drop(hogs);
 }
 
 #[test]

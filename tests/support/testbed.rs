@@ -555,3 +555,37 @@ pub fn aws_env(url: &str) -> Vec<(&'static str, String)> {
         ("AWS_REGION", "us-east-1".into()),
     ]
 }
+
+/// `n` ordinary (non-superuser) clients of the server at unix socket `sock`:`port`,
+/// each holding a connection for `seconds`; killed and reaped on drop.
+pub struct Hogs(Vec<Child>);
+
+impl Hogs {
+    pub fn start(sock: &str, port: &str, user: &str, n: usize, seconds: u32) -> Hogs {
+        let sql = format!("SELECT pg_sleep({seconds})");
+        Hogs(
+            (0..n)
+                .map(|_| {
+                    Command::new("psql")
+                        .args([
+                            "-XAtq", "-h", sock, "-p", port, "-U", user, "-d", "postgres", "-c",
+                            &sql,
+                        ])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("psql")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for h in &mut self.0 {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+    }
+}
