@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::repmgrd_bed::{ArbiterConf, BedOptions, KICK_ARBITER, RepmgrdBed, VIP};
 use support::sampler::{Role, Samples};
-use support::testbed::{Arbiter, kernel_has, wait_until};
+use support::testbed::{kernel_has, wait_until};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -242,6 +242,3 @@ fn startup(runs: usize) -> Value {
         "kernel_only_ms": a, "ec2_ms": b,
     })
 }
-
-#[allow(dead_code)]
-fn _arbiter_is_used(_: &Arbiter) {}

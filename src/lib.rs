@@ -11,6 +11,7 @@ pub mod claim;
 pub mod cli;
 pub mod cloud_setup;
 pub mod config;
+pub mod conninfo;
 pub mod daemon;
 pub mod decide;
 pub mod health;
