@@ -100,9 +100,11 @@ where
     .await;
     for d in &done {
         match &d.result {
-            Ok(applied) => info!(step = d.step.kind(), result = ?applied, "step done"),
+            Ok(applied) => {
+                info!(step = d.step.kind(), result = ?applied, "step done: {} ({applied:?})", d.step.kind())
+            }
             Err(e) => {
-                warn!(step = d.step.kind(), error = %e.message, code = e.code.as_deref().unwrap_or(""), "step failed")
+                warn!(step = d.step.kind(), error = %e.message, code = e.code.as_deref().unwrap_or(""), "step failed: {}: {}", d.step.kind(), e.message)
             }
         }
     }
@@ -159,7 +161,7 @@ fn log_event(event: &Event) {
             info!("PostgreSQL known again: hold ended")
         }
         Event::StaleIncidentStarted { holder } => {
-            tracing::error!(holder = %holder, "stale primary: another ENI holds the VIP with an equal or higher timeline")
+            tracing::error!(holder = %holder, "stale primary: {holder} holds the VIP with an equal or higher timeline")
         }
         Event::StaleIncidentEnded => info!("stale-primary incident over"),
     }

@@ -101,7 +101,7 @@ pub async fn run<P, K, C, F, R>(
         }
         let status = report.verdict.to_string();
         if report.verdict.kind() != last_kind {
-            info!(verdict = %status, severity = ?report.verdict.severity(), "verdict changed");
+            info!(verdict = %status, severity = ?report.verdict.severity(), "verdict changed: {status}");
             last_kind = report.verdict.kind();
         }
         let last_error = report
@@ -181,7 +181,7 @@ fn reload<R: Reload>(r: &mut R, cfg: &mut LoopConfig, status: &str) {
             *cfg = new;
         }
         Err(e) => {
-            error!(error = %e, "configuration reload refused; the old configuration stays in force")
+            error!(error = %e, "configuration reload refused ({e}); the old configuration stays in force")
         }
     }
     systemd_notify::reloaded(status);
