@@ -203,19 +203,7 @@ fn drift_at_ec2_is_repaired_within_verify_interval_and_standby_never_adds() {
         bed.holders() == vec![bed.eni1.clone()] && kernel_has(&bed.n1, VIP)
     });
     // Reassign by hand to the standby's ENI (as a human with the aws CLI would).
-    let (url, eni2) = (bed.emu.url.clone(), bed.eni2.clone());
-    support::testbed::in_netns(&bed.hub_ns, move |rt| {
-        let client = support::testbed::sdk_client(&url);
-        rt.block_on(
-            client
-                .assign_private_ip_addresses()
-                .network_interface_id(eni2)
-                .private_ip_addresses(VIP)
-                .allow_reassignment(true)
-                .send(),
-        )
-        .expect("hand reassign");
-    });
+    support::testbed::hand_assign(&bed.hub_ns, &bed.emu.url, &bed.eni2, VIP);
     assert_eq!(bed.holders(), vec![bed.eni2.clone()]);
     let start = Instant::now();
     while bed.holders() != vec![bed.eni1.clone()] {

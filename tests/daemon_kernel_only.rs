@@ -42,6 +42,18 @@ fn bed() -> Bed {
     }
 }
 
+/// The daemon in namespace `ns` for `node`, kernel-only, with `interval` and `extra` lines.
+fn arbiter(
+    ns: &str,
+    dir: &tempfile::TempDir,
+    name: &str,
+    node: &PgNode,
+    interval: &str,
+    extra: &str,
+) -> Arbiter {
+    Arbiter::start(ns, dir.path(), name, &config(node, interval, extra), &[])
+}
+
 fn passes(a: &Arbiter) -> u64 {
     a.health()
         .and_then(|h| h["pass_count"].as_u64())
@@ -57,20 +69,8 @@ fn vip_follows_the_primary_and_reports_it() {
         n2,
         dir,
     } = bed();
-    let a1 = Arbiter::start(
-        &n1,
-        dir.path(),
-        "a1",
-        &config(cluster.node1(), "500ms", ""),
-        &[],
-    );
-    let mut a2 = Arbiter::start(
-        &n2,
-        dir.path(),
-        "a2",
-        &config(cluster.node2(), "500ms", ""),
-        &[],
-    );
+    let a1 = arbiter(&n1, &dir, "a1", cluster.node1(), "500ms", "");
+    let mut a2 = arbiter(&n2, &dir, "a2", cluster.node2(), "500ms", "");
 
     wait_until(Duration::from_secs(10), "VIP on n1", || {
         kernel_has(&n1, VIP)
@@ -141,12 +141,13 @@ fn vip_follows_the_primary_and_reports_it() {
     assert_eq!(code, 0, "kick always exits 0, even with no daemon");
 
     // Restarted with on_stop = release: no move on start, and SIGTERM removes it.
-    let a2 = Arbiter::start(
+    let a2 = arbiter(
         &n2,
-        dir.path(),
+        &dir,
         "a2r",
-        &config(cluster.node2(), "500ms", "on_stop = \"release\"\n"),
-        &[],
+        cluster.node2(),
+        "500ms",
+        "on_stop = \"release\"\n",
     );
     assert!(kernel_has(&n2, VIP));
     let mut a2 = a2;
@@ -167,13 +168,7 @@ fn kick_makes_the_move_sooner_than_the_interval() {
         ..
     } = bed();
     // A 60 s interval: without a kick the next pass is a minute away.
-    let a2 = Arbiter::start(
-        &n2,
-        dir.path(),
-        "a2",
-        &config(cluster.node2(), "60s", ""),
-        &[],
-    );
+    let a2 = arbiter(&n2, &dir, "a2", cluster.node2(), "60s", "");
     assert_eq!(a2.verdict(), "standby");
     cluster.stop_primary_and_promote_standby();
     std::thread::sleep(Duration::from_millis(500));
@@ -195,20 +190,8 @@ fn hand_added_address_on_the_standby_is_removed_and_drift_on_primary_repaired() 
         n2,
         dir,
     } = bed();
-    let a1 = Arbiter::start(
-        &n1,
-        dir.path(),
-        "a1",
-        &config(cluster.node1(), "300ms", ""),
-        &[],
-    );
-    let a2 = Arbiter::start(
-        &n2,
-        dir.path(),
-        "a2",
-        &config(cluster.node2(), "300ms", ""),
-        &[],
-    );
+    let a1 = arbiter(&n1, &dir, "a1", cluster.node1(), "300ms", "");
+    let a2 = arbiter(&n2, &dir, "a2", cluster.node2(), "300ms", "");
     wait_until(Duration::from_secs(10), "VIP on n1", || {
         kernel_has(&n1, VIP)
     });
@@ -260,13 +243,7 @@ fn connection_exhaustion_keeps_the_vip_through_the_reserved_superuser_slot() {
         dir,
         ..
     } = bed();
-    let mut a1 = Arbiter::start(
-        &n1,
-        dir.path(),
-        "a1",
-        &config(cluster.node1(), "300ms", ""),
-        &[],
-    );
+    let mut a1 = arbiter(&n1, &dir, "a1", cluster.node1(), "300ms", "");
     wait_until(Duration::from_secs(10), "VIP on n1", || {
         kernel_has(&n1, VIP)
     });
@@ -319,13 +296,7 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
         dir,
         ..
     } = bed();
-    let a1 = Arbiter::start(
-        &n1,
-        dir.path(),
-        "a1",
-        &config(cluster.node1(), "300ms", ""),
-        &[],
-    );
+    let a1 = arbiter(&n1, &dir, "a1", cluster.node1(), "300ms", "");
     wait_until(Duration::from_secs(10), "VIP on n1", || {
         kernel_has(&n1, VIP)
     });

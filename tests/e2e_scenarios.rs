@@ -210,18 +210,7 @@ fn s5_drift_in_the_kernel_and_at_ec2_is_repaired() {
     assert!(passes(&a1) - before <= 2, "back within 2 passes");
     // EC2 reassigned by hand to the standby's ENI.
     let sampler = bed.sampler(Some(&ec2), Duration::from_secs(30));
-    let (url, eni2) = (ec2.emu.url.clone(), ec2.eni(2).to_owned());
-    support::testbed::in_netns(&bed.hub().ns, move |rt| {
-        rt.block_on(
-            support::testbed::sdk_client(&url)
-                .assign_private_ip_addresses()
-                .network_interface_id(eni2)
-                .private_ip_addresses(VIP)
-                .allow_reassignment(true)
-                .send(),
-        )
-        .expect("hand reassign");
-    });
+    support::testbed::hand_assign(&bed.hub().ns, &ec2.emu.url, ec2.eni(2), VIP);
     wait_until(
         Duration::from_secs(7),
         "EC2 back on n1 within verify_interval (5 s) + a pass",

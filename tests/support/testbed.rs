@@ -546,6 +546,23 @@ pub fn sdk_client(url: &str) -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::from_conf(conf)
 }
 
+/// Move `vip` to `eni` by hand, as an operator with the aws CLI would (from inside the
+/// hub namespace, where the emulator listens).
+pub fn hand_assign(hub_ns: &str, url: &str, eni: &str, vip: &str) {
+    let (url, eni, vip) = (url.to_owned(), eni.to_owned(), vip.to_owned());
+    in_netns(hub_ns, move |rt| {
+        rt.block_on(
+            sdk_client(&url)
+                .assign_private_ip_addresses()
+                .network_interface_id(eni)
+                .private_ip_addresses(vip)
+                .allow_reassignment(true)
+                .send(),
+        )
+        .expect("hand reassign");
+    });
+}
+
 /// Environment for a daemon talking to the emulator.
 pub fn aws_env(url: &str) -> Vec<(&'static str, String)> {
     vec![
