@@ -266,8 +266,15 @@ fn s7_connection_exhaustion_on_the_primary_keeps_the_vip() {
         Duration::from_secs(10),
         "ordinary clients hold every non-reserved slot",
         || {
-            p.try_psql("SELECT count(*) >= 14 FROM pg_stat_activity WHERE usename = 'app'")
-                .as_deref()
+            // Every non-reserved slot taken (repmgrd and the arbiter hold some too): client
+            // backends exceed max_connections - superuser_reserved_connections, the excess
+            // being this check's own superuser connection in a reserved slot.
+            p.try_psql(
+                "SELECT count(*) > current_setting('max_connections')::int \
+                 - current_setting('superuser_reserved_connections')::int \
+                 FROM pg_stat_activity WHERE backend_type = 'client backend'",
+            )
+            .as_deref()
                 == Ok("t")
         },
     );
