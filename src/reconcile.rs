@@ -44,13 +44,6 @@ impl PassReport {
     pub fn converged(&self) -> bool {
         self.plan.steps.is_empty() && self.verdict.severity() == crate::plan::Severity::Ok
     }
-
-    pub fn timeline(&self) -> Option<u32> {
-        match decide::eligibility(&self.observation.pg) {
-            Eligibility::Eligible { timeline } => Some(timeline),
-            _ => None,
-        }
-    }
 }
 
 pub async fn pass<P, K, C, F>(

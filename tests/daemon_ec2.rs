@@ -238,18 +238,7 @@ fn drift_at_ec2_is_repaired_within_verify_interval_and_standby_never_adds() {
         "standby made EC2 calls in steady state: {steady:?}"
     );
     // A hand-added kernel address on the standby is removed within a pass.
-    support::testbed::run(
-        "ip",
-        &[
-            "-n",
-            &bed.n2,
-            "addr",
-            "add",
-            &format!("{VIP}/32"),
-            "dev",
-            "ens5",
-        ],
-    );
+    support::testbed::ens5_addr(&bed.n2, "add", &format!("{VIP}/32"));
     wait_until(
         Duration::from_secs(3),
         "standby's hand-added address removed",

@@ -195,35 +195,13 @@ fn hand_added_address_on_the_standby_is_removed_and_drift_on_primary_repaired() 
     wait_until(Duration::from_secs(10), "VIP on n1", || {
         kernel_has(&n1, VIP)
     });
-    support::testbed::run(
-        "ip",
-        &[
-            "-n",
-            &n2,
-            "addr",
-            "add",
-            &format!("{VIP}/32"),
-            "dev",
-            "ens5",
-        ],
-    );
+    support::testbed::ens5_addr(&n2, "add", &format!("{VIP}/32"));
     wait_until(
         Duration::from_secs(5),
         "hand-added VIP removed from the standby",
         || !kernel_has(&n2, VIP),
     );
-    support::testbed::run(
-        "ip",
-        &[
-            "-n",
-            &n1,
-            "addr",
-            "del",
-            &format!("{VIP}/20"),
-            "dev",
-            "ens5",
-        ],
-    );
+    support::testbed::ens5_addr(&n1, "del", &format!("{VIP}/20"));
     let before = passes(&a1);
     wait_until(Duration::from_secs(5), "VIP back on the primary", || {
         kernel_has(&n1, VIP)

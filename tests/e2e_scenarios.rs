@@ -191,18 +191,7 @@ fn s5_drift_in_the_kernel_and_at_ec2_is_repaired() {
             .and_then(|h| h["pass_count"].as_u64())
             .unwrap_or(0)
     };
-    run(
-        "ip",
-        &[
-            "-n",
-            bed.ns(1),
-            "addr",
-            "del",
-            &format!("{VIP}/32"),
-            "dev",
-            "ens5",
-        ],
-    );
+    support::testbed::ens5_addr(bed.ns(1), "del", &format!("{VIP}/32"));
     let before = passes(&a1);
     wait_until(Duration::from_secs(5), "kernel address back on n1", || {
         kernel_has(bed.ns(1), VIP)

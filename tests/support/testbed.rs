@@ -193,6 +193,11 @@ pub fn in_netns<T: Send + 'static>(
     .expect("namespace thread panicked")
 }
 
+/// Add or delete (`op`) an address on `ens5` by hand inside a node namespace: drift.
+pub fn ens5_addr(ns: &str, op: &str, cidr: &str) {
+    run("ip", &["-n", ns, "addr", op, cidr, "dev", "ens5"]);
+}
+
 /// Addresses on `ens5` inside a node namespace.
 pub fn kernel_has(ns: &str, ip: &str) -> bool {
     let out = run("ip", &["-n", ns, "-j", "-4", "addr", "show", "dev", "ens5"]);
