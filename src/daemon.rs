@@ -155,6 +155,9 @@ pub async fn run(
     shutdown: Shutdown,
     level: Option<LevelHandle>,
 ) -> Result<(), StartupError> {
+    for w in &s.warnings {
+        warn!(warning = %w, "configuration: {w}");
+    }
     let kernel = Netlink::connect(&s.interface, s.vip)?;
     let prefix_len = match s.prefix_len {
         Some(p) => p,
