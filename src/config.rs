@@ -28,6 +28,8 @@ pub struct RawConfig {
     pub on_stop: String,
     pub socket: String,
     pub socket_mode: String,
+    pub socket_group: Option<String>,
+    pub kick_allow: Vec<String>,
     pub log_level: String,
     pub aws: RawAws,
 }
@@ -59,6 +61,8 @@ impl Default for RawConfig {
             on_stop: "keep".into(),
             socket: "/run/vip-arbiter/vip-arbiter.sock".into(),
             socket_mode: "0660".into(),
+            socket_group: None,
+            kick_allow: Vec::new(),
             log_level: "info".into(),
             aws: RawAws {
                 enabled: false,
@@ -129,6 +133,14 @@ fn env_value(path: &str, text: String) -> Value {
             .trim()
             .parse::<i64>()
             .map_or(Value::from(text), Value::from),
+        // A list in one variable: VIP_ARBITER_KICK_ALLOW="alice,monitor".
+        "kick_allow" => Value::from(
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Value::from)
+                .collect::<Vec<_>>(),
+        ),
         "aws.enabled" => match text.trim() {
             "true" => Value::from(true),
             "false" => Value::from(false),

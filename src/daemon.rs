@@ -21,6 +21,7 @@ use crate::reconcile::{Limits, World};
 use crate::run_loop::{self, Control, LoopConfig, Reload};
 use crate::settings::{self, OnStop, Settings};
 use crate::shutdown::Shutdown;
+use crate::socket_access::KickAllow;
 
 /// Why the daemon could not start: exit 78 for `Config`, 1 for the rest.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +114,9 @@ impl Reload for FileReload {
         new.node_id = self.running.node_id;
         new.pg = self.running.pg.clone();
         new.socket.clone_from(&self.running.socket);
+        new.socket_mode = self.running.socket_mode;
+        new.socket_group.clone_from(&self.running.socket_group);
+        new.kick_allow.clone_from(&self.running.kick_allow);
         new.aws.enabled = self.running.aws.enabled;
         new.aws
             .fence_command
@@ -138,6 +142,15 @@ fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<&'static str> {
     }
     if old.socket != new.socket {
         keys.push("socket");
+    }
+    if old.socket_mode != new.socket_mode {
+        keys.push("socket_mode");
+    }
+    if old.socket_group != new.socket_group {
+        keys.push("socket_group");
+    }
+    if old.kick_allow != new.kick_allow {
+        keys.push("kick_allow");
     }
     if old.aws.enabled != new.aws.enabled {
         keys.push("aws.enabled");
@@ -167,12 +180,17 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let cloud = build_cloud(&s, &kernel, metrics.clone(), true).await?;
     let (health, kicks) = HealthState::new(metrics);
-    let listener = health_socket::bind(&s.socket, s.socket_mode)
-        .await
-        .map_err(|e| StartupError::Socket(e.to_string()))?;
+    let listener = health_socket::bind(
+        &s.socket,
+        s.socket_mode,
+        s.socket_group.as_ref().map(|g| g.id),
+    )
+    .await
+    .map_err(|e| StartupError::Socket(e.to_string()))?;
     let server = tokio::spawn(health_socket::serve(
         listener,
         health.clone(),
+        KickAllow::new(&s.kick_allow),
         shutdown.token(),
     ));
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

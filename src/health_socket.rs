@@ -2,6 +2,8 @@
 //! works: `GET /health`, `GET /metrics`, `POST /kick`. One request per connection,
 //! each in its own task, every read and write bounded in time and size, and a cap on
 //! connections served at once: a slow or hostile client never stalls the loop.
+//! Anyone who may connect (the socket file's mode and group) may read; `POST /kick`
+//! also needs the peer's uid (SO_PEERCRED) on the allow list (`socket_access`).
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -16,6 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::http_request::{self, Parsed};
+use crate::socket_access::KickAllow;
 
 /// What the socket serves; implemented by the daemon's health state.
 pub trait HealthSource: Send + Sync + 'static {
@@ -56,12 +59,18 @@ pub enum SocketError {
     Bind { path: String, source: io::Error },
     #[error("chmod {path}: {source}")]
     Chmod { path: String, source: io::Error },
+    #[error("chgrp {path} to group {gid}: {source} (the service user must be a member of it)")]
+    Chgrp {
+        path: String,
+        gid: u32,
+        source: io::Error,
+    },
 }
 
 /// Bind the socket: create the parent directory, replace a stale socket file (one
 /// whose connect is refused: nobody listens), refuse when something listens on it,
-/// then chmod.
-pub async fn bind(path: &Path, mode: u32) -> Result<UnixListener, SocketError> {
+/// then chmod and, when `group` is given, chgrp.
+pub async fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixListener, SocketError> {
     let shown = path.display().to_string();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| SocketError::Dir {
@@ -103,6 +112,13 @@ pub async fn bind(path: &Path, mode: u32) -> Result<UnixListener, SocketError> {
         path: shown.clone(),
         source,
     })?;
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|source| SocketError::Chgrp {
+            path: shown.clone(),
+            gid,
+            source,
+        })?;
+    }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
         SocketError::Chmod {
             path: shown,
@@ -118,8 +134,10 @@ pub async fn bind(path: &Path, mode: u32) -> Result<UnixListener, SocketError> {
 pub async fn serve(
     listener: UnixListener,
     source: Arc<dyn HealthSource>,
+    kick_allow: KickAllow,
     shutdown: CancellationToken,
 ) {
+    let kick_allow = Arc::new(kick_allow);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let mut tasks = JoinSet::new();
@@ -138,8 +156,9 @@ pub async fn serve(
         };
         if let Ok(permit) = slots.clone().try_acquire_owned() {
             let source = source.clone();
+            let kick_allow = kick_allow.clone();
             tasks.spawn(async move {
-                handle(stream, source.as_ref()).await;
+                handle(stream, source.as_ref(), &kick_allow).await;
                 drop(permit);
             });
         } else if let Ok(permit) = refusals.clone().try_acquire_owned() {
@@ -168,7 +187,8 @@ pub async fn serve(
     tasks.shutdown().await;
 }
 
-async fn handle(mut stream: UnixStream, source: &dyn HealthSource) {
+async fn handle(mut stream: UnixStream, source: &dyn HealthSource, kick_allow: &KickAllow) {
+    let peer_uid = stream.peer_cred().ok().map(|c| c.uid());
     let response = match tokio::time::timeout(READ_LIMIT, read_request(&mut stream)).await {
         Err(_) => reply(408, "text/plain", "request not received in time\n", &[]),
         Ok(Err(status)) => reply(
@@ -177,7 +197,7 @@ async fn handle(mut stream: UnixStream, source: &dyn HealthSource) {
             &format!("{}\n", http_request::reason(status)),
             &[],
         ),
-        Ok(Ok(req)) => route(&req, source),
+        Ok(Ok(req)) => route(&req, source, kick_allow, peer_uid),
     };
     write(&mut stream, &response).await;
 }
@@ -244,7 +264,13 @@ async fn read_request(stream: &mut UnixStream) -> Result<Parsed, u16> {
     }
 }
 
-fn route(req: &Parsed, source: &dyn HealthSource) -> Vec<u8> {
+/// The response to a parsed request from a peer with uid `peer_uid` (`None`: unknown).
+pub fn route(
+    req: &Parsed,
+    source: &dyn HealthSource,
+    kick_allow: &KickAllow,
+    peer_uid: Option<u32>,
+) -> Vec<u8> {
     let head_only = req.method == "HEAD";
     let get = req.method == "GET" || head_only;
     let (status, ctype, body, extra): (u16, &str, String, &[(&str, &str)]) = match req.path.as_str()
@@ -259,9 +285,21 @@ fn route(req: &Parsed, source: &dyn HealthSource) -> Vec<u8> {
             )
         }
         "/metrics" if get => (200, "text/plain; version=0.0.4", source.metrics(), &[]),
-        "/kick" if req.method == "POST" => {
+        "/kick" if req.method == "POST" && kick_allow.allows(peer_uid) => {
             source.kick();
             (202, "application/json", "{\"kicked\":true}".into(), &[])
+        }
+        "/kick" if req.method == "POST" => {
+            tracing::debug!(peer_uid, "health socket: kick refused");
+            (
+                403,
+                "text/plain",
+                format!(
+                    "kick refused: uid {} is not root, the service user or in kick_allow\n",
+                    peer_uid.map_or("(unknown)".into(), |u| u.to_string())
+                ),
+                &[],
+            )
         }
         "/health" | "/metrics" => (
             405,

@@ -30,4 +30,5 @@ pub mod repmgr_conf;
 pub mod run_loop;
 pub mod settings;
 pub mod shutdown;
+pub mod socket_access;
 pub mod systemd_notify;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::config::{self, RawConfig, Source};
 use crate::conninfo::pg_config;
 pub use crate::conninfo::{PgSettings, redact_conninfo};
+use crate::socket_access::{self, Principal};
 use crate::{pgpass, repmgr_conf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,10 @@ pub struct Settings {
     pub on_stop: OnStop,
     pub socket: PathBuf,
     pub socket_mode: u32,
+    /// The socket file's group (`None`: the service user's primary group).
+    pub socket_group: Option<Principal>,
+    /// Users allowed to POST /kick besides root and the service user.
+    pub kick_allow: Vec<Principal>,
     pub log_level: String,
     pub aws: AwsSettings,
     pub source: Source,
@@ -209,6 +214,15 @@ fn validate(
     if !Path::new(&raw.socket).is_absolute() {
         p.0.push(format!("socket: {:?} must be an absolute path", raw.socket));
     }
+    let socket_group = match &raw.socket_group {
+        None => None,
+        Some(g) => p.take("socket_group", socket_access::resolve_group(g)),
+    };
+    let kick_allow: Vec<Principal> = raw
+        .kick_allow
+        .iter()
+        .filter_map(|u| p.take("kick_allow", socket_access::resolve_user(u)))
+        .collect();
     let log_level = match raw.log_level.as_str() {
         l @ ("error" | "warn" | "info" | "debug" | "trace") => Some(l.to_owned()),
         other => p.take(
@@ -262,6 +276,8 @@ fn validate(
         on_stop,
         socket: PathBuf::from(&raw.socket),
         socket_mode,
+        socket_group,
+        kick_allow,
         log_level,
         aws,
         source,
@@ -414,9 +430,17 @@ impl Settings {
             }
         ));
         s.push_str(&format!(
-            "socket = {:?}\nsocket_mode = \"{:04o}\"\nlog_level = {:?}\n\n[aws]\n",
+            "socket = {:?}\nsocket_mode = \"{:04o}\"\nsocket_group = {}\nkick_allow = [{}]  # root and the service user are always allowed\nlog_level = {:?}\n\n[aws]\n",
             self.socket.display().to_string(),
             self.socket_mode,
+            self.socket_group
+                .as_ref()
+                .map_or("(the service user's group)".to_owned(), |g| format!("{:?}", g.name)),
+            self.kick_allow
+                .iter()
+                .map(|u| format!("{:?}", u.name))
+                .collect::<Vec<_>>()
+                .join(", "),
             self.log_level
         ));
         let a = &self.aws;

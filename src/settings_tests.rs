@@ -151,6 +151,14 @@ fn each_rule_has_its_error_and_all_are_reported_at_once() {
             "socket_mode: \"rw\" is not an octal mode",
         ),
         (
+            "socket_group = \"no-such-group-va\"\n",
+            "socket_group: no group named \"no-such-group-va\"",
+        ),
+        (
+            "kick_allow = [\"root\", \"no-such-user-va\"]\n",
+            "kick_allow: no user named \"no-such-user-va\"",
+        ),
+        (
             "log_level = \"loud\"\n",
             "log_level: \"loud\" must be error, warn, info, debug or trace",
         ),
@@ -353,10 +361,15 @@ fn env_values_stay_text_but_convert_where_a_key_needs_it() {
                 ("VIP_ARBITER_PREFIX_LEN", "24"),
                 ("VIP_ARBITER_AWS__ENABLED", "true"),
                 ("VIP_ARBITER_AWS__FENCE_COMMAND", "[ -x /x ] && /x"),
+                ("VIP_ARBITER_KICK_ALLOW", "root, 4000000000,"),
+                ("VIP_ARBITER_SOCKET_GROUP", "0"),
             ],
         )
         .expect("loads");
     assert_eq!(s.socket_mode, 0o640);
+    let kick: Vec<u32> = s.kick_allow.iter().map(|p| p.id).collect();
+    assert_eq!(kick, [0, 4_000_000_000], "a comma-separated list");
+    assert_eq!(s.socket_group.map(|g| g.name), Some("root".into()));
     assert_eq!(s.prefix_len, Some(24));
     assert!(s.aws.enabled);
     assert_eq!(s.aws.fence_command.as_deref(), Some("[ -x /x ] && /x"));

@@ -1,6 +1,7 @@
 //! The health socket over a real unix socket: routes and status codes, malformed and
 //! oversized requests, a slow client that must not stall anyone, many clients at
-//! once, stale-socket handling, mode 0660, shutdown, and curl compatibility.
+//! once, stale-socket handling, mode 0660, the socket's group and the kick allow list
+//! (SO_PEERCRED, with clients run as another uid), shutdown, and curl compatibility.
 
 mod support;
 
@@ -17,6 +18,7 @@ use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 use vip_arbiter::health_client::{self, ClientError};
 use vip_arbiter::health_socket::{self, HealthSource, SocketError};
+use vip_arbiter::socket_access::{KickAllow, Principal};
 
 #[derive(Default)]
 struct FakeSource {
@@ -53,10 +55,15 @@ struct Server {
 async fn server() -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("run/vip-arbiter.sock");
-    let listener = health_socket::bind(&path, 0o660).await.expect("bind");
+    let listener = health_socket::bind(&path, 0o660, None).await.expect("bind");
     let source = Arc::new(FakeSource::default());
     let stop = CancellationToken::new();
-    let task = tokio::spawn(health_socket::serve(listener, source.clone(), stop.clone()));
+    let task = tokio::spawn(health_socket::serve(
+        listener,
+        source.clone(),
+        KickAllow::new(&[]),
+        stop.clone(),
+    ));
     Server {
         _dir: dir,
         path,
@@ -416,7 +423,7 @@ fn bind_replaces_stale_refuses_live_and_sets_mode() {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o660);
-        match health_socket::bind(&s.path, 0o660).await {
+        match health_socket::bind(&s.path, 0o660, None).await {
             Err(SocketError::InUse { .. }) => {}
             other => panic!("expected InUse, got {:?}", other.map(|_| ())),
         }
@@ -427,14 +434,14 @@ fn bind_replaces_stale_refuses_live_and_sets_mode() {
             .expect("join");
         // The file is left behind (stale): the next bind replaces it.
         assert!(s.path.exists());
-        let again = health_socket::bind(&s.path, 0o600)
+        let again = health_socket::bind(&s.path, 0o600, None)
             .await
             .expect("stale socket replaced");
         drop(again);
         let not_socket = s.path.with_file_name("plain-file");
         std::fs::write(&not_socket, "x").expect("write");
         assert!(matches!(
-            health_socket::bind(&not_socket, 0o660).await,
+            health_socket::bind(&not_socket, 0o660, None).await,
             Err(SocketError::NotASocket { .. })
         ));
     });
@@ -487,4 +494,101 @@ fn curl_round_trip() {
     });
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text, "{\"converged\":true}\n200", "{text}");
+}
+
+/// curl run as another user: (curl's exit code, body, HTTP status).
+fn curl_as(uid: u32, gid: u32, method: &str, sock: &Path, path: &str) -> (i32, String) {
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "--max-time",
+            "5",
+            "-X",
+            method,
+        ])
+        .arg("--unix-socket")
+        .arg(sock)
+        .arg(format!("http://localhost{path}"))
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .expect("curl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The file is 0660 and in the configured group: a member reads /health, but only
+/// root, the service user and `kick_allow` may POST /kick (the peer's uid comes from
+/// SO_PEERCRED); a user outside the group cannot connect at all.
+#[test]
+fn socket_group_reads_and_kick_needs_an_allowed_uid() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "this test runs clients as other uids: run it as root (scripts/test does)"
+    );
+    const GROUP: u32 = 65534; // nogroup
+    const READER: u32 = 65534; // nobody: in the group, not allowed to kick
+    const KICKER: u32 = 65533; // in the group and in kick_allow
+    const OUTSIDER: u32 = 65532; // neither
+    rt().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod tempdir");
+        let path = dir.path().join("run/vip-arbiter.sock");
+        let listener = health_socket::bind(&path, 0o660, Some(GROUP))
+            .await
+            .expect("bind");
+        let meta = std::fs::metadata(&path).expect("stat");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!((meta.mode() & 0o777, meta.gid()), (0o660, GROUP));
+        let source = Arc::new(FakeSource::default());
+        source.converged.store(true, Ordering::SeqCst);
+        let allow = KickAllow::new(&[Principal {
+            name: "kicker".into(),
+            id: KICKER,
+        }]);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(health_socket::serve(
+            listener,
+            source.clone(),
+            allow,
+            stop.clone(),
+        ));
+        let sock = path.clone();
+        let runs = tokio::task::spawn_blocking(move || {
+            [
+                curl_as(READER, GROUP, "GET", &sock, "/health"),
+                curl_as(READER, GROUP, "GET", &sock, "/metrics"),
+                curl_as(READER, GROUP, "POST", &sock, "/kick"),
+                curl_as(KICKER, GROUP, "POST", &sock, "/kick"),
+                curl_as(OUTSIDER, OUTSIDER, "GET", &sock, "/health"),
+                curl_as(0, 0, "POST", &sock, "/kick"),
+            ]
+        })
+        .await
+        .expect("join");
+        assert_eq!(runs[0], (0, "{\"converged\":true}\n200".into()));
+        assert!(runs[1].1.ends_with("\n200"), "{:?}", runs[1]);
+        assert_eq!(
+            runs[2],
+            (
+                0,
+                format!(
+                    "kick refused: uid {READER} is not root, the service user or in kick_allow\n\n403"
+                )
+            )
+        );
+        assert_eq!(runs[3], (0, "{\"kicked\":true}\n202".into()));
+        // curl exit 7: could not connect (EACCES on the socket file).
+        assert_eq!(runs[4].0, 7, "{:?}", runs[4]);
+        assert_eq!(runs[5], (0, "{\"kicked\":true}\n202".into()));
+        assert_eq!(source.kicks.load(Ordering::SeqCst), 2, "refused kicks never reach the loop");
+        stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+    });
 }

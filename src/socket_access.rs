@@ -1,0 +1,138 @@
+//! Who may use the health socket. The file is `socket_mode` (0660 by default), owned
+//! by the service user and `socket_group`, so members of that group can read
+//! `GET /health` and `GET /metrics`. Mutating endpoints (`POST /kick`) also check the
+//! peer's uid, taken from the kernel with SO_PEERCRED, against an allow list: root,
+//! the service user, and the users named in `kick_allow`.
+
+use std::fmt;
+
+use nix::unistd::{Gid, Group, Uid, User};
+
+/// A user or group as configured: its name (or the number as written) and its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub id: u32,
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.name == self.id.to_string() {
+            write!(f, "{}", self.id)
+        } else {
+            write!(f, "{} ({})", self.name, self.id)
+        }
+    }
+}
+
+/// A group by name or number. A number need not exist in the group database.
+pub fn resolve_group(text: &str) -> Result<Principal, String> {
+    let text = text.trim();
+    if let Ok(id) = text.parse::<u32>() {
+        let name = Group::from_gid(Gid::from_raw(id))
+            .ok()
+            .flatten()
+            .map_or_else(|| id.to_string(), |g| g.name);
+        return Ok(Principal { name, id });
+    }
+    match Group::from_name(text) {
+        Ok(Some(g)) => Ok(Principal {
+            name: g.name,
+            id: g.gid.as_raw(),
+        }),
+        Ok(None) => Err(format!("no group named {text:?}")),
+        Err(e) => Err(format!("cannot look up group {text:?}: {e}")),
+    }
+}
+
+/// A user by name or number. A number need not exist in the user database.
+pub fn resolve_user(text: &str) -> Result<Principal, String> {
+    let text = text.trim();
+    if let Ok(id) = text.parse::<u32>() {
+        let name = User::from_uid(Uid::from_raw(id))
+            .ok()
+            .flatten()
+            .map_or_else(|| id.to_string(), |u| u.name);
+        return Ok(Principal { name, id });
+    }
+    match User::from_name(text) {
+        Ok(Some(u)) => Ok(Principal {
+            name: u.name,
+            id: u.uid.as_raw(),
+        }),
+        Ok(None) => Err(format!("no user named {text:?}")),
+        Err(e) => Err(format!("cannot look up user {text:?}: {e}")),
+    }
+}
+
+/// The peer uids allowed to call mutating endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KickAllow {
+    uids: Vec<u32>,
+}
+
+impl KickAllow {
+    /// Root, the service user (this process's effective uid) and `extra`.
+    pub fn new(extra: &[Principal]) -> Self {
+        Self::with_service_uid(Uid::effective().as_raw(), extra)
+    }
+
+    pub fn with_service_uid(service_uid: u32, extra: &[Principal]) -> Self {
+        let mut uids = vec![0, service_uid];
+        uids.extend(extra.iter().map(|p| p.id));
+        uids.sort_unstable();
+        uids.dedup();
+        KickAllow { uids }
+    }
+
+    /// `None` (the kernel gave no credentials) is refused.
+    pub fn allows(&self, peer_uid: Option<u32>) -> bool {
+        peer_uid.is_some_and(|uid| self.uids.contains(&uid))
+    }
+
+    pub fn uids(&self) -> &[u32] {
+        &self.uids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_and_service_user_always_allowed_and_nobody_else_by_default() {
+        let a = KickAllow::with_service_uid(108, &[]);
+        assert!(a.allows(Some(0)));
+        assert!(a.allows(Some(108)));
+        assert!(!a.allows(Some(1000)));
+        assert!(!a.allows(None));
+        let b = KickAllow::with_service_uid(
+            108,
+            &[Principal {
+                name: "alice".into(),
+                id: 1000,
+            }],
+        );
+        assert!(b.allows(Some(1000)));
+        assert_eq!(b.uids(), &[0, 108, 1000]);
+    }
+
+    #[test]
+    fn names_and_numbers_resolve() {
+        assert_eq!(resolve_user("root").map(|p| p.id), Ok(0));
+        assert_eq!(resolve_user("0").map(|p| p.name), Ok("root".into()));
+        assert_eq!(resolve_group("root").map(|p| p.id), Ok(0));
+        // A number with no database entry is kept as written.
+        assert_eq!(
+            resolve_user("4000000000"),
+            Ok(Principal {
+                name: "4000000000".into(),
+                id: 4_000_000_000
+            })
+        );
+        let e = resolve_user("no-such-user-va").unwrap_err();
+        assert!(e.contains("no user named"), "{e}");
+        let e = resolve_group("no-such-group-va").unwrap_err();
+        assert!(e.contains("no group named"), "{e}");
+    }
+}

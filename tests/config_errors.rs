@@ -1,0 +1,194 @@
+//! The real binary against a config that is wrong in each documented way
+//! (docs/configuration.md): `run` and `check-config` exit 78 (EX_CONFIG) with exactly
+//! one line on stderr, naming the key and the problem, and nothing on stdout. The
+//! SIGHUP case (a running daemon keeps its old config) is in daemon_kernel_only.rs.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::testbed::arbiter_bin;
+
+/// (what to put in the file, the key, a fragment of the problem). Lines under `[aws]`
+/// start with "aws:"; `env:` cases set one environment variable instead.
+const CASES: &[(&str, &str, &str)] = &[
+    ("vip = \"10.0.0.300\"", "vip", "is not an IPv4 address"),
+    ("vip = 5", "vip", "invalid type"),
+    (
+        "interface = \"way-too-long-name0\"",
+        "interface",
+        "is not a valid interface name",
+    ),
+    ("prefix_len = 33", "prefix_len", "is outside 1..=32"),
+    ("node_id = -4", "node_id", "is not a positive integer"),
+    ("conninfo = \"dbname=x\"", "conninfo", "no user"),
+    ("conninfo = \"nonsense\"", "conninfo", "cannot parse"),
+    (
+        "conninfo = \"user=a sslmode=require\"",
+        "conninfo",
+        "sslmode=require is not supported",
+    ),
+    (
+        "repmgr_config = \"/nonexistent/repmgr.conf\"",
+        "repmgr_config",
+        "cannot read",
+    ),
+    ("interval = \"10ms\"", "interval", "is outside 100ms..=60s"),
+    ("interval = \"1\"", "interval", "has no unit"),
+    ("pg_timeout = \"2 parsecs\"", "pg_timeout", "unknown unit"),
+    ("pg_unknown_hold = \"2h\"", "pg_unknown_hold", "is outside"),
+    (
+        "on_stop = \"drop\"",
+        "on_stop",
+        "must be \"keep\" or \"release\"",
+    ),
+    (
+        "socket = \"relative.sock\"",
+        "socket",
+        "must be an absolute path",
+    ),
+    (
+        "socket_mode = \"rw\"",
+        "socket_mode",
+        "is not an octal mode",
+    ),
+    (
+        "socket_mode = \"01777\"",
+        "socket_mode",
+        "is not an octal mode",
+    ),
+    (
+        "socket_group = \"no-such-group-va\"",
+        "socket_group",
+        "no group named",
+    ),
+    (
+        "kick_allow = [\"no-such-user-va\"]",
+        "kick_allow",
+        "no user named",
+    ),
+    ("log_level = \"loud\"", "log_level", "must be error, warn"),
+    ("colour = \"blue\"", "colour", "unknown field"),
+    (
+        "aws:eni_id = \"eni-xyz\"",
+        "aws.eni_id",
+        "does not look like eni-<hex>",
+    ),
+    (
+        "aws:subnet_id = \"sub-1\"",
+        "aws.subnet_id",
+        "does not look like subnet-<hex>",
+    ),
+    (
+        "aws:verify_interval = \"1s\"",
+        "aws.verify_interval",
+        "is outside 5s..=3600s",
+    ),
+    (
+        "aws:cloud_unknown_hold = \"2h\"",
+        "aws.cloud_unknown_hold",
+        "is outside",
+    ),
+    ("aws:fence_command = \" \"", "aws.fence_command", "is empty"),
+    ("aws:enabled = \"maybe\"", "aws.enabled", "invalid type"),
+    ("aws:colour = \"blue\"", "aws.colour", "unknown field"),
+    ("env:VIP_ARBITER_INTERVAL=fast", "interval", "\"fast\""),
+    (
+        "env:VIP_ARBITER_AWS__REGOIN=eu-west-1",
+        "aws.regoin",
+        "unknown field",
+    ),
+];
+
+fn write_config(dir: &Path, case: &str) -> std::path::PathBuf {
+    let repmgr = dir.join("repmgr.conf");
+    std::fs::write(
+        &repmgr,
+        "node_id=1\nconninfo='host=/tmp user=repmgr dbname=repmgr'\n",
+    )
+    .expect("write repmgr.conf");
+    let (top, aws) = match case.strip_prefix("aws:") {
+        Some(a) => (String::new(), a.to_owned()),
+        None if case.starts_with("env:") => (String::new(), String::new()),
+        None => (case.to_owned(), String::new()),
+    };
+    let key_of = |line: &str| line.split(' ').next().unwrap_or("").to_owned();
+    let mut text = String::new();
+    for (key, line) in [
+        ("vip", "vip = \"10.77.0.100\"".to_owned()),
+        ("interface", "interface = \"ens5\"".to_owned()),
+        (
+            "repmgr_config",
+            format!("repmgr_config = {:?}", repmgr.display().to_string()),
+        ),
+    ] {
+        if key_of(&top) != key {
+            text.push_str(&format!("{line}\n"));
+        }
+    }
+    text.push_str(&format!("{top}\n[aws]\n{aws}\n"));
+    let path = dir.join("vip-arbiter.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[test]
+fn each_documented_mistake_exits_78_with_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut seen = 0;
+    for (case, key, problem) in CASES {
+        let path = write_config(dir.path(), case);
+        for verb in ["check-config", "run"] {
+            let mut cmd = Command::new(arbiter_bin());
+            cmd.arg("--config").arg(&path).arg(verb);
+            // Only this test's variables: a stray VIP_ARBITER_* would be an error too.
+            cmd.env_clear().env("PATH", "/usr/bin:/bin");
+            if let Some((k, v)) = case.strip_prefix("env:").and_then(|e| e.split_once('=')) {
+                cmd.env(k, v);
+            }
+            let out = cmd.output().expect("run vip-arbiter");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let lines: Vec<&str> = stderr.lines().collect();
+            assert_eq!(out.status.code(), Some(78), "{case} ({verb}): {stderr}");
+            assert!(
+                out.stdout.is_empty(),
+                "{case} ({verb}): stdout {:?}",
+                out.stdout
+            );
+            assert_eq!(lines.len(), 1, "{case} ({verb}): one line, got {lines:?}");
+            let want = format!("config error: {key}: ");
+            assert!(
+                lines[0].starts_with(&want) && lines[0].contains(problem),
+                "{case} ({verb}): wanted {want:?}…{problem:?}, got {:?}",
+                lines[0]
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, CASES.len() * 2);
+}
+
+#[test]
+fn a_valid_file_passes_the_same_harness() {
+    // The harness itself: without a mistake, check-config succeeds (so the cases above
+    // fail for their own line, not for something the harness left out).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(dir.path(), "log_level = \"debug\"");
+    let out = Command::new(arbiter_bin())
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("run vip-arbiter");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("log_level = \"debug\""), "{stdout}");
+}
