@@ -96,9 +96,24 @@ pub fn load_raw(
         Some(p) => Some(p.to_owned()),
         None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.exists()),
     };
+    let text = match &file {
+        Some(f) => Some(
+            crate::small_file::read(f).map_err(|e| format!("config file {}: {e}", f.display()))?,
+        ),
+        None => None,
+    };
+    let raw = from_text(text.as_deref(), env)?;
+    Ok((raw, Source { file }))
+}
+
+/// The merge itself, over the file's text (`None`: no file). One line per problem.
+pub fn from_text(
+    toml: Option<&str>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<RawConfig, String> {
     let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
-    if let Some(f) = &file {
-        fig = fig.merge(Toml::file_exact(f));
+    if let Some(text) = toml {
+        fig = fig.merge(Toml::string(text));
     }
     for (name, value) in env {
         let Some(key) = name.strip_prefix(ENV_PREFIX) else {
@@ -107,11 +122,12 @@ pub fn load_raw(
         let path = key.to_ascii_lowercase().replace("__", ".");
         fig = fig.merge(Serialized::default(&path, env_value(&path, value)));
     }
-    let raw: RawConfig = fig.extract().map_err(|e| {
+    fig.extract().map_err(|e| {
         e.into_iter()
             .map(|one| {
                 let key = one.path.join(".");
-                let what = one.kind.to_string();
+                // One line per problem, whatever the input held.
+                let what = one.kind.to_string().replace(['\n', '\r'], " ");
                 if key.is_empty() {
                     what
                 } else {
@@ -120,8 +136,7 @@ pub fn load_raw(
             })
             .collect::<Vec<_>>()
             .join("\n")
-    })?;
-    Ok((raw, Source { file }))
+    })
 }
 
 /// Environment values are text; only the keys that are numbers or booleans are

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::http_request::{self, Parsed};
+use crate::http_request::{self, Parsed, Progress};
 use crate::socket_access::KickAllow;
 
 /// What the socket serves; implemented by the daemon's health state.
@@ -191,13 +191,7 @@ async fn handle(mut stream: UnixStream, source: &dyn HealthSource, kick_allow: &
     let peer_uid = stream.peer_cred().ok().map(|c| c.uid());
     let response = match tokio::time::timeout(READ_LIMIT, read_request(&mut stream)).await {
         Err(_) => reply(408, "text/plain", "request not received in time\n", &[]),
-        Ok(Err(status)) => reply(
-            status,
-            "text/plain",
-            &format!("{}\n", http_request::reason(status)),
-            &[],
-        ),
-        Ok(Ok(req)) => route(&req, source, kick_allow, peer_uid),
+        Ok(read) => answer(read, source, kick_allow, peer_uid),
     };
     write(&mut stream, &response).await;
 }
@@ -229,38 +223,35 @@ async fn write(stream: &mut UnixStream, bytes: &[u8]) {
 async fn read_request(stream: &mut UnixStream) -> Result<Parsed, u16> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    let mut line_checked = false;
     loop {
-        if let Some(end) = http_request::head_end(&buf) {
-            if end > MAX_HEAD {
-                return Err(431);
-            }
-            let req = http_request::parse_head(&buf[..end])?;
-            if req.content_length > MAX_BODY {
-                return Err(413);
-            }
-            let mut have = buf.len() - end;
-            while have < req.content_length {
-                let n = stream.read(&mut chunk).await.map_err(|_| 400u16)?;
-                if n == 0 {
-                    return Err(400);
-                }
-                have += n;
-            }
-            return Ok(req);
-        }
-        if !line_checked && let Some(verdict) = http_request::check_request_line(&buf) {
-            verdict?;
-            line_checked = true;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(431);
+        match http_request::assess(&buf, MAX_HEAD, MAX_BODY) {
+            Progress::Complete(req) => return Ok(req),
+            Progress::Refuse(status) => return Err(status),
+            Progress::NeedMore => {}
         }
         let n = stream.read(&mut chunk).await.map_err(|_| 400u16)?;
         if n == 0 {
             return Err(400);
         }
         buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The whole answer to what was read: a refusal or the routed response.
+pub fn answer(
+    read: Result<Parsed, u16>,
+    source: &dyn HealthSource,
+    kick_allow: &KickAllow,
+    peer_uid: Option<u32>,
+) -> Vec<u8> {
+    match read {
+        Err(status) => reply(
+            status,
+            "text/plain",
+            &format!("{}\n", http_request::reason(status)),
+            &[],
+        ),
+        Ok(req) => route(&req, source, kick_allow, peer_uid),
     }
 }
 

@@ -12,6 +12,47 @@ pub struct Parsed {
     pub content_length: usize,
 }
 
+/// Where reading a request stands, given everything received so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing wrong yet; read more.
+    NeedMore,
+    /// Answer with this status and close.
+    Refuse(u16),
+    /// The head and a body of its Content-Length have arrived.
+    Complete(Parsed),
+}
+
+/// Judge the bytes received so far: a head larger than `max_head` (431) or a body
+/// larger than `max_body` (413) is refused, a bad request line is refused as soon as
+/// it is complete (without waiting for a blank line that may never come).
+pub fn assess(buf: &[u8], max_head: usize, max_body: usize) -> Progress {
+    if let Some(end) = head_end(buf) {
+        if end > max_head {
+            return Progress::Refuse(431);
+        }
+        let req = match parse_head(&buf[..end]) {
+            Ok(req) => req,
+            Err(status) => return Progress::Refuse(status),
+        };
+        if req.content_length > max_body {
+            return Progress::Refuse(413);
+        }
+        return if buf.len() - end >= req.content_length {
+            Progress::Complete(req)
+        } else {
+            Progress::NeedMore
+        };
+    }
+    if let Some(Err(status)) = check_request_line(buf) {
+        return Progress::Refuse(status);
+    }
+    if buf.len() > max_head {
+        return Progress::Refuse(431);
+    }
+    Progress::NeedMore
+}
+
 /// Index just past the empty line that ends the head, if it has arrived.
 pub fn head_end(buf: &[u8]) -> Option<usize> {
     buf.iter().enumerate().find_map(|(i, b)| {

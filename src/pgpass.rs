@@ -40,7 +40,7 @@ pub fn lookup(path: &Path, t: &Target<'_>) -> Lookup {
     if meta.permissions().mode() & 0o077 != 0 {
         return Lookup::Insecure(path.to_owned());
     }
-    match std::fs::read_to_string(path) {
+    match crate::small_file::read(path) {
         Ok(text) => find(&text, t).map_or(Lookup::NotFound, Lookup::Found),
         Err(_) => Lookup::NotFound,
     }

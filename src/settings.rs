@@ -99,6 +99,17 @@ pub fn load_from(
     validate(&raw, source, pgpass_path)
 }
 
+/// The same rules over a file's text and an environment, touching no .pgpass (the
+/// fuzz target; `repmgr_config` is still read when named).
+pub fn from_text(
+    toml: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigErrors> {
+    let raw = config::from_text(Some(toml), env)
+        .map_err(|e| ConfigErrors(e.lines().map(str::to_owned).collect()))?;
+    validate(&raw, Source { file: None }, None)
+}
+
 /// "1s", "500ms", "2m", "1h"; "0s" is allowed. Bare numbers are refused: units matter.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -337,7 +348,7 @@ fn node_and_conninfo(
 ) -> (Option<i32>, Option<PgSettings>) {
     let needs_repmgr = raw.node_id.is_none() || raw.conninfo.is_none();
     let repmgr = if needs_repmgr {
-        match std::fs::read_to_string(&raw.repmgr_config) {
+        match crate::small_file::read(Path::new(&raw.repmgr_config)) {
             Ok(text) => p.take(
                 "repmgr_config",
                 repmgr_conf::parse(&text).map_err(|e| format!("{}: {e}", raw.repmgr_config)),

@@ -220,9 +220,13 @@ fn each_rule_has_its_error_and_all_are_reported_at_once() {
             "{extra:?}: wanted {want:?} in {errs:?}"
         );
     }
+    let empty = f.write("empty-repmgr.conf", "");
     let path = f.write(
         "many.toml",
-        "vip = \"x\"\ninterface = \"a/b\"\nrepmgr_config = \"/dev/null\"\non_stop = \"no\"\n",
+        &format!(
+            "vip = \"x\"\ninterface = \"a/b\"\nrepmgr_config = {:?}\non_stop = \"no\"\n",
+            empty.display().to_string()
+        ),
     );
     let errs = errors(f.load(&path, &[]));
     assert!(errs.len() >= 5, "all problems at once: {errs:?}");

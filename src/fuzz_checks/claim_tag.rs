@@ -1,0 +1,81 @@
+//! A claim tag value as someone may have hand-edited it: it parses or is Invalid, a
+//! valid one round-trips, and in the decision it can never win: the holder's tag blocks
+//! our takeover only if it is a valid claim with a timeline at least ours, and a tag on
+//! our own ENI never makes us reassign or drop the VIP.
+
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+use crate::claim::{self, Claim};
+use crate::decide::{self, CloudPolicy, Memory, Policy};
+use crate::observation::{
+    ClaimTag, CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays,
+};
+use crate::plan::Step;
+
+pub fn claim_tag(data: &[u8]) {
+    let Ok(value) = std::str::from_utf8(data) else {
+        return;
+    };
+    let tag = claim::parse(value);
+    if let ClaimTag::Valid(c) = &tag {
+        assert!(c.timeline > 0 && c.node_id > 0, "{c:?}");
+        assert_eq!(claim::parse(&c.to_string()), tag, "round trip of {value:?}");
+    }
+    let policy = Policy {
+        node_id: 1,
+        prefix_len: 32,
+        pg_unknown_hold: Duration::from_secs(10),
+        cloud: Some(CloudPolicy {
+            verify_interval: Duration::from_secs(30),
+            cloud_unknown_hold: Duration::from_secs(300),
+            backoff: Backoff::default(),
+            fence_configured: true,
+        }),
+    };
+    for ours in [1, 2, 7, u32::MAX] {
+        let look = |cloud: CloudView| Observation {
+            now: Duration::from_secs(100),
+            pg: PgView::Known {
+                role: PgRole::Primary { timeline: ours },
+                repmgr: RepmgrSays::SelfPrimary,
+            },
+            kernel: KernelView::Absent,
+            cloud,
+        };
+        let (plan, _) = decide::decide(
+            &look(CloudView::Other {
+                eni: "eni-0other".into(),
+                claim: tag.clone(),
+            }),
+            &Memory::default(),
+            &policy,
+            0,
+        );
+        let takes = plan.steps.contains(&Step::AssignCloud);
+        match tag.valid() {
+            Some(c) if c.timeline >= ours => {
+                assert!(!takes, "took from {c:?} with timeline {ours}");
+                assert_eq!(plan.verdict.kind(), "stale-primary");
+            }
+            _ => assert!(takes, "{tag:?} blocked a takeover at timeline {ours}"),
+        }
+        let (plan, _) = decide::decide(
+            &look(CloudView::Me { claim: tag.clone() }),
+            &Memory::default(),
+            &policy,
+            0,
+        );
+        let mine = Claim {
+            timeline: ours,
+            node_id: 1,
+        };
+        assert!(!plan.steps.contains(&Step::AssignCloud), "{plan:?}");
+        assert!(!plan.steps.contains(&Step::RemoveKernel), "{plan:?}");
+        assert_eq!(
+            plan.steps.contains(&Step::WriteClaim(mine)),
+            tag != ClaimTag::Valid(mine),
+            "{tag:?} at timeline {ours}: {plan:?}"
+        );
+    }
+}

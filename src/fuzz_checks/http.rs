@@ -1,0 +1,77 @@
+//! The health socket's request handling: the bytes arrive in chunks of a size the
+//! input picks, from a peer uid the input picks; the answer is always one well-formed
+//! HTTP/1.1 response, and the loop is kicked exactly when a 202 says so, which only an
+//! allowed uid can get.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::health_socket::{self, HealthSource, MAX_BODY, MAX_HEAD};
+use crate::http_request::{self, Progress};
+use crate::socket_access::KickAllow;
+
+#[derive(Default)]
+struct Source {
+    kicks: AtomicU32,
+}
+
+impl HealthSource for Source {
+    fn health(&self) -> (bool, String) {
+        (true, "{\"converged\":true}".into())
+    }
+    fn metrics(&self) -> String {
+        "vip_arbiter_passes_total 1\n".into()
+    }
+    fn kick(&self) {
+        self.kicks.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+const SERVICE_UID: u32 = 108;
+
+pub fn http(data: &[u8]) {
+    let [who, chunk, request @ ..] = data else {
+        return;
+    };
+    let peer = match who % 4 {
+        0 => None,
+        1 => Some(0),
+        2 => Some(SERVICE_UID),
+        _ => Some(1000),
+    };
+    let chunk = usize::from(*chunk).max(1);
+    let mut buf = Vec::new();
+    let mut read = Err(400); // the peer closed before a complete request
+    for piece in request.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        match http_request::assess(&buf, MAX_HEAD, MAX_BODY) {
+            Progress::NeedMore => continue,
+            Progress::Refuse(status) => read = Err(status),
+            Progress::Complete(req) => read = Ok(req),
+        }
+        break;
+    }
+    let source = Source::default();
+    let allow = KickAllow::with_service_uid(SERVICE_UID, &[]);
+    let head_request = read.as_ref().is_ok_and(|r| r.method == "HEAD");
+    let out = health_socket::answer(read, &source, &allow, peer);
+    let end = http_request::head_end(&out).expect("a complete head");
+    let head = std::str::from_utf8(&out[..end]).expect("ASCII head");
+    let status: u16 = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|h| h.get(..3))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    assert_ne!(http_request::reason(status), "Unknown", "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("Content-Length");
+    let body = out.len() - end;
+    assert_eq!(body, if head_request { 0 } else { length }, "{head}");
+    let kicked = source.kicks.load(Ordering::SeqCst);
+    assert_eq!(kicked == 1, status == 202, "{head}");
+    if status == 202 {
+        assert!(allow.allows(peer), "kick granted to {peer:?}");
+    }
+}

@@ -1,0 +1,30 @@
+//! What the fuzz targets (fuzz/fuzz_targets/*.rs) check on hostile input: each
+//! function takes arbitrary bytes, feeds them to one parser or handler exactly as the
+//! daemon would, and asserts what must hold whatever the input (no panic, a clear
+//! error, no takeover granted by a bad tag). A violated check panics, which is what
+//! libFuzzer reports. tests/fuzz_regressions.rs replays the seed corpus and every
+//! saved crash through the same functions in the ordinary test suite.
+
+mod claim_tag;
+mod config;
+mod ec2_response;
+mod http;
+mod repmgr_conf;
+
+pub use claim_tag::claim_tag;
+pub use config::config;
+pub use ec2_response::{ec2_response, observe_canned};
+pub use http::http;
+pub use repmgr_conf::repmgr_conf;
+
+/// One check: arbitrary bytes in, a panic if something that must hold does not.
+pub type Check = fn(&[u8]);
+
+/// Every target by name, for the replay test and scripts/fuzz.
+pub const TARGETS: [(&str, Check); 5] = [
+    ("config", config),
+    ("repmgr_conf", repmgr_conf),
+    ("http", http),
+    ("claim_tag", claim_tag),
+    ("ec2_response", ec2_response),
+];
