@@ -8,7 +8,7 @@ use crate::observation::ClaimTag;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
-fn kernel_only() -> Policy {
+pub(super) fn kernel_only() -> Policy {
     Policy {
         node_id: 1,
         prefix_len: 32,
@@ -17,7 +17,7 @@ fn kernel_only() -> Policy {
     }
 }
 
-fn with_cloud() -> Policy {
+pub(super) fn with_cloud() -> Policy {
     Policy {
         cloud: Some(CloudPolicy {
             verify_interval: S(30),
@@ -45,7 +45,7 @@ fn standby() -> PgView {
 
 const PRESENT: KernelView = KernelView::Present { prefix_len: 32 };
 
-fn claim(tl: u32, node: i32) -> ClaimTag {
+pub(super) fn claim(tl: u32, node: i32) -> ClaimTag {
     ClaimTag::Valid(Claim {
         timeline: tl,
         node_id: node,
@@ -685,7 +685,13 @@ fn exhaustive_invariants() {
     assert!(checked > 5_000, "swept {checked} combinations");
 }
 
-fn check_invariants(o: &Observation, mem: &Memory, policy: &Policy, plan: &Plan, next: &Memory) {
+pub(super) fn check_invariants(
+    o: &Observation,
+    mem: &Memory,
+    policy: &Policy,
+    plan: &Plan,
+    next: &Memory,
+) {
     let ctx = || format!("{o:?}\n{mem:?}\n{policy:?}\n=> {plan:?}");
     let adds = plan
         .steps
@@ -835,7 +841,7 @@ fn exhaustive_idempotent_after_acting() {
 }
 
 /// What the world looks like after a plan succeeded.
-fn apply(plan: &Plan, o: &Observation) -> (KernelView, CloudView) {
+pub(super) fn apply(plan: &Plan, o: &Observation) -> (KernelView, CloudView) {
     let mut kernel = match &o.kernel {
         KernelView::Unknown(_) => KernelView::Absent,
         k => k.clone(),
