@@ -204,7 +204,7 @@ fn prose(r: &mut Roff) {
             ),
             (
                 "~postgres/.pgpass",
-                "The password, when conninfo has none (or PGPASSFILE); ignored when readable by group or others, as libpq does.",
+                "The password, when neither conninfo nor PGPASSWORD has one (or PGPASSFILE); ignored when readable by group or others, as libpq does.",
             ),
             (
                 "/run/vip-arbiter/vip-arbiter.sock",
@@ -278,6 +278,10 @@ fn prose(r: &mut Roff) {
                  chain (the instance profile).",
             ),
             ("PGPASSFILE", "libpq's password file, instead of ~/.pgpass."),
+            (
+                "PGPASSWORD",
+                "The password when conninfo has none, before the password file (as libpq).",
+            ),
         ],
     );
     r.control("SH", ["EXAMPLES"]);

@@ -6,9 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
+use figment::error::{Actual, Kind};
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value;
 use serde::{Deserialize, Serialize};
+
+use crate::secret::ConninfoText;
 
 pub const DEFAULT_PATH: &str = "/etc/vip-arbiter/vip-arbiter.toml";
 pub const ENV_PREFIX: &str = "VIP_ARBITER_";
@@ -21,7 +24,8 @@ pub struct RawConfig {
     pub prefix_len: Option<i64>,
     pub repmgr_config: String,
     pub node_id: Option<i64>,
-    pub conninfo: Option<String>,
+    /// May hold a password: its Debug shows it redacted.
+    pub conninfo: Option<ConninfoText>,
     pub interval: String,
     pub pg_timeout: String,
     pub pg_unknown_hold: String,
@@ -97,9 +101,12 @@ pub fn load_raw(
         None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.exists()),
     };
     let text = match &file {
-        Some(f) => Some(
-            crate::small_file::read(f).map_err(|e| format!("config file {}: {e}", f.display()))?,
-        ),
+        Some(f) => {
+            let text = crate::small_file::read(f)
+                .map_err(|e| format!("cannot read config file {}: {e}", f.display()))?;
+            check_toml(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+            Some(text)
+        }
         None => None,
     };
     let raw = from_text(text.as_deref(), env)?;
@@ -113,6 +120,8 @@ pub fn from_text(
 ) -> Result<RawConfig, String> {
     let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
     if let Some(text) = toml {
+        // Our own syntax check first: figment's error would quote the offending line.
+        check_toml(text)?;
         fig = fig.merge(Toml::string(text));
     }
     for (name, value) in env {
@@ -127,7 +136,7 @@ pub fn from_text(
             .map(|one| {
                 let key = one.path.join(".");
                 // One line per problem, whatever the input held.
-                let what = one.kind.to_string().replace(['\n', '\r'], " ");
+                let what = describe_kind(&one.kind).replace(['\n', '\r'], " ");
                 if key.is_empty() {
                     what
                 } else {
@@ -137,6 +146,38 @@ pub fn from_text(
             .collect::<Vec<_>>()
             .join("\n")
     })
+}
+
+/// A TOML syntax error as "line L, column C: what", never quoting the file: the
+/// line may be `conninfo = "... password=..."` (toml's own message prints it).
+fn check_toml(text: &str) -> Result<(), String> {
+    let Err(e) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    let at = e.span().map_or(String::new(), |span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!(" at line {line}, column {column}")
+    });
+    Err(format!(
+        "TOML syntax error{at}: {}",
+        e.message().trim().replace('\n', "; ")
+    ))
+}
+
+/// A deserialisation problem, without the offending value when it is text (figment
+/// would print it quoted; it could be a password put under the wrong key).
+fn describe_kind(kind: &Kind) -> String {
+    match kind {
+        Kind::InvalidType(Actual::Str(_), expected) => {
+            format!("invalid type: found a string, expected {expected}")
+        }
+        Kind::InvalidValue(Actual::Str(_), expected) => {
+            format!("invalid value: found a string, expected {expected}")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Environment values are text; only the keys that are numbers or booleans are

@@ -1,7 +1,8 @@
 //! The local PostgreSQL connection settings: a libpq conninfo parsed into a
 //! tokio-postgres config with the defaults vip-arbiter needs, the password from
-//! `.pgpass` when the conninfo has none, and a redacted form for logs and
-//! `check-config`.
+//! `PGPASSWORD` or `.pgpass` when the conninfo has none (libpq's order), and a
+//! redacted form for logs and `check-config`. Nothing here ever puts a password, or
+//! any other text of the conninfo, into an error message.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use tokio_postgres::config::{Host, SslMode};
 
 use crate::pgpass;
+use crate::secret::{MASK, Secret};
 
 #[derive(Clone)]
 pub struct PgSettings {
@@ -26,14 +28,20 @@ impl fmt::Debug for PgSettings {
     }
 }
 
+/// Parse `conninfo`. The password is, as in libpq: the conninfo's own, else
+/// `env_password` (`PGPASSWORD`), else the first matching `.pgpass` line.
 pub(crate) fn pg_config(
     conninfo: &str,
     pg_timeout: Option<Duration>,
+    env_password: Option<&Secret>,
     pgpass_path: Option<PathBuf>,
     warnings: &mut Vec<String>,
 ) -> Result<PgSettings, String> {
     let mut cfg = tokio_postgres::Config::from_str(conninfo).map_err(|e| {
-        format!("cannot parse ({e}); expected libpq key=value pairs or a postgres:// URI")
+        format!(
+            "cannot parse: {}; expected libpq key=value pairs or a postgres:// URI",
+            parse_error(&e)
+        )
     })?;
     if cfg.get_hosts().is_empty() {
         cfg.host_path("/var/run/postgresql");
@@ -53,6 +61,11 @@ pub(crate) fn pg_config(
         cfg.connect_timeout(t);
     }
     if cfg.get_password().is_none()
+        && let Some(pw) = env_password
+    {
+        cfg.password(pw.expose());
+    }
+    if cfg.get_password().is_none()
         && let Some(path) = pgpass_path
     {
         let host = match cfg.get_hosts().first() {
@@ -70,7 +83,7 @@ pub(crate) fn pg_config(
         };
         match pgpass::lookup(&path, &target) {
             pgpass::Lookup::Found(pw) => {
-                cfg.password(pw);
+                cfg.password(pw.expose());
             }
             pgpass::Lookup::Insecure(p) => warnings.push(format!(
                 "{} is readable by group or others: ignored, as libpq does (chmod 0600 it)",
@@ -80,42 +93,194 @@ pub(crate) fn pg_config(
         }
     }
     cfg.application_name("vip-arbiter");
+    let mut shown = redact_conninfo(conninfo);
+    // Belt and braces: should the text still hold the password the driver parsed (a
+    // grammar corner the redactor reads differently), show the parsed fields instead.
+    if let Some(pw) = cfg.get_password().and_then(|p| std::str::from_utf8(p).ok())
+        && !pw.is_empty()
+        && shown.contains(pw)
+    {
+        shown = rebuilt(&cfg);
+    }
     Ok(PgSettings {
-        conninfo_redacted: redact_conninfo(conninfo),
+        conninfo_redacted: shown,
         config: cfg,
     })
 }
 
-/// The conninfo with any password value replaced, for logs and `check-config`.
+/// The parsed connection fields, password masked: the fallback display.
+fn rebuilt(cfg: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = cfg
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            Host::Tcp(h) => h.clone(),
+            Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = cfg.get_ports().iter().map(u16::to_string).collect();
+    format!(
+        "host={} port={} user={} dbname={} password={MASK}",
+        hosts.join(","),
+        ports.join(","),
+        cfg.get_user().unwrap_or(""),
+        cfg.get_dbname().unwrap_or("")
+    )
+}
+
+/// libpq's connection keywords: an unknown option that is one of these is named in
+/// the error (tokio-postgres does not implement it); any other is not, since it may
+/// be a piece of a value (`password=a b=c` makes `b` a key).
+const LIBPQ_KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "require_auth",
+    "channel_binding",
+    "connect_timeout",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "sslmode",
+    "sslnegotiation",
+    "requiressl",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcertmode",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
+    "target_session_attrs",
+    "load_balance_hosts",
+];
+
+/// Why tokio-postgres refused a conninfo, without any text taken from it: only the
+/// causes known to quote nothing pass through; the others are reworded.
+fn parse_error(e: &tokio_postgres::Error) -> String {
+    let Some(cause) = std::error::Error::source(e).map(ToString::to_string) else {
+        return "invalid connection string".into();
+    };
+    if let Some(key) = cause
+        .strip_prefix("unknown option `")
+        .and_then(|k| k.strip_suffix('`'))
+    {
+        return if LIBPQ_KEYWORDS.contains(&key) {
+            format!("option `{key}` is not supported by vip-arbiter's driver")
+        } else {
+            "an unknown option (a misspelt key, or a value with a space that is not quoted: write key='a b')".into()
+        };
+    }
+    if let Some(rest) = cause.strip_prefix("unexpected character at byte ") {
+        let pos: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        return format!("unexpected character at byte {pos} (every key needs `=value`)");
+    }
+    let quotes_nothing = cause.starts_with("invalid value for option `")
+        || cause.starts_with("invalid utf-8")
+        || cause.starts_with("incomplete utf-8")
+        || matches!(
+            cause.as_str(),
+            "unexpected EOF"
+                | "unterminated quoted connection parameter value"
+                | "unterminated parameter"
+        );
+    if quotes_nothing {
+        cause
+    } else {
+        "invalid connection string".into()
+    }
+}
+
+/// The conninfo with any password value replaced, for logs and `check-config`. Reads
+/// the text with tokio-postgres's grammar, so what the driver takes for the password
+/// is what is masked.
 pub fn redact_conninfo(conninfo: &str) -> String {
     let c = conninfo.trim();
-    if let Some(scheme_end) = c.find("://") {
-        // postgres://user:password@host/db?password=x → both masked.
-        let (head, rest) = c.split_at(scheme_end + 3);
-        let rest = match rest.split_once('@') {
-            Some((auth, tail)) if auth.contains(':') && !auth.contains('/') => {
-                format!("{}:********@{tail}", auth.split(':').next().unwrap_or(""))
-            }
-            _ => rest.to_owned(),
-        };
-        let rest = match rest.split_once('?') {
-            Some((path, query)) => {
-                let q: Vec<String> = query
-                    .split('&')
-                    .map(|kv| {
-                        if kv.starts_with("password=") {
-                            "password=********".into()
-                        } else {
-                            kv.to_owned()
-                        }
-                    })
-                    .collect();
-                format!("{path}?{}", q.join("&"))
-            }
-            None => rest,
-        };
-        return format!("{head}{rest}");
+    for scheme in ["postgres://", "postgresql://"] {
+        if let Some(rest) = c.strip_prefix(scheme) {
+            return format!("{scheme}{}", redact_uri(rest));
+        }
     }
+    redact_key_values(c)
+}
+
+/// `user:password@host/db?k=v&password=x`. As in tokio-postgres, the credentials
+/// end at the first `@` anywhere, and the password is all after their first `:`.
+fn redact_uri(rest: &str) -> String {
+    let (creds, tail) = match rest.split_once('@') {
+        Some((creds, tail)) => {
+            let creds = match creds.split_once(':') {
+                Some((user, _)) => format!("{user}:{MASK}@"),
+                None => format!("{creds}@"),
+            };
+            (creds, tail)
+        }
+        None => (String::new(), rest),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if percent_decode(k) == "password" => format!("{k}={MASK}"),
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{creds}{tail}")
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(0));
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `key=value` pairs: a value is `'quoted'` or runs to the next whitespace, and a
+/// backslash escapes the next character in both (so `a\ b` is one value).
+fn redact_key_values(c: &str) -> String {
     let mut out = Vec::new();
     let mut chars = c.chars().peekable();
     loop {
@@ -123,6 +288,7 @@ pub fn redact_conninfo(conninfo: &str) -> String {
         let key: String =
             std::iter::from_fn(|| chars.next_if(|c| *c != '=' && !c.is_whitespace())).collect();
         if key.is_empty() {
+            // tokio-postgres stops here too; nothing after this is used (or shown).
             break;
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
@@ -131,22 +297,18 @@ pub fn redact_conninfo(conninfo: &str) -> String {
             continue;
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        let mut value = String::new();
-        if chars.next_if_eq(&'\'').is_some() {
-            value.push('\'');
-            while let Some(ch) = chars.next() {
-                value.push(ch);
-                if ch == '\\' {
-                    value.extend(chars.next());
-                } else if ch == '\'' {
-                    break;
-                }
+        let quoted = chars.next_if_eq(&'\'').is_some();
+        let mut value = String::from(if quoted { "'" } else { "" });
+        while let Some(ch) = chars.next_if(|ch| if quoted { true } else { !ch.is_whitespace() }) {
+            value.push(ch);
+            if ch == '\\' {
+                value.extend(chars.next());
+            } else if quoted && ch == '\'' {
+                break;
             }
-        } else {
-            value.extend(std::iter::from_fn(|| chars.next_if(|c| !c.is_whitespace())));
         }
         if key == "password" {
-            value = "********".into();
+            value = MASK.into();
         }
         out.push(format!("{key}={value}"));
     }

@@ -29,6 +29,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod repmgr_conf;
 pub mod run_loop;
+pub mod secret;
 pub mod settings;
 pub mod shutdown;
 pub mod small_file;

@@ -6,6 +6,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::secret::Secret;
+
 /// What to look up.
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
@@ -27,7 +29,8 @@ pub fn default_path() -> Option<PathBuf> {
 /// Result of a lookup: the password, or why there is none worth a warning.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup {
-    Found(String),
+    /// Debug shows a mask, never the password.
+    Found(Secret),
     NotFound,
     /// The file exists but is group/world accessible; libpq ignores it too.
     Insecure(PathBuf),
@@ -46,8 +49,9 @@ pub fn lookup(path: &Path, t: &Target<'_>) -> Lookup {
     }
 }
 
-/// The first matching line's password.
-pub fn find(text: &str, t: &Target<'_>) -> Option<String> {
+/// The first matching line's password. Lines that do not parse are skipped without
+/// a word (libpq does the same): a message about them could only quote them.
+pub fn find(text: &str, t: &Target<'_>) -> Option<Secret> {
     let host = if t.host.starts_with('/') {
         "localhost"
     } else {
@@ -63,7 +67,7 @@ pub fn find(text: &str, t: &Target<'_>) -> Option<String> {
                 .zip(wanted)
                 .all(|(have, want)| have == "*" || have == want)
         })
-        .map(|mut f| f.swap_remove(4))
+        .map(|mut f| Secret::new(f.swap_remove(4)))
 }
 
 /// Split one line into its five fields; `None` if it has fewer.
@@ -84,6 +88,10 @@ fn fields(line: &str) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
+    fn pw(text: &str, t: &Target<'_>) -> Option<String> {
+        find(text, t).map(|s| s.expose().to_owned())
+    }
+
     fn t<'a>(host: &'a str, user: &'a str) -> Target<'a> {
         Target {
             host,
@@ -97,20 +105,17 @@ mod tests {
     fn matches_with_wildcards_escapes_and_order() {
         let text = "# comment\nother:5432:*:repmgr:nope\nlocalhost:5432:repmgr:repmgr:s3cr\\:et\n*:*:*:*:fallback\n";
         assert_eq!(
-            find(text, &t("/var/run/postgresql", "repmgr")).as_deref(),
+            pw(text, &t("/var/run/postgresql", "repmgr")).as_deref(),
             Some("s3cr:et")
         );
         assert_eq!(
-            find(text, &t("localhost", "repmgr")).as_deref(),
+            pw(text, &t("localhost", "repmgr")).as_deref(),
             Some("s3cr:et")
         );
-        assert_eq!(
-            find(text, &t("db1", "postgres")).as_deref(),
-            Some("fallback")
-        );
+        assert_eq!(pw(text, &t("db1", "postgres")).as_deref(), Some("fallback"));
         assert_eq!(find("h:1:d:u\n", &t("h", "u")), None);
         assert_eq!(
-            find("a\\\\b:*:*:*:pw\n", &t("a\\b", "u")).as_deref(),
+            pw("a\\\\b:*:*:*:pw\n", &t("a\\b", "u")).as_deref(),
             Some("pw")
         );
     }
@@ -123,7 +128,7 @@ mod tests {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         assert_eq!(lookup(&p, &t("x", "u")), Lookup::Insecure(p.clone()));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        assert_eq!(lookup(&p, &t("x", "u")), Lookup::Found("pw".into()));
+        assert_eq!(lookup(&p, &t("x", "u")), Lookup::Found(Secret::new("pw")));
         assert_eq!(
             lookup(&dir.path().join("missing"), &t("x", "u")),
             Lookup::NotFound

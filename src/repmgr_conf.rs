@@ -20,12 +20,16 @@ pub fn parse(text: &str) -> Result<HashMap<String, String>, RepmgrConfError> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
+        // Never quote the line: it may be the middle of a conninfo with a password.
         let (key, rest) = trimmed
             .split_once('=')
-            .ok_or_else(|| err(format!("expected key=value, found {:?}", shorten(trimmed))))?;
+            .ok_or_else(|| err("expected key=value, found a line without '='".into()))?;
         let key = key.trim();
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(err(format!("invalid key {:?}", shorten(key))));
+            // Not quoted either: a broken line can start with the end of a password.
+            return Err(err(
+                "invalid key before '=' (keys are letters, digits and _)".into(),
+            ));
         }
         out.insert(key.to_owned(), value(rest.trim()).map_err(err)?);
     }
@@ -56,24 +60,14 @@ fn value(rest: &str) -> Result<String, String> {
             let tail: String = chars.collect();
             let tail = tail.trim();
             if !tail.is_empty() && !tail.starts_with('#') {
-                return Err(format!(
-                    "unexpected text after the quoted value: {:?}",
-                    shorten(tail)
-                ));
+                // Not quoted: after `conninfo='... password='x''` that text is the password.
+                return Err(
+                    "unexpected text after the quoted value (a quote inside a value is doubled, '', or escaped, \\')".into(),
+                );
             }
             Ok(v)
         }
         _ => Ok(rest.split('#').next().unwrap_or("").trim().to_owned()),
-    }
-}
-
-/// Error messages quote at most a little of a line (it may hold a password).
-fn shorten(s: &str) -> String {
-    let cut: String = s.chars().take(24).collect();
-    if cut.len() < s.len() {
-        format!("{cut}…")
-    } else {
-        cut
     }
 }
 
@@ -114,8 +108,20 @@ mod tests {
     }
 
     #[test]
-    fn never_quotes_a_whole_secret() {
+    fn never_quotes_a_secret() {
         let e = parse("password_is_here_and_long_secret_value_1234567890").unwrap_err();
-        assert!(!e.to_string().contains("1234567890"), "{e}");
+        assert!(!e.to_string().contains("secret_value"), "{e}");
+        assert!(!e.to_string().contains("password_is"), "{e}");
+        // Nested quotes: the password falls outside the quoted value.
+        let e =
+            parse("conninfo='host=/tmp user=repmgr password='pw-nested-planted''\n").unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.problem.contains("after the quoted value"), "{e}");
+        assert!(!e.to_string().contains("pw-nested"), "{e}");
+        let e = parse("conninfo='user=a password=pw-short-planted\n").unwrap_err();
+        assert!(!e.to_string().contains("pw-short"), "{e}");
+        let e = parse("conninfo='user=a password='\npw-cont-planted' dbname=x\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(!e.to_string().contains("pw-cont"), "{e}");
     }
 }

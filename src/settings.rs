@@ -1,8 +1,8 @@
 //! Typed, validated settings. `load()` merges the sources (config.rs), reads
 //! repmgr.conf for `node_id`/`conninfo` when they are not set, fills the password
-//! from `.pgpass`, and reports every problem at once, one line each ("key: problem");
-//! the CLI exits 78 (EX_CONFIG) on them. No password ever appears in Debug, errors
-//! or `redacted_toml()`.
+//! from `PGPASSWORD` or `.pgpass` when the conninfo has none, and reports every
+//! problem at once, one line each ("key: problem"); the CLI exits 78 (EX_CONFIG) on
+//! them. No password ever appears in Debug, errors or `redacted_toml()`.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::config::{self, RawConfig, Source};
 use crate::conninfo::pg_config;
 pub use crate::conninfo::{PgSettings, redact_conninfo};
+use crate::secret::Secret;
 use crate::socket_access::{self, Principal};
 use crate::{pgpass, repmgr_conf};
 
@@ -94,20 +95,33 @@ pub fn load_from(
     env: impl IntoIterator<Item = (String, String)>,
     pgpass_path: Option<PathBuf>,
 ) -> Result<Settings, ConfigErrors> {
+    let mut env_password = None;
+    let env: Vec<(String, String)> = env
+        .into_iter()
+        .filter_map(|(k, v)| {
+            if k == "PGPASSWORD" {
+                // libpq ignores an empty one too.
+                env_password = Some(v).filter(|v| !v.is_empty()).map(Secret::new);
+                None
+            } else {
+                Some((k, v))
+            }
+        })
+        .collect();
     let (raw, source) = config::load_raw(path, env)
         .map_err(|e| ConfigErrors(e.lines().map(str::to_owned).collect()))?;
-    validate(&raw, source, pgpass_path)
+    validate(&raw, source, env_password.as_ref(), pgpass_path)
 }
 
-/// The same rules over a file's text and an environment, touching no .pgpass (the
-/// fuzz target; `repmgr_config` is still read when named).
+/// The same rules over a file's text and an environment, touching no .pgpass or
+/// PGPASSWORD (the fuzz target; `repmgr_config` is still read when named).
 pub fn from_text(
     toml: &str,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Settings, ConfigErrors> {
     let raw = config::from_text(Some(toml), env)
         .map_err(|e| ConfigErrors(e.lines().map(str::to_owned).collect()))?;
-    validate(&raw, Source { file: None }, None)
+    validate(&raw, Source { file: None }, None, None)
 }
 
 /// "1s", "500ms", "2m", "1h"; "0s" is allowed. Bare numbers are refused: units matter.
@@ -164,6 +178,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 fn validate(
     raw: &RawConfig,
     source: Source,
+    env_password: Option<&Secret>,
     pgpass_path: Option<PathBuf>,
 ) -> Result<Settings, ConfigErrors> {
     let mut p = Problems(Vec::new());
@@ -244,7 +259,8 @@ fn validate(
         ),
     };
     let aws = validate_aws(&mut p, &raw.aws);
-    let (node_id, pg) = node_and_conninfo(&mut p, raw, pg_timeout, pgpass_path, &mut warnings);
+    let passwords = (env_password, pgpass_path);
+    let (node_id, pg) = node_and_conninfo(&mut p, raw, pg_timeout, passwords, &mut warnings);
     if !p.0.is_empty() {
         return Err(ConfigErrors(p.0));
     }
@@ -343,7 +359,7 @@ fn node_and_conninfo(
     p: &mut Problems,
     raw: &RawConfig,
     pg_timeout: Option<Duration>,
-    pgpass_path: Option<PathBuf>,
+    (env_password, pgpass_path): (Option<&Secret>, Option<PathBuf>),
     warnings: &mut Vec<String>,
 ) -> (Option<i32>, Option<PgSettings>) {
     let needs_repmgr = raw.node_id.is_none() || raw.conninfo.is_none();
@@ -383,7 +399,12 @@ fn node_and_conninfo(
         ),
         None => None,
     };
-    let conninfo = match raw.conninfo.clone().or_else(|| from_repmgr("conninfo")) {
+    let conninfo = match raw
+        .conninfo
+        .as_ref()
+        .map(|c| c.expose().to_owned())
+        .or_else(|| from_repmgr("conninfo"))
+    {
         Some(c) => Some(c),
         None if repmgr.is_some() => p.take(
             "conninfo",
@@ -394,8 +415,12 @@ fn node_and_conninfo(
         ),
         None => None,
     };
-    let pg =
-        conninfo.and_then(|c| p.take("conninfo", pg_config(&c, pg_timeout, pgpass_path, warnings)));
+    let pg = conninfo.and_then(|c| {
+        p.take(
+            "conninfo",
+            pg_config(&c, pg_timeout, env_password, pgpass_path, warnings),
+        )
+    });
     (node_id, pg)
 }
 

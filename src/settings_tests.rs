@@ -22,12 +22,15 @@ impl Fixture {
     }
     /// A config file with the required keys plus `extra`.
     fn config(&self, extra: &str) -> PathBuf {
+        self.config_named("vip-arbiter.toml", extra)
+    }
+    fn config_named(&self, name: &str, extra: &str) -> PathBuf {
         let repmgr = self.write(
             "repmgr.conf",
             "node_id=2\nnode_name='node2'\nconninfo='host=/tmp/sock port=5433 user=repmgr dbname=repmgr'\n",
         );
         self.write(
-            "vip-arbiter.toml",
+            name,
             &format!(
                 "vip = \"10.77.0.100\"\ninterface = \"ens5\"\nrepmgr_config = {:?}\n{extra}",
                 repmgr.display().to_string()
@@ -377,4 +380,244 @@ fn env_values_stay_text_but_convert_where_a_key_needs_it() {
     assert_eq!(s.prefix_len, Some(24));
     assert!(s.aws.enabled);
     assert_eq!(s.aws.fence_command.as_deref(), Some("[ -x /x ] && /x"));
+}
+
+/// Every piece a planted password could show up as: the whole, and its halves (a
+/// value split at a space or cut by a parser).
+fn pieces(secret: &str) -> Vec<&str> {
+    let mut v = vec![secret];
+    v.extend(secret.split([' ', '\\']).filter(|p| p.len() >= 5));
+    v
+}
+
+fn assert_no_secret(secret: &str, what: &str, text: &str) {
+    for p in pieces(secret) {
+        assert!(!text.contains(p), "{what} shows {p:?}:\n{text}");
+    }
+}
+
+/// Everything a load can show: errors, or Debug (also of the raw config),
+/// `check-config`'s text and the warnings.
+fn shown(r: &Result<Settings, ConfigErrors>) -> String {
+    match r {
+        Ok(s) => format!(
+            "{s:?}\n{s:#?}\n{}\n{}\n{:?}",
+            s.redacted_toml(),
+            s.warnings.join("\n"),
+            s.pg
+        ),
+        Err(e) => format!("{e}\n{e:?}"),
+    }
+}
+
+#[test]
+fn no_planted_password_in_any_error_or_debug_output() {
+    const PW: &str = "Ag7-planted-pw";
+    let f = Fixture::new();
+    // (config file lines, whether it must load)
+    let cases: Vec<(String, bool)> = vec![
+        (
+            format!("conninfo = \"host=/tmp user=a password={PW}\"\n"),
+            true,
+        ),
+        (
+            format!("conninfo = \"host=/tmp user=a password = '{PW} x'\"\n"),
+            true,
+        ),
+        // A backslash-escaped space keeps one value (tokio-postgres's grammar).
+        (
+            format!("conninfo = 'host=/tmp user=a password={PW}\\ tail-of-pw'\n"),
+            true,
+        ),
+        (
+            format!("conninfo = \"postgres://a:{PW}@localhost/db\"\n"),
+            true,
+        ),
+        (
+            format!("conninfo = \"postgresql://a:{PW}/x@localhost/db\"\n"),
+            true,
+        ),
+        (
+            format!("conninfo = \"postgres://a@localhost/db?pass%77ord={PW}&connect_timeout=1\"\n"),
+            true,
+        ),
+        // Broken conninfos: the error never quotes them.
+        (
+            format!("conninfo = \"user=a password={PW} sslmode=require\"\n"),
+            false,
+        ),
+        (
+            format!("conninfo = \"user=a password=first {PW}=x\"\n"),
+            false,
+        ),
+        (
+            format!("conninfo = \"user=a password=first {PW} host=x\"\n"),
+            false,
+        ),
+        (format!("conninfo = \"user=a password='{PW}\"\n"), false),
+        (format!("conninfo = \"user=a password {PW}\"\n"), false),
+        (
+            format!("conninfo = \"postgres://a:{PW}@host:99999/db\"\n"),
+            false,
+        ),
+        (
+            format!("conninfo = \"postgres://a:{PW}@localhost/db?{PW}\"\n"),
+            false,
+        ),
+        // TOML syntax errors on the conninfo line: toml's own message quotes the line.
+        (format!("conninfo = \"user=a password={PW}\n"), false),
+        (format!("conninfo = \"user=a password=\"{PW}\"\"\n"), false),
+        (format!("conninfo = user=a password={PW}\n"), false),
+        // A password under a key of another type: figment would quote the value.
+        (format!("node_id = \"{PW}\"\n"), false),
+        (format!("prefix_len = \"{PW}\"\n"), false),
+        (format!("[aws]\nenabled = \"{PW}\"\n"), false),
+    ];
+    for (extra, loads) in &cases {
+        let r = f.load(&f.config(extra), &[]);
+        assert_eq!(r.is_ok(), *loads, "{extra:?}: {}", shown(&r));
+        let text = shown(&r);
+        assert!(!text.trim().is_empty());
+        assert_no_secret(PW, extra, &text);
+        if let Ok(s) = &r {
+            assert!(
+                s.pg.config
+                    .get_password()
+                    .is_some_and(|p| String::from_utf8_lossy(p).contains(PW)),
+                "{extra:?}: the driver gets the password"
+            );
+            assert!(s.pg.conninfo_redacted.contains("********"), "{text}");
+        }
+    }
+    // The raw layer's Debug too (a panic in an `expect` would print it).
+    let path = f.config(&format!("conninfo = \"user=a password={PW}\"\n"));
+    let (raw, _) = crate::config::load_raw(Some(&path), Vec::new()).expect("raw");
+    assert_no_secret(PW, "RawConfig Debug", &format!("{raw:?} {raw:#?}"));
+    // The messages still say where and what.
+    let errs = errors(f.load(
+        &f.config(&format!("conninfo = \"user=a password={PW}\n")),
+        &[],
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("TOML syntax error at line 4, column")),
+        "{errs:?}"
+    );
+    let errs = errors(f.load(
+        &f.config(&format!("conninfo = \"user=a password=first {PW}=x\"\n")),
+        &[],
+    ));
+    assert!(
+        errs.iter().any(|e| e.contains("an unknown option")),
+        "{errs:?}"
+    );
+    let errs = errors(f.load(&f.config("conninfo = \"user=a passfile=/x\"\n"), &[]));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("option `passfile` is not supported")),
+        "{errs:?}"
+    );
+    let errs = errors(f.load(&f.config(&format!("node_id = \"{PW}\"\n")), &[]));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("node_id: invalid type: found a string, expected i64")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn repmgr_conf_errors_never_quote_its_lines() {
+    const PW: &str = "Bq3-planted-pw";
+    let f = Fixture::new();
+    for repmgr in [
+        format!("node_id=2\nconninfo='host=/tmp user=repmgr password='{PW}''\n"),
+        format!("node_id=2\nconninfo='host=/tmp user=repmgr password='\n{PW}' x=1\n"),
+        format!("node_id=2\n{PW}\n"),
+        format!("node_id=2\nconninfo='user=repmgr password={PW}\n"),
+    ] {
+        let rc = f.write("broken-repmgr.conf", &repmgr);
+        let path = f.write(
+            "uses-broken.toml",
+            &format!(
+                "vip = \"10.77.0.100\"\ninterface = \"ens5\"\nrepmgr_config = {:?}\n",
+                rc.display().to_string()
+            ),
+        );
+        let errs = errors(f.load(&path, &[]));
+        assert!(
+            errs.iter().any(|e| e.starts_with("repmgr_config: ")),
+            "{errs:?}"
+        );
+        assert_no_secret(PW, &repmgr, &errs.join("\n"));
+    }
+}
+
+#[test]
+fn password_sources_in_libpq_order_and_none_shown() {
+    const PW_CONNINFO: &str = "Cc1-conninfo-planted";
+    const PW_ENV: &str = "Dd2-pgpassword-planted";
+    const PW_FILE: &str = "Ee3-pgpass-planted";
+    let f = Fixture::new();
+    f.write("pgpass", &format!("*:*:*:*:{PW_FILE}\n"));
+    let base = f.config("");
+    let with_pw = f.config_named("with-pw.toml", &format!(
+        "conninfo = \"host=/tmp/sock port=5433 user=repmgr dbname=repmgr password={PW_CONNINFO}\"\n"
+    ));
+    let cases = [
+        (&with_pw, vec![("PGPASSWORD", PW_ENV)], PW_CONNINFO),
+        (&base, vec![("PGPASSWORD", PW_ENV)], PW_ENV),
+        (&base, vec![("PGPASSWORD", "")], PW_FILE),
+        (&base, vec![], PW_FILE),
+    ];
+    for (path, env, want) in cases {
+        let r = f.load(path, &env);
+        let s = r.as_ref().expect("loads");
+        assert_eq!(s.pg.config.get_password(), Some(want.as_bytes()), "{env:?}");
+        let text = shown(&r);
+        for pw in [PW_CONNINFO, PW_ENV, PW_FILE] {
+            assert_no_secret(pw, "settings", &text);
+        }
+    }
+    // The conninfo from the environment, password and all.
+    let r = f.load(
+        &base,
+        &[(
+            "VIP_ARBITER_CONNINFO",
+            &format!("host=/tmp user=repmgr password={PW_CONNINFO}"),
+        )],
+    );
+    assert_eq!(
+        r.as_ref().expect("loads").pg.config.get_password(),
+        Some(PW_CONNINFO.as_bytes())
+    );
+    assert_no_secret(PW_CONNINFO, "env conninfo", &shown(&r));
+}
+
+#[test]
+fn redaction_follows_the_driver_grammar() {
+    for (conninfo, want) in [
+        (
+            "host=/tmp user=a password=x\\ y dbname=d",
+            "host=/tmp user=a password=******** dbname=d",
+        ),
+        (
+            "user=a password = 'x y' dbname=d",
+            "user=a password=******** dbname=d",
+        ),
+        (
+            "user=a password='a\\' b' dbname=d",
+            "user=a password=******** dbname=d",
+        ),
+        (
+            "postgres://u:p/w@h/db?password=x&a=1",
+            "postgres://u:********@h/db?password=********&a=1",
+        ),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        (
+            "postgres://u@h/db?pass%77ord=x",
+            "postgres://u@h/db?pass%77ord=********",
+        ),
+    ] {
+        assert_eq!(redact_conninfo(conninfo), want, "{conninfo}");
+    }
 }
