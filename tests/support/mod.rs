@@ -7,4 +7,6 @@ pub mod netns;
 pub mod pg_cluster;
 pub mod repmgrd_bed;
 pub mod sampler;
+pub mod soak;
+pub mod soak_report;
 pub mod testbed;

@@ -66,6 +66,7 @@ pub struct SampledNode {
 pub struct Sampler {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Vec<Sample>>>,
+    started: Instant,
 }
 
 impl Sampler {
@@ -80,8 +81,9 @@ impl Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let vip = vip.to_owned();
+        let started = Instant::now();
         let thread = std::thread::spawn(move || {
-            let start = Instant::now();
+            let start = started;
             let mut samples = Vec::new();
             let mut next = start;
             while !flag.load(Ordering::SeqCst) && start.elapsed() < max {
@@ -106,7 +108,13 @@ impl Sampler {
         Sampler {
             stop,
             thread: Some(thread),
+            started,
         }
+    }
+
+    /// The instant sample times (`Sample::t`) are measured from.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// Stop and return the record (also after the sampler stopped by itself).

@@ -459,6 +459,14 @@ impl Arbiter {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The exit status if the daemon has exited (reaped here), None while it runs or
+    /// when it was never started.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// The health JSON, or None if the daemon does not answer.
     pub fn health(&self) -> Option<Value> {
         let out = Command::new("curl")
