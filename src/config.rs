@@ -135,17 +135,33 @@ pub fn from_text(
         e.into_iter()
             .map(|one| {
                 let key = one.path.join(".");
-                // One line per problem, whatever the input held.
-                let what = describe_kind(&one.kind).replace(['\n', '\r'], " ");
-                if key.is_empty() {
+                let what = describe_kind(&one.kind);
+                one_line(if key.is_empty() {
                     what
                 } else {
                     format!("{key}: {what}")
-                }
+                })
             })
             .collect::<Vec<_>>()
             .join("\n")
     })
+}
+
+/// One line per problem, whatever the input held: control characters (a key may
+/// hold a CR, from a quoted TOML key or an environment variable's name) are escaped.
+fn one_line(line: String) -> String {
+    if !line.chars().any(char::is_control) {
+        return line;
+    }
+    line.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// A TOML syntax error as "line L, column C: what", never quoting the file: the
