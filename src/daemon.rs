@@ -137,7 +137,10 @@ fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<&'static str> {
     if old.node_id != new.node_id {
         keys.push("node_id");
     }
-    if old.pg.conninfo_redacted != new.pg.conninfo_redacted {
+    // The masked text hides a changed password: compare what the driver would use.
+    if old.pg.conninfo_redacted != new.pg.conninfo_redacted
+        || old.pg.config.get_password() != new.pg.config.get_password()
+    {
         keys.push("conninfo");
     }
     if old.socket != new.socket {
@@ -317,4 +320,29 @@ pub async fn plan_once(s: &Settings) -> Result<String, StartupError> {
 pub async fn online_check(s: &Settings) -> Result<(bool, Vec<String>), StartupError> {
     let kernel = Netlink::connect(&s.interface, s.vip)?;
     Ok(crate::cloud_setup::self_test(s, &kernel, Arc::new(Metrics::default())).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &str) -> Settings {
+        let text = format!("vip = \"10.0.1.100\"\ninterface = \"ens5\"\nnode_id = 1\n{extra}");
+        settings::from_text(&text, Vec::new()).expect("a valid config")
+    }
+
+    #[test]
+    fn a_changed_password_or_socket_access_is_reported_as_needing_a_restart() {
+        let a = settings("conninfo = \"user=repmgr password=one\"\n");
+        let b = settings("conninfo = \"user=repmgr password=two\"\n");
+        assert_eq!(restart_only_changes(&a, &b), ["conninfo"]);
+        assert!(restart_only_changes(&a, &a).is_empty());
+        let c = settings(
+            "conninfo = \"user=repmgr password=one\"\nkick_allow = [\"root\"]\nsocket_group = \"0\"\nsocket_mode = \"0600\"\n",
+        );
+        assert_eq!(
+            restart_only_changes(&a, &c),
+            ["socket_mode", "socket_group", "kick_allow"]
+        );
+    }
 }
