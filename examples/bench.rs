@@ -140,14 +140,7 @@ fn convergence(mode: &str, promotions: usize) -> Value {
 
 /// (VmHWM kB, VmRSS kB, threads, utime+stime seconds, open fds) of a process.
 fn proc_figures(pid: u32) -> Value {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |k: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-    };
+    let field = support::testbed::proc_status(pid);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();

@@ -209,6 +209,28 @@ struct PassInput {
     jitter: u32,
 }
 
+type PassParts = (
+    Duration,
+    Option<PgView>,
+    Option<KernelView>,
+    CloudStep,
+    u8,
+    u32,
+);
+
+impl PassInput {
+    fn from_parts((dt, pg, kernel, cloud, fail, jitter): PassParts) -> Self {
+        PassInput {
+            dt,
+            pg,
+            kernel,
+            cloud,
+            fail,
+            jitter,
+        }
+    }
+}
+
 fn pass_input(cloud: impl Strategy<Value = CloudStep>) -> impl Strategy<Value = PassInput> {
     (
         dt(),
@@ -218,14 +240,7 @@ fn pass_input(cloud: impl Strategy<Value = CloudStep>) -> impl Strategy<Value = 
         prop_oneof![6 => Just(0u8), 1 => any::<u8>()],
         any::<u32>(),
     )
-        .prop_map(|(dt, pg, kernel, cloud, fail, jitter)| PassInput {
-            dt,
-            pg,
-            kernel,
-            cloud,
-            fail,
-            jitter,
-        })
+        .prop_map(PassInput::from_parts)
 }
 
 #[derive(Debug, Clone)]
@@ -276,14 +291,7 @@ fn quiet_case() -> impl Strategy<Value = Case> {
         prop_oneof![12 => Just(0u8), 1 => any::<u8>()],
         any::<u32>(),
     )
-        .prop_map(|(dt, pg, kernel, cloud, fail, jitter)| PassInput {
-            dt,
-            pg,
-            kernel,
-            cloud,
-            fail,
-            jitter,
-        });
+        .prop_map(PassInput::from_parts);
     (
         policy(prop::bool::weighted(0.75)),
         pg_view(),

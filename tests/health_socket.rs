@@ -473,30 +473,19 @@ fn curl_round_trip() {
     let s = rt.block_on(server());
     s.source.converged.store(true, Ordering::SeqCst);
     let path = s.path.clone();
+    let (uid, gid) = (
+        nix::unistd::Uid::effective().as_raw(),
+        nix::unistd::Gid::effective().as_raw(),
+    );
     let out = rt.block_on(async move {
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new("curl")
-                .args([
-                    "-s",
-                    "-w",
-                    "\n%{http_code}",
-                    "--max-time",
-                    "5",
-                    "--unix-socket",
-                ])
-                .arg(&path)
-                .arg("http://localhost/health")
-                .output()
-                .expect("curl")
-        })
-        .await
-        .expect("join")
+        tokio::task::spawn_blocking(move || curl_as(uid, gid, "GET", &path, "/health"))
+            .await
+            .expect("join")
     });
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text, "{\"converged\":true}\n200", "{text}");
+    assert_eq!(out, (0, "{\"converged\":true}\n200".into()));
 }
 
-/// curl run as another user: (curl's exit code, body, HTTP status).
+/// curl run as the given user: (curl's exit code, body + "\n" + HTTP status).
 fn curl_as(uid: u32, gid: u32, method: &str, sock: &Path, path: &str) -> (i32, String) {
     use std::os::unix::process::CommandExt;
     let out = std::process::Command::new("curl")

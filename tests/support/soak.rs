@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::repmgrd_bed::{ArbiterConf, BedOptions, Ec2, KICK_ARBITER, RepmgrdBed, VIP};
 use super::sampler::{Role, Sample};
-use super::testbed::{Arbiter, kernel_has, wait_until};
+use super::testbed::{Arbiter, kernel_has, proc_status, wait_until};
 
 /// From the end of the cluster operation: the VIP on exactly the new primary at EC2 and
 /// in its kernel, gone from the other kernel.
@@ -92,14 +92,7 @@ pub struct Mem {
 
 impl Mem {
     pub fn of(pid: u32) -> Mem {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let field = |k: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(k))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        };
+        let field = proc_status(pid);
         Mem {
             rss_kib: field("VmRSS:"),
             hwm_kib: field("VmHWM:"),

@@ -385,6 +385,19 @@ pub fn arbiter_bin() -> String {
         .unwrap_or_else(|| format!("{}/target/debug/vip-arbiter", env!("CARGO_MANIFEST_DIR")))
 }
 
+/// A reader of one process's numeric /proc/<pid>/status fields ("VmRSS:" → kB), read
+/// once when made.
+pub fn proc_status(pid: u32) -> impl Fn(&str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    move |key| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    }
+}
+
 /// The Python that has moto (VA_TEST_PYTHON, else python3).
 pub fn python() -> String {
     std::env::var("VA_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
