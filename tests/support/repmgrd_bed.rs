@@ -466,7 +466,7 @@ impl RepmgrdBed {
     ) -> Arbiter {
         let mut cfg = format!(
             "vip = \"{VIP}\"\ninterface = \"ens5\"\nprefix_len = 32\nrepmgr_config = {:?}\n\
-             interval = \"{}\"\npg_unknown_hold = \"{}\"\nlog_level = \"debug\"\nsocket_mode = \"0666\"\n{}\n",
+             interval = \"{}\"\npg_unknown_hold = \"{}\"\nlog_level = \"debug\"\nsocket_mode = \"0666\"\n# repmgr runs the kick as postgres; the test daemon runs as root.\nkick_allow = [\"postgres\"]\n{}\n",
             self.node(id).repmgr_conf().display().to_string(),
             c.interval,
             c.pg_unknown_hold,
