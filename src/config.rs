@@ -109,19 +109,30 @@ pub fn load_raw(
         }
         None => None,
     };
-    let raw = from_text(text.as_deref(), env)?;
+    let raw = merge(text.as_deref(), env)?;
     Ok((raw, Source { file }))
 }
 
-/// The merge itself, over the file's text (`None`: no file). One line per problem.
+/// The merge over a file's text (`None`: no file), as `load_raw` does it once the
+/// file is read. One line per problem.
 pub fn from_text(
+    toml: Option<&str>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<RawConfig, String> {
+    if let Some(text) = toml {
+        check_toml(text)?;
+    }
+    merge(toml, env)
+}
+
+/// The merge itself, over text that passed `check_toml` (our own syntax check comes
+/// first because figment's error would quote the offending line).
+fn merge(
     toml: Option<&str>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<RawConfig, String> {
     let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
     if let Some(text) = toml {
-        // Our own syntax check first: figment's error would quote the offending line.
-        check_toml(text)?;
         fig = fig.merge(Toml::string(text));
     }
     for (name, value) in env {

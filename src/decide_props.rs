@@ -263,12 +263,17 @@ fn known_kernel() -> impl Strategy<Value = KernelView> {
 }
 
 fn case() -> impl Strategy<Value = Case> {
+    case_of(pass_input(cloud_step()))
+}
+
+/// A policy, a starting world, and 1..=MAX_PASSES passes drawn from `pass`.
+fn case_of(pass: impl Strategy<Value = PassInput>) -> impl Strategy<Value = Case> {
     (
         policy(prop::bool::weighted(0.75)),
         pg_view(),
         known_kernel(),
         holder(),
-        vec(pass_input(cloud_step()), 1..=MAX_PASSES),
+        vec(pass, 1..=MAX_PASSES),
     )
         .prop_map(|(policy, pg, kernel, cloud, passes)| Case {
             policy,
@@ -292,20 +297,7 @@ fn quiet_case() -> impl Strategy<Value = Case> {
         any::<u32>(),
     )
         .prop_map(PassInput::from_parts);
-    (
-        policy(prop::bool::weighted(0.75)),
-        pg_view(),
-        known_kernel(),
-        holder(),
-        vec(quiet, 1..=MAX_PASSES),
-    )
-        .prop_map(|(policy, pg, kernel, cloud, passes)| Case {
-            policy,
-            pg,
-            kernel,
-            cloud,
-            passes,
-        })
+    case_of(quiet)
 }
 
 /// Anything for a while (we may legitimately hold the VIP and settle "me"), then

@@ -256,7 +256,7 @@ pub fn answer(
 }
 
 /// The response to a parsed request from a peer with uid `peer_uid` (`None`: unknown).
-pub fn route(
+fn route(
     req: &Parsed,
     source: &dyn HealthSource,
     kick_allow: &KickAllow,

@@ -64,6 +64,11 @@ pub struct ConfigErrors(pub Vec<String>);
 
 impl ConfigErrors {
     pub const EXIT_CODE: i32 = 78;
+
+    /// From the config loader's text, one problem a line.
+    fn from_lines(text: String) -> Self {
+        ConfigErrors(text.lines().map(str::to_owned).collect())
+    }
 }
 
 impl fmt::Display for ConfigErrors {
@@ -108,8 +113,7 @@ pub fn load_from(
             }
         })
         .collect();
-    let (raw, source) = config::load_raw(path, env)
-        .map_err(|e| ConfigErrors(e.lines().map(str::to_owned).collect()))?;
+    let (raw, source) = config::load_raw(path, env).map_err(ConfigErrors::from_lines)?;
     validate(&raw, source, env_password.as_ref(), pgpass_path)
 }
 
@@ -119,8 +123,7 @@ pub fn from_text(
     toml: &str,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Settings, ConfigErrors> {
-    let raw = config::from_text(Some(toml), env)
-        .map_err(|e| ConfigErrors(e.lines().map(str::to_owned).collect()))?;
+    let raw = config::from_text(Some(toml), env).map_err(ConfigErrors::from_lines)?;
     validate(&raw, Source { file: None }, None, None)
 }
 
