@@ -113,7 +113,31 @@ pub struct Memory {
     pub pg_hold_released: bool,
     /// An ongoing stale-primary incident: the holder we yield to (fence ran once).
     pub stale_holder: Option<String>,
+    /// When this node was first seen out of recovery while repmgr still named it a
+    /// standby: a promotion whose metadata has not caught up yet.
+    pub promotion_seen_at: Option<Tick>,
     pub cloud: CloudMemory,
+}
+
+/// After `repmgr standby promote` the server leaves recovery about one
+/// `promote_check_interval` (1 s at least) before repmgr records it as primary; only
+/// then is the node eligible. For this long after first seeing that state a pass looks
+/// again after `FOLLOW_INTERVAL` rather than the configured interval, so the takeover
+/// starts within a fraction of a second of repmgr's write, kick or no kick. Bounded:
+/// a node left in that state (repmgr never catches up) goes back to the normal pace.
+pub const PROMOTION_FOLLOW: Duration = Duration::from_secs(10);
+/// The pace while following a promotion (the fastest interval the config allows).
+pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Out of recovery while this node's `repmgr.nodes` still calls it a standby.
+fn promotion_pending(pg: &PgView) -> bool {
+    matches!(
+        pg,
+        PgView::Known {
+            role: PgRole::Primary { .. },
+            repmgr: RepmgrSays::SelfNotPrimary,
+        }
+    )
 }
 
 /// Should this pass call DescribeNetworkInterfaces? Keeps a standby at zero calls and
@@ -207,6 +231,14 @@ pub fn decide(obs: &Observation, mem: &Memory, policy: &Policy, jitter: u32) -> 
             _ => {}
         }
     }
+    next.promotion_seen_at = if promotion_pending(&obs.pg) {
+        Some(mem.promotion_seen_at.unwrap_or(obs.now))
+    } else {
+        None
+    };
+    let look_again_soon = next
+        .promotion_seen_at
+        .is_some_and(|since| obs.now.saturating_sub(since) < PROMOTION_FOLLOW);
     let mut steps = steps;
     if let Verdict::StalePrimary { holder, .. } = &verdict {
         let new_incident = mem.stale_holder.as_ref() != Some(holder);
@@ -221,6 +253,7 @@ pub fn decide(obs: &Observation, mem: &Memory, policy: &Policy, jitter: u32) -> 
             steps,
             verdict,
             events,
+            look_again_soon,
         },
         next,
     )

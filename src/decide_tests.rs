@@ -539,6 +539,80 @@ fn settle_after_takeover_and_after_failure() {
     assert_eq!(m.cloud.retry_at, Some(S(9)));
 }
 
+#[test]
+fn follow_a_promotion_repmgr_has_not_recorded_yet() {
+    let pending = PgView::Known {
+        role: PgRole::Primary { timeline: 3 },
+        repmgr: RepmgrSays::SelfNotPrimary,
+    };
+    for policy in [kernel_only(), with_cloud()] {
+        // Out of recovery, repmgr still says standby: not eligible, nothing to do, but
+        // look again soon, for PROMOTION_FOLLOW from the first such pass.
+        let (p0, m0) = run(
+            &obs(
+                100,
+                pending.clone(),
+                KernelView::Absent,
+                CloudView::NotChecked,
+            ),
+            &Memory::default(),
+            &policy,
+        );
+        assert!(p0.steps.is_empty() && p0.look_again_soon, "{p0:?}");
+        assert!(matches!(p0.verdict, Verdict::Standby { .. }));
+        let late = 100 + PROMOTION_FOLLOW.as_secs();
+        let (p1, m1) = run(
+            &obs(
+                late - 1,
+                pending.clone(),
+                KernelView::Absent,
+                CloudView::NotChecked,
+            ),
+            &m0,
+            &policy,
+        );
+        assert!(p1.look_again_soon, "still within the follow window");
+        // repmgr never caught up: back to the configured pace.
+        let (p2, m2) = run(
+            &obs(
+                late,
+                pending.clone(),
+                KernelView::Absent,
+                CloudView::NotChecked,
+            ),
+            &m1,
+            &policy,
+        );
+        assert!(!p2.look_again_soon && p2.steps.is_empty());
+        assert_eq!(m2.promotion_seen_at, Some(S(100)));
+        // repmgr recorded the promotion: eligible, acts, and the follow-up ends.
+        let (p3, m3) = run(
+            &obs(late + 1, primary(3), KernelView::Absent, CloudView::Nobody),
+            &m1,
+            &policy,
+        );
+        assert!(!p3.look_again_soon && !p3.steps.is_empty(), "{p3:?}");
+        assert_eq!(m3.promotion_seen_at, None);
+    }
+    // Every other state keeps the configured pace: a standby, an unknown PostgreSQL,
+    // a primary repmgr names (stale or not), an unregistered one.
+    for pg in all_pg() {
+        let pending_like = matches!(
+            pg,
+            PgView::Known {
+                role: PgRole::Primary { .. },
+                repmgr: RepmgrSays::SelfNotPrimary
+            }
+        );
+        let (p, _) = run(
+            &obs(5, pg.clone(), PRESENT, CloudView::NotChecked),
+            &Memory::default(),
+            &with_cloud(),
+        );
+        assert_eq!(p.look_again_soon, pending_like, "{pg:?}");
+    }
+}
+
 // ---- exhaustive sweep -------------------------------------------------------
 
 fn all_pg() -> Vec<PgView> {

@@ -194,4 +194,8 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub verdict: Verdict,
     pub events: Vec<Event>,
+    /// Look again after `FOLLOW_INTERVAL` instead of the configured interval: this node
+    /// has left recovery and repmgr has not yet recorded it as primary (see
+    /// `decide::PROMOTION_FOLLOW`). Only when to look, never what to do.
+    pub look_again_soon: bool,
 }

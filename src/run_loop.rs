@@ -1,5 +1,6 @@
-//! The forever loop: a pass every `interval` (sooner when kicked), health and
-//! sd_notify after each pass, SIGHUP reload, graceful then forced shutdown.
+//! The forever loop: a pass every `interval` (sooner when kicked, or while following a
+//! promotion repmgr has not recorded yet), health and sd_notify after each pass,
+//! SIGHUP reload, graceful then forced shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::act::{CloudActuator, Fencer, KernelActuator};
-use crate::decide::{Memory, Policy};
+use crate::decide::{FOLLOW_INTERVAL, Memory, Policy};
 use crate::health::{HealthState, Identity, snapshot};
 use crate::observation::{CloudView, KernelView, PgView};
 use crate::observe::{CloudSource, KernelSource, PgSource};
@@ -117,7 +118,14 @@ pub async fn run<P, K, C, F, R>(
         if ctl.shutdown.is_shutting_down() {
             break;
         }
-        trigger = match wait_next(&mut ctl, pass_start + cfg.interval).await {
+        // A promotion repmgr has not recorded yet: look again soon (decide::PROMOTION_FOLLOW).
+        let pace = if report.plan.look_again_soon {
+            cfg.interval.min(FOLLOW_INTERVAL)
+        } else {
+            cfg.interval
+        };
+        trigger = match wait_next(&mut ctl, pass_start + pace).await {
+            Wake::Timer if report.plan.look_again_soon => "promotion-follow",
             Wake::Timer => "timer",
             Wake::Kick => "kick",
             Wake::Stop => break,

@@ -14,6 +14,7 @@ use support::fakes::{self, Fake};
 use vip_arbiter::decide::Policy;
 use vip_arbiter::health::{HealthState, Identity};
 use vip_arbiter::metrics::Metrics;
+use vip_arbiter::observation::{PgRole, PgView, RepmgrSays};
 use vip_arbiter::reconcile::{Limits, World};
 use vip_arbiter::run_loop::{self, Control, LoopConfig, Reload};
 use vip_arbiter::shutdown::Shutdown;
@@ -171,6 +172,47 @@ fn interval_drives_passes_without_kicks() {
             );
         },
     ));
+}
+
+#[test]
+fn a_promotion_repmgr_has_not_recorded_is_followed_closely_then_the_pace_returns() {
+    let h = rt().block_on(with_loop(
+        cfg(Duration::from_secs(3600), false),
+        no_reload(),
+        |h| async move {
+            // A standby at a 1 h interval: the startup pass, then nothing.
+            h.state.lock().expect("lock").pg = Some(fakes::standby());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(passes(&h), 1, "startup pass only");
+            // Promoted: out of recovery, repmgr still says standby. A kick makes the
+            // loop see it; from then on it looks every FOLLOW_INTERVAL (100 ms).
+            h.state.lock().expect("lock").pg = Some(PgView::Known {
+                role: PgRole::Primary { timeline: 2 },
+                repmgr: RepmgrSays::SelfNotPrimary,
+            });
+            vip_arbiter::health_socket::HealthSource::kick(h.health.as_ref());
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            let following = passes(&h);
+            assert!(
+                following >= 5,
+                "passes about every 100 ms while the promotion is pending: {following}"
+            );
+            assert_eq!(h.state.lock().expect("lock").kernel, None, "nothing added");
+            // repmgr records it: the next follow-up pass takes the VIP, then the 1 h
+            // interval is back.
+            h.state.lock().expect("lock").pg = Some(fakes::primary(2));
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let after = passes(&h);
+            assert_eq!(h.state.lock().expect("lock").kernel, Some(32), "VIP added");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(passes(&h), after, "no passes at the 1 h pace");
+            // The pass that added the VIP said `acquiring`; the next one holds.
+            vip_arbiter::health_socket::HealthSource::kick(h.health.as_ref());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        },
+    ));
+    let snap = h.health.current().expect("snapshot");
+    assert_eq!(snap.verdict_kind, "holding");
 }
 
 #[test]
