@@ -67,6 +67,11 @@ fn passes(h: &Harness) -> u64 {
     h.health.current().map_or(0, |s| s.pass_count)
 }
 
+/// What `POST /kick` does.
+fn kick(h: &Harness) {
+    vip_arbiter::health_socket::HealthSource::kick(h.health.as_ref());
+}
+
 /// Run the loop until `script` returns, then stop it and wait for it to finish.
 async fn with_loop<F, Fut>(config: LoopConfig, reload: ScriptedReload, script: F) -> Harness
 where
@@ -144,11 +149,11 @@ fn kick_burst_is_one_pass() {
             tokio::time::sleep(Duration::from_millis(100)).await;
             assert_eq!(passes(&h), 1, "startup pass only");
             for _ in 0..50 {
-                vip_arbiter::health_socket::HealthSource::kick(h.health.as_ref());
+                kick(&h);
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
             assert_eq!(passes(&h), 2, "50 kicks in a burst make one pass");
-            vip_arbiter::health_socket::HealthSource::kick(h.health.as_ref());
+            kick(&h);
             tokio::time::sleep(Duration::from_millis(300)).await;
             assert_eq!(passes(&h), 3, "a later kick makes another");
         },
@@ -190,7 +195,7 @@ fn a_promotion_repmgr_has_not_recorded_is_followed_closely_then_the_pace_returns
                 role: PgRole::Primary { timeline: 2 },
                 repmgr: RepmgrSays::SelfNotPrimary,
             });
-            vip_arbiter::health_socket::HealthSource::kick(h.health.as_ref());
+            kick(&h);
             tokio::time::sleep(Duration::from_millis(1000)).await;
             let following = passes(&h);
             assert!(
@@ -207,7 +212,7 @@ fn a_promotion_repmgr_has_not_recorded_is_followed_closely_then_the_pace_returns
             tokio::time::sleep(Duration::from_millis(500)).await;
             assert_eq!(passes(&h), after, "no passes at the 1 h pace");
             // The pass that added the VIP said `acquiring`; the next one holds.
-            vip_arbiter::health_socket::HealthSource::kick(h.health.as_ref());
+            kick(&h);
             tokio::time::sleep(Duration::from_millis(100)).await;
         },
     ));
