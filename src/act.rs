@@ -45,6 +45,8 @@ pub trait KernelActuator {
 pub trait CloudActuator {
     fn write_claim(&self, claim: Claim) -> impl Future<Output = Result<(), StepError>> + Send;
     fn assign(&self) -> impl Future<Output = Result<(), StepError>> + Send;
+    /// UnassignPrivateIpAddresses from our own ENI.
+    fn release(&self) -> impl Future<Output = Result<(), StepError>> + Send;
     /// Describe again; an error unless our ENI now holds the VIP.
     fn verify(&self) -> impl Future<Output = Result<(), StepError>> + Send;
 }
@@ -116,6 +118,7 @@ async fn run_step<K: KernelActuator, C: CloudActuator, F: Fencer>(
         Step::RemoveKernel => kernel.remove().await,
         Step::WriteClaim(c) => changed(cloud.write_claim(*c).await),
         Step::AssignCloud => changed(cloud.assign().await),
+        Step::ReleaseCloud => changed(cloud.release().await),
         Step::VerifyCloud => cloud.verify().await.map(|()| Applied::AlreadyDone),
         Step::Fence { holder } => changed(fencer.fence(holder).await),
     }

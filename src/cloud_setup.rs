@@ -169,6 +169,7 @@ pub async fn checks(ec2: &Ec2, p: &Placement, vip: Ipv4Addr, node_id: i32) -> (b
     let (good, line) = allowed(
         ec2.tag(
             Claim {
+                system_id: None,
                 timeline: 1,
                 node_id,
             },

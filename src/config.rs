@@ -47,6 +47,8 @@ pub struct RawAws {
     pub subnet_id: Option<String>,
     pub verify_interval: String,
     pub cloud_unknown_hold: String,
+    pub consistency_bound: String,
+    pub state_file: String,
     pub fence_command: Option<String>,
 }
 
@@ -75,6 +77,8 @@ impl Default for RawConfig {
                 subnet_id: None,
                 verify_interval: "30s".into(),
                 cloud_unknown_hold: "300s".into(),
+                consistency_bound: "60s".into(),
+                state_file: "/var/lib/vip-arbiter/fence.json".into(),
                 fence_command: None,
             },
         }

@@ -60,6 +60,7 @@ pub fn loop_config(s: &Settings, prefix_len: u8) -> LoopConfig {
             cloud: s.aws.enabled.then(|| CloudPolicy {
                 verify_interval: s.aws.verify_interval,
                 cloud_unknown_hold: s.aws.cloud_unknown_hold,
+                consistency_bound: s.aws.consistency_bound,
                 backoff: Backoff::default(),
                 fence_configured: s.aws.fence_command.is_some(),
             }),
@@ -299,6 +300,8 @@ pub async fn plan_once(s: &Settings) -> Result<String, StartupError> {
         pg: report.view,
         kernel: kernel_view,
         cloud: cloud.observe().await,
+        marks: cloud.marks().await,
+        system_id: report.system_id,
     };
     let (plan, _) = crate::decide::decide(
         &observation,

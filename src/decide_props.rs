@@ -26,7 +26,7 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestR
 
 use super::tests::{apply, check_invariants, claim, kernel_only, with_cloud};
 use super::*;
-use crate::observation::ClaimTag;
+use crate::observation::{ClaimTag, MarkView};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -422,11 +422,18 @@ fn run_case(case: &Case) -> Result<Tally, TestCaseError> {
             (Some(_), CloudStep::Fails(code)) => cloud_unknown(code.clone()),
             (Some(_), _) => world_cloud.clone(),
         };
+        let marks = match &cloud {
+            CloudView::Disabled | CloudView::NotChecked => MarkView::NotRead,
+            _ if marks_due(&elig, &mem, now, policy) => MarkView::Read { marks: vec![] },
+            _ => MarkView::NotRead,
+        };
         let o = Observation {
             now,
             pg: pg.clone(),
             kernel,
             cloud,
+            marks,
+            system_id: None,
         };
 
         let (plan, next) = decide(&o, &mem, policy, input.jitter);
@@ -509,11 +516,14 @@ fn run_case(case: &Case) -> Result<Tally, TestCaseError> {
 
         // (3) Idempotence, with exactly the exclusions of exhaustive_idempotent_after_acting:
         // only after every step succeeded, and not when the world was unknown (kernel or
-        // EC2 unknown, or EC2 not asked this pass). No further exclusion is needed.
+        // EC2 unknown, or EC2 not asked this pass). One more: a pass that waits out EC2's
+        // consistency bound (`ec2-settling`) may see the wait end a second later; that
+        // is the clock, not a plan that failed to converge.
         let all_ok = succeeded.steps.len() == plan.steps.len();
         let unknown_world = matches!(o.kernel, KernelView::Unknown(_))
             || matches!(o.cloud, CloudView::Unknown { .. } | CloudView::NotChecked);
-        if all_ok && !unknown_world {
+        let waiting = matches!(plan.verdict, Verdict::Ec2Settling { .. });
+        if all_ok && !unknown_world && !waiting {
             t.idempotence_checked += 1;
             let (k2, c2) = apply(&plan, &o);
             let o2 = Observation {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::observation::ClaimTag;
+use crate::observation::{ClaimTag, MarkView};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -22,6 +22,7 @@ pub(super) fn with_cloud() -> Policy {
         cloud: Some(CloudPolicy {
             verify_interval: S(30),
             cloud_unknown_hold: S(300),
+            consistency_bound: S(60),
             backoff: Backoff::default(),
             fence_configured: true,
         }),
@@ -49,6 +50,7 @@ pub(super) fn claim(tl: u32, node: i32) -> ClaimTag {
     ClaimTag::Valid(Claim {
         timeline: tl,
         node_id: node,
+        system_id: None,
     })
 }
 
@@ -63,8 +65,13 @@ fn obs(now: u64, pg: PgView, kernel: KernelView, cloud: CloudView) -> Observatio
     Observation {
         now: S(now),
         pg,
+        marks: match cloud {
+            CloudView::Disabled => MarkView::NotRead,
+            _ => MarkView::Read { marks: vec![] },
+        },
         kernel,
         cloud,
+        system_id: None,
     }
 }
 
@@ -77,6 +84,7 @@ fn takeover(kernel_add: bool, tl: u32) -> Vec<Step> {
         Step::WriteClaim(Claim {
             timeline: tl,
             node_id: 1,
+            system_id: None,
         }),
         Step::AssignCloud,
         Step::VerifyCloud,
@@ -163,6 +171,16 @@ fn row_not_eligible_reasons_remove() {
         ),
     ];
     for (pg, why) in cases {
+        // A writable PostgreSQL that is not eligible is a split brain or broken
+        // metadata: CRITICAL, never an OK standby (a promotion repmgr has not recorded
+        // yet is WARNING for PROMOTION_FOLLOW, then CRITICAL too).
+        let writable = !matches!(
+            pg,
+            PgView::Known {
+                role: PgRole::Standby,
+                ..
+            }
+        );
         for policy in [kernel_only(), with_cloud()] {
             let (p, _) = run(
                 &obs(0, pg.clone(), PRESENT, CloudView::NotChecked),
@@ -170,18 +188,50 @@ fn row_not_eligible_reasons_remove() {
                 &policy,
             );
             assert_eq!(p.steps, vec![Step::RemoveKernel], "{why}");
-            assert!(
-                matches!(&p.verdict, Verdict::Releasing { reason } if reason.contains(why)),
-                "{:?}",
-                p.verdict
-            );
-            let (p, _) = run(
+            if writable {
+                assert!(
+                    matches!(&p.verdict, Verdict::WritableNotEligible { reason, .. } if reason.contains(why)),
+                    "{:?}",
+                    p.verdict
+                );
+            } else {
+                assert!(
+                    matches!(&p.verdict, Verdict::Releasing { reason } if reason.contains(why)),
+                    "{:?}",
+                    p.verdict
+                );
+            }
+            let (p, mem) = run(
                 &obs(0, pg.clone(), KernelView::Absent, CloudView::NotChecked),
                 &Memory::default(),
                 &policy,
             );
             assert!(p.steps.is_empty());
-            assert_eq!(p.verdict.severity(), crate::plan::Severity::Ok);
+            let pending = matches!(
+                pg,
+                PgView::Known {
+                    repmgr: RepmgrSays::SelfNotPrimary,
+                    ..
+                }
+            );
+            let want = match (writable, pending) {
+                (false, _) => crate::plan::Severity::Ok,
+                (true, true) => crate::plan::Severity::Warning,
+                (true, false) => crate::plan::Severity::Critical,
+            };
+            assert_eq!(p.verdict.severity(), want, "{why}: {:?}", p.verdict);
+            // Past the promotion window, still writable and not eligible: CRITICAL.
+            let (p, _) = run(
+                &obs(11, pg.clone(), KernelView::Absent, CloudView::NotChecked),
+                &mem,
+                &policy,
+            );
+            let want = if writable {
+                crate::plan::Severity::Critical
+            } else {
+                crate::plan::Severity::Ok
+            };
+            assert_eq!(p.verdict.severity(), want, "{why}: {:?}", p.verdict);
         }
     }
 }
@@ -303,7 +353,8 @@ fn row_me_ensures_kernel_and_refreshes_claim() {
         plan.steps,
         vec![Step::WriteClaim(Claim {
             timeline: 4,
-            node_id: 1
+            node_id: 1,
+            system_id: None,
         })]
     );
     let (plan, _) = run(
@@ -322,7 +373,8 @@ fn row_me_ensures_kernel_and_refreshes_claim() {
         plan.steps,
         vec![Step::WriteClaim(Claim {
             timeline: 4,
-            node_id: 1
+            node_id: 1,
+            system_id: None,
         })]
     );
     let (plan, _) = run(
@@ -334,14 +386,42 @@ fn row_me_ensures_kernel_and_refreshes_claim() {
     assert_eq!(plan.verdict, Verdict::Holding);
 }
 
+fn marks(list: &[(u32, i32)]) -> MarkView {
+    MarkView::Read {
+        marks: list
+            .iter()
+            .map(|&(timeline, node_id)| Claim {
+                timeline,
+                node_id,
+                system_id: None,
+            })
+            .collect(),
+    }
+}
+
+fn with_marks(mut o: Observation, m: MarkView) -> Observation {
+    o.marks = m;
+    o
+}
+
+/// Memory of a node that EC2 confirmed as the holder at `tl` (last answer "me" at `at`).
+fn held(tl: u32, at: u64) -> Memory {
+    Memory {
+        cloud: CloudMemory {
+            me_at: Some(S(at)),
+            checked_at: Some(S(at)),
+            held_at: Some(tl),
+            settled: Some((tl, Settled::Me)),
+            reverify: 10,
+            ..CloudMemory::default()
+        },
+        ..Memory::default()
+    }
+}
+
 #[test]
-fn row_nobody_or_unclaimed_or_lower_claim_takes_over() {
-    for cloud in [
-        CloudView::Nobody,
-        other(ClaimTag::Absent),
-        other(ClaimTag::Invalid("garbage".into())),
-        other(claim(2, 2)),
-    ] {
+fn row_nobody_or_lower_claim_takes_over_at_once() {
+    for cloud in [CloudView::Nobody, other(claim(2, 2))] {
         let (p, _) = run(
             &obs(0, primary(3), KernelView::Absent, cloud.clone()),
             &Memory::default(),
@@ -350,6 +430,345 @@ fn row_nobody_or_unclaimed_or_lower_claim_takes_over() {
         assert_eq!(p.steps, takeover(true, 3), "{cloud:?}");
         assert_eq!(p.verdict, Verdict::Acquiring);
     }
+}
+
+#[test]
+fn row_unclaimed_holder_waits_the_consistency_bound() {
+    // No claim (or an unreadable one) on the holder: its claim may not be visible yet.
+    // No takeover before the holder has been seen for the bound; then, as before.
+    for tag in [ClaimTag::Absent, ClaimTag::Invalid("garbage".into())] {
+        let p = with_cloud();
+        let (p0, m0) = run(
+            &obs(100, primary(3), KernelView::Absent, other(tag.clone())),
+            &Memory::default(),
+            &p,
+        );
+        assert!(p0.steps.is_empty(), "{p0:?}");
+        assert_eq!(p0.verdict.kind(), "ec2-settling");
+        assert_eq!(m0.cloud.other_since, Some(("eni-0other".into(), S(100))));
+        // Looks again every SETTLING_LOOK meanwhile, not every pass.
+        let elig = Eligibility::Eligible { timeline: 3 };
+        assert!(!cloud_due(&elig, &KernelView::Absent, &m0, S(104), &p));
+        assert!(cloud_due(&elig, &KernelView::Absent, &m0, S(105), &p));
+        let (p1, m1) = run(
+            &obs(159, primary(3), KernelView::Absent, other(tag.clone())),
+            &m0,
+            &p,
+        );
+        assert!(p1.steps.is_empty() && p1.verdict.kind() == "ec2-settling");
+        let (p2, _) = run(
+            &obs(160, primary(3), KernelView::Absent, other(tag.clone())),
+            &m1,
+            &p,
+        );
+        assert_eq!(p2.steps, takeover(true, 3), "{p2:?}");
+        // A different holder starts the wait over.
+        let moved = CloudView::Other {
+            eni: "eni-0third".into(),
+            claim: tag,
+        };
+        let (p3, _) = run(&obs(160, primary(3), KernelView::Absent, moved), &m1, &p);
+        assert_eq!(p3.verdict.kind(), "ec2-settling");
+    }
+}
+
+#[test]
+fn row_taken_from_us_waits_the_consistency_bound() {
+    // We held the VIP at this timeline; now another ENI shows it with a lower claim
+    // (its new, higher claim may not be visible yet): keep the kernel as it is, wait
+    // the bound, then take back if nothing forbids it.
+    let p = with_cloud();
+    let (p0, m0) = run(
+        &obs(100, primary(5), PRESENT, other(claim(4, 2))),
+        &held(5, 90),
+        &p,
+    );
+    assert!(p0.steps.is_empty(), "{p0:?}");
+    assert_eq!(p0.verdict.kind(), "ec2-settling");
+    // Its claim becomes visible within the bound: stale, and it stays so.
+    let (p1, m1) = run(&obs(130, primary(5), PRESENT, other(claim(6, 2))), &m0, &p);
+    assert_eq!(p1.verdict.kind(), "stale-primary");
+    assert!(p1.steps.contains(&Step::RemoveKernel));
+    assert!(m1.fenced.is_some());
+    // Without the claim ever showing, the bound runs out and we take it back.
+    let (p2, _) = run(&obs(160, primary(5), PRESENT, other(claim(4, 2))), &m0, &p);
+    assert_eq!(p2.steps, takeover(false, 5), "{p2:?}");
+    // The same after a restart (memory lost): our own mark at this timeline on the
+    // subnet says we claimed here.
+    let o = with_marks(
+        obs(100, primary(5), PRESENT, other(claim(4, 2))),
+        marks(&[(5, 1), (4, 2)]),
+    );
+    let (p3, _) = run(&o, &Memory::default(), &p);
+    assert_eq!(p3.verdict.kind(), "ec2-settling", "{p3:?}");
+}
+
+#[test]
+fn row_marks_fence_whoever_holds() {
+    let p = with_cloud();
+    // (marks, our timeline, fenced?)
+    type Case<'a> = (&'a [(u32, i32)], u32, bool);
+    let cases: [Case; 6] = [
+        (&[(6, 2)], 5, true),          // higher mark of another node
+        (&[(5, 2)], 5, true),          // equal, another node: diverged promotions
+        (&[(6, 1)], 5, true),          // our own node claimed higher once
+        (&[(5, 1), (4, 2)], 5, false), // our own mark at our timeline, lower others
+        (&[(4, 2)], 5, false),
+        (&[], 5, false),
+    ];
+    for (list, tl, fenced) in cases {
+        for cloud in [
+            CloudView::Nobody,
+            other(claim(1, 2)),
+            other(ClaimTag::Absent),
+        ] {
+            let o = with_marks(obs(0, primary(tl), PRESENT, cloud.clone()), marks(list));
+            let (plan, m) = run(&o, &Memory::default(), &p);
+            let takes = plan.steps.contains(&Step::AssignCloud);
+            if fenced {
+                assert!(!takes, "{list:?} {cloud:?}: {plan:?}");
+                assert_eq!(plan.verdict.kind(), "stale-primary", "{list:?} {cloud:?}");
+                assert!(plan.steps.contains(&Step::RemoveKernel));
+                assert!(m.fenced.is_some());
+            } else if cloud == CloudView::Nobody || list.iter().all(|m| m.1 != 1) {
+                // (our own mark at this timeline with another holder: settling)
+                if cloud != other(ClaimTag::Absent) {
+                    assert!(takes, "{list:?} {cloud:?}: {plan:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn row_fenced_stays_fenced_until_timeline_passes() {
+    let p = with_cloud();
+    let (p0, m0) = run(
+        &with_marks(
+            obs(0, primary(5), PRESENT, CloudView::Nobody),
+            marks(&[(6, 2)]),
+        ),
+        &Memory::default(),
+        &p,
+    );
+    assert_eq!(p0.verdict.kind(), "stale-primary");
+    assert!(p0.steps.contains(&Step::Fence {
+        holder: "node 2 (mark on the subnet)".into()
+    }));
+    // Whatever later passes see (EC2 throttled, nobody with the mark not visible,
+    // not checked), the node stays fenced; no second fence command, no new event.
+    let unknown = CloudView::Unknown {
+        code: Some("RequestLimitExceeded".into()),
+        reason: "throttled".into(),
+    };
+    let mut m = m0.clone();
+    for (t, cloud) in [
+        (1, unknown),
+        (2, CloudView::Nobody),
+        (3, CloudView::NotChecked),
+        (4, other(claim(1, 3))),
+    ] {
+        let (plan, next) = run(&obs(t, primary(5), KernelView::Absent, cloud), &m, &p);
+        assert_eq!(plan.verdict.kind(), "stale-primary", "{plan:?}");
+        assert!(plan.steps.is_empty() && plan.events.is_empty(), "{plan:?}");
+        assert_eq!(plan.verdict.severity(), crate::plan::Severity::Critical);
+        m = next;
+    }
+    // Rejoined as a standby: harmless, OK, but the fence is remembered.
+    let (plan, ms) = run(
+        &obs(5, standby(), KernelView::Absent, CloudView::NotChecked),
+        &m,
+        &p,
+    );
+    assert_eq!(plan.verdict.kind(), "standby");
+    assert!(ms.fenced.is_some());
+    // Its timeline passes the mark (promoted again, after following the new primary):
+    // the fence lifts and it may take the VIP.
+    let (plan, ml) = run(
+        &with_marks(
+            obs(6, primary(7), KernelView::Absent, other(claim(6, 2))),
+            marks(&[(6, 2)]),
+        ),
+        &ms,
+        &p,
+    );
+    assert_eq!(
+        plan.events,
+        vec![Event::FenceLifted {
+            by: Claim {
+                timeline: 6,
+                node_id: 2,
+                system_id: None
+            }
+        }]
+    );
+    assert_eq!(plan.steps, takeover(true, 7));
+    assert!(ml.fenced.is_none());
+}
+
+#[test]
+fn row_wrong_move_is_handed_back() {
+    // A takeover that lagging reads allowed: we hold at EC2, and the marks (now
+    // visible) say a higher claim exists. Remove the kernel address and unassign, so
+    // the rightful holder sees "nobody" and takes it at once.
+    let p = with_cloud();
+    let o = with_marks(
+        obs(3, primary(5), PRESENT, CloudView::Me { claim: claim(5, 1) }),
+        marks(&[(5, 1), (6, 2)]),
+    );
+    let (plan, m) = run(&o, &held(5, 2), &p);
+    assert_eq!(
+        plan.steps,
+        vec![
+            Step::RemoveKernel,
+            Step::ReleaseCloud,
+            Step::Fence {
+                holder: "node 2 (mark on the subnet)".into()
+            }
+        ]
+    );
+    assert_eq!(plan.verdict.kind(), "stale-primary");
+    assert_eq!(m.cloud.held_at, None);
+    // The rightful holder, having held at timeline 6, sees nobody: takes at once.
+    let o = with_marks(
+        obs(4, primary(6), PRESENT, CloudView::Nobody),
+        marks(&[(5, 1), (6, 2)]),
+    );
+    let mut p2 = with_cloud();
+    p2.node_id = 2;
+    let (plan, _) = run(&o, &held(6, 1), &p2);
+    assert!(plan.steps.contains(&Step::AssignCloud), "{plan:?}");
+}
+
+#[test]
+fn reverify_schedule_after_takeover() {
+    // After a verified takeover: looks after 1, 2, 4, 8, 16 s, then every
+    // verify_interval; the marks are read until then and for 2 x the bound.
+    let p = with_cloud();
+    let elig = Eligibility::Eligible { timeline: 3 };
+    let done: Vec<StepOutcome> = takeover(true, 3)
+        .into_iter()
+        .map(|step| StepOutcome { step, error: None })
+        .collect();
+    let mut m = settle(&Memory::default(), &done, S(100), &p, 0, Some(3));
+    let mut looks = vec![];
+    let mut t = S(100);
+    while t < S(300) {
+        t += Duration::from_millis(500);
+        if cloud_due(&elig, &PRESENT, &m, t, &p) {
+            looks.push(((t - S(100)).as_secs_f64(), marks_due(&elig, &m, t, &p)));
+            let (_, next) = run(
+                &Observation {
+                    now: t,
+                    ..obs(0, primary(3), PRESENT, CloudView::Me { claim: claim(3, 1) })
+                },
+                &m,
+                &p,
+            );
+            m = next;
+        }
+    }
+    let at: Vec<f64> = looks.iter().map(|l| l.0).collect();
+    assert_eq!(
+        at,
+        vec![1.0, 3.0, 7.0, 15.0, 31.0, 61.0, 91.0, 121.0, 151.0, 181.0]
+    );
+    let read: Vec<bool> = looks.iter().map(|l| l.1).collect();
+    assert_eq!(
+        read,
+        vec![
+            true, true, true, true, true, true, true, false, false, false
+        ]
+    );
+}
+
+#[test]
+fn row_foreign_claim_blocks_and_is_not_overridden() {
+    let p = with_cloud();
+    let foreign = MarkView::Read {
+        marks: vec![Claim {
+            timeline: 9,
+            node_id: 2,
+            system_id: Some(111),
+        }],
+    };
+    let ours = |o: Observation| Observation {
+        system_id: Some(222),
+        ..o
+    };
+    let (plan, _) = run(
+        &ours(with_marks(
+            obs(0, primary(1), PRESENT, CloudView::Nobody),
+            foreign.clone(),
+        )),
+        &Memory::default(),
+        &p,
+    );
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    assert_eq!(plan.verdict.kind(), "foreign-claim");
+    assert_eq!(plan.verdict.severity(), crate::plan::Severity::Critical);
+    // Holding: keeps (and adds) the kernel address EC2 confirms, writes no claim.
+    let (plan, _) = run(
+        &ours(with_marks(
+            obs(
+                0,
+                primary(1),
+                KernelView::Absent,
+                CloudView::Me { claim: claim(1, 1) },
+            ),
+            foreign,
+        )),
+        &Memory::default(),
+        &p,
+    );
+    assert_eq!(plan.steps, vec![Step::AddKernel { prefix_len: 32 }]);
+    // The holder's own claim of another system: neither compared nor overridden.
+    let o = ours(obs(
+        0,
+        primary(1),
+        PRESENT,
+        other(ClaimTag::Valid(Claim {
+            timeline: 1,
+            node_id: 2,
+            system_id: Some(111),
+        })),
+    ));
+    let (plan, _) = run(&o, &Memory::default(), &p);
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    assert_eq!(plan.verdict.kind(), "foreign-claim");
+    // A claim without a system id (older daemons) is compared by timeline.
+    let o = ours(obs(0, primary(3), PRESENT, other(claim(2, 2))));
+    let (plan, _) = run(&o, &Memory::default(), &p);
+    assert!(plan.steps.contains(&Step::AssignCloud));
+}
+
+#[test]
+fn row_marks_unreadable_never_take() {
+    let p = with_cloud();
+    let o = with_marks(
+        obs(0, primary(3), KernelView::Absent, CloudView::Nobody),
+        MarkView::Unknown {
+            code: Some("RequestLimitExceeded".into()),
+            reason: "throttled".into(),
+        },
+    );
+    let (plan, m) = run(&o, &Memory::default(), &p);
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    assert_eq!(plan.verdict.kind(), "cloud-unknown");
+    assert_eq!(m.cloud.failures, 1, "backs off");
+    // Not read (a holder's look skipped them): no takeover this pass, the next reads them.
+    let o = with_marks(
+        obs(0, primary(3), KernelView::Absent, CloudView::Nobody),
+        MarkView::NotRead,
+    );
+    let (plan, m) = run(&o, &held(3, 0), &p);
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    assert!(marks_due(
+        &Eligibility::Eligible { timeline: 3 },
+        &m,
+        S(1),
+        &p
+    ));
 }
 
 #[test]
@@ -384,13 +803,15 @@ fn row_equal_or_higher_claim_is_stale_primary() {
             &with_cloud(),
         );
         assert!(p2.steps.is_empty() && p2.events.is_empty());
-        // Incident ends when this node is no longer eligible.
-        let (p3, _) = run(
+        // Not eligible any more: the fence is remembered (no event), the verdict is
+        // the standby's.
+        let (p3, m3) = run(
             &obs(2, standby(), KernelView::Absent, CloudView::NotChecked),
             &m2,
             &with_cloud(),
         );
-        assert_eq!(p3.events, vec![Event::StaleIncidentEnded]);
+        assert!(p3.events.is_empty());
+        assert!(m3.fenced.is_some());
     }
 }
 
@@ -407,7 +828,7 @@ fn row_stale_without_fence_command_only_removes() {
 }
 
 #[test]
-fn row_cloud_unknown_never_adds_keeps_fresh_releases_old() {
+fn row_cloud_unknown_never_adds_keeps_holder_critical_after_hold() {
     let p = with_cloud();
     let unknown = || CloudView::Unknown {
         code: Some("RequestLimitExceeded".into()),
@@ -425,21 +846,91 @@ fn row_cloud_unknown_never_adds_keeps_fresh_releases_old() {
             .retry_at
             .is_some_and(|t| t >= S(0) + Duration::from_millis(500))
     );
-    let confirmed = Memory {
-        cloud: CloudMemory {
-            me_at: Some(S(100)),
-            ..CloudMemory::default()
-        },
-        ..Memory::default()
-    };
+    // The last answer was "me": the address stays (EC2 delivers by the ENI mapping),
+    // WARNING within cloud_unknown_hold, CRITICAL after it, never removed.
+    let confirmed = held(3, 100);
     let (plan, _) = run(&obs(399, primary(3), PRESENT, unknown()), &confirmed, &p);
     assert!(plan.steps.is_empty());
     assert!(matches!(
         plan.verdict,
-        Verdict::CloudUnknown { keeping: true, .. }
+        Verdict::CloudUnknown {
+            keeping: true,
+            past_hold: false,
+            ..
+        }
     ));
-    let (plan, _) = run(&obs(400, primary(3), PRESENT, unknown()), &confirmed, &p);
+    assert_eq!(plan.verdict.severity(), crate::plan::Severity::Warning);
+    let (plan, _) = run(&obs(4000, primary(3), PRESENT, unknown()), &confirmed, &p);
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    assert_eq!(plan.verdict.severity(), crate::plan::Severity::Critical);
+    // Never confirmed at this timeline (or the last answer was someone else): remove.
+    let (plan, _) = run(&obs(399, primary(4), PRESENT, unknown()), &confirmed, &p);
     assert_eq!(plan.steps, vec![Step::RemoveKernel]);
+    let mut other_last = confirmed.clone();
+    other_last.cloud.checked_at = Some(S(200));
+    let (plan, _) = run(&obs(399, primary(3), PRESENT, unknown()), &other_last, &p);
+    assert_eq!(plan.steps, vec![Step::RemoveKernel]);
+}
+
+#[test]
+fn row_pg_unknown_ec2_mode_keeps_until_another_holder() {
+    // EC2 mode: an unknown PostgreSQL keeps the address past pg_unknown_hold
+    // (CRITICAL then) for as long as EC2 shows no other holder; its looks back off to
+    // verify_interval once the hold has run out.
+    let p = with_cloud();
+    let unknown = PgView::Unknown("too many connections".into());
+    let (plan, m) = run(
+        &obs(
+            0,
+            unknown.clone(),
+            PRESENT,
+            CloudView::Me { claim: claim(3, 1) },
+        ),
+        &held(3, 0),
+        &p,
+    );
+    assert!(plan.steps.is_empty());
+    assert_eq!(plan.verdict.severity(), crate::plan::Severity::Warning);
+    let u = Eligibility::Unknown("x".into());
+    assert!(
+        cloud_due(&u, &PRESENT, &m, S(5), &p),
+        "every pass during the hold"
+    );
+    let (plan, m) = run(
+        &obs(
+            60,
+            unknown.clone(),
+            PRESENT,
+            CloudView::Me { claim: claim(3, 1) },
+        ),
+        &m,
+        &p,
+    );
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    assert_eq!(plan.verdict.kind(), "pg-unknown-holding");
+    assert_eq!(plan.verdict.severity(), crate::plan::Severity::Critical);
+    assert!(!cloud_due(&u, &PRESENT, &m, S(89), &p));
+    assert!(cloud_due(&u, &PRESENT, &m, S(90), &p));
+    let (plan, _) = run(&obs(90, unknown, PRESENT, other(claim(4, 2))), &m, &p);
+    assert_eq!(plan.steps, vec![Step::RemoveKernel]);
+}
+
+#[test]
+fn action_failed_never_lowers_the_plans_severity() {
+    use crate::plan::Severity;
+    for (floor, want) in [
+        (Severity::Ok, Severity::Warning),
+        (Severity::Warning, Severity::Warning),
+        (Severity::Critical, Severity::Critical),
+    ] {
+        let v = Verdict::ActionFailed {
+            step: "remove_kernel",
+            error: "EPERM".into(),
+            needs_operator: false,
+            floor,
+        };
+        assert_eq!(v.severity(), want);
+    }
 }
 
 // ---- API budget: when to look at EC2 ----------------------------------------
@@ -469,6 +960,10 @@ fn budget_standby_never_looks_primary_once_per_verify_interval() {
         &mem,
         &p,
     );
+    // The first looks follow the re-verify schedule (reverify_schedule_after_takeover);
+    // once through it, one look per verify_interval.
+    let mut m = m;
+    m.cloud.reverify = 10;
     assert!(!cloud_due(&elig, &PRESENT, &m, S(29), &p));
     assert!(cloud_due(&elig, &PRESENT, &m, S(30), &p));
     // A new timeline must be confirmed at once.
@@ -527,6 +1022,7 @@ fn settle_after_takeover_and_after_failure() {
         ok(Step::WriteClaim(Claim {
             timeline: 3,
             node_id: 1,
+            system_id: None,
         })),
         StepOutcome {
             step: Step::AssignCloud,
@@ -559,7 +1055,18 @@ fn follow_a_promotion_repmgr_has_not_recorded_yet() {
             &policy,
         );
         assert!(p0.steps.is_empty() && p0.look_again_soon, "{p0:?}");
-        assert!(matches!(p0.verdict, Verdict::Standby { .. }));
+        assert!(
+            matches!(
+                p0.verdict,
+                Verdict::WritableNotEligible {
+                    recording: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            p0.verdict
+        );
+        assert_eq!(p0.verdict.severity(), crate::plan::Severity::Warning);
         let late = 100 + PROMOTION_FOLLOW.as_secs();
         let (p1, m1) = run(
             &obs(
@@ -584,6 +1091,7 @@ fn follow_a_promotion_repmgr_has_not_recorded_yet() {
             &policy,
         );
         assert!(!p2.look_again_soon && p2.steps.is_empty());
+        assert_eq!(p2.verdict.severity(), crate::plan::Severity::Critical);
         assert_eq!(m2.promotion_seen_at, Some(S(100)));
         // repmgr recorded the promotion: eligible, acts, and the follow-up ends.
         let (p3, m3) = run(
@@ -701,7 +1209,14 @@ fn all_memory() -> Vec<Memory> {
                 holder: "eni-0other".into(),
                 holder_timeline: 5,
             }),
-            stale_holder: Some("eni-0other".into()),
+            fenced: Some(Fenced {
+                by: Claim {
+                    timeline: 5,
+                    node_id: 2,
+                    system_id: None,
+                },
+                holder: "eni-0other".into(),
+            }),
             ..Memory::default()
         },
         Memory {
@@ -787,10 +1302,11 @@ pub(super) fn check_invariants(
     {
         assert!(!adds, "{}", ctx());
     }
-    // Unknown PostgreSQL follows the hold policy.
+    // Unknown PostgreSQL follows the hold policy: kernel-only releases when the hold
+    // runs out; EC2 mode only when EC2 shows another holder.
     if let Eligibility::Unknown(_) = elig {
         let since = mem.pg_unknown_since.unwrap_or(o.now);
-        let expired = o.now - since >= policy.pg_unknown_hold;
+        let expired = o.now - since >= policy.pg_unknown_hold && policy.cloud.is_none();
         let moved = matches!(o.cloud, CloudView::Other { .. });
         let should_remove = (expired || moved) && !matches!(o.kernel, KernelView::Absent);
         assert_eq!(
@@ -812,6 +1328,49 @@ pub(super) fn check_invariants(
             {
                 assert!(!takes && !adds, "{}", ctx());
                 assert_eq!(plan.verdict.kind(), "stale-primary");
+            }
+        }
+        // A fenced node (its timeline not past the claim that fenced it) never takes.
+        if let Some(f) = &mem.fenced
+            && timeline <= f.by.timeline
+            && policy.cloud.is_some()
+        {
+            assert!(!takes, "fenced but taking: {}", ctx());
+            assert_eq!(plan.verdict.kind(), "stale-primary", "{}", ctx());
+        }
+        // Never take against a mark that forbids it (higher, or equal and another
+        // node's), whoever holds the VIP.
+        if let MarkView::Read { marks } = &o.marks
+            && marks.iter().any(|m| {
+                m.timeline > timeline || (m.timeline == timeline && m.node_id != policy.node_id)
+            })
+        {
+            assert!(!takes, "took against a mark: {}", ctx());
+        }
+        // Never take without the marks read this pass.
+        if takes && plan.steps.contains(&Step::AssignCloud) {
+            assert!(
+                matches!(o.marks, MarkView::Read { .. }),
+                "took without reading the marks: {}",
+                ctx()
+            );
+        }
+        // Never take from a holder with no visible claim before it has been seen
+        // holding for the consistency bound.
+        if let (
+            Some(cp),
+            CloudView::Other {
+                eni,
+                claim: ClaimTag::Absent | ClaimTag::Invalid(_),
+            },
+        ) = (&policy.cloud, &o.cloud)
+        {
+            let seen_since = match &mem.cloud.other_since {
+                Some((h, at)) if h == eni => *at,
+                _ => o.now,
+            };
+            if o.now.saturating_sub(seen_since) < cp.consistency_bound {
+                assert!(!takes, "took from an unclaimed holder too soon: {}", ctx());
             }
         }
         // With EC2, the kernel address is only added after a confirmation.
@@ -943,6 +1502,7 @@ pub(super) fn apply(plan: &Plan, o: &Observation) -> (KernelView, CloudView) {
                     claim: c.map_or(ClaimTag::Absent, ClaimTag::Valid),
                 };
             }
+            Step::ReleaseCloud => cloud = CloudView::Nobody,
             Step::VerifyCloud | Step::Fence { .. } => {}
         }
     }

@@ -96,6 +96,22 @@ impl ClaimTag {
     }
 }
 
+/// The high-water marks on the subnet: every node's highest claim for this VIP
+/// (`claim::mark_key`). They outlive the ENIs, so a holder that vanished with its
+/// instance still fences a stale primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkView {
+    /// Not read this pass (`decide::marks_due` said no, or kernel-only mode).
+    NotRead,
+    /// Every valid mark found (an unreadable one is ignored, as an unreadable claim is).
+    Read { marks: Vec<Claim> },
+    /// DescribeTags failed; `code` is the AWS error code when there was one.
+    Unknown {
+        code: Option<String>,
+        reason: String,
+    },
+}
+
 /// One pass's inputs to `decide()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
@@ -103,6 +119,10 @@ pub struct Observation {
     pub pg: PgView,
     pub kernel: KernelView,
     pub cloud: CloudView,
+    pub marks: MarkView,
+    /// Local PostgreSQL's `system_identifier`, when known: claims carry it, so a
+    /// claim of another database system is never compared by timeline.
+    pub system_id: Option<u64>,
 }
 
 /// AWS error codes that no retry will fix: an operator must act (missing IAM

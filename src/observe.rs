@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::observation::{CloudView, KernelView, PgView};
+use crate::observation::{CloudView, KernelView, MarkView, PgView};
 
 /// Local PostgreSQL and its repmgr metadata.
 pub trait PgSource {
@@ -17,6 +17,8 @@ pub struct PgReport {
     pub view: PgView,
     /// The active primary according to this node's repmgr.nodes.
     pub repmgr_primary: Option<i32>,
+    /// `pg_control_system().system_identifier`, read once per connection.
+    pub system_id: Option<u64>,
 }
 
 /// The VIP on the configured interface.
@@ -24,9 +26,10 @@ pub trait KernelSource {
     fn observe(&self) -> impl Future<Output = KernelView> + Send;
 }
 
-/// Which ENI EC2 says holds the VIP.
+/// Which ENI EC2 says holds the VIP, and the subnet's high-water marks.
 pub trait CloudSource {
     fn observe(&self) -> impl Future<Output = CloudView> + Send;
+    fn marks(&self) -> impl Future<Output = MarkView> + Send;
 }
 
 /// Run one observer under `limit`; a timeout becomes `on_timeout`.
@@ -50,6 +53,7 @@ pub async fn gather_local<P: PgSource, K: KernelSource>(
     let pg_fut = bounded(limit, pg.observe(), |r| PgReport {
         view: PgView::Unknown(r),
         repmgr_primary: None,
+        system_id: None,
     });
     let k_fut = bounded(limit, kernel.observe(), KernelView::Unknown);
     tokio::join!(pg_fut, k_fut)

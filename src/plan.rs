@@ -8,7 +8,8 @@ use crate::claim::Claim;
 /// One side effect. The actuators make every step idempotent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Write our claim tag on our own ENI (before assigning, or to refresh it).
+    /// Write our claim tag on our own ENI and our high-water mark on the subnet, in
+    /// one CreateTags call (before assigning, or to refresh them).
     WriteClaim(Claim),
     /// AssignPrivateIpAddresses(AllowReassignment=true) to our ENI.
     AssignCloud,
@@ -18,6 +19,10 @@ pub enum Step {
     AddKernel { prefix_len: u8 },
     /// Remove the VIP from the interface, whatever its prefix.
     RemoveKernel,
+    /// UnassignPrivateIpAddresses from our own ENI: a fenced node that finds itself
+    /// holding the VIP at EC2 (a takeover its lagging reads allowed) hands it back,
+    /// so the rightful primary sees "nobody" and takes it at once.
+    ReleaseCloud,
     /// Run the operator's fence command once for a stale-primary incident.
     Fence { holder: String },
 }
@@ -40,6 +45,7 @@ impl Step {
             Step::VerifyCloud => "verify_cloud",
             Step::AddKernel { .. } => "add_kernel",
             Step::RemoveKernel => "remove_kernel",
+            Step::ReleaseCloud => "release_cloud",
             Step::Fence { .. } => "fence",
         }
     }
@@ -61,12 +67,19 @@ pub enum Verdict {
     Holding,
     /// Not eligible and the VIP is not here.
     Standby { reason: String },
+    /// PostgreSQL is writable (out of recovery) but repmgr does not make it eligible:
+    /// a split brain or broken metadata. `recording`: within `PROMOTION_FOLLOW` of
+    /// first seeing it with repmgr still saying standby (a promotion repmgr has not
+    /// recorded yet), WARNING; CRITICAL otherwise.
+    WritableNotEligible { reason: String, recording: bool },
     /// Eligible; steps are under way to take the VIP.
     Acquiring,
     /// Not eligible (or no longer allowed); the kernel address is being removed.
     Releasing { reason: String },
-    /// PostgreSQL unknown; the kernel address is kept until the hold runs out.
-    PgUnknownHolding { reason: String },
+    /// PostgreSQL unknown; the kernel address is kept (until the hold runs out in
+    /// kernel-only mode; in EC2 mode for as long as EC2 shows no other holder, and
+    /// CRITICAL once `past_hold`).
+    PgUnknownHolding { reason: String, past_hold: bool },
     /// PostgreSQL unknown and the VIP is not (or no longer) here.
     PgUnknown { reason: String },
     /// Eligible, but another ENI holds the VIP with an equal or higher timeline.
@@ -76,19 +89,35 @@ pub enum Verdict {
         our_timeline: u32,
     },
     /// Eligible, but the cloud could not be observed. `needs_operator`: the error
-    /// is one no retry fixes (e.g. a missing IAM permission).
+    /// is one no retry fixes (e.g. a missing IAM permission). `past_hold`: kept
+    /// longer than `cloud_unknown_hold` (CRITICAL, still kept).
     CloudUnknown {
         reason: String,
         keeping: bool,
         needs_operator: bool,
+        past_hold: bool,
+    },
+    /// Eligible, and another ENI (or nobody) holds the VIP with no visible claim
+    /// that forbids a takeover, but EC2's reads may lag its writes: the holder's claim
+    /// may not be visible yet. No takeover until the holder has been seen for the
+    /// consistency bound.
+    Ec2Settling { holder: String, remaining_ms: u64 },
+    /// A claim of another database system (another `system_identifier`) is on the
+    /// VIP or the subnet: neither compared by timeline nor overridden.
+    ForeignClaim {
+        place: String,
+        claim: Claim,
+        ours: Option<u64>,
     },
     /// The kernel could not be observed.
     KernelUnknown { reason: String },
-    /// A step failed this pass.
+    /// A step failed this pass. `floor`: the severity of the plan's own verdict, which
+    /// a failure never lowers (a stale primary whose removal fails stays CRITICAL).
     ActionFailed {
         step: &'static str,
         error: String,
         needs_operator: bool,
+        floor: Severity,
     },
 }
 
@@ -96,17 +125,49 @@ impl Verdict {
     pub fn severity(&self) -> Severity {
         match self {
             Verdict::Holding | Verdict::Standby { .. } => Severity::Ok,
-            Verdict::StalePrimary { .. } => Severity::Critical,
-            Verdict::PgUnknown { .. } => Severity::Critical,
+            Verdict::StalePrimary { .. }
+            | Verdict::PgUnknown { .. }
+            | Verdict::ForeignClaim { .. } => Severity::Critical,
+            Verdict::WritableNotEligible { recording, .. } => {
+                if *recording {
+                    Severity::Warning
+                } else {
+                    Severity::Critical
+                }
+            }
+            Verdict::PgUnknownHolding { past_hold, .. } => {
+                if *past_hold {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                }
+            }
             Verdict::CloudUnknown {
-                needs_operator: true,
+                needs_operator,
+                past_hold,
                 ..
-            } => Severity::Critical,
+            } => {
+                if *needs_operator || *past_hold {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                }
+            }
             Verdict::ActionFailed {
-                needs_operator: true,
+                needs_operator,
+                floor,
                 ..
-            } => Severity::Critical,
-            _ => Severity::Warning,
+            } => {
+                if *needs_operator {
+                    Severity::Critical
+                } else {
+                    (*floor).max(Severity::Warning)
+                }
+            }
+            Verdict::Acquiring
+            | Verdict::Releasing { .. }
+            | Verdict::KernelUnknown { .. }
+            | Verdict::Ec2Settling { .. } => Severity::Warning,
         }
     }
 
@@ -115,27 +176,33 @@ impl Verdict {
         match self {
             Verdict::Holding => "holding",
             Verdict::Standby { .. } => "standby",
+            Verdict::WritableNotEligible { .. } => "writable-not-eligible",
             Verdict::Acquiring => "acquiring",
             Verdict::Releasing { .. } => "releasing",
             Verdict::PgUnknownHolding { .. } => "pg-unknown-holding",
             Verdict::PgUnknown { .. } => "pg-unknown",
             Verdict::StalePrimary { .. } => "stale-primary",
             Verdict::CloudUnknown { .. } => "cloud-unknown",
+            Verdict::Ec2Settling { .. } => "ec2-settling",
+            Verdict::ForeignClaim { .. } => "foreign-claim",
             Verdict::KernelUnknown { .. } => "kernel-unknown",
             Verdict::ActionFailed { .. } => "action-failed",
         }
     }
 
     /// Every kind, for metrics that must list all label values.
-    pub const KINDS: [&'static str; 10] = [
+    pub const KINDS: [&'static str; 13] = [
         "holding",
         "standby",
+        "writable-not-eligible",
         "acquiring",
         "releasing",
         "pg-unknown-holding",
         "pg-unknown",
         "stale-primary",
         "cloud-unknown",
+        "ec2-settling",
+        "foreign-claim",
         "kernel-unknown",
         "action-failed",
     ];
@@ -146,11 +213,26 @@ impl fmt::Display for Verdict {
         match self {
             Verdict::Holding => write!(f, "holding: primary, VIP here"),
             Verdict::Standby { reason } => write!(f, "standby: {reason}; VIP not here"),
+            Verdict::WritableNotEligible { reason, recording } => write!(
+                f,
+                "writable-not-eligible: PostgreSQL is writable but {reason}{}; VIP not here",
+                if *recording {
+                    " (a promotion repmgr has not recorded yet?)"
+                } else {
+                    ": split brain or broken repmgr metadata"
+                }
+            ),
             Verdict::Acquiring => write!(f, "acquiring: primary, taking the VIP"),
             Verdict::Releasing { reason } => write!(f, "releasing: {reason}"),
-            Verdict::PgUnknownHolding { reason } => {
-                write!(f, "pg-unknown-holding: {reason}; keeping the VIP for now")
-            }
+            Verdict::PgUnknownHolding { reason, past_hold } => write!(
+                f,
+                "pg-unknown-holding: {reason}; keeping the VIP {}",
+                if *past_hold {
+                    "(past pg_unknown_hold: EC2 shows no other holder)"
+                } else {
+                    "for now"
+                }
+            ),
             Verdict::PgUnknown { reason } => write!(f, "pg-unknown: {reason}; VIP not here"),
             Verdict::StalePrimary {
                 holder,
@@ -161,15 +243,32 @@ impl fmt::Display for Verdict {
                 "stale-primary: {holder} holds the VIP with timeline {holder_timeline} >= ours ({our_timeline}); not taking it"
             ),
             Verdict::CloudUnknown {
-                reason, keeping, ..
+                reason,
+                keeping,
+                past_hold,
+                ..
             } => write!(
                 f,
                 "cloud-unknown: {reason}; {}",
-                if *keeping {
-                    "keeping the kernel address"
-                } else {
-                    "not adding the kernel address"
+                match (keeping, past_hold) {
+                    (true, true) => "keeping the kernel address (past cloud_unknown_hold)",
+                    (true, false) => "keeping the kernel address",
+                    (false, _) => "not adding the kernel address",
                 }
+            ),
+            Verdict::Ec2Settling {
+                holder,
+                remaining_ms,
+            } => write!(
+                f,
+                "ec2-settling: {holder} holds the VIP without a visible claim that forbids a takeover; \
+                 waiting {remaining_ms} ms more for EC2's reads to catch up before taking it"
+            ),
+            Verdict::ForeignClaim { place, claim, ours } => write!(
+                f,
+                "foreign-claim: {place} carries claim {claim} of another database system (ours: {}); \
+                 not taking the VIP: retire old claims with `vip-arbiter retire-claims`",
+                ours.map_or_else(|| "unknown".to_owned(), |o| o.to_string())
             ),
             Verdict::KernelUnknown { reason } => write!(f, "kernel-unknown: {reason}"),
             Verdict::ActionFailed { step, error, .. } => {
@@ -182,10 +281,20 @@ impl fmt::Display for Verdict {
 /// Something worth one INFO line when it happens (not every pass).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    PgUnknownHoldStarted { hold_ms: u64 },
-    PgUnknownHoldEnded { released: bool },
-    StaleIncidentStarted { holder: String },
+    PgUnknownHoldStarted {
+        hold_ms: u64,
+    },
+    PgUnknownHoldEnded {
+        released: bool,
+    },
+    StaleIncidentStarted {
+        holder: String,
+    },
     StaleIncidentEnded,
+    /// Fenced no more: this node's timeline passed the claim that fenced it.
+    FenceLifted {
+        by: Claim,
+    },
 }
 
 /// The result of `decide()`.

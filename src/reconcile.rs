@@ -7,7 +7,7 @@ use tracing::{debug, info, warn};
 
 use crate::act::{self, CloudActuator, Done, Fencer, KernelActuator};
 use crate::decide::{self, Eligibility, Memory, Policy};
-use crate::observation::{CloudView, Observation, Tick};
+use crate::observation::{CloudView, MarkView, Observation, Tick};
 use crate::observe::{self, CloudSource, KernelSource, PgSource};
 use crate::plan::{Event, Plan, Verdict};
 
@@ -63,14 +63,25 @@ where
     let (pg, kernel) = observe::gather_local(&mut world.pg, &world.kernel, limits.observe).await;
     let elig = decide::eligibility(&pg.view);
     let due = decide::cloud_due(&elig, &kernel, mem, now, policy);
-    let cloud = match (&policy.cloud, due) {
-        (None, _) => CloudView::Disabled,
-        (Some(_), false) => CloudView::NotChecked,
+    let marks_due = due && decide::marks_due(&elig, mem, now, policy);
+    let (cloud, marks) = match (&policy.cloud, due) {
+        (None, _) => (CloudView::Disabled, MarkView::NotRead),
+        (Some(_), false) => (CloudView::NotChecked, MarkView::NotRead),
         (Some(_), true) => {
-            observe::bounded(limits.cloud, world.cloud.observe(), |reason| {
+            let holder = observe::bounded(limits.cloud, world.cloud.observe(), |reason| {
                 CloudView::Unknown { code: None, reason }
-            })
-            .await
+            });
+            let marks = async {
+                if marks_due {
+                    observe::bounded(limits.cloud, world.cloud.marks(), |reason| {
+                        MarkView::Unknown { code: None, reason }
+                    })
+                    .await
+                } else {
+                    MarkView::NotRead
+                }
+            };
+            tokio::join!(holder, marks)
         }
     };
     let observation = Observation {
@@ -78,6 +89,8 @@ where
         pg: pg.view,
         kernel,
         cloud,
+        marks,
+        system_id: pg.system_id,
     };
     let (plan, mem) = decide::decide(&observation, mem, policy, jitter);
     for event in &plan.events {
@@ -120,6 +133,7 @@ where
                 _ => e.message.clone(),
             },
             needs_operator: e.needs_operator,
+            floor: plan.verdict.severity(),
         },
         None => plan.verdict.clone(),
     };
@@ -157,5 +171,8 @@ fn log_event(event: &Event) {
             tracing::error!(holder = %holder, "stale primary: {holder} holds the VIP with an equal or higher timeline")
         }
         Event::StaleIncidentEnded => info!("stale-primary incident over"),
+        Event::FenceLifted { by } => {
+            info!(claim = %by, "fence lifted: this node's timeline passed the claim that fenced it ({by})")
+        }
     }
 }

@@ -31,6 +31,10 @@ pub struct AwsSettings {
     pub subnet_id: Option<String>,
     pub verify_interval: Duration,
     pub cloud_unknown_hold: Duration,
+    /// How long EC2's reads may lag its writes (decide's lag rules).
+    pub consistency_bound: Duration,
+    /// Where a fence (stale-primary incident) is kept across restarts.
+    pub state_file: PathBuf,
     pub fence_command: Option<String>,
 }
 
@@ -346,6 +350,18 @@ fn validate_aws(p: &mut Problems, a: &config::RawAws) -> Option<AwsSettings> {
         Duration::ZERO,
         HOUR,
     )?;
+    let consistency_bound = p.duration(
+        "aws.consistency_bound",
+        &a.consistency_bound,
+        Duration::ZERO,
+        HOUR,
+    )?;
+    if !a.state_file.starts_with('/') {
+        p.0.push(format!(
+            "aws.state_file: {:?} is not an absolute path",
+            a.state_file
+        ));
+    }
     Some(AwsSettings {
         enabled: a.enabled,
         region: a.region.clone(),
@@ -353,6 +369,8 @@ fn validate_aws(p: &mut Problems, a: &config::RawAws) -> Option<AwsSettings> {
         subnet_id: a.subnet_id.clone(),
         verify_interval,
         cloud_unknown_hold,
+        consistency_bound,
+        state_file: PathBuf::from(&a.state_file),
         fence_command: a.fence_command.clone(),
     })
 }
@@ -484,13 +502,15 @@ impl Settings {
         ));
         let a = &self.aws;
         s.push_str(&format!(
-            "enabled = {}\nregion = {}\neni_id = {}\nsubnet_id = {}\nverify_interval = \"{}\"\ncloud_unknown_hold = \"{}\"\nfence_command = {}\n",
+            "enabled = {}\nregion = {}\neni_id = {}\nsubnet_id = {}\nverify_interval = \"{}\"\ncloud_unknown_hold = \"{}\"\nconsistency_bound = \"{}\"\nstate_file = {:?}\nfence_command = {}\n",
             a.enabled,
             opt(&a.region),
             opt(&a.eni_id),
             opt(&a.subnet_id),
             format_duration(a.verify_interval),
             format_duration(a.cloud_unknown_hold),
+            format_duration(a.consistency_bound),
+            a.state_file.display().to_string(),
             opt(&a.fence_command)
         ));
         s

@@ -125,6 +125,7 @@ fn policy() -> Policy {
         cloud: Some(CloudPolicy {
             verify_interval: Duration::from_secs(30),
             cloud_unknown_hold: Duration::from_secs(300),
+            consistency_bound: Duration::from_secs(60),
             backoff: Backoff::default(),
             fence_configured: true,
         }),
@@ -217,7 +218,8 @@ fn row_nobody_claim_assign_verify_then_kernel_in_four_calls() {
         CloudView::Me {
             claim: ClaimTag::Valid(Claim {
                 timeline: 2,
-                node_id: 1
+                node_id: 1,
+                system_id: None,
             })
         }
     );
@@ -254,6 +256,7 @@ fn row_other_eni_with_lower_claim_is_taken_over() {
         Some(Claim {
             timeline: 2,
             node_id: 2,
+            system_id: None,
         }),
     );
     let mut n = Node::new(&bed, 3);
@@ -270,6 +273,7 @@ fn row_other_eni_with_equal_or_higher_claim_is_stale_primary() {
             Some(Claim {
                 timeline: theirs,
                 node_id: 2,
+                system_id: None,
             }),
         );
         let mut n = Node::new(&bed, 3);
@@ -310,6 +314,7 @@ fn row_me_refreshes_claim_when_timeline_changes() {
         Some(Claim {
             timeline: 1,
             node_id: 1,
+            system_id: None,
         }),
     );
     let mut n = Node::new(&bed, 1);
@@ -337,7 +342,8 @@ fn row_me_refreshes_claim_when_timeline_changes() {
         CloudView::Me {
             claim: ClaimTag::Valid(Claim {
                 timeline: 2,
-                node_id: 1
+                node_id: 1,
+                system_id: None,
             })
         }
     );

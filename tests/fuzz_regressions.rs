@@ -72,7 +72,13 @@ fn seeds_reach_the_paths_that_matter() {
         let status = [200, 200, 400, 503][usize::from(data[0] % 4)];
         observe_canned(status, &data[1..])
     };
-    let tag = |timeline, node_id| ClaimTag::Valid(Claim { timeline, node_id });
+    let tag = |timeline, node_id| {
+        ClaimTag::Valid(Claim {
+            timeline,
+            node_id,
+            system_id: None,
+        })
+    };
     assert_eq!(ec2("me.xml"), CloudView::Me { claim: tag(3, 1) });
     assert_eq!(
         ec2("other.xml"),

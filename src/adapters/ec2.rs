@@ -1,6 +1,8 @@
-//! The EC2 side: who holds the VIP (one filtered DescribeNetworkInterfaces), our
-//! claim tag (CreateTags on our own ENI), and the move (AssignPrivateIpAddresses
-//! with AllowReassignment). Every call is counted by action and result; every
+//! The EC2 side: who holds the VIP (one filtered DescribeNetworkInterfaces), the
+//! subnet's high-water marks (DescribeTags on the subnet), our claim (one CreateTags
+//! on our own ENI and the subnet), the move (AssignPrivateIpAddresses with
+//! AllowReassignment) and the hand-back of a fenced node
+//! (UnassignPrivateIpAddresses). Every call is counted by action and result; every
 //! error keeps its AWS error code.
 
 use std::net::Ipv4Addr;
@@ -13,7 +15,7 @@ use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
 use crate::act::{CloudActuator, StepError};
 use crate::claim::{self, Claim};
 use crate::metrics::Metrics;
-use crate::observation::{ClaimTag, CloudView, code_needs_operator};
+use crate::observation::{ClaimTag, CloudView, MarkView, code_needs_operator};
 use crate::observe::CloudSource;
 
 /// Our ENI and the VIP, over one SDK client.
@@ -221,19 +223,77 @@ impl Ec2 {
         r
     }
 
+    /// Our claim on our own ENI (`vip-arbiter:<VIP>`, which holders are judged by)
+    /// and our node's high-water mark on the subnet (`vip-arbiter:<VIP>/node-<id>`),
+    /// in ONE call: CreateTags puts every tag on every resource, so the ENI carries the
+    /// node's mark key too and the subnet the last writer's claim key; readers use
+    /// only the ENI's claim key and the subnet's mark keys.
     pub async fn tag(&self, claim: Claim, dry_run: bool) -> Result<(), Ec2Error> {
         const ACTION: &str = "CreateTags";
+        let value = claim.to_string();
         let r = self
             .client
             .create_tags()
             .resources(&self.eni_id)
+            .resources(&self.subnet_id)
             .tags(
                 Tag::builder()
                     .key(claim::tag_key(self.vip))
-                    .value(claim.to_string())
+                    .value(&value)
+                    .build(),
+            )
+            .tags(
+                Tag::builder()
+                    .key(claim::mark_key(self.vip, claim.node_id))
+                    .value(&value)
                     .build(),
             )
             .dry_run(dry_run)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Ec2Error::from_sdk(ACTION, &e));
+        self.count(ACTION, &r);
+        r
+    }
+
+    /// Every node's mark for this VIP on our subnet (DescribeTags, one call).
+    pub async fn read_marks(&self, dry_run: bool) -> Result<Vec<(String, String)>, Ec2Error> {
+        const ACTION: &str = "DescribeTags";
+        let r = self
+            .client
+            .describe_tags()
+            .filters(
+                Filter::builder()
+                    .name("resource-id")
+                    .values(&self.subnet_id)
+                    .build(),
+            )
+            .dry_run(dry_run)
+            .send()
+            .await
+            .map(|o| {
+                o.tags()
+                    .iter()
+                    .filter(|t| t.resource_id() == Some(self.subnet_id.as_str()))
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                    .collect()
+            })
+            .map_err(|e| Ec2Error::from_sdk(ACTION, &e));
+        self.count(ACTION, &r);
+        r
+    }
+
+    /// UnassignPrivateIpAddresses of the VIP from our own ENI. An ENI that does not
+    /// carry it answers `InvalidParameterValue`-like errors on real EC2: that is
+    /// "already done" only after a describe says so, so it stays an error here.
+    pub async fn unassign_here(&self) -> Result<(), Ec2Error> {
+        const ACTION: &str = "UnassignPrivateIpAddresses";
+        let r = self
+            .client
+            .unassign_private_ip_addresses()
+            .network_interface_id(&self.eni_id)
+            .private_ip_addresses(self.vip.to_string())
             .send()
             .await
             .map(|_| ())
@@ -259,11 +319,34 @@ impl Ec2 {
     }
 }
 
+/// The valid marks among a subnet's tags (other tags and unreadable marks ignored;
+/// a mark whose value names another node than its key is unreadable).
+pub fn marks_of(tags: &[(String, String)], vip: Ipv4Addr) -> Vec<Claim> {
+    tags.iter()
+        .filter_map(|(k, v)| {
+            let node = claim::mark_node(vip, k)?;
+            claim::parse(v).valid().filter(|c| c.node_id == node)
+        })
+        .collect()
+}
+
 impl CloudSource for Ec2 {
     async fn observe(&self) -> CloudView {
         match self.describe(false).await {
             Ok(nics) => holder_of(&nics, self.vip, &self.eni_id),
             Err(e) => CloudView::Unknown {
+                reason: e.to_string(),
+                code: e.code,
+            },
+        }
+    }
+
+    async fn marks(&self) -> MarkView {
+        match self.read_marks(false).await {
+            Ok(tags) => MarkView::Read {
+                marks: marks_of(&tags, self.vip),
+            },
+            Err(e) => MarkView::Unknown {
                 reason: e.to_string(),
                 code: e.code,
             },
@@ -278,6 +361,10 @@ impl CloudActuator for Ec2 {
 
     async fn assign(&self) -> Result<(), StepError> {
         Ok(self.assign_here().await?)
+    }
+
+    async fn release(&self) -> Result<(), StepError> {
+        Ok(self.unassign_here().await?)
     }
 
     async fn verify(&self) -> Result<(), StepError> {
@@ -305,6 +392,13 @@ impl CloudSource for Option<Ec2> {
             None => CloudView::Disabled,
         }
     }
+
+    async fn marks(&self) -> MarkView {
+        match self {
+            Some(ec2) => ec2.marks().await,
+            None => MarkView::NotRead,
+        }
+    }
 }
 
 impl CloudActuator for Option<Ec2> {
@@ -313,6 +407,9 @@ impl CloudActuator for Option<Ec2> {
     }
     async fn assign(&self) -> Result<(), StepError> {
         self.as_ref().ok_or_else(no_cloud)?.assign().await
+    }
+    async fn release(&self) -> Result<(), StepError> {
+        self.as_ref().ok_or_else(no_cloud)?.release().await
     }
     async fn verify(&self) -> Result<(), StepError> {
         self.as_ref().ok_or_else(no_cloud)?.verify().await

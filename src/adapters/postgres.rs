@@ -115,6 +115,7 @@ impl PgObserver {
                     repmgr: RepmgrSays::NoMetadata,
                 },
                 repmgr_primary: None,
+                system_id: None,
             });
         }
         let sql = format!(
@@ -133,6 +134,7 @@ impl PgObserver {
                 repmgr: repmgr_says(&nodes, node_id),
             },
             repmgr_primary,
+            system_id: None,
         })
     }
 }
@@ -149,6 +151,7 @@ impl PgSource for PgObserver {
                 PgReport {
                     view: PgView::Unknown(reason),
                     repmgr_primary: None,
+                    system_id: None,
                 }
             }
         }

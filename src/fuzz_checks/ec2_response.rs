@@ -116,10 +116,16 @@ pub fn ec2_response(data: &[u8]) {
         let claim = Claim {
             timeline: 3,
             node_id: 1,
+            system_id: Some(7),
         };
         for result in [
             ec2.tag(claim, false).await.map_err(StepError::from),
             ec2.assign_here().await.map_err(StepError::from),
+            ec2.unassign_here().await.map_err(StepError::from),
+            ec2.read_marks(false)
+                .await
+                .map(|_| ())
+                .map_err(StepError::from),
         ] {
             match result {
                 Ok(()) => assert_eq!(status, 200, "HTTP {status} read as success"),

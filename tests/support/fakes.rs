@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use vip_arbiter::act::{Applied, CloudActuator, Fencer, KernelActuator, StepError};
 use vip_arbiter::claim::Claim;
-use vip_arbiter::observation::{ClaimTag, CloudView, KernelView, PgRole, PgView, RepmgrSays};
+use vip_arbiter::observation::{
+    ClaimTag, CloudView, KernelView, MarkView, PgRole, PgView, RepmgrSays,
+};
 use vip_arbiter::observe::{CloudSource, KernelSource, PgReport, PgSource};
 
 pub const ME: &str = "eni-0me";
@@ -22,6 +24,8 @@ pub struct WorldState {
     /// Which ENI holds the VIP at EC2.
     pub holder: Option<String>,
     pub tags: HashMap<String, Claim>,
+    /// The subnet's high-water marks, by node id.
+    pub marks: HashMap<i32, Claim>,
     /// While > 0, every EC2 call fails with this code and decrements the count.
     pub ec2_failures: u32,
     pub ec2_failure_code: String,
@@ -91,6 +95,7 @@ impl PgSource for Fake {
         PgReport {
             view,
             repmgr_primary: None,
+            system_id: None,
         }
     }
 }
@@ -153,12 +158,36 @@ impl CloudSource for Fake {
             }
         })
     }
+
+    async fn marks(&self) -> MarkView {
+        if let Err(e) = self.ec2_call("DescribeTags") {
+            return MarkView::Unknown {
+                code: e.code,
+                reason: e.message,
+            };
+        }
+        self.with(|w| MarkView::Read {
+            marks: w.marks.values().copied().collect(),
+        })
+    }
 }
 
 impl CloudActuator for Fake {
     async fn write_claim(&self, claim: Claim) -> Result<(), StepError> {
         self.ec2_call("CreateTags")?;
-        self.with(|w| w.tags.insert(ME.into(), claim));
+        self.with(|w| {
+            w.tags.insert(ME.into(), claim);
+            w.marks.insert(claim.node_id, claim);
+        });
+        Ok(())
+    }
+    async fn release(&self) -> Result<(), StepError> {
+        self.ec2_call("UnassignPrivateIpAddresses")?;
+        self.with(|w| {
+            if w.holder.as_deref() == Some(ME) {
+                w.holder = None;
+            }
+        });
         Ok(())
     }
     async fn assign(&self) -> Result<(), StepError> {
