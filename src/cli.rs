@@ -49,6 +49,9 @@ pub enum Command {
         #[arg(long)]
         online: bool,
     },
+    /// Clear this node's stale-primary fence (after the operator has made sure this
+    /// node may hold the VIP again). Root or the service user only.
+    Unfence,
 }
 
 /// How long client verbs wait for the daemon.
@@ -124,6 +127,44 @@ pub async fn check(socket: &Path) -> i32 {
             );
             3
         }
+    }
+}
+
+/// Ask the running daemon to clear its fence; with no daemon, remove the fence file.
+pub async fn unfence(socket: &Path, fence_file: Option<&Path>) -> i32 {
+    match health_client::request(socket, "POST", "/unfence", CLIENT_TIMEOUT).await {
+        Ok(r) if r.status == 202 => {
+            println!("vip-arbiter: fence cleared (the next pass decides afresh)");
+            0
+        }
+        Ok(r) => {
+            eprintln!("vip-arbiter unfence: {} {}", r.status, r.body.trim());
+            1
+        }
+        Err(e) => match fence_file.map(std::fs::remove_file) {
+            Some(Ok(())) => {
+                println!(
+                    "vip-arbiter is not running ({e}); removed its fence file {}",
+                    fence_file
+                        .map(Path::display)
+                        .map(|d| d.to_string())
+                        .unwrap_or_default()
+                );
+                0
+            }
+            Some(Err(fe)) if fe.kind() == std::io::ErrorKind::NotFound => {
+                println!("vip-arbiter is not running ({e}) and no fence is kept");
+                0
+            }
+            Some(Err(fe)) => {
+                eprintln!("vip-arbiter is not running ({e}); cannot remove the fence file: {fe}");
+                1
+            }
+            None => {
+                eprintln!("vip-arbiter is not answering on {}: {e}", socket.display());
+                1
+            }
+        },
     }
 }
 

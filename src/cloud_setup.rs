@@ -179,9 +179,12 @@ pub async fn checks(ec2: &Ec2, p: &Placement, vip: Ipv4Addr, node_id: i32) -> (b
         "CreateTags",
     );
     say(good, line);
+    let (good, line) = allowed(ec2.read_marks(true).await.map(|_| ()), "DescribeTags");
+    say(good, line);
     say(
         true,
-        "ec2:AssignPrivateIpAddresses has no DryRun flag; it is exercised at the first takeover"
+        "ec2:AssignPrivateIpAddresses and ec2:UnassignPrivateIpAddresses have no DryRun flag; \
+         the first is exercised at the first takeover"
             .into(),
     );
     match ec2.own_eni_exists().await {

@@ -72,6 +72,7 @@ pub fn loop_config(s: &Settings, prefix_len: u8) -> LoopConfig {
             step: CLOUD_CALL_LIMIT,
         },
         release_on_stop: s.on_stop == OnStop::Release,
+        fence_file: s.aws.enabled.then(|| s.aws.state_file.clone()),
     }
 }
 

@@ -173,6 +173,7 @@ pub struct HealthState {
     snapshot: Mutex<Option<Snapshot>>,
     pub metrics: Arc<Metrics>,
     kick: mpsc::Sender<()>,
+    unfence: std::sync::atomic::AtomicBool,
 }
 
 impl HealthState {
@@ -184,6 +185,7 @@ impl HealthState {
                 snapshot: Mutex::new(None),
                 metrics,
                 kick,
+                unfence: std::sync::atomic::AtomicBool::new(false),
             }),
             rx,
         )
@@ -203,6 +205,19 @@ impl HealthState {
     /// Ask for a pass now. A full channel means a pass is already pending: kicks coalesce.
     pub fn kick(&self) {
         let _ = self.kick.try_send(());
+    }
+
+    /// The operator asked to clear the fence: remember it and pass at once.
+    pub fn ask_unfence(&self) {
+        self.unfence
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.kick();
+    }
+
+    /// Was an unfence asked for since the last call? (The loop, once per pass.)
+    pub fn take_unfence(&self) -> bool {
+        self.unfence
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The `GET /health` answer: (converged, JSON).
@@ -233,5 +248,8 @@ impl crate::health_socket::HealthSource for HealthState {
     }
     fn kick(&self) {
         HealthState::kick(self);
+    }
+    fn unfence(&self) {
+        self.ask_unfence();
     }
 }

@@ -28,6 +28,9 @@ pub trait HealthSource: Send + Sync + 'static {
     fn metrics(&self) -> String;
     /// Ask for a pass now; cheap, never blocks.
     fn kick(&self);
+    /// The operator clears a stale-primary fence (`vip-arbiter unfence`); the loop
+    /// acts on it at its next pass.
+    fn unfence(&self);
 }
 
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -292,13 +295,27 @@ fn route(
                 &[],
             )
         }
+        "/unfence" if req.method == "POST" && kick_allow.allows_admin(peer_uid) => {
+            tracing::warn!(peer_uid, "health socket: unfence asked for");
+            source.unfence();
+            (202, "application/json", "{\"unfence\":true}".into(), &[])
+        }
+        "/unfence" if req.method == "POST" => (
+            403,
+            "text/plain",
+            format!(
+                "unfence refused: uid {} is not root or the service user\n",
+                peer_uid.map_or("(unknown)".into(), |u| u.to_string())
+            ),
+            &[],
+        ),
         "/health" | "/metrics" => (
             405,
             "text/plain",
             "method not allowed\n".into(),
             &[("Allow", "GET, HEAD")],
         ),
-        "/kick" => (
+        "/kick" | "/unfence" => (
             405,
             "text/plain",
             "method not allowed\n".into(),
@@ -307,7 +324,7 @@ fn route(
         _ => (
             404,
             "text/plain",
-            "not found: try /health, /metrics or POST /kick\n".into(),
+            "not found: try /health, /metrics, POST /kick or POST /unfence\n".into(),
             &[],
         ),
     };

@@ -42,6 +42,10 @@ async fn dispatch(cli: Cli) -> i32 {
         Command::Kick { .. } => 0,
         Command::Status { json } => cli::status(&s.socket, json).await,
         Command::Check => cli::check(&s.socket).await,
+        Command::Unfence => {
+            let file = s.aws.enabled.then_some(s.aws.state_file.as_path());
+            cli::unfence(&s.socket, file).await
+        }
         Command::CheckConfig { online } => {
             print!("{}", s.redacted_toml());
             for w in &s.warnings {

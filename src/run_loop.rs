@@ -18,6 +18,52 @@ use crate::reconcile::{self, Limits, World};
 use crate::shutdown::Shutdown;
 use crate::systemd_notify;
 
+/// The fence on disk: one small JSON file, written whole (temp file + rename).
+mod fence_file {
+    use std::path::Path;
+
+    use tracing::{error, warn};
+
+    use crate::decide::Fenced;
+
+    pub fn load(path: &Path) -> Option<Fenced> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                error!(path = %path.display(), error = %e, "cannot read the fence file: {e}; starting unfenced");
+                return None;
+            }
+        };
+        match serde_json::from_str(&text) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "ignoring an unreadable fence file: {e}");
+                None
+            }
+        }
+    }
+
+    pub fn save(path: &Path, fenced: Option<&Fenced>) {
+        let result = match fenced {
+            None => match std::fs::remove_file(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            },
+            Some(f) => {
+                let tmp = path.with_extension("tmp");
+                serde_json::to_vec(f)
+                    .map_err(std::io::Error::other)
+                    .and_then(|bytes| std::fs::write(&tmp, bytes))
+                    .and_then(|()| std::fs::rename(&tmp, path))
+            }
+        };
+        if let Err(e) = result {
+            error!(path = %path.display(), error = %e, "cannot write the fence file: {e} (the fence holds in memory)");
+        }
+    }
+}
+
 /// What a running loop may change on reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoopConfig {
@@ -25,6 +71,8 @@ pub struct LoopConfig {
     pub interval: Duration,
     pub limits: Limits,
     pub release_on_stop: bool,
+    /// Where a fence is kept across restarts (EC2 mode); `None`: memory only.
+    pub fence_file: Option<std::path::PathBuf>,
 }
 
 /// How long a pass in progress may go on after a stop was asked for.
@@ -60,12 +108,31 @@ pub async fn run<P, K, C, F, R>(
     R: Reload,
 {
     let started = Instant::now();
-    let mut mem = Memory::default();
+    let mut mem = Memory {
+        fenced: cfg.fence_file.as_deref().and_then(fence_file::load),
+        ..Memory::default()
+    };
+    if let Some(f) = &mem.fenced {
+        error!(claim = %f.by, holder = %f.holder, "still fenced from before the restart: {} holds claim {} (clear with `vip-arbiter unfence`)", f.holder, f.by);
+    }
     let mut passes: u64 = 0;
     let mut last_kind = "";
     let mut trigger = "startup";
     loop {
         while ctl.kicks.try_recv().is_ok() {}
+        if ctl.health.take_unfence() {
+            // Decide afresh: look at EC2 this pass.
+            mem.cloud.settled = None;
+            match mem.fenced.take() {
+                Some(f) => {
+                    warn!(claim = %f.by, holder = %f.holder, "fence cleared by the operator (was: {} with claim {})", f.holder, f.by)
+                }
+                None => info!("unfence asked for, but this node is not fenced"),
+            }
+            if let Some(path) = cfg.fence_file.as_deref() {
+                fence_file::save(path, None);
+            }
+        }
         let pass_start = Instant::now();
         passes += 1;
         let span = info_span!("pass", pass = passes, trigger);
@@ -87,6 +154,11 @@ pub async fn run<P, K, C, F, R>(
             warn!("stopping: abandoned the pass in progress");
             break;
         };
+        if next.fenced != mem.fenced
+            && let Some(path) = cfg.fence_file.as_deref()
+        {
+            fence_file::save(path, next.fenced.as_ref());
+        }
         mem = next;
         let took = pass_start.elapsed();
         let m = &ctl.health.metrics;

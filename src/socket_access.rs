@@ -56,6 +56,7 @@ fn resolve(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KickAllow {
     uids: Vec<u32>,
+    service_uid: u32,
 }
 
 impl KickAllow {
@@ -69,7 +70,13 @@ impl KickAllow {
         uids.extend(extra.iter().map(|p| p.id));
         uids.sort_unstable();
         uids.dedup();
-        KickAllow { uids }
+        KickAllow { uids, service_uid }
+    }
+
+    /// Operator endpoints (`POST /unfence`): root and the service user only, never
+    /// `kick_allow`.
+    pub fn allows_admin(&self, peer_uid: Option<u32>) -> bool {
+        peer_uid.is_some_and(|uid| uid == 0 || uid == self.service_uid)
     }
 
     /// `None` (the kernel gave no credentials) is refused.
@@ -97,6 +104,8 @@ mod tests {
             }],
         );
         assert!(b.allows(Some(1000)) && b.allows(Some(108)) && !b.allows(Some(1001)));
+        assert!(b.allows_admin(Some(0)) && b.allows_admin(Some(108)));
+        assert!(!b.allows_admin(Some(1000)) && !b.allows_admin(None));
     }
 
     #[test]

@@ -23,6 +23,7 @@ use vip_arbiter::socket_access::{KickAllow, Principal};
 #[derive(Default)]
 struct FakeSource {
     kicks: AtomicU32,
+    unfences: AtomicU32,
     converged: AtomicBool,
     /// When non-zero, `/metrics` answers this many bytes (to fill socket buffers).
     metrics_len: AtomicUsize,
@@ -41,6 +42,9 @@ impl HealthSource for FakeSource {
     }
     fn kick(&self) {
         self.kicks.fetch_add(1, Ordering::SeqCst);
+    }
+    fn unfence(&self) {
+        self.unfences.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -557,6 +561,10 @@ fn socket_group_reads_and_kick_needs_an_allowed_uid() {
                 curl_as(KICKER, GROUP, "POST", &sock, "/kick"),
                 curl_as(OUTSIDER, OUTSIDER, "GET", &sock, "/health"),
                 curl_as(0, 0, "POST", &sock, "/kick"),
+                // Unfence: root and the service user only, never kick_allow.
+                curl_as(KICKER, GROUP, "POST", &sock, "/unfence"),
+                curl_as(0, 0, "POST", &sock, "/unfence"),
+                curl_as(0, 0, "GET", &sock, "/unfence"),
             ]
         })
         .await
@@ -577,6 +585,16 @@ fn socket_group_reads_and_kick_needs_an_allowed_uid() {
         assert_eq!(runs[4].0, 7, "{:?}", runs[4]);
         assert_eq!(runs[5], (0, "{\"kicked\":true}\n202".into()));
         assert_eq!(source.kicks.load(Ordering::SeqCst), 2, "refused kicks never reach the loop");
+        assert_eq!(
+            runs[6],
+            (
+                0,
+                format!("unfence refused: uid {KICKER} is not root or the service user\n\n403")
+            )
+        );
+        assert_eq!(runs[7], (0, "{\"unfence\":true}\n202".into()));
+        assert!(runs[8].1.ends_with("\n405"), "{:?}", runs[8]);
+        assert_eq!(source.unfences.load(Ordering::SeqCst), 1, "one unfence reached the loop");
         stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
     });

@@ -665,6 +665,7 @@ fn unit_has_the_hardening_the_docs_promise() {
         ("MemoryDenyWriteExecute", "yes"),
         ("LockPersonality", "yes"),
         ("RuntimeDirectory", "vip-arbiter"),
+        ("StateDirectory", "vip-arbiter"),
         ("WantedBy", "multi-user.target"),
     ] {
         assert_eq!(one(k), v, "{k}=");

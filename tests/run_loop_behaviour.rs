@@ -33,6 +33,7 @@ fn cfg(interval: Duration, release_on_stop: bool) -> LoopConfig {
             cloud: Duration::from_secs(1),
             step: Duration::from_secs(1),
         },
+        fence_file: None,
         release_on_stop,
     }
 }
@@ -92,12 +93,26 @@ where
     F: FnOnce(Arc<Harness>, Slot) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    with_world(fakes::shared(), config, reload, hangups, script).await
+}
+
+/// The loop over a given fake world (so a test can restart the daemon on the same one).
+async fn with_world<F, Fut>(
+    state: fakes::Shared,
+    config: LoopConfig,
+    reload: ScriptedReload,
+    hangups: tokio::sync::mpsc::Receiver<()>,
+    script: F,
+) -> Harness
+where
+    F: FnOnce(Arc<Harness>, Slot) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let slot: Slot = Arc::new(std::sync::Mutex::new(reload.next));
     let reload = SlotReload {
         slot: slot.clone(),
         calls: reload.calls,
     };
-    let state = fakes::shared();
     let (health, kicks) = HealthState::new(Arc::new(Metrics::default()));
     let shutdown = Shutdown::new();
     let f = Fake(state.clone());
@@ -331,4 +346,92 @@ fn a_wedged_pass_is_abandoned_on_the_second_signal() {
         "forced stop took {:?}",
         started.elapsed()
     );
+}
+
+/// A fenced node stays fenced across a daemon restart (the fence file), runs the
+/// fence command once per incident in all, and is cleared by `POST /unfence`.
+#[test]
+fn a_fence_outlives_a_restart_runs_the_fence_command_once_and_unfence_clears_it() {
+    use vip_arbiter::claim::Claim;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("fence.json");
+    let mut config = cfg(Duration::from_millis(100), false);
+    config.policy.cloud = Some(vip_arbiter::decide::CloudPolicy {
+        verify_interval: Duration::from_secs(30),
+        cloud_unknown_hold: Duration::from_secs(300),
+        consistency_bound: Duration::from_secs(60),
+        backoff: vip_arbiter::backoff::Backoff::default(),
+        fence_configured: true,
+    });
+    config.fence_file = Some(file.clone());
+    let world = fakes::shared();
+    {
+        let mut w = world.lock().expect("lock");
+        w.pg = Some(fakes::primary(5));
+        w.kernel = Some(32);
+        w.holder = None;
+        // Node 2 took the VIP at timeline 6; its instance (and ENI) are gone, its
+        // mark on the subnet stays.
+        w.marks.insert(
+            2,
+            Claim {
+                timeline: 6,
+                node_id: 2,
+                system_id: None,
+            },
+        );
+    }
+    let run = |world: fakes::Shared,
+               script: fn(
+        Arc<Harness>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| {
+        let (_tx, rx) = tokio::sync::mpsc::channel(1);
+        rt().block_on(with_world(
+            world,
+            config.clone(),
+            no_reload(),
+            rx,
+            move |h, _| script(h),
+        ))
+    };
+    let h = run(world.clone(), |h| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(
+                h.health.current().expect("snapshot").verdict_kind,
+                "stale-primary"
+            );
+        })
+    });
+    drop(h);
+    assert!(file.exists(), "the fence is on disk");
+    {
+        let w = world.lock().expect("lock");
+        assert_eq!(w.fences, vec!["node 2 (mark on the subnet)".to_owned()]);
+        assert_eq!(w.kernel, None, "kernel address removed");
+        assert_eq!(w.holder, None, "never took the VIP");
+    }
+    // The mark is gone now (deleted by hand, or not visible): after a restart the node
+    // is still fenced, and the fence command does not run again.
+    world.lock().expect("lock").marks.clear();
+    run(world.clone(), |h| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(
+                h.health.current().expect("snapshot").verdict_kind,
+                "stale-primary"
+            );
+            // The operator clears it: the next pass takes the VIP (nothing forbids it now).
+            vip_arbiter::health_socket::HealthSource::unfence(h.health.as_ref());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(
+                h.health.current().expect("snapshot").verdict_kind,
+                "holding"
+            );
+        })
+    });
+    assert!(!file.exists(), "unfence removed the fence file");
+    let w = world.lock().expect("lock");
+    assert_eq!(w.fences.len(), 1, "the fence command ran once in all");
+    assert_eq!(w.holder.as_deref(), Some(fakes::ME));
 }

@@ -12,6 +12,7 @@ use crate::socket_access::KickAllow;
 #[derive(Default)]
 struct Source {
     kicks: AtomicU32,
+    unfences: AtomicU32,
 }
 
 impl HealthSource for Source {
@@ -23,6 +24,9 @@ impl HealthSource for Source {
     }
     fn kick(&self) {
         self.kicks.fetch_add(1, Ordering::SeqCst);
+    }
+    fn unfence(&self) {
+        self.unfences.fetch_add(1, Ordering::SeqCst);
     }
 }
 

@@ -446,6 +446,12 @@ impl Arbiter {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns, &arbiter_bin(), "run", "--config"])
             .arg(&self.config)
+            // Each test daemon keeps its fence beside its config (kept across its
+            // restarts), never in the machine's /var/lib/vip-arbiter.
+            .env(
+                "VIP_ARBITER_AWS__STATE_FILE",
+                self.config.with_extension("fence.json"),
+            )
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdin(Stdio::null())
