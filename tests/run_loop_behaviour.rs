@@ -381,10 +381,8 @@ fn a_fence_outlives_a_restart_runs_the_fence_command_once_and_unfence_clears_it(
             },
         );
     }
-    let run = |world: fakes::Shared,
-               script: fn(
-        Arc<Harness>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| {
+    type Script = fn(Arc<Harness>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+    let run = |world: fakes::Shared, script: Script| {
         let (_tx, rx) = tokio::sync::mpsc::channel(1);
         rt().block_on(with_world(
             world,
