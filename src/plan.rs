@@ -267,7 +267,7 @@ impl fmt::Display for Verdict {
             Verdict::ForeignClaim { place, claim, ours } => write!(
                 f,
                 "foreign-claim: {place} carries claim {claim} of another database system (ours: {}); \
-                 not taking the VIP: retire old claims with `vip-arbiter retire-claims`",
+                 not taking the VIP: retire the old claims (operations.md, \"After pg_upgrade\")",
                 ours.map_or_else(|| "unknown".to_owned(), |o| o.to_string())
             ),
             Verdict::KernelUnknown { reason } => write!(f, "kernel-unknown: {reason}"),
