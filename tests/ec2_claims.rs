@@ -125,7 +125,8 @@ fn policy() -> Policy {
         cloud: Some(CloudPolicy {
             verify_interval: Duration::from_secs(30),
             cloud_unknown_hold: Duration::from_secs(300),
-            consistency_bound: Duration::from_secs(60),
+            // Short, so the waits it causes fit in a test (each pass here is 1 s).
+            consistency_bound: Duration::from_secs(3),
             backoff: Backoff::default(),
             fence_configured: true,
         }),
@@ -177,17 +178,21 @@ impl Node {
 }
 
 #[test]
-fn row_nobody_claim_assign_verify_then_kernel_in_four_calls() {
+fn row_nobody_claim_assign_verify_then_kernel_in_five_calls() {
     let bed = Bed::new();
     let mut n = Node::new(&bed, 2);
     let r = n.pass(&bed);
     assert_eq!(r.verdict.kind(), "acquiring", "{}", r.verdict);
     assert_eq!(bed.holders(), vec![bed.me.clone()]);
     assert_eq!(n.kernel(), Some(32));
+    // The two reads run concurrently, in either order.
+    let mut actions = bed.actions();
+    actions[..2].sort();
     assert_eq!(
-        bed.actions(),
+        actions,
         [
             "DescribeNetworkInterfaces",
+            "DescribeTags",
             "CreateTags",
             "AssignPrivateIpAddresses",
             "DescribeNetworkInterfaces"
@@ -195,7 +200,38 @@ fn row_nobody_claim_assign_verify_then_kernel_in_four_calls() {
     );
     // Request shaping, as EC2 received it.
     let calls = bed.emu.calls();
-    let describe = &calls[0]["params"];
+    let at = |action: &str| {
+        calls
+            .iter()
+            .find(|c| c["action"] == json!(action))
+            .map(|c| c["params"].clone())
+            .unwrap_or_else(|| panic!("no {action}"))
+    };
+    // One CreateTags: the claim and the node's mark, on our ENI and on the subnet.
+    let tags = at("CreateTags").to_string();
+    assert!(
+        tags.contains(&bed.me) && tags.contains(&bed.subnet),
+        "both resources: {tags}"
+    );
+    assert!(
+        tags.contains("vip-arbiter:10.77.0.100/node-1"),
+        "the mark key: {tags}"
+    );
+    let marks = bed
+        .rt
+        .block_on(bed.ec2(&bed.other, Arc::new(Metrics::default())).marks());
+    assert_eq!(
+        marks,
+        vip_arbiter::observation::MarkView::Read {
+            marks: vec![Claim {
+                timeline: 2,
+                node_id: 1,
+                system_id: None,
+            }]
+        },
+        "another node reads our mark on the subnet"
+    );
+    let describe = &at("DescribeNetworkInterfaces");
     let filters: Value = describe.clone();
     let text = filters.to_string();
     assert!(
@@ -206,7 +242,7 @@ fn row_nobody_claim_assign_verify_then_kernel_in_four_calls() {
         text.contains("subnet-id") && text.contains(&bed.subnet),
         "{text}"
     );
-    let assign = &calls[2]["params"];
+    let assign = &at("AssignPrivateIpAddresses");
     assert_eq!(assign["AllowReassignment"], json!("true"), "{assign}");
     assert_eq!(assign["NetworkInterfaceId"], json!(bed.me), "{assign}");
     // Our claim is on our own ENI.
@@ -239,10 +275,18 @@ fn row_nobody_claim_assign_verify_then_kernel_in_four_calls() {
 }
 
 #[test]
-fn row_other_eni_without_claim_is_taken_over() {
+fn row_other_eni_without_claim_is_taken_over_after_the_consistency_bound() {
     let bed = Bed::new();
     bed.hand_assign(&bed.other, None);
     let mut n = Node::new(&bed, 1);
+    // Its claim may only not be visible yet: no takeover before it has been seen
+    // holding for the bound (3 s here), then taken over.
+    for _ in 0..3 {
+        let r = n.pass(&bed);
+        assert_eq!(r.verdict.kind(), "ec2-settling", "{}", r.verdict);
+        assert_eq!(bed.holders(), vec![bed.other.clone()]);
+        assert_eq!(n.kernel(), None);
+    }
     n.pass(&bed);
     assert_eq!(bed.holders(), vec![bed.me.clone()], "moved, not duplicated");
     assert_eq!(n.kernel(), Some(32));
@@ -319,20 +363,21 @@ fn row_me_refreshes_claim_when_timeline_changes() {
     );
     let mut n = Node::new(&bed, 1);
     n.pass(&bed);
+    let mut actions = bed.actions();
+    actions.sort();
     assert_eq!(
-        bed.actions(),
-        ["DescribeNetworkInterfaces"],
-        "converged: one look, no writes"
+        actions,
+        ["DescribeNetworkInterfaces", "DescribeTags"],
+        "converged: one look (with the marks), no writes"
     );
+    bed.emu.control("DELETE", "/_va/calls", None);
     n.state.lock().expect("lock").pg = Some(fakes::primary(2));
     n.pass(&bed);
+    let mut actions = bed.actions();
+    actions[..2].sort();
     assert_eq!(
-        bed.actions(),
-        [
-            "DescribeNetworkInterfaces",
-            "DescribeNetworkInterfaces",
-            "CreateTags"
-        ]
+        actions,
+        ["DescribeNetworkInterfaces", "DescribeTags", "CreateTags"]
     );
     let seen = bed
         .rt

@@ -595,6 +595,41 @@ pub fn hand_assign(hub_ns: &str, url: &str, eni: &str, vip: &str) {
     });
 }
 
+/// "The holder died with its instance", as EC2 shows it: the VIP unassigned from `eni`
+/// and every tag of that ENI deleted (from inside the hub namespace). The subnet's
+/// tags are left alone: they outlive any instance.
+pub fn hand_vanish(hub_ns: &str, url: &str, eni: &str, vip: &str) {
+    let (url, eni, vip) = (url.to_owned(), eni.to_owned(), vip.to_owned());
+    in_netns(hub_ns, move |rt| {
+        let c = sdk_client(&url);
+        rt.block_on(async {
+            c.unassign_private_ip_addresses()
+                .network_interface_id(&eni)
+                .private_ip_addresses(&vip)
+                .send()
+                .await
+                .expect("hand unassign");
+            let d = c
+                .describe_network_interfaces()
+                .network_interface_ids(&eni)
+                .send()
+                .await
+                .expect("describe the ENI");
+            let tags: Vec<_> = d
+                .network_interfaces()
+                .iter()
+                .flat_map(|n| n.tag_set().iter().cloned())
+                .collect();
+            c.delete_tags()
+                .resources(&eni)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .expect("delete the ENI's tags");
+        });
+    });
+}
+
 /// Environment for a daemon talking to the emulator.
 pub fn aws_env(url: &str) -> Vec<(&'static str, String)> {
     vec![
