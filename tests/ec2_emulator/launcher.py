@@ -31,8 +31,31 @@ fixes one is noticed):
     is not recognized"; so that is what a hand-made request gets here, and
     nothing changes.  DescribeNetworkInterfaces, CreateTags and DeleteTags
     already answered DryRun=true with 412 DryRunOperation and changed nothing.
-  * Not gaps: CreateTags/DeleteTags on ENIs and TagSet in
-    DescribeNetworkInterfaces round-trip correctly.
+  * UnassignPrivateIpAddresses of an address the ENI does not have succeeds and
+    does nothing; of the ENI's primary address it succeeds and REMOVES it from
+    PrivateIpAddresses.  Corrected, all-or-nothing: 400 InvalidParameterValue "Some
+    of the specified addresses are not assigned to interface eni-..." (the message
+    clients of real EC2 match on; the API reference lists no action-specific
+    errors), and 400 InvalidParameterValue for the primary (message not confirmed).
+  * CreateTags with an unknown ENI id succeeds, tagging the phantom id and every
+    other resource of the call (moto looks ENIs up with a filter that never fails).
+    Corrected: 400 InvalidNetworkInterfaceID.NotFound and nothing is tagged, as EC2
+    fails the whole call when any resource is gone.  (Unknown subnets, VPCs and
+    instances were already NotFound.)
+  * A deleted ENI's tags stay in DescribeTags.  Corrected: they go with it.
+  * TerminateInstances keeps an ENI that was created separately and attached (right:
+    DeleteOnTermination is false for such an attachment) but leaves it "in-use",
+    attached to the terminated instance.  Corrected: it is detached ("available",
+    no Attachment), keeping its addresses and tags.
+  * Not gaps: CreateTags/DeleteTags on ENIs, subnets and VPCs (several resources in
+    one call), TagSet in DescribeNetworkInterfaces, Tags in DescribeSubnets,
+    DescribeTags' key / resource-id / resource-type / value filters and its
+    ResourceId/ResourceType/Key/Value, DescribeNetworkInterfaces by
+    NetworkInterfaceIds (InvalidNetworkInterfaceID.NotFound for an unknown id) and
+    its Attachment.InstanceId, SubnetId, MacAddress.
+
+Beyond moto: fault windows, a call log, /_va/setup and /_va/holder, /_va/vanish (an
+instance dies with its ENI).
 """
 import argparse, fnmatch, io, ipaddress, json, os, re, signal, sys, threading, time, uuid
 from http import HTTPStatus
@@ -45,8 +68,10 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from moto.core.responses import ActionResult, EmptyResult  # noqa: E402
 from moto.ec2.exceptions import EC2ClientError  # noqa: E402
-from moto.ec2.models import ec2_backends  # noqa: E402
+from moto.ec2.models import EC2Backend, ec2_backends  # noqa: E402
 from moto.ec2.models.elastic_network_interfaces import NetworkInterfaceBackend  # noqa: E402
+from moto.ec2.models.instances import Instance  # noqa: E402
+from moto.ec2.utils import EC2_RESOURCE_TO_PREFIX, get_prefix  # noqa: E402
 from moto.ec2.responses.elastic_network_interfaces import ElasticNetworkInterfaces  # noqa: E402
 from moto.moto_server.werkzeug_app import create_backend_app  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
@@ -108,9 +133,61 @@ def _assign_response(self):
 
 def _unassign_response(self):
     _reject_dry_run(self)
-    self.ec2_backend.unassign_private_ip_addresses(
-        self._get_param("NetworkInterfaceId"), self._get_param("PrivateIpAddresses", []))
+    eni_id, ips = self._get_param("NetworkInterfaceId"), self._get_param("PrivateIpAddresses", [])
+    eni = self.ec2_backend.get_network_interface(eni_id)  # unknown: InvalidNetworkInterfaceID.NotFound
+    held = {a["PrivateIpAddress"]: a for a in eni.private_ip_addresses}
+    for ip in ips:  # all-or-nothing: every check before any change
+        if ip not in held:
+            raise EC2ClientError("InvalidParameterValue",
+                                 f"Some of the specified addresses are not assigned to interface {eni_id}")
+        if held[ip].get("Primary") or ip == eni.private_ip_address:
+            raise EC2ClientError("InvalidParameterValue",
+                                 f"Value ({ip}) for parameter privateIpAddress is invalid. "
+                                 "The primary IP address of an interface cannot be unassigned.")
+    self.ec2_backend.unassign_private_ip_addresses(eni_id, ips)
     return EmptyResult()
+
+
+_moto_resources_exist = EC2Backend.do_resources_exist
+
+
+def _resources_exist(self, resource_ids):
+    # moto looks ENI ids up with a filter that never fails, so CreateTags on an unknown
+    # ENI "succeeded" (and tagged a phantom id and the other resources of the call).
+    for rid in resource_ids:
+        if get_prefix(rid) == EC2_RESOURCE_TO_PREFIX["network-interface"]:
+            self.get_network_interface(rid)  # InvalidNetworkInterfaceID.NotFound
+    return _moto_resources_exist(self, resource_ids)
+
+
+_moto_delete_eni = NetworkInterfaceBackend.delete_network_interface
+
+
+def _delete_eni(self, eni_id):
+    _moto_delete_eni(self, eni_id)
+    self.tags.pop(eni_id, None)  # moto kept a deleted ENI's tags in DescribeTags
+
+
+_moto_terminate = Instance.terminate
+
+
+def _terminate(self):
+    # EC2 keeps an ENI whose attachment has DeleteOnTermination=false (always so for an
+    # ENI created separately and attached) and detaches it: status "available", no
+    # Attachment.  moto kept it "in-use", attached to the terminated instance.
+    kept = [nic for nic in self.nics.values() if not nic.delete_on_termination]
+    state = _moto_terminate(self)
+    for nic in kept:
+        if nic.instance is self:
+            _detach(nic)
+    return state
+
+
+def _detach(eni):
+    """The ENI's side of a detach.  The instance keeps it in `nics`: moto's Instance
+    reads nics[0] for its private address and DNS name, even once terminated."""
+    eni.instance = eni.attachment_id = eni.attach_time = eni.device_index = None
+    eni.status = "available"
 
 
 ENI_FILTERS = {  # filter name -> the ENI's values for it (strings)
@@ -136,6 +213,9 @@ def install_patches():
     ElasticNetworkInterfaces.assign_private_ip_addresses = _assign_response
     ElasticNetworkInterfaces.unassign_private_ip_addresses = _unassign_response
     NetworkInterfaceBackend.get_all_network_interfaces = _get_all_enis
+    NetworkInterfaceBackend.delete_network_interface = _delete_eni
+    EC2Backend.do_resources_exist = _resources_exist
+    Instance.terminate = _terminate
 
 
 # ------------------------------------------------------------- faults, calls
@@ -300,6 +380,10 @@ class Emulator:
                 return jresp(self.setup(req.get_json(force=True, silent=True) or {}))
             if route == ("GET", "/_va/holder"):
                 return jresp(self.holder(req.args.get("ip", ""), req.args.get("region", "us-east-1")))
+            if route == ("POST", "/_va/vanish"):
+                return jresp(self.vanish(req.get_json(force=True, silent=True) or {}))
+        except NotFound as e:
+            return jresp({"error": str(e)}, 404)
         except (ValueError, KeyError, TypeError) as e:
             return jresp({"error": str(e)}, 400)
         except Exception as e:  # e.g. a botocore ClientError from setup
@@ -339,6 +423,32 @@ class Emulator:
         with MOTO_LOCK:
             enis = ec2_backends[ACCOUNT][region].enis.values()
             return {"ip": ip, "holders": sorted(e.id for e in enis if ip in _ips(e))}
+
+    def vanish(self, spec):
+        """The instance died with its ENI: the ENI leaves the model (its addresses and tags
+        with it) and its instance is terminated."""
+        eni_id, region = spec.get("eni_id"), spec.get("region", "us-east-1")
+        if not isinstance(eni_id, str) or not isinstance(region, str):
+            raise ValueError("eni_id (and region, if given) must be strings")
+        with MOTO_LOCK:
+            b = ec2_backends[ACCOUNT][region]
+            eni = b.enis.get(eni_id)
+            if eni is None:
+                raise NotFound(f"no ENI {eni_id} in {region}")
+            gone = {"eni_id": eni_id, "region": region, "addresses": _ips(eni),
+                    "tags": dict(b.tags.get(eni_id) or {}), "instance_id": None}
+            inst = eni.instance
+            if inst is not None:
+                _detach(eni)
+                gone["instance_id"] = inst.id
+            eni.delete()  # moto's: off the backend, its subnet addresses freed; ours: its tags
+            if inst is not None:
+                b.terminate_instances([inst.id])
+            return gone
+
+
+class NotFound(Exception):
+    pass
 
 
 def jresp(obj, status=200):

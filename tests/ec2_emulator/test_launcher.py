@@ -471,6 +471,164 @@ def test_holder_endpoint(url, ec2, world):
     assert ctl(url, "GET", "/_va/nothing")[0] == 404
 
 
+# ---------------------------------------------------------------- corrections 5-8 and checks
+def tags_of(ec2, rid):
+    r = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [rid]}])["Tags"]
+    return {t["Key"]: t["Value"] for t in r}
+
+
+def test_create_tags_on_eni_and_subnet_in_one_call_and_delete_on_subnet(ec2, world):
+    n1, sn, vpc = world["id"]["n1"], world["subnet_id"], world["vpc_id"]
+    ec2.create_tags(Resources=[n1, sn], Tags=[{"Key": "vip-arbiter/fence", "Value": "node1:9"}])
+    assert tags_of(ec2, n1) == {"Name": "n1", "vip-arbiter/fence": "node1:9"}
+    assert ec2.describe_subnets(SubnetIds=[sn])["Subnets"][0]["Tags"] == [
+        {"Key": "vip-arbiter/fence", "Value": "node1:9"}]
+    assert ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": [sn]}])["Subnets"][0]["Tags"] == [
+        {"Key": "vip-arbiter/fence", "Value": "node1:9"}]
+    ec2.delete_tags(Resources=[sn], Tags=[{"Key": "vip-arbiter/fence", "Value": "node1:9"}])
+    assert ec2.describe_subnets(SubnetIds=[sn])["Subnets"][0].get("Tags", []) == []
+    assert tags_of(ec2, sn) == {} and tags_of(ec2, n1)["vip-arbiter/fence"] == "node1:9"
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": "k", "Value": "v"}])  # VPCs too
+    assert tags_of(ec2, vpc) == {"k": "v"}
+    # Correction 6: an unknown ENI fails the whole call, and tags nothing.
+    ghost = "eni-0000000000000000a"
+    st, code, msg = error_of(lambda: ec2.create_tags(Resources=[sn, ghost], Tags=[{"Key": "x", "Value": "1"}]))
+    assert (st, code) == (400, "InvalidNetworkInterfaceID.NotFound") and ghost in msg
+    assert tags_of(ec2, sn) == {} and tags_of(ec2, ghost) == {}
+    assert error_of(lambda: ec2.create_tags(Resources=["subnet-0000000000000000a"], Tags=[
+        {"Key": "x", "Value": "1"}]))[:2] == (400, "InvalidSubnetID.NotFound")
+    assert error_of(lambda: ec2.describe_subnets(SubnetIds=["subnet-0000000000000000a"]))[1] == \
+        "InvalidSubnetID.NotFound"
+
+
+def test_describe_tags_filters(ec2, world):
+    n1, n2, sn = world["id"]["n1"], world["id"]["n2"], world["subnet_id"]
+    key = f"claim-{world['net']}"  # unique to this world: other tests' tags never match
+    ec2.create_tags(Resources=[n1, sn], Tags=[{"Key": key, "Value": "a:1"}])
+    ec2.create_tags(Resources=[n2], Tags=[{"Key": key, "Value": "b:2"}])
+
+    def got(*filters):
+        r = ec2.describe_tags(Filters=[{"Name": k, "Values": v} for k, v in filters])["Tags"]
+        return sorted((t["ResourceId"], t["ResourceType"], t["Key"], t["Value"]) for t in r)
+
+    assert got(("key", [key])) == sorted([(n1, "network-interface", key, "a:1"), (n2, "network-interface", key, "b:2"),
+                                          (sn, "subnet", key, "a:1")])
+    assert got(("key", [key]), ("resource-id", [n1, sn])) == sorted([(n1, "network-interface", key, "a:1"),
+                                                                      (sn, "subnet", key, "a:1")])
+    assert got(("key", [key]), ("resource-type", ["subnet"])) == [(sn, "subnet", key, "a:1")]
+    assert got(("key", [key]), ("resource-type", ["network-interface"])) == sorted(
+        [(n1, "network-interface", key, "a:1"), (n2, "network-interface", key, "b:2")])
+    assert got(("resource-id", [n1, n2])) == sorted([(n1, "network-interface", "Name", "n1"),
+                                                    (n2, "network-interface", "Name", "n2"),
+                                                    (n1, "network-interface", key, "a:1"),
+                                                    (n2, "network-interface", key, "b:2")])
+    assert got(("key", [key]), ("value", ["b:*"])) == [(n2, "network-interface", key, "b:2")]
+    assert got(("key", ["no-such-key"])) == []
+
+
+def test_unassign_secondary_and_errors(url, ec2, world):
+    n1, n2, vip, net = world["id"]["n1"], world["id"]["n2"], world["vip"], world["net"]
+    other = f"10.{net}.0.101"
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip, other])
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[other])
+    assert ips_of(ec2, n1) == sorted([f"10.{net}.0.11", vip]) and holders(url, other) == []
+    # An address the ENI does not have (here: another ENI's, and a free one): 400, no change.
+    for ip in (f"10.{net}.0.12", other):
+        st, code, msg = error_of(lambda: ec2.unassign_private_ip_addresses(NetworkInterfaceId=n1,
+                                                                           PrivateIpAddresses=[vip, ip]))
+        assert (st, code) == (400, "InvalidParameterValue") and "not assigned to interface " + n1 in msg
+    assert ips_of(ec2, n1) == sorted([f"10.{net}.0.11", vip]) and holders(url, f"10.{net}.0.12") == [n2]
+    # Its primary address: 400, no change.
+    st, code, msg = error_of(lambda: ec2.unassign_private_ip_addresses(NetworkInterfaceId=n1,
+                                                                       PrivateIpAddresses=[f"10.{net}.0.11"]))
+    assert (st, code) == (400, "InvalidParameterValue") and "primary" in msg
+    assert ips_of(ec2, n1) == sorted([f"10.{net}.0.11", vip])
+    assert error_of(lambda: ec2.unassign_private_ip_addresses(NetworkInterfaceId="eni-0000000000000000a",
+                                                              PrivateIpAddresses=[vip]))[:2] == \
+        (400, "InvalidNetworkInterfaceID.NotFound")
+
+
+def test_describe_eni_by_id_shows_attachment_subnet_mac(ec2, world):
+    n1, n2 = world["id"]["n1"], world["id"]["n2"]
+    by_filter = ec2.describe_network_interfaces(
+        Filters=[{"Name": "network-interface-id", "Values": [n1]}])["NetworkInterfaces"]
+    by_ids = ec2.describe_network_interfaces(NetworkInterfaceIds=[n1])["NetworkInterfaces"]
+    for [e] in (by_filter, by_ids):
+        assert e["NetworkInterfaceId"] == n1 and e["SubnetId"] == world["subnet_id"]
+        assert e["MacAddress"] == world["enis"]["n1"]["mac"]
+        assert e["Attachment"]["InstanceId"] == world["enis"]["n1"]["instance_id"]
+        assert e["Attachment"]["DeviceIndex"] == 0 and e["Attachment"]["Status"] == "attached"
+        assert e["Status"] == "in-use"
+    two = ec2.describe_network_interfaces(NetworkInterfaceIds=[n1, n2])["NetworkInterfaces"]
+    assert sorted(e["NetworkInterfaceId"] for e in two) == sorted([n1, n2])
+    # An id that does not exist: NotFound by id; by filter, an empty answer (as EC2).
+    ghost = "eni-0000000000000000a"
+    st, code, msg = error_of(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[ghost]))
+    assert (st, code) == (400, "InvalidNetworkInterfaceID.NotFound") and ghost in msg
+    assert error_of(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[n1, ghost]))[1] == \
+        "InvalidNetworkInterfaceID.NotFound"
+    assert ec2.describe_network_interfaces(
+        Filters=[{"Name": "network-interface-id", "Values": [ghost]}])["NetworkInterfaces"] == []
+
+
+def test_terminate_keeps_and_detaches_an_attached_eni(url, ec2, world):
+    n1, vip, inst = world["id"]["n1"], world["vip"], world["enis"]["n1"]["instance_id"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+    ec2.terminate_instances(InstanceIds=[inst])
+    [e] = ec2.describe_network_interfaces(NetworkInterfaceIds=[n1])["NetworkInterfaces"]
+    assert e["Status"] == "available" and "Attachment" not in e  # kept, detached
+    assert vip in ips_of(ec2, n1) and holders(url, vip) == [n1] and tags_of(ec2, n1) == {"Name": "n1"}
+    assert wait_until(lambda: ec2.describe_instances(InstanceIds=[inst])["Reservations"][0]["Instances"][0][
+        "State"]["Name"] == "terminated", timeout=5)
+    # An ENI created by RunInstances with DeleteOnTermination=true goes, tags and all.
+    own = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, NetworkInterfaces=[
+        {"DeviceIndex": 0, "SubnetId": world["subnet_id"], "DeleteOnTermination": True}])["Instances"][0]
+    eni = own["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    ec2.create_tags(Resources=[eni], Tags=[{"Key": "k", "Value": "v"}])
+    ec2.terminate_instances(InstanceIds=[own["InstanceId"]])
+    assert error_of(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[eni]))[1] == \
+        "InvalidNetworkInterfaceID.NotFound"
+    assert tags_of(ec2, eni) == {}
+
+
+def test_delete_network_interface_drops_its_tags(ec2, world):
+    loose = ec2.create_network_interface(SubnetId=world["subnet_id"], PrivateIpAddress=f"10.{world['net']}.0.60",
+                                         TagSpecifications=[{"ResourceType": "network-interface",
+                                                             "Tags": [{"Key": "k", "Value": "v"}]}])
+    eni = loose["NetworkInterface"]["NetworkInterfaceId"]
+    assert tags_of(ec2, eni) == {"k": "v"}
+    ec2.delete_network_interface(NetworkInterfaceId=eni)
+    assert tags_of(ec2, eni) == {}
+
+
+# ---------------------------------------------------------------- vanish
+def test_vanish_removes_the_eni_its_addresses_and_tags(url, ec2, world):
+    n1, n2, vip = world["id"]["n1"], world["id"]["n2"], world["vip"]
+    inst = world["enis"]["n1"]["instance_id"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "claim", "Value": "node1:3"}])
+    st, gone = ctl(url, "POST", "/_va/vanish", {"eni_id": n1})
+    assert st == 200, gone
+    assert gone == {"eni_id": n1, "region": "us-east-1", "addresses": [f"10.{world['net']}.0.11", vip],
+                    "tags": {"Name": "n1", "claim": "node1:3"}, "instance_id": inst}
+    assert error_of(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[n1]))[1] == \
+        "InvalidNetworkInterfaceID.NotFound"
+    r = ec2.describe_network_interfaces(Filters=[{"Name": "addresses.private-ip-address", "Values": [vip]},
+                                                 {"Name": "subnet-id", "Values": [world["subnet_id"]]}])
+    assert r["NetworkInterfaces"] == [] and holders(url, vip) == []
+    assert tags_of(ec2, n1) == {}
+    assert error_of(lambda: ec2.create_tags(Resources=[n1], Tags=[{"Key": "k", "Value": "v"}]))[1] == \
+        "InvalidNetworkInterfaceID.NotFound"
+    state = ec2.describe_instances(InstanceIds=[inst])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    assert state in ("shutting-down", "terminated")
+    # The address is free again: another ENI takes it without AllowReassignment.
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=[vip])
+    assert holders(url, vip) == [n2]
+    assert ctl(url, "POST", "/_va/vanish", {"eni_id": n1})[0] == 404
+    assert ctl(url, "POST", "/_va/vanish", {})[0] == 400
+    assert ctl(url, "POST", "/_va/vanish", {"eni_id": 7})[0] == 400
+
+
 # ---------------------------------------------------------------- plain moto
 @pytest.fixture
 def plain_moto():
@@ -519,3 +677,41 @@ def test_plain_moto_gaps_still_exist(plain_moto):
     ec2.create_tags(Resources=[a], Tags=[{"Key": "k", "Value": "v"}])
     tagset = ec2.describe_network_interfaces(NetworkInterfaceIds=[a])["NetworkInterfaces"][0]["TagSet"]
     assert tagset == [{"Key": "k", "Value": "v"}]
+
+
+def test_plain_moto_tag_unassign_and_terminate_gaps_still_exist(plain_moto):
+    """The gaps behind corrections 5-8 (and what was already right), in plain moto."""
+    u, ec2, a, b = plain_moto
+    sn = ec2.describe_network_interfaces(NetworkInterfaceIds=[a])["NetworkInterfaces"][0]["SubnetId"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=a, PrivateIpAddresses=["10.9.0.100"])
+    # 5. Unassign of an address the ENI lacks, and of its primary: 200; the primary goes.
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=a, PrivateIpAddresses=["10.9.0.12"])
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=a, PrivateIpAddresses=["10.9.0.11"])
+    assert ips_of(ec2, a) == ["10.9.0.100"]
+    # 6. CreateTags with an unknown ENI id: 200, and the other resource is tagged.
+    ghost = "eni-0000000000000000a"
+    ec2.create_tags(Resources=[ghost, sn], Tags=[{"Key": "x", "Value": "1"}])
+    assert ec2.describe_subnets(SubnetIds=[sn])["Subnets"][0]["Tags"] == [{"Key": "x", "Value": "1"}]
+    # 7. A deleted ENI's tags stay in DescribeTags.
+    ec2.create_tags(Resources=[b], Tags=[{"Key": "k", "Value": "v"}])
+    ec2.delete_network_interface(NetworkInterfaceId=b)
+    assert ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [b]}])["Tags"] != []
+    # 8. TerminateInstances leaves a kept ENI attached ("in-use") to the terminated instance.
+    inst = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+                             NetworkInterfaces=[{"DeviceIndex": 0, "NetworkInterfaceId": a}])["Instances"][0]["InstanceId"]
+    ec2.terminate_instances(InstanceIds=[inst])
+    [e] = ec2.describe_network_interfaces(NetworkInterfaceIds=[a])["NetworkInterfaces"]
+    assert e["Status"] == "in-use" and e["Attachment"]["InstanceId"] == inst
+    # Not gaps: one CreateTags for an ENI and a subnet, DeleteTags on a subnet, DescribeTags'
+    # filters and fields, DescribeSubnets' Tags, DescribeNetworkInterfaces by id and NotFound.
+    ec2.create_tags(Resources=[a, sn], Tags=[{"Key": "f", "Value": "1"}])
+    r = ec2.describe_tags(Filters=[{"Name": "key", "Values": ["f"]}, {"Name": "resource-id", "Values": [a, sn]}])
+    assert sorted((t["ResourceId"], t["ResourceType"], t["Key"], t["Value"]) for t in r["Tags"]) == sorted(
+        [(a, "network-interface", "f", "1"), (sn, "subnet", "f", "1")])
+    r = ec2.describe_tags(Filters=[{"Name": "key", "Values": ["f"]}, {"Name": "resource-type", "Values": ["subnet"]}])
+    assert [t["ResourceId"] for t in r["Tags"]] == [sn]
+    ec2.delete_tags(Resources=[sn], Tags=[{"Key": "f"}, {"Key": "x"}])
+    assert ec2.describe_subnets(SubnetIds=[sn])["Subnets"][0].get("Tags", []) == []
+    assert e["SubnetId"] == sn and e["MacAddress"]
+    assert error_of(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[ghost]))[1] == \
+        "InvalidNetworkInterfaceID.NotFound"
