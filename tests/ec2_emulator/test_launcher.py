@@ -93,10 +93,15 @@ def raw_ec2(url, params, scope=False):
         return e.code, e.read().decode()
 
 
-def ec2_client(url, region="us-east-1"):
-    return boto3.client("ec2", endpoint_url=url, region_name=region, aws_access_key_id="testing",
-                        aws_secret_access_key="testing",
-                        config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30))
+def ec2_client(url, region="us-east-1", source=None):
+    """A boto3 EC2 client; source="127.0.0.2" makes its requests come from that address
+    (any of 127.0.0.0/8 is local), so the emulator sees another client."""
+    c = boto3.client("ec2", endpoint_url=url, region_name=region, aws_access_key_id="testing",
+                     aws_secret_access_key="testing",
+                     config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30))
+    if source:  # botocore has no option for it: every new urllib3 connection binds here
+        c._endpoint.http_session._manager.connection_pool_kw["source_address"] = (source, 0)
+    return c
 
 
 def ips_of(ec2, eni_id):
@@ -135,6 +140,7 @@ def _no_faults_left(request):
     yield
     if "url" in request.fixturenames:
         ctl(request.getfixturevalue("url"), "DELETE", "/_va/fault")
+        ctl(request.getfixturevalue("url"), "DELETE", "/_va/lag")
 
 
 @pytest.fixture
@@ -627,6 +633,185 @@ def test_vanish_removes_the_eni_its_addresses_and_tags(url, ec2, world):
     assert ctl(url, "POST", "/_va/vanish", {"eni_id": n1})[0] == 404
     assert ctl(url, "POST", "/_va/vanish", {})[0] == 400
     assert ctl(url, "POST", "/_va/vanish", {"eni_id": 7})[0] == 400
+
+
+# ---------------------------------------------------------------- lag
+LAG_S = 1.0
+
+
+def lag(url, **spec):
+    st, rule = ctl(url, "POST", "/_va/lag", spec)
+    assert st == 200, rule
+    return rule
+
+
+@pytest.fixture
+def other(url):
+    """A second client, from 127.0.0.2."""
+    return ec2_client(url, source="127.0.0.2")
+
+
+def eni_tags(ec2, eni):
+    [e] = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"]
+    return {t["Key"]: t["Value"] for t in e["TagSet"]}
+
+
+def vip_holders(ec2, world):
+    r = ec2.describe_network_interfaces(Filters=[{"Name": "addresses.private-ip-address", "Values": [world["vip"]]},
+                                                 {"Name": "subnet-id", "Values": [world["subnet_id"]]}])
+    return sorted(e["NetworkInterfaceId"] for e in r["NetworkInterfaces"])
+
+
+def seen_by(url, ip, reader):
+    st, body = ctl(url, "GET", f"/_va/holder?ip={ip}&as_seen_by={reader}")
+    assert st == 200, body
+    return body["holders"]
+
+
+def test_lag_tag_write_hidden_then_seen(url, ec2, world):
+    n1, sn, vpc = world["id"]["n1"], world["subnet_id"], world["vpc_id"]
+    rule = lag(url, tags_s=LAG_S, moves_s=0)
+    assert rule == {"id": rule["id"], "tags_s": LAG_S, "moves_s": 0, "writers": None, "readers": None}
+    assert ctl(url, "GET", "/_va/lag")[1] == [rule]
+    ctl(url, "DELETE", "/_va/calls")
+    ec2.create_tags(Resources=[n1, sn, vpc], Tags=[{"Key": "claim", "Value": "node1:5"}])
+    written = time.monotonic()
+
+    def seen():
+        views = ("claim" in eni_tags(ec2, n1), tags_of(ec2, sn).get("claim") == "node1:5",
+                 "claim" in tags_of(ec2, vpc), bool(ec2.describe_subnets(SubnetIds=[sn])["Subnets"][0].get("Tags")),
+                 bool(ec2.describe_network_interfaces(Filters=[{"Name": "tag:claim", "Values": ["node1:5"]}])[
+                     "NetworkInterfaces"]))
+        assert len(set(views)) == 1, views  # every read agrees
+        return views[0]
+
+    assert not seen()
+    calls = ctl(url, "GET", "/_va/calls")[1]
+    assert [c["hidden"] for c in calls] == [0, 3, 3, 3, 3, 3]  # CreateTags, then 5 reads
+    assert wait_until(seen, timeout=LAG_S + 3, step=0.05)
+    assert time.monotonic() - written >= LAG_S - 0.1
+    # An overwrite and a delete are delayed too: the old value stays until then.
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "claim", "Value": "node2:6"}])
+    ec2.delete_tags(Resources=[sn], Tags=[{"Key": "claim"}])
+    written = time.monotonic()
+    assert eni_tags(ec2, n1)["claim"] == "node1:5" and tags_of(ec2, sn) == {"claim": "node1:5"}
+    assert wait_until(lambda: eni_tags(ec2, n1)["claim"] == "node2:6" and tags_of(ec2, sn) == {},
+                      timeout=LAG_S + 3, step=0.05)
+    assert time.monotonic() - written >= LAG_S - 0.1
+
+
+def test_lag_per_reader_and_per_writer(url, ec2, other, world):
+    n1, n2 = world["id"]["n1"], world["id"]["n2"]
+    # Readers: only 127.0.0.2 lags; the writer itself (127.0.0.1) sees its change at once.
+    lag(url, tags_s=LAG_S, moves_s=0, readers=["127.0.0.2"])
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "r", "Value": "1"}])
+    assert eni_tags(ec2, n1).get("r") == "1" and "r" not in eni_tags(other, n1)
+    assert wait_until(lambda: eni_tags(other, n1).get("r") == "1", timeout=LAG_S + 3, step=0.05)
+    sources = {c["source"] for c in ctl(url, "GET", "/_va/calls")[1]}
+    assert {"127.0.0.1", "127.0.0.2"} <= sources  # really two clients
+    ctl(url, "DELETE", "/_va/lag")
+    # Writers: only changes written by 127.0.0.2 lag, for every reader.
+    lag(url, tags_s=LAG_S, moves_s=0, writers=["127.0.0.2"])
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "w", "Value": "1"}])
+    other.create_tags(Resources=[n2], Tags=[{"Key": "w", "Value": "2"}])
+    for c in (ec2, other):
+        assert eni_tags(c, n1).get("w") == "1" and "w" not in eni_tags(c, n2)
+    assert wait_until(lambda: all(eni_tags(c, n2).get("w") == "2" for c in (ec2, other)),
+                      timeout=LAG_S + 3, step=0.05)
+    ctl(url, "DELETE", "/_va/lag")
+    # Both lists: the delay is the max of the matching rules.
+    lag(url, tags_s=0.3, moves_s=0, writers=["127.0.0.1"], readers=["127.0.0.2"])
+    lag(url, tags_s=LAG_S, moves_s=0, writers=["127.0.0.1"], readers=["127.0.0.2", "127.0.0.9"])
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "m", "Value": "1"}])
+    written = time.monotonic()
+    assert eni_tags(ec2, n1).get("m") == "1" and "m" not in eni_tags(other, n1)
+    assert wait_until(lambda: eni_tags(other, n1).get("m") == "1", timeout=LAG_S + 3, step=0.05)
+    assert time.monotonic() - written >= LAG_S - 0.1
+
+
+def test_lag_newest_visible_write_wins(url, ec2, other, world):
+    n1 = world["id"]["n1"]
+    lag(url, tags_s=60, moves_s=0, writers=["127.0.0.2"])
+    other.create_tags(Resources=[n1], Tags=[{"Key": "claim", "Value": "lagged"}])
+    assert "claim" not in eni_tags(ec2, n1)
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "claim", "Value": "prompt"}])  # a later, unlagged write
+    assert eni_tags(ec2, n1)["claim"] == "prompt" == eni_tags(other, n1)["claim"]
+    other.delete_tags(Resources=[n1], Tags=[{"Key": "claim"}])  # a lagged delete after it
+    assert eni_tags(ec2, n1)["claim"] == "prompt"
+    assert ctl(url, "GET", "/_va/holder?ip=10.0.0.1&as_seen_by=127.0.0.1")[1]["hidden"] == 2  # both lagged
+    ctl(url, "DELETE", "/_va/lag")
+    assert "claim" not in eni_tags(ec2, n1)
+
+
+def test_lag_address_move(url, ec2, other, world):
+    n1, n2, vip = world["id"]["n1"], world["id"]["n2"], world["vip"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])  # before any rule
+    lag(url, tags_s=0, moves_s=LAG_S, readers=["127.0.0.2"])
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=[vip], AllowReassignment=True)
+    ec2.create_tags(Resources=[n2], Tags=[{"Key": "claim", "Value": "node2:8"}])  # tags_s=0: seen at once
+    written = time.monotonic()
+    assert holders(url, vip) == [n2]  # the truth
+    assert seen_by(url, vip, "127.0.0.1") == [n2] and seen_by(url, vip, "127.0.0.2") == [n1]
+    assert vip_holders(ec2, world) == [n2] and vip_holders(other, world) == [n1]
+    assert vip in ips_of(other, n1) and vip not in ips_of(other, n2)
+    assert eni_tags(other, n2)["claim"] == "node2:8"
+    assert wait_until(lambda: vip_holders(other, world) == [n2], timeout=LAG_S + 3, step=0.05)
+    assert time.monotonic() - written >= LAG_S - 0.1
+    assert seen_by(url, vip, "127.0.0.2") == [n2] and ips_of(other, n1) == [f"10.{world['net']}.0.11"]
+    # An unassign is delayed too; writes act on the truth meanwhile.
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=[vip])
+    assert vip_holders(other, world) == [n2] and holders(url, vip) == []
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])  # free in truth: no InUse
+    assert vip_holders(other, world) == [n2] and vip_holders(ec2, world) == [n1]
+    # DELETE /_va/lag: consistent at once.
+    assert ctl(url, "DELETE", "/_va/lag") == (200, {"cleared": True})
+    assert ctl(url, "GET", "/_va/lag")[1] == []
+    assert vip_holders(other, world) == [n1] == seen_by(url, vip, "127.0.0.2")
+
+
+def test_lag_spares_setup_vanish_and_control(url, ec2, world):
+    lag(url, tags_s=600, moves_s=600)
+    n = next(_cidr)
+    st, w = ctl(url, "POST", "/_va/setup", {"vpc_cidr": f"10.{n}.0.0/16", "subnet_cidr": f"10.{n}.0.0/20",
+                                            "enis": [{"name": "s", "private_ip": f"10.{n}.0.11"}]})
+    assert st == 200
+    eni = w["enis"]["s"]["eni_id"]
+    assert eni_tags(ec2, eni) == {"Name": "s"}  # setup's own calls are never delayed
+    n1, vip = world["id"]["n1"], world["vip"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "claim", "Value": "x"}])
+    assert vip_holders(ec2, world) == [] and "claim" not in eni_tags(ec2, n1)
+    # Vanish is seen at once by everyone, pending changes of that ENI included.
+    assert ctl(url, "POST", "/_va/vanish", {"eni_id": n1})[0] == 200
+    assert vip_holders(ec2, world) == [] and seen_by(url, vip, "127.0.0.1") == []
+    assert tags_of(ec2, n1) == {}
+    assert error_of(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[n1]))[1] == \
+        "InvalidNetworkInterfaceID.NotFound"
+
+
+@pytest.mark.parametrize("spec", [
+    {"tags_s": -1, "moves_s": 0},
+    {"tags_s": 601, "moves_s": 0},
+    {"tags_s": 1, "moves_s": "1"},
+    {"tags_s": True, "moves_s": 0},
+    {"tags_s": 1},
+    {"moves_s": 1},
+    {"tags_s": float("nan"), "moves_s": 0},
+    {"tags_s": 1, "moves_s": 1, "writers": "127.0.0.1"},
+    {"tags_s": 1, "moves_s": 1, "readers": [1]},
+    {"tags_s": 1, "moves_s": 1, "reader": ["127.0.0.1"]},
+    [{"tags_s": 1, "moves_s": 1}],
+    None,
+])
+def test_lag_spec_is_validated(url, spec):
+    data = json.dumps(spec).encode() if spec is not None else b"not json"
+    req = urllib.request.Request(url + "/_va/lag", data=data, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=30)
+    assert exc.value.code == 400 and "error" in json.loads(exc.value.read())
+    assert ctl(url, "GET", "/_va/lag")[1] == []
+    assert ctl(url, "GET", "/_va/holder?ip=10.0.0.1&as_seen_by=nope")[0] == 400
 
 
 # ---------------------------------------------------------------- plain moto
