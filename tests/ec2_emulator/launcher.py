@@ -31,10 +31,35 @@ fixes one is noticed):
     is not recognized"; so that is what a hand-made request gets here, and
     nothing changes.  DescribeNetworkInterfaces, CreateTags and DeleteTags
     already answered DryRun=true with 412 DryRunOperation and changed nothing.
-  * Not gaps: CreateTags/DeleteTags on ENIs and TagSet in
-    DescribeNetworkInterfaces round-trip correctly.
+  * UnassignPrivateIpAddresses of an address the ENI does not have succeeds and
+    does nothing; of the ENI's primary address it succeeds and REMOVES it from
+    PrivateIpAddresses.  Corrected, all-or-nothing: 400 InvalidParameterValue "Some
+    of the specified addresses are not assigned to interface eni-..." (the message
+    clients of real EC2 match on; the API reference lists no action-specific
+    errors), and 400 InvalidParameterValue for the primary (message not confirmed).
+  * CreateTags with an unknown ENI id succeeds, tagging the phantom id and every
+    other resource of the call (moto looks ENIs up with a filter that never fails).
+    Corrected: 400 InvalidNetworkInterfaceID.NotFound and nothing is tagged, as EC2
+    fails the whole call when any resource is gone.  (Unknown subnets, VPCs and
+    instances were already NotFound.)
+  * A deleted ENI's tags stay in DescribeTags.  Corrected: they go with it.
+  * TerminateInstances keeps an ENI that was created separately and attached (right:
+    DeleteOnTermination is false for such an attachment) but leaves it "in-use",
+    attached to the terminated instance.  Corrected: it is detached ("available",
+    no Attachment), keeping its addresses and tags.
+  * Not gaps: CreateTags/DeleteTags on ENIs, subnets and VPCs (several resources in
+    one call), TagSet in DescribeNetworkInterfaces, Tags in DescribeSubnets,
+    DescribeTags' key / resource-id / resource-type / value filters and its
+    ResourceId/ResourceType/Key/Value, DescribeNetworkInterfaces by
+    NetworkInterfaceIds (InvalidNetworkInterfaceID.NotFound for an unknown id) and
+    its Attachment.InstanceId, SubnetId, MacAddress.
+
+Beyond moto: fault windows, a call log, /_va/setup and /_va/holder, /_va/vanish (an
+instance dies with its ENI) and a lag mode (EC2's eventual consistency: tag and
+address changes reach describes late; see class Lag).
 """
 import argparse, fnmatch, io, ipaddress, json, os, re, signal, sys, threading, time, uuid
+from contextlib import contextmanager
 from http import HTTPStatus
 from xml.sax.saxutils import escape
 from collections import deque
@@ -45,8 +70,10 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from moto.core.responses import ActionResult, EmptyResult  # noqa: E402
 from moto.ec2.exceptions import EC2ClientError  # noqa: E402
-from moto.ec2.models import ec2_backends  # noqa: E402
+from moto.ec2.models import EC2Backend, ec2_backends  # noqa: E402
 from moto.ec2.models.elastic_network_interfaces import NetworkInterfaceBackend  # noqa: E402
+from moto.ec2.models.instances import Instance  # noqa: E402
+from moto.ec2.utils import EC2_RESOURCE_TO_PREFIX, get_prefix  # noqa: E402
 from moto.ec2.responses.elastic_network_interfaces import ElasticNetworkInterfaces  # noqa: E402
 from moto.moto_server.werkzeug_app import create_backend_app  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
@@ -108,9 +135,62 @@ def _assign_response(self):
 
 def _unassign_response(self):
     _reject_dry_run(self)
-    self.ec2_backend.unassign_private_ip_addresses(
-        self._get_param("NetworkInterfaceId"), self._get_param("PrivateIpAddresses", []))
+    eni_id, ips = self._get_param("NetworkInterfaceId"), self._get_param("PrivateIpAddresses", [])
+    eni = self.ec2_backend.get_network_interface(eni_id)  # unknown: InvalidNetworkInterfaceID.NotFound
+    held = {a["PrivateIpAddress"]: a for a in eni.private_ip_addresses}
+    for ip in ips:  # all-or-nothing: every check before any change
+        if ip not in held:
+            raise EC2ClientError("InvalidParameterValue",
+                                 f"Some of the specified addresses are not assigned to interface {eni_id}")
+        if held[ip].get("Primary") or ip == eni.private_ip_address:
+            raise EC2ClientError("InvalidParameterValue",
+                                 f"Value ({ip}) for parameter privateIpAddress is invalid. "
+                                 "The primary IP address of an interface cannot be unassigned.")
+    self.ec2_backend.unassign_private_ip_addresses(eni_id, ips)
     return EmptyResult()
+
+
+_moto_resources_exist = EC2Backend.do_resources_exist
+
+
+def _resources_exist(self, resource_ids):
+    # moto looks ENI ids up with a filter that never fails, so CreateTags on an unknown
+    # ENI "succeeded" (and tagged a phantom id and the other resources of the call).
+    for rid in resource_ids:
+        if get_prefix(rid) == EC2_RESOURCE_TO_PREFIX["network-interface"]:
+            self.get_network_interface(rid)  # InvalidNetworkInterfaceID.NotFound
+    return _moto_resources_exist(self, resource_ids)
+
+
+_moto_delete_eni = NetworkInterfaceBackend.delete_network_interface
+
+
+def _delete_eni(self, eni_id):
+    _moto_delete_eni(self, eni_id)
+    self.tags.pop(eni_id, None)  # moto kept a deleted ENI's tags in DescribeTags
+    LAG.forget(eni_id)
+
+
+_moto_terminate = Instance.terminate
+
+
+def _terminate(self):
+    # EC2 keeps an ENI whose attachment has DeleteOnTermination=false (always so for an
+    # ENI created separately and attached) and detaches it: status "available", no
+    # Attachment.  moto kept it "in-use", attached to the terminated instance.
+    kept = [nic for nic in self.nics.values() if not nic.delete_on_termination]
+    state = _moto_terminate(self)
+    for nic in kept:
+        if nic.instance is self:
+            _detach(nic)
+    return state
+
+
+def _detach(eni):
+    """The ENI's side of a detach.  The instance keeps it in `nics`: moto's Instance
+    reads nics[0] for its private address and DNS name, even once terminated."""
+    eni.instance = eni.attachment_id = eni.attach_time = eni.device_index = None
+    eni.status = "available"
 
 
 ENI_FILTERS = {  # filter name -> the ENI's values for it (strings)
@@ -136,6 +216,9 @@ def install_patches():
     ElasticNetworkInterfaces.assign_private_ip_addresses = _assign_response
     ElasticNetworkInterfaces.unassign_private_ip_addresses = _unassign_response
     NetworkInterfaceBackend.get_all_network_interfaces = _get_all_enis
+    NetworkInterfaceBackend.delete_network_interface = _delete_eni
+    EC2Backend.do_resources_exist = _resources_exist
+    Instance.terminate = _terminate
 
 
 # ------------------------------------------------------------- faults, calls
@@ -195,6 +278,163 @@ class Faults:
         return sum(w["latency_ms"] for w in hits) / 1000.0, (errors[-1] if errors else None)
 
 
+# --------------------------------------------------- eventual consistency
+MAX_LAG_S, MAX_LAG_LOG = 600, 10_000
+LAG_NUMBERS, LAG_LISTS = ("tags_s", "moves_s"), ("writers", "readers")
+
+
+def _world():
+    """What the lag mode tracks, per region backend already created: (tags: {resource
+    id: {key: value}}, private IPv4 entries: {eni id: [{"Primary", "PrivateIpAddress"}]})."""
+    acct, out = ec2_backends[ACCOUNT], {}
+    for region in list(dict.keys(acct)):  # dict's own keys: never creates a backend
+        b = dict.__getitem__(acct, region)
+        out[region] = ({rid: dict(t) for rid, t in b.tags.items() if t},
+                       {eid: [dict(a) for a in e.private_ip_addresses] for eid, e in b.enis.items()})
+    return out
+
+
+def _changes(before, after):
+    """The tag and address changes from world `before` to world `after`."""
+    for region in sorted(after.keys() & before.keys()):  # a backend this call created: no change
+        (tags0, enis0), (tags1, enis1) = before[region], after[region]
+        deleted = enis0.keys() - enis1.keys()  # its entries are dropped (Lag.forget), not delayed
+        for rid in sorted((tags0.keys() | tags1.keys()) - deleted):
+            t0, t1 = tags0.get(rid, {}), tags1.get(rid, {})
+            for key in sorted(t0.keys() | t1.keys()):
+                if (key in t0, t0.get(key)) != (key in t1, t1.get(key)):
+                    yield {"kind": "tag", "region": region, "rid": rid, "key": key,
+                           "before": t0.get(key), "after": t1.get(key)}
+        for eid in sorted(enis0.keys() & enis1.keys()):
+            a0 = {a["PrivateIpAddress"]: (i, a) for i, a in enumerate(enis0[eid])}
+            a1 = {a["PrivateIpAddress"]: (i, a) for i, a in enumerate(enis1[eid])}
+            for ip in sorted(a0.keys() ^ a1.keys()):
+                index, item = a0.get(ip) or a1[ip]
+                yield {"kind": "ip", "region": region, "rid": eid, "key": ip, "before": ip in a0,
+                       "after": ip in a1, "index": index, "item": item}
+
+
+class Lag:
+    """Eventual consistency: rules, and a log of the tag and address changes made while
+    any rule exists.  A change's delays are fixed when it is WRITTEN: the rules whose
+    `writers` match its writer, each as (readers, seconds).  A reader sees it once
+    now >= t + max(seconds of those whose readers match the reader, default 0).  For a
+    read, every (resource, key) with a change the reader cannot see yet is set in the
+    moto model to the value of the newest change it can see (or, seeing none, to the
+    value before the oldest logged one), the handler runs, and the true state is put
+    back, all under MOTO_LOCK.  Every attribute lives in MOTO_LOCK too."""
+
+    def __init__(self):
+        self.rules, self.log = [], deque()
+
+    def add(self, spec):
+        if not isinstance(spec, dict):
+            raise ValueError("the body must be a JSON object")
+        unknown = set(spec) - {*LAG_NUMBERS, *LAG_LISTS}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}; allowed: {[*LAG_NUMBERS, *LAG_LISTS]}")
+        rule = {"id": uuid.uuid4().hex[:8]}
+        for key in LAG_NUMBERS:
+            val = spec.get(key)
+            if not isinstance(val, (int, float)) or isinstance(val, bool) or not 0 <= val <= MAX_LAG_S:
+                raise ValueError(f"{key} must be a number in [0, {MAX_LAG_S}]")
+            rule[key] = val
+        for key in LAG_LISTS:
+            val = spec.get(key)
+            if val is not None and (not isinstance(val, list) or not all(isinstance(v, str) for v in val)):
+                raise ValueError(f"{key} must be a list of strings")
+            rule[key] = val
+        with MOTO_LOCK:
+            self.rules.append(rule)
+        return dict(rule)
+
+    def list(self):
+        with MOTO_LOCK:
+            return [dict(r) for r in self.rules]
+
+    def clear(self):
+        """Drop every rule and every pending change: the world is consistent again."""
+        with MOTO_LOCK:
+            self.rules, self.log = [], deque()
+
+    def forget(self, rid):
+        """A resource that is gone: its pending changes are dropped (seen at once)."""
+        with MOTO_LOCK:
+            if any(e["rid"] == rid for e in self.log):
+                self.log = deque(e for e in self.log if e["rid"] != rid)
+
+    def record(self, before, after, writer, internal):
+        now = time.monotonic()
+        rules = [] if internal else [r for r in self.rules if r["writers"] is None or writer in r["writers"]]
+        for change in _changes(before, after):
+            field = "tags_s" if change["kind"] == "tag" else "moves_s"
+            change.update(t=now, writer=writer, delays=tuple(
+                (None if r["readers"] is None else frozenset(r["readers"]), r[field]) for r in rules if r[field] > 0))
+            self.log.append(change)
+        self.prune(now)
+
+    def prune(self, now):
+        """Drop changes from the oldest while every reader sees them (so a visible change
+        is only kept behind an older pending one), and beyond MAX_LAG_LOG entries."""
+        while self.log and (len(self.log) > MAX_LAG_LOG or
+                            now >= self.log[0]["t"] + max((s for _, s in self.log[0]["delays"]), default=0)):
+            self.log.popleft()
+
+    @contextmanager
+    def view(self, reader):
+        """Inside MOTO_LOCK: the model as `reader` sees it now; yields how many logged
+        changes it does not see yet.  The true state is back on exit."""
+        now = time.monotonic()
+        self.prune(now)
+        keys, hidden = {}, 0
+        for e in self.log:
+            delay = max((s for readers, s in e["delays"] if readers is None or reader in readers), default=0)
+            seen = now >= e["t"] + delay
+            hidden += not seen
+            keys.setdefault((e["region"], e["kind"], e["rid"], e["key"]), []).append((e, seen))
+        acct, saved_tags, saved_ips = ec2_backends[ACCOUNT], {}, {}
+        try:
+            for (region, kind, rid, key), entries in keys.items():
+                if all(seen for _, seen in entries):
+                    continue  # the newest change is seen: that is the true value
+                visible = [e for e, seen in entries if seen]
+                ref = visible[-1] if visible else entries[0][0]
+                value = ref["after"] if visible else ref["before"]
+                b = dict.__getitem__(acct, region)
+                if kind == "tag":
+                    if (region, rid) not in saved_tags:
+                        saved_tags[(region, rid)] = (b, rid in b.tags, b.tags.get(rid))
+                        b.tags[rid] = dict(b.tags.get(rid) or {})
+                    if value is None:
+                        b.tags[rid].pop(key, None)
+                    else:
+                        b.tags[rid][key] = value
+                    continue
+                eni = b.enis.get(rid)
+                if eni is None:
+                    continue
+                if (region, rid) not in saved_ips:
+                    saved_ips[(region, rid)] = (eni, eni.private_ip_addresses)
+                    eni.private_ip_addresses = list(eni.private_ip_addresses)
+                ips = eni.private_ip_addresses
+                if not value:
+                    ips[:] = [a for a in ips if a["PrivateIpAddress"] != key]
+                elif key not in _ips(eni):
+                    ips.insert(min(ref["index"], len(ips)), dict(ref["item"]))
+            yield hidden
+        finally:
+            for (_, rid), (b, had, orig) in saved_tags.items():
+                if had:
+                    b.tags[rid] = orig
+                else:
+                    b.tags.pop(rid, None)
+            for eni, orig in saved_ips.values():
+                eni.private_ip_addresses = orig
+
+
+LAG = Lag()
+
+
 LOGGED_PARAMS = re.compile(r"^(NetworkInterfaceId(\.\d+)?|AllowReassignment|PrivateIpAddress\.\d+"
                            r"|Filter\..*|ResourceId\.\d+|Tag\..*)$")
 
@@ -248,6 +488,7 @@ class Emulator:
         if "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
             params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         action, source = params.get("Action"), environ.get("REMOTE_ADDR", "")
+        hidden = 0  # changes this read did not see yet (lag mode)
         internal = environ.get("HTTP_X_VA_INTERNAL") == "1"
         delay, fault = self.faults.match(action, source) if action and not internal else (0, None)
         if delay:
@@ -262,11 +503,16 @@ class Emulator:
             def capture(st, hdrs, exc_info=None):
                 got["status"], got["headers"] = int(st.split()[0]), hdrs
             with MOTO_LOCK:
-                it = self.ec2(environ, capture)
-                try:
-                    out = b"".join(it)
-                finally:
-                    getattr(it, "close", lambda: None)()
+                read = action is not None and action.startswith("Describe")
+                if read and not internal:
+                    with LAG.view(source) as hidden:
+                        out = self.call_moto(environ, capture)
+                elif not read and LAG.rules:
+                    before = _world()
+                    out = self.call_moto(environ, capture)
+                    LAG.record(before, _world(), source, internal)
+                else:
+                    out = self.call_moto(environ, capture)
             status, headers = got["status"], [(k, v) for k, v in got["headers"] if k.lower() != "content-length"]
             headers.append(("Content-Length", str(len(out))))
             m = re.search(rb"<Code>([^<]+)</Code>", out) if status >= 400 else None
@@ -276,9 +522,16 @@ class Emulator:
                             "source": source, "dry_run": params.get("DryRun", "").lower() == "true",
                             "params": {k: v for k, v in params.items() if LOGGED_PARAMS.match(k)},
                             "fault": fault["kind"] if fault else ("latency" if delay else None),
-                            "ms": round((time.time() - t0) * 1000, 1)})
+                            "hidden": hidden, "ms": round((time.time() - t0) * 1000, 1)})
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         return [out]
+
+    def call_moto(self, environ, capture):
+        it = self.ec2(environ, capture)
+        try:
+            return b"".join(it)
+        finally:
+            getattr(it, "close", lambda: None)()
 
     # -------------------------------------------------------- control API
     def control(self, req):
@@ -299,7 +552,19 @@ class Emulator:
             if route == ("POST", "/_va/setup"):
                 return jresp(self.setup(req.get_json(force=True, silent=True) or {}))
             if route == ("GET", "/_va/holder"):
-                return jresp(self.holder(req.args.get("ip", ""), req.args.get("region", "us-east-1")))
+                return jresp(self.holder(req.args.get("ip", ""), req.args.get("region", "us-east-1"),
+                                         req.args.get("as_seen_by")))
+            if route == ("POST", "/_va/lag"):
+                return jresp(LAG.add(req.get_json(force=True, silent=True)))
+            if route == ("GET", "/_va/lag"):
+                return jresp(LAG.list())
+            if route == ("DELETE", "/_va/lag"):
+                LAG.clear()
+                return jresp({"cleared": True})
+            if route == ("POST", "/_va/vanish"):
+                return jresp(self.vanish(req.get_json(force=True, silent=True) or {}))
+        except NotFound as e:
+            return jresp({"error": str(e)}, 404)
         except (ValueError, KeyError, TypeError) as e:
             return jresp({"error": str(e)}, 400)
         except Exception as e:  # e.g. a botocore ClientError from setup
@@ -334,11 +599,43 @@ class Emulator:
                           "private_ip": e["private_ip"]}
         return {"region": region, "vpc_id": vpc, "subnet_id": subnet, "enis": enis}
 
-    def holder(self, ip, region):
+    def holder(self, ip, region, as_seen_by=None):
+        """The TRUE holders of `ip`; with as_seen_by, the holders that reader sees (lag mode)."""
         ipaddress.ip_address(ip)  # ValueError -> 400
         with MOTO_LOCK:
             enis = ec2_backends[ACCOUNT][region].enis.values()
-            return {"ip": ip, "holders": sorted(e.id for e in enis if ip in _ips(e))}
+            if as_seen_by is None:
+                return {"ip": ip, "holders": sorted(e.id for e in enis if ip in _ips(e))}
+            ipaddress.ip_address(as_seen_by)
+            with LAG.view(as_seen_by) as hidden:
+                return {"ip": ip, "as_seen_by": as_seen_by, "hidden": hidden,
+                        "holders": sorted(e.id for e in enis if ip in _ips(e))}
+
+    def vanish(self, spec):
+        """The instance died with its ENI: the ENI leaves the model (its addresses and tags
+        with it, at once, whatever the lag rules) and its instance is terminated."""
+        eni_id, region = spec.get("eni_id"), spec.get("region", "us-east-1")
+        if not isinstance(eni_id, str) or not isinstance(region, str):
+            raise ValueError("eni_id (and region, if given) must be strings")
+        with MOTO_LOCK:
+            b = ec2_backends[ACCOUNT][region]
+            eni = b.enis.get(eni_id)
+            if eni is None:
+                raise NotFound(f"no ENI {eni_id} in {region}")
+            gone = {"eni_id": eni_id, "region": region, "addresses": _ips(eni),
+                    "tags": dict(b.tags.get(eni_id) or {}), "instance_id": None}
+            inst = eni.instance
+            if inst is not None:
+                _detach(eni)
+                gone["instance_id"] = inst.id
+            eni.delete()  # moto's: off the backend, its subnet addresses freed; ours: tags, lag log
+            if inst is not None:
+                b.terminate_instances([inst.id])
+            return gone
+
+
+class NotFound(Exception):
+    pass
 
 
 def jresp(obj, status=200):

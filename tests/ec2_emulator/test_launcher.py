@@ -93,10 +93,15 @@ def raw_ec2(url, params, scope=False):
         return e.code, e.read().decode()
 
 
-def ec2_client(url, region="us-east-1"):
-    return boto3.client("ec2", endpoint_url=url, region_name=region, aws_access_key_id="testing",
-                        aws_secret_access_key="testing",
-                        config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30))
+def ec2_client(url, region="us-east-1", source=None):
+    """A boto3 EC2 client; source="127.0.0.2" makes its requests come from that address
+    (any of 127.0.0.0/8 is local), so the emulator sees another client."""
+    c = boto3.client("ec2", endpoint_url=url, region_name=region, aws_access_key_id="testing",
+                     aws_secret_access_key="testing",
+                     config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30))
+    if source:  # botocore has no option for it: every new urllib3 connection binds here
+        c._endpoint.http_session._manager.connection_pool_kw["source_address"] = (source, 0)
+    return c
 
 
 def ips_of(ec2, eni_id):
@@ -135,6 +140,7 @@ def _no_faults_left(request):
     yield
     if "url" in request.fixturenames:
         ctl(request.getfixturevalue("url"), "DELETE", "/_va/fault")
+        ctl(request.getfixturevalue("url"), "DELETE", "/_va/lag")
 
 
 @pytest.fixture
@@ -471,6 +477,386 @@ def test_holder_endpoint(url, ec2, world):
     assert ctl(url, "GET", "/_va/nothing")[0] == 404
 
 
+# ---------------------------------------------------------------- corrections 5-8 and checks
+def tags_of(ec2, rid):
+    r = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [rid]}])["Tags"]
+    return {t["Key"]: t["Value"] for t in r}
+
+
+def test_create_tags_on_eni_and_subnet_in_one_call_and_delete_on_subnet(ec2, world):
+    n1, sn, vpc = world["id"]["n1"], world["subnet_id"], world["vpc_id"]
+    ec2.create_tags(Resources=[n1, sn], Tags=[{"Key": "vip-arbiter/fence", "Value": "node1:9"}])
+    assert tags_of(ec2, n1) == {"Name": "n1", "vip-arbiter/fence": "node1:9"}
+    assert ec2.describe_subnets(SubnetIds=[sn])["Subnets"][0]["Tags"] == [
+        {"Key": "vip-arbiter/fence", "Value": "node1:9"}]
+    assert ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": [sn]}])["Subnets"][0]["Tags"] == [
+        {"Key": "vip-arbiter/fence", "Value": "node1:9"}]
+    ec2.delete_tags(Resources=[sn], Tags=[{"Key": "vip-arbiter/fence", "Value": "node1:9"}])
+    assert ec2.describe_subnets(SubnetIds=[sn])["Subnets"][0].get("Tags", []) == []
+    assert tags_of(ec2, sn) == {} and tags_of(ec2, n1)["vip-arbiter/fence"] == "node1:9"
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": "k", "Value": "v"}])  # VPCs too
+    assert tags_of(ec2, vpc) == {"k": "v"}
+    # Correction 6: an unknown ENI fails the whole call, and tags nothing.
+    ghost = "eni-0000000000000000a"
+    st, code, msg = error_of(lambda: ec2.create_tags(Resources=[sn, ghost], Tags=[{"Key": "x", "Value": "1"}]))
+    assert (st, code) == (400, "InvalidNetworkInterfaceID.NotFound") and ghost in msg
+    assert tags_of(ec2, sn) == {} and tags_of(ec2, ghost) == {}
+    assert error_of(lambda: ec2.create_tags(Resources=["subnet-0000000000000000a"], Tags=[
+        {"Key": "x", "Value": "1"}]))[:2] == (400, "InvalidSubnetID.NotFound")
+    assert error_of(lambda: ec2.describe_subnets(SubnetIds=["subnet-0000000000000000a"]))[1] == \
+        "InvalidSubnetID.NotFound"
+
+
+def test_describe_tags_filters(ec2, world):
+    n1, n2, sn = world["id"]["n1"], world["id"]["n2"], world["subnet_id"]
+    key = f"claim-{world['net']}"  # unique to this world: other tests' tags never match
+    ec2.create_tags(Resources=[n1, sn], Tags=[{"Key": key, "Value": "a:1"}])
+    ec2.create_tags(Resources=[n2], Tags=[{"Key": key, "Value": "b:2"}])
+
+    def got(*filters):
+        r = ec2.describe_tags(Filters=[{"Name": k, "Values": v} for k, v in filters])["Tags"]
+        return sorted((t["ResourceId"], t["ResourceType"], t["Key"], t["Value"]) for t in r)
+
+    assert got(("key", [key])) == sorted([(n1, "network-interface", key, "a:1"), (n2, "network-interface", key, "b:2"),
+                                          (sn, "subnet", key, "a:1")])
+    assert got(("key", [key]), ("resource-id", [n1, sn])) == sorted([(n1, "network-interface", key, "a:1"),
+                                                                      (sn, "subnet", key, "a:1")])
+    assert got(("key", [key]), ("resource-type", ["subnet"])) == [(sn, "subnet", key, "a:1")]
+    assert got(("key", [key]), ("resource-type", ["network-interface"])) == sorted(
+        [(n1, "network-interface", key, "a:1"), (n2, "network-interface", key, "b:2")])
+    assert got(("resource-id", [n1, n2])) == sorted([(n1, "network-interface", "Name", "n1"),
+                                                    (n2, "network-interface", "Name", "n2"),
+                                                    (n1, "network-interface", key, "a:1"),
+                                                    (n2, "network-interface", key, "b:2")])
+    assert got(("key", [key]), ("value", ["b:*"])) == [(n2, "network-interface", key, "b:2")]
+    assert got(("key", ["no-such-key"])) == []
+
+
+def test_unassign_secondary_and_errors(url, ec2, world):
+    n1, n2, vip, net = world["id"]["n1"], world["id"]["n2"], world["vip"], world["net"]
+    other = f"10.{net}.0.101"
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip, other])
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[other])
+    assert ips_of(ec2, n1) == sorted([f"10.{net}.0.11", vip]) and holders(url, other) == []
+    # An address the ENI does not have (here: another ENI's, and a free one): 400, no change.
+    for ip in (f"10.{net}.0.12", other):
+        st, code, msg = error_of(lambda: ec2.unassign_private_ip_addresses(NetworkInterfaceId=n1,
+                                                                           PrivateIpAddresses=[vip, ip]))
+        assert (st, code) == (400, "InvalidParameterValue") and "not assigned to interface " + n1 in msg
+    assert ips_of(ec2, n1) == sorted([f"10.{net}.0.11", vip]) and holders(url, f"10.{net}.0.12") == [n2]
+    # Its primary address: 400, no change.
+    st, code, msg = error_of(lambda: ec2.unassign_private_ip_addresses(NetworkInterfaceId=n1,
+                                                                       PrivateIpAddresses=[f"10.{net}.0.11"]))
+    assert (st, code) == (400, "InvalidParameterValue") and "primary" in msg
+    assert ips_of(ec2, n1) == sorted([f"10.{net}.0.11", vip])
+    assert error_of(lambda: ec2.unassign_private_ip_addresses(NetworkInterfaceId="eni-0000000000000000a",
+                                                              PrivateIpAddresses=[vip]))[:2] == \
+        (400, "InvalidNetworkInterfaceID.NotFound")
+
+
+def test_describe_eni_by_id_shows_attachment_subnet_mac(ec2, world):
+    n1, n2 = world["id"]["n1"], world["id"]["n2"]
+    by_filter = ec2.describe_network_interfaces(
+        Filters=[{"Name": "network-interface-id", "Values": [n1]}])["NetworkInterfaces"]
+    by_ids = ec2.describe_network_interfaces(NetworkInterfaceIds=[n1])["NetworkInterfaces"]
+    for [e] in (by_filter, by_ids):
+        assert e["NetworkInterfaceId"] == n1 and e["SubnetId"] == world["subnet_id"]
+        assert e["MacAddress"] == world["enis"]["n1"]["mac"]
+        assert e["Attachment"]["InstanceId"] == world["enis"]["n1"]["instance_id"]
+        assert e["Attachment"]["DeviceIndex"] == 0 and e["Attachment"]["Status"] == "attached"
+        assert e["Status"] == "in-use"
+    two = ec2.describe_network_interfaces(NetworkInterfaceIds=[n1, n2])["NetworkInterfaces"]
+    assert sorted(e["NetworkInterfaceId"] for e in two) == sorted([n1, n2])
+    # An id that does not exist: NotFound by id; by filter, an empty answer (as EC2).
+    ghost = "eni-0000000000000000a"
+    st, code, msg = error_of(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[ghost]))
+    assert (st, code) == (400, "InvalidNetworkInterfaceID.NotFound") and ghost in msg
+    assert error_of(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[n1, ghost]))[1] == \
+        "InvalidNetworkInterfaceID.NotFound"
+    assert ec2.describe_network_interfaces(
+        Filters=[{"Name": "network-interface-id", "Values": [ghost]}])["NetworkInterfaces"] == []
+
+
+def test_terminate_keeps_and_detaches_an_attached_eni(url, ec2, world):
+    n1, vip, inst = world["id"]["n1"], world["vip"], world["enis"]["n1"]["instance_id"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+    ec2.terminate_instances(InstanceIds=[inst])
+    [e] = ec2.describe_network_interfaces(NetworkInterfaceIds=[n1])["NetworkInterfaces"]
+    assert e["Status"] == "available" and "Attachment" not in e  # kept, detached
+    assert vip in ips_of(ec2, n1) and holders(url, vip) == [n1] and tags_of(ec2, n1) == {"Name": "n1"}
+    assert wait_until(lambda: ec2.describe_instances(InstanceIds=[inst])["Reservations"][0]["Instances"][0][
+        "State"]["Name"] == "terminated", timeout=5)
+    # An ENI created by RunInstances with DeleteOnTermination=true goes, tags and all.
+    own = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, NetworkInterfaces=[
+        {"DeviceIndex": 0, "SubnetId": world["subnet_id"], "DeleteOnTermination": True}])["Instances"][0]
+    eni = own["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    ec2.create_tags(Resources=[eni], Tags=[{"Key": "k", "Value": "v"}])
+    ec2.terminate_instances(InstanceIds=[own["InstanceId"]])
+    assert error_of(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[eni]))[1] == \
+        "InvalidNetworkInterfaceID.NotFound"
+    assert tags_of(ec2, eni) == {}
+
+
+def test_delete_network_interface_drops_its_tags(ec2, world):
+    loose = ec2.create_network_interface(SubnetId=world["subnet_id"], PrivateIpAddress=f"10.{world['net']}.0.60",
+                                         TagSpecifications=[{"ResourceType": "network-interface",
+                                                             "Tags": [{"Key": "k", "Value": "v"}]}])
+    eni = loose["NetworkInterface"]["NetworkInterfaceId"]
+    assert tags_of(ec2, eni) == {"k": "v"}
+    ec2.delete_network_interface(NetworkInterfaceId=eni)
+    assert tags_of(ec2, eni) == {}
+
+
+# ---------------------------------------------------------------- vanish
+def test_vanish_removes_the_eni_its_addresses_and_tags(url, ec2, world):
+    n1, n2, vip = world["id"]["n1"], world["id"]["n2"], world["vip"]
+    inst = world["enis"]["n1"]["instance_id"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "claim", "Value": "node1:3"}])
+    st, gone = ctl(url, "POST", "/_va/vanish", {"eni_id": n1})
+    assert st == 200, gone
+    assert gone == {"eni_id": n1, "region": "us-east-1", "addresses": [f"10.{world['net']}.0.11", vip],
+                    "tags": {"Name": "n1", "claim": "node1:3"}, "instance_id": inst}
+    assert error_of(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[n1]))[1] == \
+        "InvalidNetworkInterfaceID.NotFound"
+    r = ec2.describe_network_interfaces(Filters=[{"Name": "addresses.private-ip-address", "Values": [vip]},
+                                                 {"Name": "subnet-id", "Values": [world["subnet_id"]]}])
+    assert r["NetworkInterfaces"] == [] and holders(url, vip) == []
+    assert tags_of(ec2, n1) == {}
+    assert error_of(lambda: ec2.create_tags(Resources=[n1], Tags=[{"Key": "k", "Value": "v"}]))[1] == \
+        "InvalidNetworkInterfaceID.NotFound"
+    state = ec2.describe_instances(InstanceIds=[inst])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    assert state in ("shutting-down", "terminated")
+    # The address is free again: another ENI takes it without AllowReassignment.
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=[vip])
+    assert holders(url, vip) == [n2]
+    assert ctl(url, "POST", "/_va/vanish", {"eni_id": n1})[0] == 404
+    assert ctl(url, "POST", "/_va/vanish", {})[0] == 400
+    assert ctl(url, "POST", "/_va/vanish", {"eni_id": 7})[0] == 400
+
+
+# ---------------------------------------------------------------- lag
+LAG_S = 1.0
+
+
+def lag(url, **spec):
+    st, rule = ctl(url, "POST", "/_va/lag", spec)
+    assert st == 200, rule
+    return rule
+
+
+@pytest.fixture
+def other(url):
+    """A second client, from 127.0.0.2."""
+    return ec2_client(url, source="127.0.0.2")
+
+
+def eni_tags(ec2, eni):
+    [e] = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"]
+    return {t["Key"]: t["Value"] for t in e["TagSet"]}
+
+
+def vip_holders(ec2, world):
+    r = ec2.describe_network_interfaces(Filters=[{"Name": "addresses.private-ip-address", "Values": [world["vip"]]},
+                                                 {"Name": "subnet-id", "Values": [world["subnet_id"]]}])
+    return sorted(e["NetworkInterfaceId"] for e in r["NetworkInterfaces"])
+
+
+def seen_by(url, ip, reader):
+    st, body = ctl(url, "GET", f"/_va/holder?ip={ip}&as_seen_by={reader}")
+    assert st == 200, body
+    return body["holders"]
+
+
+def poll_lag(reads, t0, t1, delay, timeout=None):
+    """Poll `reads` (each True once it shows a change written between monotonic times
+    t0 and t1, delayed by `delay`) until one round shows it everywhere.  Every answer is
+    checked against the clock (the emulator's and ours are the same CLOCK_MONOTONIC): a
+    read that ended before t0 + delay must not show it, one that started after t1 + delay
+    must.  Returns how many answers were certainly early, so the caller can insist on
+    having seen the old state; a loaded machine only makes the reads slower, not wrong."""
+    deadline = time.monotonic() + (timeout if timeout is not None else delay + 5)
+    early = 0
+    while time.monotonic() < deadline:
+        results = []
+        for read in reads:
+            start = time.monotonic()
+            got = read()
+            end = time.monotonic()
+            if end < t0 + delay:
+                assert not got, f"{read} showed the change {end - t0:.2f} s after it, before {delay} s"
+                early += 1
+            if start > t1 + delay:
+                assert got, f"{read} still hid the change {start - t1:.2f} s after it ({delay} s lag)"
+            results.append(got)
+        if all(results):
+            return early
+        time.sleep(0.05)
+    raise AssertionError(f"the change never became visible within {deadline - t0:.1f} s")
+
+
+def test_lag_tag_write_hidden_then_seen(url, ec2, world):
+    n1, sn, vpc = world["id"]["n1"], world["subnet_id"], world["vpc_id"]
+    rule = lag(url, tags_s=LAG_S, moves_s=0)
+    assert rule == {"id": rule["id"], "tags_s": LAG_S, "moves_s": 0, "writers": None, "readers": None}
+    assert ctl(url, "GET", "/_va/lag")[1] == [rule]
+    ctl(url, "DELETE", "/_va/calls")
+    t0 = time.monotonic()
+    ec2.create_tags(Resources=[n1, sn, vpc], Tags=[{"Key": "claim", "Value": "node1:5"}])
+    t1 = time.monotonic()
+    reads = [lambda: "claim" in eni_tags(ec2, n1),
+             lambda: tags_of(ec2, sn).get("claim") == "node1:5",
+             lambda: "claim" in tags_of(ec2, vpc),
+             lambda: bool(ec2.describe_subnets(SubnetIds=[sn])["Subnets"][0].get("Tags")),
+             lambda: bool(ec2.describe_network_interfaces(
+                 Filters=[{"Name": "tag:claim", "Values": ["node1:5"]}])["NetworkInterfaces"])]
+    assert poll_lag(reads, t0, t1, LAG_S) >= len(reads)  # at least one full round saw the old state
+    assert holders(url, world["vip"]) == []  # (the control API is never delayed)
+    calls = ctl(url, "GET", "/_va/calls")[1]
+    assert calls[0]["action"] == "CreateTags" and calls[0]["hidden"] == 0
+    hidden = [c["hidden"] for c in calls[1:]]  # the reads: 3 changes hidden, then none
+    assert set(hidden) == {3, 0} and hidden == sorted(hidden, reverse=True), hidden
+    # An overwrite and a delete are delayed too: the old value stays until then.
+    t0 = time.monotonic()
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "claim", "Value": "node2:6"}])
+    ec2.delete_tags(Resources=[sn], Tags=[{"Key": "claim"}])
+    t1 = time.monotonic()
+
+    def old_or_new(read, old, new):
+        def f():
+            got = read()
+            assert got in (old, new), got
+            return got == new
+        return f
+    assert poll_lag([old_or_new(lambda: eni_tags(ec2, n1)["claim"], "node1:5", "node2:6"),
+                     old_or_new(lambda: tags_of(ec2, sn), {"claim": "node1:5"}, {})], t0, t1, LAG_S) >= 2
+
+
+def test_lag_per_reader_and_per_writer(url, ec2, other, world):
+    n1, n2 = world["id"]["n1"], world["id"]["n2"]
+    # Readers: only 127.0.0.2 lags; the writer itself (127.0.0.1) sees its change at once.
+    lag(url, tags_s=60, moves_s=0, readers=["127.0.0.2"])
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "r", "Value": "1"}])
+    assert eni_tags(ec2, n1).get("r") == "1" and "r" not in eni_tags(other, n1)
+    sources = {c["source"] for c in ctl(url, "GET", "/_va/calls")[1]}
+    assert {"127.0.0.1", "127.0.0.2"} <= sources  # really two clients
+    ctl(url, "DELETE", "/_va/lag")
+    assert eni_tags(other, n1).get("r") == "1"
+    # Writers: only changes written by 127.0.0.2 lag, for every reader.
+    lag(url, tags_s=60, moves_s=0, writers=["127.0.0.2"])
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "w", "Value": "1"}])
+    other.create_tags(Resources=[n2], Tags=[{"Key": "w", "Value": "2"}])
+    for c in (ec2, other):
+        assert eni_tags(c, n1).get("w") == "1" and "w" not in eni_tags(c, n2)
+    ctl(url, "DELETE", "/_va/lag")
+    assert all(eni_tags(c, n2).get("w") == "2" for c in (ec2, other))
+    # Both lists, two matching rules: the delay is the larger one (and it ends).
+    lag(url, tags_s=0.3, moves_s=0, writers=["127.0.0.1"], readers=["127.0.0.2"])
+    lag(url, tags_s=LAG_S, moves_s=0, writers=["127.0.0.1"], readers=["127.0.0.2", "127.0.0.9"])
+    t0 = time.monotonic()
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "m", "Value": "1"}])
+    t1 = time.monotonic()
+    assert eni_tags(ec2, n1).get("m") == "1"
+    assert poll_lag([lambda: eni_tags(other, n1).get("m") == "1"], t0, t1, LAG_S) >= 1
+
+
+def test_lag_newest_visible_write_wins(url, ec2, other, world):
+    n1 = world["id"]["n1"]
+    lag(url, tags_s=60, moves_s=0, writers=["127.0.0.2"])
+    other.create_tags(Resources=[n1], Tags=[{"Key": "claim", "Value": "lagged"}])
+    assert "claim" not in eni_tags(ec2, n1)
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "claim", "Value": "prompt"}])  # a later, unlagged write
+    assert eni_tags(ec2, n1)["claim"] == "prompt" == eni_tags(other, n1)["claim"]
+    other.delete_tags(Resources=[n1], Tags=[{"Key": "claim"}])  # a lagged delete after it
+    assert eni_tags(ec2, n1)["claim"] == "prompt"
+    assert ctl(url, "GET", "/_va/holder?ip=10.0.0.1&as_seen_by=127.0.0.1")[1]["hidden"] == 2  # both lagged
+    ctl(url, "DELETE", "/_va/lag")
+    assert "claim" not in eni_tags(ec2, n1)
+
+
+def test_lag_address_move(url, ec2, other, world):
+    n1, n2, vip = world["id"]["n1"], world["id"]["n2"], world["vip"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])  # before any rule
+    lag(url, tags_s=0, moves_s=60, readers=["127.0.0.2"])
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=[vip], AllowReassignment=True)
+    ec2.create_tags(Resources=[n2], Tags=[{"Key": "claim", "Value": "node2:8"}])  # tags_s=0: seen at once
+    assert holders(url, vip) == [n2]  # the truth
+    assert seen_by(url, vip, "127.0.0.1") == [n2] and seen_by(url, vip, "127.0.0.2") == [n1]
+    assert vip_holders(ec2, world) == [n2] and vip_holders(other, world) == [n1]
+    assert vip in ips_of(other, n1) and vip not in ips_of(other, n2)
+    assert eni_tags(other, n2)["claim"] == "node2:8"
+    # An unassign is delayed too; writes act on the truth meanwhile.
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=[vip])
+    assert vip_holders(other, world) == [n1] and holders(url, vip) == []
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])  # free in truth: no InUse
+    assert vip_holders(ec2, world) == [n1]
+    # DELETE /_va/lag: consistent at once.
+    assert ctl(url, "DELETE", "/_va/lag") == (200, {"cleared": True})
+    assert ctl(url, "GET", "/_va/lag")[1] == []
+    assert vip_holders(other, world) == [n1] == seen_by(url, vip, "127.0.0.2")
+    assert ips_of(other, n2) == [f"10.{world['net']}.0.12"]
+    # A short lag ends by itself: the move reaches the lagged reader after moves_s.
+    lag(url, tags_s=0, moves_s=LAG_S, readers=["127.0.0.2"])
+    t0 = time.monotonic()
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=[vip], AllowReassignment=True)
+    t1 = time.monotonic()
+    assert vip_holders(ec2, world) == [n2] == holders(url, vip)
+
+    def moved(read):
+        def f():
+            got = read()
+            assert got in ([n1], [n2]), got  # never both, never none
+            return got == [n2]
+        return f
+    assert poll_lag([moved(lambda: vip_holders(other, world)), moved(lambda: seen_by(url, vip, "127.0.0.2"))],
+                    t0, t1, LAG_S) >= 2
+
+
+def test_lag_spares_setup_vanish_and_control(url, ec2, world):
+    lag(url, tags_s=600, moves_s=600)
+    n = next(_cidr)
+    st, w = ctl(url, "POST", "/_va/setup", {"vpc_cidr": f"10.{n}.0.0/16", "subnet_cidr": f"10.{n}.0.0/20",
+                                            "enis": [{"name": "s", "private_ip": f"10.{n}.0.11"}]})
+    assert st == 200
+    eni = w["enis"]["s"]["eni_id"]
+    assert eni_tags(ec2, eni) == {"Name": "s"}  # setup's own calls are never delayed
+    n1, vip = world["id"]["n1"], world["vip"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+    ec2.create_tags(Resources=[n1], Tags=[{"Key": "claim", "Value": "x"}])
+    assert vip_holders(ec2, world) == [] and "claim" not in eni_tags(ec2, n1)
+    # Vanish is seen at once by everyone, pending changes of that ENI included.
+    assert ctl(url, "POST", "/_va/vanish", {"eni_id": n1})[0] == 200
+    assert vip_holders(ec2, world) == [] and seen_by(url, vip, "127.0.0.1") == []
+    assert tags_of(ec2, n1) == {}
+    assert error_of(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[n1]))[1] == \
+        "InvalidNetworkInterfaceID.NotFound"
+
+
+@pytest.mark.parametrize("spec", [
+    {"tags_s": -1, "moves_s": 0},
+    {"tags_s": 601, "moves_s": 0},
+    {"tags_s": 1, "moves_s": "1"},
+    {"tags_s": True, "moves_s": 0},
+    {"tags_s": 1},
+    {"moves_s": 1},
+    {"tags_s": float("nan"), "moves_s": 0},
+    {"tags_s": 1, "moves_s": 1, "writers": "127.0.0.1"},
+    {"tags_s": 1, "moves_s": 1, "readers": [1]},
+    {"tags_s": 1, "moves_s": 1, "reader": ["127.0.0.1"]},
+    [{"tags_s": 1, "moves_s": 1}],
+    None,
+])
+def test_lag_spec_is_validated(url, spec):
+    data = json.dumps(spec).encode() if spec is not None else b"not json"
+    req = urllib.request.Request(url + "/_va/lag", data=data, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=30)
+    assert exc.value.code == 400 and "error" in json.loads(exc.value.read())
+    assert ctl(url, "GET", "/_va/lag")[1] == []
+    assert ctl(url, "GET", "/_va/holder?ip=10.0.0.1&as_seen_by=nope")[0] == 400
+
+
 # ---------------------------------------------------------------- plain moto
 @pytest.fixture
 def plain_moto():
@@ -519,3 +905,41 @@ def test_plain_moto_gaps_still_exist(plain_moto):
     ec2.create_tags(Resources=[a], Tags=[{"Key": "k", "Value": "v"}])
     tagset = ec2.describe_network_interfaces(NetworkInterfaceIds=[a])["NetworkInterfaces"][0]["TagSet"]
     assert tagset == [{"Key": "k", "Value": "v"}]
+
+
+def test_plain_moto_tag_unassign_and_terminate_gaps_still_exist(plain_moto):
+    """The gaps behind corrections 5-8 (and what was already right), in plain moto."""
+    u, ec2, a, b = plain_moto
+    sn = ec2.describe_network_interfaces(NetworkInterfaceIds=[a])["NetworkInterfaces"][0]["SubnetId"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=a, PrivateIpAddresses=["10.9.0.100"])
+    # 5. Unassign of an address the ENI lacks, and of its primary: 200; the primary goes.
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=a, PrivateIpAddresses=["10.9.0.12"])
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=a, PrivateIpAddresses=["10.9.0.11"])
+    assert ips_of(ec2, a) == ["10.9.0.100"]
+    # 6. CreateTags with an unknown ENI id: 200, and the other resource is tagged.
+    ghost = "eni-0000000000000000a"
+    ec2.create_tags(Resources=[ghost, sn], Tags=[{"Key": "x", "Value": "1"}])
+    assert ec2.describe_subnets(SubnetIds=[sn])["Subnets"][0]["Tags"] == [{"Key": "x", "Value": "1"}]
+    # 7. A deleted ENI's tags stay in DescribeTags.
+    ec2.create_tags(Resources=[b], Tags=[{"Key": "k", "Value": "v"}])
+    ec2.delete_network_interface(NetworkInterfaceId=b)
+    assert ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [b]}])["Tags"] != []
+    # 8. TerminateInstances leaves a kept ENI attached ("in-use") to the terminated instance.
+    inst = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+                             NetworkInterfaces=[{"DeviceIndex": 0, "NetworkInterfaceId": a}])["Instances"][0]["InstanceId"]
+    ec2.terminate_instances(InstanceIds=[inst])
+    [e] = ec2.describe_network_interfaces(NetworkInterfaceIds=[a])["NetworkInterfaces"]
+    assert e["Status"] == "in-use" and e["Attachment"]["InstanceId"] == inst
+    # Not gaps: one CreateTags for an ENI and a subnet, DeleteTags on a subnet, DescribeTags'
+    # filters and fields, DescribeSubnets' Tags, DescribeNetworkInterfaces by id and NotFound.
+    ec2.create_tags(Resources=[a, sn], Tags=[{"Key": "f", "Value": "1"}])
+    r = ec2.describe_tags(Filters=[{"Name": "key", "Values": ["f"]}, {"Name": "resource-id", "Values": [a, sn]}])
+    assert sorted((t["ResourceId"], t["ResourceType"], t["Key"], t["Value"]) for t in r["Tags"]) == sorted(
+        [(a, "network-interface", "f", "1"), (sn, "subnet", "f", "1")])
+    r = ec2.describe_tags(Filters=[{"Name": "key", "Values": ["f"]}, {"Name": "resource-type", "Values": ["subnet"]}])
+    assert [t["ResourceId"] for t in r["Tags"]] == [sn]
+    ec2.delete_tags(Resources=[sn], Tags=[{"Key": "f"}, {"Key": "x"}])
+    assert ec2.describe_subnets(SubnetIds=[sn])["Subnets"][0].get("Tags", []) == []
+    assert e["SubnetId"] == sn and e["MacAddress"]
+    assert error_of(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[ghost]))[1] == \
+        "InvalidNetworkInterfaceID.NotFound"

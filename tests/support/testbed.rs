@@ -316,6 +316,66 @@ impl Emulator {
             .collect()
     }
 
+    /// Add a lag rule (eventual consistency; docs/ec2-emulator.md, "Lag mode"): tag
+    /// changes reach describes `tags_s` late and address moves `moves_s` late, for
+    /// changes written by `writers` (None: any client) as read by `readers` (None:
+    /// any). Returns the rule. Panics if the emulator refuses it.
+    pub fn set_lag(
+        &self,
+        tags_s: f64,
+        moves_s: f64,
+        writers: Option<&[&str]>,
+        readers: Option<&[&str]>,
+    ) -> Value {
+        let body = serde_json::json!({
+            "tags_s": tags_s,
+            "moves_s": moves_s,
+            "writers": writers,
+            "readers": readers,
+        });
+        let rule = self.control("POST", "/_va/lag", Some(&body));
+        assert!(
+            rule.get("error").is_none(),
+            "emulator refused the lag rule {body}: {rule}"
+        );
+        rule
+    }
+
+    /// Remove every lag rule: every pending change is visible at once.
+    pub fn clear_lag(&self) {
+        let v = self.control("DELETE", "/_va/lag", None);
+        assert_eq!(v["cleared"], true, "clear lag: {v}");
+    }
+
+    /// The instance dies with its ENI: the ENI, its addresses and its tags leave the
+    /// model at once (for every reader) and the instance is terminated. Returns what went.
+    pub fn vanish(&self, eni_id: &str) -> Value {
+        let body = serde_json::json!({ "eni_id": eni_id });
+        let v = self.control("POST", "/_va/vanish", Some(&body));
+        assert!(v.get("error").is_none(), "vanish {eni_id}: {v}");
+        v
+    }
+
+    /// Which ENIs hold `ip` as a client at `reader` sees it now, under the lag rules
+    /// (`holders` is the truth).
+    pub fn holders_seen_by(&self, ip: &str, reader: &str) -> Vec<String> {
+        let v = self.control(
+            "GET",
+            &format!("/_va/holder?ip={ip}&as_seen_by={reader}"),
+            None,
+        );
+        assert!(
+            v.get("error").is_none(),
+            "holder of {ip} as seen by {reader}: {v}"
+        );
+        v["holders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// The call log: (action, status, error code, source ip).
     pub fn calls(&self) -> Vec<Value> {
         self.control("GET", "/_va/calls", None)
