@@ -458,8 +458,20 @@ fn eligible_with_cloud(
     if let Some(f) = next.fenced.clone() {
         return rules.stale(next, &f);
     }
-    // 2. The subnet's marks outlive every ENI: another database system's blocks, a
-    //    higher (or diverged) one fences.
+    // 2. The holder's own claim, when it fences us (named by its ENI: what an operator
+    //    looks for); then the subnet's marks, which outlive every ENI: another
+    //    database system's blocks, a higher (or diverged) one fences.
+    if let CloudView::Other { eni, claim } = &obs.cloud
+        && let Some(c) = claim.valid()
+        && !c.is_foreign_to(ours.system_id)
+        && c.timeline >= timeline
+    {
+        let f = Fenced {
+            by: c,
+            holder: eni.clone(),
+        };
+        return rules.stale(next, &f);
+    }
     if let MarkView::Read { marks } = &obs.marks {
         if let Some(m) = marks.iter().find(|m| m.is_foreign_to(ours.system_id)) {
             return rules.foreign(next, format!("the subnet's mark of node {}", m.node_id), *m);

@@ -22,7 +22,8 @@ const FAILOVER_LIMIT: Duration = Duration::from_secs(60);
 fn conf(ec2: &Ec2) -> ArbiterConf<'_> {
     ArbiterConf {
         ec2: Some(ec2),
-        aws_extra: "verify_interval = \"5s\"",
+        // A short consistency bound: a hand move without a claim (s5) waits it out.
+        aws_extra: "verify_interval = \"5s\"\nconsistency_bound = \"3s\"",
         ..ArbiterConf::default()
     }
 }
@@ -201,8 +202,8 @@ fn s5_drift_in_the_kernel_and_at_ec2_is_repaired() {
     let sampler = bed.sampler(Some(&ec2), Duration::from_secs(30));
     support::testbed::hand_assign(&bed.hub().ns, &ec2.emu.url, ec2.eni(2), VIP);
     wait_until(
-        Duration::from_secs(7),
-        "EC2 back on n1 within verify_interval (5 s) + a pass",
+        Duration::from_secs(10),
+        "EC2 back on n1 within verify_interval (5 s) + the bound (3 s) + a pass",
         || ec2.holders() == [ec2.eni(1).to_owned()],
     );
     std::thread::sleep(Duration::from_millis(500));

@@ -54,9 +54,15 @@ fn online_self_test_passes_and_names_each_missing_permission() {
         "{out}"
     );
     assert!(out.contains("ok: ec2:CreateTags allowed (DryRun)"), "{out}");
+    assert!(
+        out.contains("ok: ec2:DescribeTags allowed (DryRun)"),
+        "{out}"
+    );
     assert!(out.contains(&format!("ok: ENI {eni} exists")), "{out}");
     assert!(
-        out.contains("AssignPrivateIpAddresses has no DryRun flag"),
+        out.contains(
+            "AssignPrivateIpAddresses and ec2:UnassignPrivateIpAddresses have no DryRun flag"
+        ),
         "{out}"
     );
     // Nothing was changed by the self-test: no tag, no assignment.

@@ -620,7 +620,7 @@ fn aws_credentials_never_leak() {
     let cfg = format!(
         "vip = \"{VIP}\"\ninterface = \"ens5\"\nprefix_len = 32\nrepmgr_config = {:?}\ninterval = \"500ms\"\n\
          log_level = \"trace\"\n[aws]\nenabled = true\nregion = \"us-east-1\"\neni_id = \"{eni1}\"\n\
-         subnet_id = \"{subnet}\"\nverify_interval = \"5s\"\n",
+         subnet_id = \"{subnet}\"\nverify_interval = \"5s\"\nconsistency_bound = \"2s\"\n",
         cluster.node1().repmgr_conf().display().to_string()
     );
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
