@@ -12,6 +12,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::act::{CloudActuator, Fencer, KernelActuator};
 use crate::decide::{FOLLOW_INTERVAL, Memory, Policy};
 use crate::health::{HealthState, Identity, snapshot};
+use crate::metrics::{Info, PassRecord};
 use crate::observation::{CloudView, KernelView, PgView};
 use crate::observe::{CloudSource, KernelSource, PgSource};
 use crate::reconcile::{self, Limits, World};
@@ -162,7 +163,25 @@ pub async fn run<P, K, C, F, R>(
         mem = next;
         let took = pass_start.elapsed();
         let m = &ctl.health.metrics;
-        m.pass(took, &report.verdict);
+        m.pass(PassRecord {
+            started: pass_start,
+            took,
+            verdict: &report.verdict,
+            converged: report.converged(),
+            interval: cfg.interval,
+        });
+        if passes == 1 {
+            m.info(Info {
+                node_id: ctl.identity.node_id,
+                vip: ctl.identity.vip.clone(),
+                interface: ctl.identity.interface.clone(),
+                mode: if cfg.policy.cloud.is_some() {
+                    "ec2"
+                } else {
+                    "kernel-only"
+                },
+            });
+        }
         count_observer_failures(m, &report.observation);
         for d in &report.done {
             let result = match &d.result {

@@ -27,6 +27,9 @@ use vip_arbiter::cli::Cli;
 
 const PKG: &str = "vip-arbiter";
 const UNIT: &str = "/usr/lib/systemd/system/vip-arbiter.service";
+const METRICS_SERVICE: &str = "/usr/lib/systemd/system/vip-arbiter-metrics.service";
+const METRICS_TIMER: &str = "/usr/lib/systemd/system/vip-arbiter-metrics.timer";
+const COLLECTOR: &str = "/usr/libexec/vip-arbiter/metrics-textfile";
 const CONFFILE: &str = "/etc/vip-arbiter/vip-arbiter.toml";
 const MAN: &str = "/usr/share/man/man8/vip-arbiter.8.gz";
 const BASH: &str = "/usr/share/bash-completion/completions/vip-arbiter";
@@ -80,6 +83,31 @@ const FILES: &[(&str, u32, Option<&str>)] = &[
         Some("docs/architecture.md"),
     ),
     ("/usr/share/doc/vip-arbiter/copyright", 0o644, None),
+    (
+        "/usr/share/doc/vip-arbiter/examples/vip-arbiter.rules.yml",
+        0o644,
+        Some("etc/prometheus/vip-arbiter.rules.yml"),
+    ),
+    (
+        "/usr/share/doc/vip-arbiter/examples/vip-arbiter-dashboard.json",
+        0o644,
+        Some("etc/grafana/vip-arbiter-dashboard.json"),
+    ),
+    (
+        METRICS_SERVICE,
+        0o644,
+        Some("systemd/vip-arbiter-metrics.service"),
+    ),
+    (
+        METRICS_TIMER,
+        0o644,
+        Some("systemd/vip-arbiter-metrics.timer"),
+    ),
+    (
+        COLLECTOR,
+        0o755,
+        Some("systemd/vip-arbiter-metrics-textfile"),
+    ),
 ];
 
 fn repo() -> &'static Path {
@@ -290,7 +318,8 @@ fn package_files() -> BTreeSet<String> {
     FILES.iter().map(|(p, _, _)| p.to_string()).collect()
 }
 
-/// No `*.wants/vip-arbiter.service` link anywhere under /etc/systemd.
+/// Every link or file named for one of our units (`vip-arbiter.service`,
+/// `vip-arbiter-metrics.timer`, …) anywhere under /etc/systemd.
 fn wants_links() -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![PathBuf::from("/etc/systemd")];
@@ -303,7 +332,10 @@ fn wants_links() -> Vec<PathBuf> {
             let ft = e.file_type().unwrap();
             if ft.is_dir() {
                 stack.push(p);
-            } else if p.file_name().is_some_and(|n| n == "vip-arbiter.service") {
+            } else if p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vip-arbiter"))
+            {
                 found.push(p);
             }
         }
@@ -409,21 +441,31 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
             "postinst contains `{forbidden}`:\n{postinst}"
         );
     }
-    // The one `enable` re-creates links only if the admin had enabled it before.
+    // The `enable`s (the daemon and the metrics timer; the metrics service has no
+    // [Install]) re-create links only if the admin had enabled them before.
     let enables: Vec<_> = postinst
         .lines()
         .filter(|l| l.contains("deb-systemd-helper enable"))
         .collect();
-    assert_eq!(enables.len(), 1, "{postinst}");
-    assert!(
-        postinst.contains("if deb-systemd-helper --quiet was-enabled vip-arbiter.service"),
-        "{postinst}"
-    );
-    // An upgrade restarts it only if it is running (on_stop = keep: nothing moves).
-    assert!(
-        postinst.contains("deb-systemd-invoke try-restart vip-arbiter.service"),
-        "{postinst}"
-    );
+    assert_eq!(enables.len(), 2, "{postinst}");
+    for unit in ["vip-arbiter.service", "vip-arbiter-metrics.timer"] {
+        assert!(
+            postinst.contains(&format!(
+                "if deb-systemd-helper --quiet was-enabled {unit}; then"
+            )),
+            "{postinst}"
+        );
+    }
+    // An upgrade restarts them only if they are running (on_stop = keep: nothing moves).
+    for units in [
+        "vip-arbiter.service",
+        "vip-arbiter-metrics.service vip-arbiter-metrics.timer",
+    ] {
+        assert!(
+            postinst.contains(&format!("deb-systemd-invoke try-restart {units} >")),
+            "{postinst}"
+        );
+    }
 
     // The archive's files, extracted into a throwaway root.
     let root = tempfile::tempdir().unwrap();
@@ -462,10 +504,20 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
     );
 
     // Neither enabled nor started.
-    let o = output("systemctl", &["is-enabled", "vip-arbiter.service"]);
+    for unit in ["vip-arbiter.service", "vip-arbiter-metrics.timer"] {
+        let o = output("systemctl", &["is-enabled", unit]);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            "disabled",
+            "{unit}: {}",
+            text(&o)
+        );
+    }
+    // The metrics service is started by its timer only (no [Install]).
+    let o = output("systemctl", &["is-enabled", "vip-arbiter-metrics.service"]);
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim(),
-        "disabled",
+        "static",
         "{}",
         text(&o)
     );
@@ -482,12 +534,14 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
 
     // The installed unit verifies (it needs /usr/bin/vip-arbiter and man to find
     // vip-arbiter(8) for Documentation=, hence here and not on the repo's copy).
-    let o = output("systemd-analyze", &["verify", UNIT]);
-    assert!(
-        o.status.success() && !text(&o).contains("vip-arbiter"),
-        "systemd-analyze verify {UNIT}:\n{}",
-        text(&o)
-    );
+    for unit in [UNIT, METRICS_SERVICE, METRICS_TIMER] {
+        let o = output("systemd-analyze", &["verify", unit]);
+        assert!(
+            o.status.success() && !text(&o).contains("vip-arbiter"),
+            "systemd-analyze verify {unit}:\n{}",
+            text(&o)
+        );
+    }
 
     // The service user reads the conffile, and the installed binary accepts it once
     // repmgr's node_id and conninfo are there (here from the environment).
@@ -555,6 +609,10 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
         "/etc/vip-arbiter left"
     );
     assert!(!Path::new(DOC).exists(), "{DOC} left");
+    assert!(
+        !Path::new("/usr/libexec/vip-arbiter").exists(),
+        "/usr/libexec/vip-arbiter left"
+    );
     assert_eq!(wants_links(), Vec::<PathBuf>::new());
 }
 
@@ -572,7 +630,7 @@ fn exposure(unit: &Path) -> (f64, Output) {
     let out = text(&o);
     let line = out
         .lines()
-        .find(|l| l.contains("Overall exposure level for vip-arbiter.service:"))
+        .find(|l| l.contains("Overall exposure level for "))
         .unwrap_or_else(|| panic!("no overall exposure line:\n{out}"));
     let score = line
         .split(':')
@@ -600,6 +658,18 @@ fn unit_exposure_is_at_most_2_0() {
     assert!(
         ops.contains(&format!("overall exposure **{score:.1}**")),
         "docs/operations.md does not record the current exposure {score:.1}"
+    );
+    // The metrics collector's unit, likewise.
+    let (metrics, o) = exposure(&repo().join("systemd/vip-arbiter-metrics.service"));
+    eprintln!("systemd-analyze security: vip-arbiter-metrics.service {metrics}");
+    assert!(
+        metrics <= 2.0 && o.status.success(),
+        "{metrics}:\n{}",
+        text(&o)
+    );
+    assert!(
+        ops.contains(&format!("vip-arbiter-metrics.service` **{metrics:.1}**")),
+        "docs/operations.md does not record vip-arbiter-metrics.service's exposure {metrics:.1}"
     );
     // The check itself can fail: a unit without the hardening scores far above 2.0.
     let dir = tempfile::tempdir().unwrap();
