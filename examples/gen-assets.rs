@@ -233,13 +233,19 @@ fn prose(r: &mut Roff) {
             ),
             (
                 "check",
-                "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (daemon not answering).",
+                "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (daemon not answering, a bad answer, \
+                 a usage error); never anything else. A missing or broken configuration is \
+                 named in the line, never fatal.",
             ),
             (
                 "status",
-                "0 converged, 1 not converged, 3 daemon not answering.",
+                "0 converged, 1 not converged, 3 daemon not answering. A missing or broken \
+                 configuration is one line on stderr, never fatal.",
             ),
-            ("kick", "Always 0."),
+            (
+                "kick",
+                "Always 0, also for a broken configuration or a usage error.",
+            ),
             (
                 "check-config",
                 "0 valid, 78 invalid, 1 when an --online check fails.",

@@ -9,6 +9,7 @@ pub mod adapters;
 pub mod backoff;
 pub mod claim;
 pub mod cli;
+pub mod client_socket;
 pub mod cloud_setup;
 pub mod config;
 pub mod conninfo;

@@ -447,11 +447,16 @@ fn postgres_passwords_never_leak() {
     wait_until(Duration::from_secs(10), "the refused reload", || {
         a.log_text().contains("configuration reload refused")
     });
-    // The verbs read the config too: on a broken one they report it.
+    // The client verbs read the config too: on a broken one they report it (one
+    // line on stderr) and still ask the daemon, on the socket the broken file names.
     let status = verb(&a.config, None, env, &["status"]);
-    assert_eq!(status.code, 78, "{}", status.all());
     assert!(
-        status.stderr.contains("TOML syntax error"),
+        status.code == 0 || status.code == 1,
+        "status is never fatal: {}",
+        status.all()
+    );
+    assert!(
+        status.stderr.contains("TOML syntax error") && status.stdout.contains("verdict"),
         "{}",
         status.all()
     );
