@@ -27,6 +27,7 @@ pub mod observation;
 pub mod observe;
 pub mod pgpass;
 pub mod plan;
+pub mod plan_report;
 pub mod reconcile;
 pub mod repmgr_conf;
 pub mod run_loop;

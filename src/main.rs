@@ -104,11 +104,15 @@ async fn dispatch(cli: Cli) -> i32 {
                 }
             }
         }
-        Command::Plan { .. } => {
+        Command::Plan { json } => {
             let _ = logging::init(&s.log_level);
             match daemon::plan_once(&s).await {
-                Ok(text) => {
-                    print!("{text}");
+                Ok(report) if json => {
+                    println!("{}", report.to_json());
+                    0
+                }
+                Ok(report) => {
+                    print!("{}", report.render_text());
                     0
                 }
                 Err(e) => {
