@@ -63,8 +63,9 @@ pub enum Command {
         /// Also check IMDS, the subnet and the IAM permissions (EC2 mode).
         #[arg(long)]
         online: bool,
-        /// The user the daemon runs as (default: User= of the installed
-        /// vip-arbiter.service, else of the shipped unit: postgres).
+        /// Judge file access as this user, with its own groups (default: User= and
+        /// Group= of the installed vip-arbiter.service, else of the shipped unit:
+        /// postgres).
         #[arg(long, value_name = "USER")]
         service_user: Option<String>,
     },

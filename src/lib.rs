@@ -19,6 +19,7 @@ pub mod fuzz_checks;
 pub mod health;
 pub mod health_client;
 pub mod health_socket;
+pub mod host_check;
 pub mod http_request;
 pub mod imds;
 pub mod logging;

@@ -6,7 +6,7 @@ use clap::Parser;
 use vip_arbiter::cli::{self, Cli, Command, Contract};
 use vip_arbiter::settings::{self, ConfigErrors};
 use vip_arbiter::shutdown::Shutdown;
-use vip_arbiter::{client_socket, daemon, logging};
+use vip_arbiter::{client_socket, daemon, host_check, logging};
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -76,10 +76,21 @@ async fn dispatch(cli: Cli) -> i32 {
     match cli.command {
         // Answered above, without the full config.
         Command::Kick { .. } | Command::Status { .. } | Command::Check { .. } => 0,
-        Command::CheckConfig { online, .. } => {
+        Command::CheckConfig {
+            online,
+            service_user,
+        } => {
             print!("{}", s.redacted_toml());
             for w in &s.warnings {
                 eprintln!("warning: {w}");
+            }
+            let findings = host_check::for_config(&s, path, service_user.as_deref()).await;
+            println!("# this host");
+            for f in &findings {
+                println!("{f}");
+            }
+            if findings.iter().any(|f| f.level == host_check::Level::Fail) {
+                return ConfigErrors::EXIT_CODE;
             }
             if !online {
                 return 0;
