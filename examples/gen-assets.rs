@@ -248,9 +248,14 @@ fn prose(r: &mut Roff) {
             ),
             (
                 "check-config",
-                "0 valid, 78 invalid, 1 when an --online check fails.",
+                "0 valid and the daemon would start on this host; 78 invalid, or a host check \
+                 FAILs (no such interface, the VIP another interface's primary address, a \
+                 repmgr.conf the service user cannot read); 1 when an --online check fails.",
             ),
-            ("plan", "0, or 1 when an observation fails."),
+            (
+                "plan",
+                "0, or 1 when it cannot observe at all (no such interface, EC2 setup failing).",
+            ),
         ],
     );
     section(
@@ -300,6 +305,10 @@ fn prose(r: &mut Roff) {
             "In /etc/repmgr.conf (put --config before kick):",
             "event_notification_command='/usr/bin/vip-arbiter --config \
              /etc/vip-arbiter/vip-arbiter.toml kick %n %e %s %t \"%d\"'",
+        ),
+        (
+            "What a pass would do now, for a script:",
+            "vip-arbiter plan --json | jq -r '.verdict.kind, (.steps[] | .call)'",
         ),
         (
             "The health snapshot:",
