@@ -233,18 +233,29 @@ fn prose(r: &mut Roff) {
             ),
             (
                 "check",
-                "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (daemon not answering).",
+                "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (daemon not answering, a bad answer, \
+                 a usage error); never anything else. A missing or broken configuration is \
+                 named in the line, never fatal.",
             ),
             (
                 "status",
-                "0 converged, 1 not converged, 3 daemon not answering.",
+                "0 converged, 1 not converged, 3 daemon not answering. A missing or broken \
+                 configuration is one line on stderr, never fatal.",
             ),
-            ("kick", "Always 0."),
+            (
+                "kick",
+                "Always 0, also for a broken configuration or a usage error.",
+            ),
             (
                 "check-config",
-                "0 valid, 78 invalid, 1 when an --online check fails.",
+                "0 valid and the daemon would start on this host; 78 invalid, or a host check \
+                 FAILs (no such interface, the VIP another interface's primary address, a \
+                 repmgr.conf the service user cannot read); 1 when an --online check fails.",
             ),
-            ("plan", "0, or 1 when an observation fails."),
+            (
+                "plan",
+                "0, or 1 when it cannot observe at all (no such interface, EC2 setup failing).",
+            ),
         ],
     );
     section(
@@ -294,6 +305,10 @@ fn prose(r: &mut Roff) {
             "In /etc/repmgr.conf (put --config before kick):",
             "event_notification_command='/usr/bin/vip-arbiter --config \
              /etc/vip-arbiter/vip-arbiter.toml kick %n %e %s %t \"%d\"'",
+        ),
+        (
+            "What a pass would do now, for a script:",
+            "vip-arbiter plan --json | jq -r '.verdict.kind, (.steps[] | .call)'",
         ),
         (
             "The health snapshot:",

@@ -183,7 +183,9 @@ pub async fn run(
     };
     let cfg = loop_config(&s, prefix_len);
     let metrics = Arc::new(Metrics::default());
-    let cloud = build_cloud(&s, &kernel, metrics.clone(), true).await?;
+    let cloud = build_cloud(&s, &kernel, metrics.clone(), true)
+        .await?
+        .map(|(ec2, _)| ec2);
     let (health, kicks) = HealthState::new(metrics);
     let listener = health_socket::bind(
         &s.socket,
@@ -249,7 +251,7 @@ async fn build_cloud(
     kernel: &Netlink,
     metrics: Arc<Metrics>,
     self_test: bool,
-) -> Result<Option<Ec2>, StartupError> {
+) -> Result<Option<(Ec2, crate::cloud_setup::Placement)>, StartupError> {
     if !s.aws.enabled {
         return Ok(None);
     }
@@ -273,7 +275,7 @@ async fn build_cloud(
             return Err(StartupError::Config(bad.clone()));
         }
     }
-    Ok(Some(ec2))
+    Ok(Some((ec2, placement)))
 }
 
 fn fencer(s: &Settings) -> Option<ShellFence> {
@@ -285,17 +287,22 @@ fn fencer(s: &Settings) -> Option<ShellFence> {
 }
 
 /// `vip-arbiter plan`: observe and decide once with the real adapters; act never.
-pub async fn plan_once(s: &Settings) -> Result<String, StartupError> {
+pub async fn plan_once(s: &Settings) -> Result<crate::plan_report::PlanReport, StartupError> {
     use crate::observe::{self, CloudSource};
+    use crate::plan_report::{Ec2Place, PlanContext, PlanReport};
     let kernel = Netlink::connect(&s.interface, s.vip)?;
     let prefix_len = match s.prefix_len {
         Some(p) => p,
         None => kernel.primary_prefix().await?,
     };
     let cfg = loop_config(s, prefix_len);
-    let cloud = build_cloud(s, &kernel, Arc::new(Metrics::default()), false).await?;
+    let (cloud, place) = match build_cloud(s, &kernel, Arc::new(Metrics::default()), false).await? {
+        Some((ec2, placement)) => (Some(ec2), Some(placement)),
+        None => (None, None),
+    };
     let mut pg = PgObserver::new(s.pg.config.clone(), s.node_id);
     let (report, kernel_view) = observe::gather_local(&mut pg, &kernel, cfg.limits.observe).await;
+    let repmgr_primary = report.repmgr_primary;
     let observation = crate::observation::Observation {
         now: Duration::ZERO,
         pg: report.view,
@@ -310,14 +317,20 @@ pub async fn plan_once(s: &Settings) -> Result<String, StartupError> {
         &cfg.policy,
         0,
     );
-    let mut out = format!("observed: {observation:#?}\nverdict:  {}\n", plan.verdict);
-    if plan.steps.is_empty() {
-        out.push_str("steps:    none (converged)\n");
-    }
-    for (i, step) in plan.steps.iter().enumerate() {
-        out.push_str(&format!("step {}:   {step:?}\n", i + 1));
-    }
-    Ok(out)
+    let ctx = PlanContext {
+        node_id: s.node_id,
+        vip: s.vip,
+        interface: s.interface.clone(),
+        prefix_len,
+        ec2: place.map(|p| Ec2Place {
+            eni: p.eni_id,
+            subnet: p.subnet_id,
+        }),
+        fence_command: s.aws.fence_command.clone(),
+        repmgr_primary,
+    };
+    let elig = crate::decide::eligibility(&observation.pg);
+    Ok(PlanReport::new(&ctx, &observation, &elig, &plan))
 }
 
 /// `check-config --online`: the EC2 self-test.

@@ -3,33 +3,68 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vip_arbiter::cli::{self, Cli, Command};
+use vip_arbiter::cli::{self, Cli, Command, Contract};
 use vip_arbiter::settings::{self, ConfigErrors};
 use vip_arbiter::shutdown::Shutdown;
-use vip_arbiter::{daemon, logging};
+use vip_arbiter::{client_socket, daemon, host_check, logging};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let contract = Contract::of(&args);
+    if contract != Contract::Ordinary {
+        // `check` and `kick` keep their exit status even if something panics
+        // (release builds abort on panic: the hook runs before that).
+        std::panic::set_hook(Box::new(move |info| {
+            contract.report_failure(&format!("internal error: {info}"));
+            std::process::exit(contract.failure_code(101));
+        }));
+    }
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if contract == Contract::Ordinary || !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let first = e.to_string();
+            let first = first.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            contract.report_failure(&format!("usage: {first}"));
+            return exit(contract.failure_code(2));
+        }
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("vip-arbiter: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            contract.report_failure(&format!("cannot start the async runtime: {e}"));
+            return exit(contract.failure_code(1));
         }
     };
-    let code = rt.block_on(dispatch(cli));
+    exit(rt.block_on(dispatch(cli)))
+}
+
+fn exit(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 async fn dispatch(cli: Cli) -> i32 {
     let path = cli.config.as_deref();
-    if let Command::Kick { .. } = cli.command {
-        // Never fail repmgr: fall back to the default socket if the config is broken.
-        let socket = settings::load(path).map_or_else(|_| settings::default_socket(), |s| s.socket);
-        return cli::kick(&socket).await;
+    // The client verbs need only the socket; the config is read leniently for it.
+    match &cli.command {
+        Command::Status { json, client } => {
+            return cli::status(
+                &client_socket::resolve(client.socket.as_deref(), path),
+                *json,
+            )
+            .await;
+        }
+        Command::Check { client } => {
+            return cli::check(&client_socket::resolve(client.socket.as_deref(), path)).await;
+        }
+        Command::Kick { client, .. } => {
+            return cli::kick(&client_socket::resolve(client.socket.as_deref(), path)).await;
+        }
+        _ => {}
     }
     let s = match settings::load(path) {
         Ok(s) => s,
@@ -39,17 +74,27 @@ async fn dispatch(cli: Cli) -> i32 {
         }
     };
     match cli.command {
-        Command::Kick { .. } => 0,
-        Command::Status { json } => cli::status(&s.socket, json).await,
-        Command::Check => cli::check(&s.socket).await,
+        // Answered above, without the full config.
+        Command::Kick { .. } | Command::Status { .. } | Command::Check { .. } => 0,
         Command::Unfence => {
             let file = s.aws.enabled.then_some(s.aws.state_file.as_path());
             cli::unfence(&s.socket, file).await
         }
-        Command::CheckConfig { online } => {
+        Command::CheckConfig {
+            online,
+            service_user,
+        } => {
             print!("{}", s.redacted_toml());
             for w in &s.warnings {
                 eprintln!("warning: {w}");
+            }
+            let findings = host_check::for_config(&s, path, service_user.as_deref()).await;
+            println!("# this host");
+            for f in &findings {
+                println!("{f}");
+            }
+            if findings.iter().any(|f| f.level == host_check::Level::Fail) {
+                return ConfigErrors::EXIT_CODE;
             }
             if !online {
                 return 0;
@@ -74,11 +119,15 @@ async fn dispatch(cli: Cli) -> i32 {
                 }
             }
         }
-        Command::Plan => {
+        Command::Plan { json } => {
             let _ = logging::init(&s.log_level);
             match daemon::plan_once(&s).await {
-                Ok(text) => {
-                    print!("{text}");
+                Ok(report) if json => {
+                    println!("{}", report.to_json());
+                    0
+                }
+                Ok(report) => {
+                    print!("{}", report.render_text());
                     0
                 }
                 Err(e) => {

@@ -1,6 +1,7 @@
 //! The real binary against a config that is wrong in each documented way
 //! (docs/configuration.md): `run` and `check-config` exit 78 (EX_CONFIG) with exactly
-//! one line on stderr, naming the key and the problem, and nothing on stdout. The
+//! one line on stderr, naming the key and the problem, and nothing on stdout (the
+//! host checks come only after the config validates: tests/check_config_host.rs). The
 //! SIGHUP case (a running daemon keeps its old config) is in daemon_kernel_only.rs.
 
 mod support;
@@ -172,13 +173,16 @@ fn each_documented_mistake_exits_78_with_one_line_naming_the_key() {
 #[test]
 fn a_valid_file_passes_the_same_harness() {
     // The harness itself: without a mistake, check-config succeeds (so the cases above
-    // fail for their own line, not for something the harness left out).
+    // fail for their own line, not for something the harness left out). check-config
+    // also checks this host: `lo` exists everywhere, and the files are judged as the
+    // user running the test.
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(dir.path(), "log_level = \"debug\"");
+    let path = write_config(dir.path(), "interface = \"lo\"");
+    let me = nix::unistd::Uid::effective().to_string();
     let out = Command::new(arbiter_bin())
         .arg("--config")
         .arg(&path)
-        .arg("check-config")
+        .args(["check-config", "--service-user", &me])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .output()
@@ -190,5 +194,9 @@ fn a_valid_file_passes_the_same_harness() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("log_level = \"debug\""), "{stdout}");
+    assert!(stdout.contains("interface = \"lo\""), "{stdout}");
+    assert!(
+        stdout.contains("# this host\nok: service user ") && !stdout.contains("FAIL"),
+        "{stdout}"
+    );
 }

@@ -380,34 +380,74 @@ fn plan_prints_what_it_would_do_and_changes_nothing() {
         cluster,
         _hub,
         n1,
+        n2,
         dir,
-        ..
     } = bed();
-    let cfg = dir.path().join("va.toml");
-    std::fs::write(&cfg, config(cluster.node1(), "1s", "")).expect("config");
-    let out = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &n1,
-            &support::testbed::arbiter_bin(),
-            "--config",
-        ])
-        .arg(&cfg)
-        .arg("plan")
-        .output()
-        .expect("plan");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("verdict:  acquiring"), "{text}");
-    assert!(
-        text.contains("step 1:   AddKernel { prefix_len: 20 }"),
-        "{text}"
-    );
+    let plan = |ns: &str, node: &PgNode, json: bool| {
+        let cfg = dir.path().join(format!("{ns}.toml"));
+        std::fs::write(&cfg, config(node, "1s", "")).expect("config");
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                &support::testbed::arbiter_bin(),
+                "--config",
+            ])
+            .arg(&cfg)
+            .arg("plan")
+            .args(json.then_some("--json"))
+            .output()
+            .expect("plan");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    // The primary: what each source said, the verdict, the step as the `ip` call.
+    let text = plan(&n1, cluster.node1(), false);
+    for want in [
+        "# vip-arbiter plan: node 1, VIP 10.77.0.100/20 on ens5, kernel-only; nothing was changed\n",
+        "postgresql:   primary (not in recovery), timeline 1\n",
+        "repmgr.nodes: node 1 is the active primary (active primary: node 1)\n",
+        "kernel:       10.77.0.100 is not on ens5\n",
+        "ec2:          disabled (kernel-only mode)\n",
+        "eligibility:  eligible (timeline 1)\n",
+        "verdict:      acquiring: primary, taking the VIP\n",
+        "severity:     WARNING (check exits 1)\n",
+        "step 1:       ip addr add 10.77.0.100/20 dev ens5  # add_kernel",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&plan(&n1, cluster.node1(), true))
+        .expect("plan --json is one JSON document");
+    assert_eq!(v["format"], 1);
+    assert_eq!(v["postgres"]["role"], "primary");
+    assert_eq!(v["postgres"]["timeline"], 1);
+    assert_eq!(v["repmgr"]["says"], "self-primary");
+    assert_eq!(v["kernel"]["state"], "absent");
+    assert_eq!(v["ec2"]["state"], "disabled");
+    assert_eq!(v["eligibility"]["state"], "eligible");
+    assert_eq!(v["verdict"]["kind"], "acquiring");
+    assert_eq!(v["verdict"]["severity"], "warning");
+    assert_eq!(v["steps"][0]["kind"], "add_kernel");
+    assert_eq!(v["steps"][0]["call"], "ip addr add 10.77.0.100/20 dev ens5");
+    assert_eq!(v["converged"], false);
     assert!(!kernel_has(&n1, VIP), "plan changed nothing");
+    // The standby: nothing to do.
+    let text = plan(&n2, cluster.node2(), false);
+    for want in [
+        "postgresql:   standby (in recovery)\n",
+        "repmgr.nodes: node 2 is a standby (or witness) row (active primary: node 1)\n",
+        "eligibility:  not eligible: in recovery\n",
+        "verdict:      standby: in recovery; VIP not here\n",
+        "severity:     OK (check exits 0)\n",
+        "steps:        none (converged)\n",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
 }

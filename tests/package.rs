@@ -16,6 +16,8 @@
 //! Needs root, dpkg, cargo-deb, man-db and systemd-analyze (scripts/install-deps
 //! installs them); a missing one FAILS the test with its name, never skips it.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -544,9 +546,16 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
     }
 
     // The service user reads the conffile, and the installed binary accepts it once
-    // repmgr's node_id and conninfo are there (here from the environment).
-    let o = Command::new("runuser")
+    // repmgr's node_id and conninfo are there (here from the environment), on a host
+    // with the conffile's interface: check-config checks the host too, so it runs in a
+    // namespace that has an `ens5`.
+    let ns = support::netns::Netns::new("pkg", "10.0.1.11/24");
+    let o = Command::new("ip")
         .args([
+            "netns",
+            "exec",
+            ns.name(),
+            "runuser",
             "-u",
             "postgres",
             "--",
@@ -566,6 +575,12 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
         text(&o)
     );
     assert!(text(&o).contains("vip = \"10.0.1.100\""), "{}", text(&o));
+    assert!(
+        text(&o).contains("ok: interface ens5 exists")
+            && text(&o).contains(&format!("; User= in {UNIT})")),
+        "the host checks, as the installed unit's user: {}",
+        text(&o)
+    );
 
     // Upgrade path (reinstall): an operator's edited conffile is kept.
     let edited = format!("{}\n# edited by the operator\n", read(Path::new(CONFFILE)));
