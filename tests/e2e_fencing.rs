@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::repmgrd_bed::{ArbiterConf, BedOptions, Ec2, RepmgrdBed, VIP};
 use support::sampler::Samples;
-use support::testbed::{Arbiter, kernel_has, run, wait_until};
+use support::testbed::{Arbiter, kernel_has, wait_until};
 
 /// repmgrd: 3 × 2 s of reconnects, then promote.
 const FAILOVER_LIMIT: Duration = Duration::from_secs(60);
@@ -36,42 +36,10 @@ fn conf<'a>(ec2: &'a Ec2, aws_extra: &'a str) -> ArbiterConf<'a> {
 
 const AWS: &str = "verify_interval = \"5s\"";
 
-/// Both arbiters up, the VIP on n1 at EC2 and in its kernel.
-fn converged_on_n1(bed: &RepmgrdBed, ec2: &Ec2, c: &ArbiterConf) -> (Arbiter, Arbiter) {
-    let a1 = bed.start_arbiter(1, c);
-    let a2 = bed.start_arbiter(2, c);
-    wait_until(
-        Duration::from_secs(15),
-        "VIP on n1 at EC2 and in its kernel",
-        || ec2.holders() == [ec2.eni(1).to_owned()] && kernel_has(bed.ns(1), VIP),
-    );
-    wait_until(Duration::from_secs(5), "a1 holding, a2 standby", || {
-        a1.verdict() == "holding" && a2.verdict() == "standby"
-    });
-    (a1, a2)
-}
-
-/// Cut (or heal) n1 <-> n2 only; both still reach EC2 in the hub.
-fn cut(bed: &RepmgrdBed, add: bool) {
-    for (ns, peer) in [(bed.ns(1), bed.addr(2)), (bed.ns(2), bed.addr(1))] {
-        run(
-            "ip",
-            &[
-                "-n",
-                ns,
-                "route",
-                if add { "add" } else { "del" },
-                "blackhole",
-                &format!("{peer}/32"),
-            ],
-        );
-    }
-}
-
 /// Partition n1 | n2; repmgrd promotes n2; wait until the VIP is on n2 and n1 reports
 /// `stale-primary`.
 fn partition_and_fail_over(bed: &RepmgrdBed, ec2: &Ec2, a1: &Arbiter, limit: Duration) {
-    cut(bed, true);
+    bed.cut_between_nodes(true);
     assert!(
         !bed.tcp_reachable(1, 2, 5432) && !bed.tcp_reachable(2, 1, 5432),
         "partitioned"
@@ -95,7 +63,7 @@ fn a_lagging_tag_never_lets_the_stale_primary_take_the_vip_back() {
         &ec2,
         "verify_interval = \"5s\"\nconsistency_bound = \"40s\"",
     );
-    let (a1, _a2) = converged_on_n1(&bed, &ec2, &c);
+    let (a1, _a2) = bed.arbiters_converged_on_n1(&c);
     // From now on every tag n2 writes is seen by n1 35 s late (address moves are not).
     let reader = bed.addr(1);
     let writer = bed.addr(2);
@@ -136,7 +104,7 @@ fn b_a_holder_that_dies_with_its_instance_still_fences_the_stale_primary() {
     let mut bed = RepmgrdBed::start(BedOptions::default());
     let ec2 = bed.start_ec2();
     let c = conf(&ec2, AWS);
-    let (mut a1, mut a2) = converged_on_n1(&bed, &ec2, &c);
+    let (mut a1, mut a2) = bed.arbiters_converged_on_n1(&c);
     partition_and_fail_over(&bed, &ec2, &a1, Duration::from_secs(30));
     // n2 "dies with its instance": its processes stop, and at EC2 the VIP is unassigned
     // and its ENI's tags are gone.
@@ -181,7 +149,7 @@ fn c_ec2_unreachable_on_a_healthy_primary_keeps_the_vip_serving() {
         &ec2,
         "verify_interval = \"5s\"\ncloud_unknown_hold = \"15s\"",
     );
-    let (a1, a2) = converged_on_n1(&bed, &ec2, &c);
+    let (a1, a2) = bed.arbiters_converged_on_n1(&c);
     let outage = 50;
     ec2.emu.control(
         "POST",

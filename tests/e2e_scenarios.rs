@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::repmgrd_bed::{ArbiterConf, BedOptions, Ec2, KICK_ARBITER, RepmgrdBed, VIP};
 use support::sampler::{Role, Samples};
-use support::testbed::{Arbiter, kernel_has, run, wait_until};
+use support::testbed::{Arbiter, kernel_has, wait_until};
 
 /// How long after an event the VIP must have followed it.
 const FOLLOW: Duration = Duration::from_secs(2);
@@ -30,17 +30,7 @@ fn conf(ec2: &Ec2) -> ArbiterConf<'_> {
 
 /// Both arbiters up, the VIP on n1 at EC2 and in its kernel.
 fn converged_on_n1(bed: &RepmgrdBed, ec2: &Ec2) -> (Arbiter, Arbiter) {
-    let a1 = bed.start_arbiter(1, &conf(ec2));
-    let a2 = bed.start_arbiter(2, &conf(ec2));
-    wait_until(
-        Duration::from_secs(15),
-        "VIP on n1 at EC2 and in its kernel",
-        || ec2.holders() == [ec2.eni(1).to_owned()] && kernel_has(bed.ns(1), VIP),
-    );
-    wait_until(Duration::from_secs(5), "a1 holding, a2 standby", || {
-        a1.verdict() == "holding" && a2.verdict() == "standby"
-    });
-    (a1, a2)
+    bed.arbiters_converged_on_n1(&conf(ec2))
 }
 
 fn on(bed: &RepmgrdBed, ec2: &Ec2, id: u32) -> bool {
@@ -287,21 +277,7 @@ fn s8_partition_the_vip_ends_on_the_higher_timeline_without_flapping() {
     let (a1, a2) = converged_on_n1(&bed, &ec2);
     let sampler = bed.sampler(Some(&ec2), Duration::from_secs(150));
     // Cut n1 <-> n2 only; both still reach EC2 (the hub).
-    let cut = |add: bool| {
-        for (ns, peer) in [(bed.ns(1), bed.addr(2)), (bed.ns(2), bed.addr(1))] {
-            run(
-                "ip",
-                &[
-                    "-n",
-                    ns,
-                    "route",
-                    if add { "add" } else { "del" },
-                    "blackhole",
-                    &format!("{peer}/32"),
-                ],
-            );
-        }
-    };
+    let cut = |add: bool| bed.cut_between_nodes(add);
     cut(true);
     assert!(
         !bed.tcp_reachable(1, 2, 5432) && !bed.tcp_reachable(2, 1, 5432),

@@ -249,6 +249,40 @@ impl RepmgrdBed {
         self.hub.set_link(SHORT[idx(id)], true);
     }
 
+    /// Cut (or heal) n1 <-> n2 only, with blackhole routes; both still reach the hub
+    /// (EC2).
+    pub fn cut_between_nodes(&self, add: bool) {
+        for (ns, peer) in [(self.ns(1), self.addr(2)), (self.ns(2), self.addr(1))] {
+            let route = format!("{peer}/32");
+            let op = if add { "add" } else { "del" };
+            let st = Command::new("ip")
+                .args(["-n", ns, "route", op, "blackhole", &route])
+                .status()
+                .expect("ip route");
+            assert!(st.success(), "ip -n {ns} route {op} blackhole {route}");
+        }
+    }
+
+    /// Both arbiters started with `c`; waits until the VIP is on n1 at EC2 and in its
+    /// kernel, n1 `holding` and n2 `standby`.
+    pub fn arbiters_converged_on_n1(&self, c: &ArbiterConf) -> (Arbiter, Arbiter) {
+        let ec2 = c.ec2.expect("an EC2 bed");
+        let a1 = self.start_arbiter(1, c);
+        let a2 = self.start_arbiter(2, c);
+        wait_until(
+            Duration::from_secs(15),
+            "VIP on n1 at EC2 and in its kernel",
+            || {
+                ec2.holders() == [ec2.eni(1).to_owned()]
+                    && super::testbed::kernel_has(self.ns(1), VIP)
+            },
+        );
+        wait_until(Duration::from_secs(5), "a1 holding, a2 standby", || {
+            a1.verdict() == "holding" && a2.verdict() == "standby"
+        });
+        (a1, a2)
+    }
+
     /// Whether a TCP connection from node `from`'s namespace to node `to`'s address on
     /// `port` opens within 2 s (a partition check).
     pub fn tcp_reachable(&self, from: u32, to: u32, port: u16) -> bool {
