@@ -137,10 +137,14 @@ fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<&'static str> {
     if old.node_id != new.node_id {
         keys.push("node_id");
     }
-    // The masked text hides a changed password: compare what the driver would use.
-    if old.pg.conninfo_redacted != new.pg.conninfo_redacted
-        || old.pg.config.get_password() != new.pg.config.get_password()
-    {
+    // The masked text hides a changed password: compare what the driver would use,
+    // except a password file's, which is read again at every connect anyway.
+    let password_changed = match (&old.pg.passfile, &new.pg.passfile) {
+        (Some(a), Some(b)) => a.path != b.path,
+        (None, None) => old.pg.config.get_password() != new.pg.config.get_password(),
+        _ => true,
+    };
+    if old.pg.conninfo_redacted != new.pg.conninfo_redacted || password_changed {
         keys.push("conninfo");
     }
     if old.socket != new.socket {
@@ -212,7 +216,7 @@ pub async fn run(
         interface: s.interface.clone(),
     };
     let mut world = World {
-        pg: PgObserver::new(s.pg.config.clone(), s.node_id),
+        pg: PgObserver::from_settings(s.pg.clone(), s.node_id),
         kernel,
         cloud,
         fencer: fencer(&s),
@@ -292,7 +296,7 @@ pub async fn plan_once(s: &Settings) -> Result<String, StartupError> {
     };
     let cfg = loop_config(s, prefix_len);
     let cloud = build_cloud(s, &kernel, Arc::new(Metrics::default()), false).await?;
-    let mut pg = PgObserver::new(s.pg.config.clone(), s.node_id);
+    let mut pg = PgObserver::from_settings(s.pg.clone(), s.node_id);
     let (report, kernel_view) = observe::gather_local(&mut pg, &kernel, cfg.limits.observe).await;
     let observation = crate::observation::Observation {
         now: Duration::ZERO,
@@ -344,5 +348,24 @@ mod tests {
             restart_only_changes(&a, &c),
             ["socket_mode", "socket_group", "kick_allow"]
         );
+    }
+
+    #[test]
+    fn a_rotated_password_file_needs_no_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (toml, pgpass) = (dir.path().join("va.toml"), dir.path().join("pgpass"));
+        std::fs::write(
+            &toml,
+            "vip = \"10.0.1.100\"\ninterface = \"ens5\"\nnode_id = 1\nconninfo = \"user=repmgr\"\n",
+        )
+        .expect("write");
+        let load = |pw: &str| {
+            std::fs::write(&pgpass, format!("*:*:*:*:{pw}\n")).expect("write");
+            std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod");
+            settings::load_from(Some(&toml), Vec::new(), Some(pgpass.clone())).expect("loads")
+        };
+        let (a, b) = (load("one"), load("two"));
+        assert!(restart_only_changes(&a, &b).is_empty());
     }
 }

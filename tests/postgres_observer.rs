@@ -1,6 +1,7 @@
 //! The PostgreSQL observer against real PostgreSQL 15 + repmgr (a primary and a
 //! streaming standby made by the harness): role, timeline, repmgr's view, and the
-//! persistent connection's loss and reconnect.
+//! persistent connection's loss and reconnect, and a password rotated on the server
+//! and in the password file while the observer runs.
 
 mod support;
 
@@ -9,7 +10,7 @@ use support::testbed::rt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use support::pg_cluster::{PgCluster, PgNode};
+use support::pg_cluster::{PgCluster, PgNode, write_postgres_file};
 use vip_arbiter::adapters::postgres::PgObserver;
 use vip_arbiter::observation::{PgRole, PgView, RepmgrSays};
 use vip_arbiter::observe::{PgReport, PgSource};
@@ -158,4 +159,87 @@ fn unregistered_or_missing_metadata_is_not_eligible() {
             repmgr: RepmgrSays::NoMetadata
         }
     );
+}
+
+#[test]
+fn a_rotated_password_is_used_at_the_next_reconnect() {
+    let cluster = PgCluster::start();
+    let node = cluster.node1();
+    let rt = rt();
+    let role = "va_rotating";
+    node.psql_db(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN SUPERUSER PASSWORD 'first-Pw1'"),
+    );
+    let hba = node.data_dir().join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+    write_postgres_file(&hba, &format!("local all {role} scram-sha-256\n{old}"));
+    node.psql_db("postgres", "SELECT pg_reload_conf()");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pgpass = dir.path().join("pgpass");
+    let write_pgpass = |pw: &str| {
+        std::fs::write(&pgpass, format!("*:*:*:{role}:{pw}\n")).expect("write pgpass");
+        std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod pgpass");
+    };
+    write_pgpass("first-Pw1");
+    let toml = dir.path().join("va.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "vip = \"10.77.0.100\"\ninterface = \"ens5\"\nnode_id = 1\n\
+             conninfo = \"host={} port={} user={role} dbname=repmgr\"\n",
+            node.socket_dir().display(),
+            node.port()
+        ),
+    )
+    .expect("write config");
+    // As the daemon loads it: no PGPASSWORD, this password file.
+    let s = vip_arbiter::settings::load_from(Some(&toml), Vec::new(), Some(pgpass.clone()))
+        .expect("settings");
+    assert!(s.pg.passfile.is_some(), "the password comes from the file");
+    let mut o = PgObserver::from_settings(s.pg.clone(), s.node_id);
+    let r = observe(&rt, &mut o);
+    assert!(matches!(r.view, PgView::Known { .. }), "{r:?}");
+
+    let kill = || {
+        node.psql(&format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = '{role}'"
+        ))
+    };
+    let observe_until_known = |o: &mut PgObserver| {
+        let mut last = None;
+        for _ in 0..20 {
+            let r = observe(&rt, o);
+            if matches!(r.view, PgView::Known { .. }) {
+                return Ok(());
+            }
+            last = Some(r.view);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(last)
+    };
+
+    // Rotated on the server only: the reconnect, with the file's old password, fails.
+    node.psql_db(
+        "postgres",
+        &format!("ALTER ROLE {role} PASSWORD 'second-Pw2'"),
+    );
+    assert_eq!(kill(), "1");
+    match observe_until_known(&mut o) {
+        Err(Some(PgView::Unknown(why))) => assert!(why.contains("28P01"), "{why}"),
+        other => panic!("the old password still logs in? {other:?}"),
+    }
+    // And in the file: the next reconnect reads it, no restart.
+    write_pgpass("second-Pw2");
+    observe_until_known(&mut o).expect("reconnected with the new password");
+    // Once more, with the connection killed under a live observer.
+    node.psql_db(
+        "postgres",
+        &format!("ALTER ROLE {role} PASSWORD 'third-Pw3'"),
+    );
+    write_pgpass("third-Pw3");
+    assert_eq!(kill(), "1");
+    observe_until_known(&mut o).expect("reconnected with the third password");
 }

@@ -1,14 +1,18 @@
 //! Local PostgreSQL over ONE persistent tokio-postgres connection: recovery state,
 //! timeline and this node's view of `repmgr.nodes`. Owns reconnecting (with
-//! backoff) when the connection drops.
+//! backoff) when the connection drops. Each new connection reads the password
+//! source again (`PgSettings::connect_config`: the password file, when that is where
+//! the password comes from), so a rotated password is used at the next reconnect.
 
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tracing::warn;
 
 use crate::backoff::Backoff;
+use crate::conninfo::PgSettings;
 use crate::observation::{PgRole, PgView, RepmgrSays};
 use crate::observe::{PgReport, PgSource};
 
@@ -24,24 +28,34 @@ const ROLE_SQL: &str = "SELECT pg_is_in_recovery(), \
      to_regclass('repmgr.nodes') IS NOT NULL";
 
 pub struct PgObserver {
-    config: tokio_postgres::Config,
+    settings: PgSettings,
     node_id: i32,
     client: Option<(Client, JoinHandle<()>)>,
     failures: u32,
     next_attempt: Option<Instant>,
     last_error: String,
+    /// The last password-file warning logged, so it is logged once per change.
+    passfile_warning: Option<String>,
 }
 
 impl PgObserver {
-    /// Does not connect yet; the first `observe()` does.
+    /// Does not connect yet; the first `observe()` does. Fixed config (no password
+    /// file).
     pub fn new(config: tokio_postgres::Config, node_id: i32) -> Self {
+        Self::from_settings(PgSettings::fixed(config), node_id)
+    }
+
+    /// As the daemon builds it: the password file (if that is the password's
+    /// source) is read again at every connect.
+    pub fn from_settings(settings: PgSettings, node_id: i32) -> Self {
         PgObserver {
-            config,
+            settings,
             node_id,
             client: None,
             failures: 0,
             next_attempt: None,
             last_error: String::new(),
+            passfile_warning: None,
         }
     }
 
@@ -56,7 +70,14 @@ impl PgObserver {
                 // Same text as the failure itself, so the verdict does not flicker.
                 return Err(format!("connect: {}", self.last_error));
             }
-            match self.config.connect(NoTls).await {
+            let (config, warning) = self.settings.connect_config();
+            if warning != self.passfile_warning {
+                if let Some(w) = &warning {
+                    warn!(warning = %w, "password file: {w}");
+                }
+                self.passfile_warning = warning;
+            }
+            match config.connect(NoTls).await {
                 Ok((client, conn)) => {
                     let task = tokio::spawn(async move {
                         // Ends when the server goes away; `is_closed()` then reports it.
