@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use crate::adapters::ec2::Ec2;
 use crate::adapters::fence::ShellFence;
 use crate::adapters::netlink::{KernelError, Netlink};
-use crate::adapters::postgres::PgObserver;
+use crate::adapters::postgres::{PgObserver, PgTimeouts, TimeoutsHandle};
 use crate::backoff::Backoff;
 use crate::decide::{CloudPolicy, Policy};
 use crate::health::{HealthState, Identity};
@@ -81,6 +81,8 @@ pub struct FileReload {
     pub running: Settings,
     pub prefix_len: u8,
     pub level: Option<LevelHandle>,
+    /// The PostgreSQL observer's timeouts, which follow `pg_timeout`.
+    pub pg_timeouts: Option<TimeoutsHandle>,
 }
 
 impl Reload for FileReload {
@@ -99,6 +101,9 @@ impl Reload for FileReload {
         }
         let prefix_len = new.prefix_len.unwrap_or(self.prefix_len);
         let mut cfg = loop_config(&new, prefix_len);
+        if let Some(t) = &self.pg_timeouts {
+            t.set_pg_timeout(new.pg_timeout);
+        }
         // The running adapters were built for these; keep them coherent.
         cfg.policy.node_id = self.running.node_id;
         if new.aws.enabled != self.running.aws.enabled {
@@ -215,8 +220,10 @@ pub async fn run(
         vip: s.vip.to_string(),
         interface: s.interface.clone(),
     };
+    let pg = pg_observer(&s);
+    let pg_timeouts = Some(pg.timeouts());
     let mut world = World {
-        pg: PgObserver::from_settings(s.pg.clone(), s.node_id),
+        pg,
         kernel,
         cloud,
         fencer: fencer(&s),
@@ -232,6 +239,7 @@ pub async fn run(
             running: s,
             prefix_len,
             level,
+            pg_timeouts,
         },
         hangups: Some(hangups),
     };
@@ -278,6 +286,16 @@ async fn build_cloud(
     Ok(Some(ec2))
 }
 
+/// The PostgreSQL observer as configured: timeouts from `pg_timeout`, the password
+/// file read again at every connect.
+fn pg_observer(s: &Settings) -> PgObserver {
+    PgObserver::from_settings(
+        s.pg.clone(),
+        s.node_id,
+        PgTimeouts::for_pg_timeout(s.pg_timeout),
+    )
+}
+
 fn fencer(s: &Settings) -> Option<ShellFence> {
     s.aws.fence_command.as_ref().map(|command| ShellFence {
         command: command.clone(),
@@ -296,7 +314,7 @@ pub async fn plan_once(s: &Settings) -> Result<String, StartupError> {
     };
     let cfg = loop_config(s, prefix_len);
     let cloud = build_cloud(s, &kernel, Arc::new(Metrics::default()), false).await?;
-    let mut pg = PgObserver::from_settings(s.pg.clone(), s.node_id);
+    let mut pg = pg_observer(s);
     let (report, kernel_view) = observe::gather_local(&mut pg, &kernel, cfg.limits.observe).await;
     let observation = crate::observation::Observation {
         now: Duration::ZERO,

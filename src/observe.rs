@@ -17,6 +17,9 @@ pub struct PgReport {
     pub view: PgView,
     /// The active primary according to this node's repmgr.nodes.
     pub repmgr_primary: Option<i32>,
+    /// `pg_control_system()`'s `system_identifier`, read once per connection; None
+    /// when unknown (not connected, or the server refused to say).
+    pub system_id: Option<u64>,
 }
 
 /// The VIP on the configured interface.
@@ -50,6 +53,7 @@ pub async fn gather_local<P: PgSource, K: KernelSource>(
     let pg_fut = bounded(limit, pg.observe(), |r| PgReport {
         view: PgView::Unknown(r),
         repmgr_primary: None,
+        system_id: None,
     });
     let k_fut = bounded(limit, kernel.observe(), KernelView::Unknown);
     tokio::join!(pg_fut, k_fut)

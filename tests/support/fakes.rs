@@ -91,6 +91,7 @@ impl PgSource for Fake {
         PgReport {
             view,
             repmgr_primary: None,
+            system_id: None,
         }
     }
 }
