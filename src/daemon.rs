@@ -252,8 +252,10 @@ pub async fn run(
 }
 
 /// EC2 mode: the adapter, after the start-up self-test (`check-config --online`'s
-/// checks) is logged. A wrong ENI or subnet id is a configuration error; anything else
-/// (an outage, a missing permission) is logged and the loop reports it as it acts.
+/// checks) is logged. An ENI that is not this node's (another instance's, another
+/// subnet's, another MAC's), or that EC2 still does not show after
+/// `cloud_setup::ENI_WAIT`, is a configuration error; anything else (an outage, a
+/// missing permission) is logged and the loop reports it as it acts.
 async fn build_cloud(
     s: &Settings,
     kernel: &Netlink,
@@ -268,19 +270,32 @@ async fn build_cloud(
         .map_err(StartupError::Cloud)?;
     info!(eni = ec2.eni_id(), subnet = %placement.subnet_id, "EC2 mode");
     if self_test {
-        let (_, lines) = crate::cloud_setup::checks(&ec2, &placement, s.vip, s.node_id).await;
+        // Before READY: the ENI must be this node's (retried while EC2 does not show
+        // it yet, cloud_setup::ENI_WAIT); a mismatch is a configuration error.
+        let eni = match crate::cloud_setup::here(s, kernel, &placement).await {
+            Ok(here) => crate::cloud_setup::wait_for_eni(
+                &ec2,
+                &placement,
+                &here,
+                crate::cloud_setup::eni_wait(),
+            )
+            .await
+            .map_err(|line| {
+                tracing::error!(check = %format!("FAIL: {line}"), "start-up self-test");
+                StartupError::Config(line)
+            })?,
+            Err(e) => vec![(
+                false,
+                format!("ENI {} not cross-checked: {e}", placement.eni_id),
+            )],
+        };
+        let (_, lines) = crate::cloud_setup::checks(&ec2, &placement, s.vip, s.node_id, eni).await;
         for line in &lines {
             if line.starts_with("FAIL") {
                 tracing::error!(check = %line, "start-up self-test");
             } else {
                 info!(check = %line, "start-up self-test");
             }
-        }
-        if let Some(bad) = lines.iter().find(|l| {
-            l.starts_with("FAIL")
-                && (l.contains("InvalidNetworkInterfaceID") || l.contains("InvalidSubnetID"))
-        }) {
-            return Err(StartupError::Config(bad.clone()));
         }
     }
     Ok(Some(ec2))

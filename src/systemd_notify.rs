@@ -43,6 +43,11 @@ pub fn watchdog() {
     send(&[NotifyState::Watchdog]);
 }
 
+/// STATUS= alone (e.g. what start-up is waiting for, before READY).
+pub fn status(status: &str) {
+    send(&[NotifyState::Status(status)]);
+}
+
 pub fn reloading() {
     send(&[NotifyState::Reloading]);
 }
