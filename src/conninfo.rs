@@ -3,6 +3,12 @@
 //! `PGPASSWORD` or `.pgpass` when the conninfo has none (libpq's order), and a
 //! redacted form for logs and `check-config`. Nothing here ever puts a password, or
 //! any other text of the conninfo, into an error message.
+//!
+//! When the password comes from the password file (neither the conninfo nor
+//! `PGPASSWORD` has one), `PgSettings::connect_config` reads the file again for every
+//! new connection, so a rotated password is used at the next reconnect without a
+//! restart. A password in the conninfo or in `PGPASSWORD` is fixed for the life of the
+//! process (the conninfo needs a restart; a process's environment does not change).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -16,15 +22,85 @@ use crate::secret::{MASK, Secret};
 
 #[derive(Clone)]
 pub struct PgSettings {
+    /// As resolved at load time (with the password file's password, if any).
     pub config: tokio_postgres::Config,
     pub conninfo_redacted: String,
+    /// Set when the password is the password file's: read again at every connect.
+    pub passfile: Option<Passfile>,
 }
 
 impl fmt::Debug for PgSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgSettings")
             .field("conninfo", &self.conninfo_redacted)
+            .field("passfile", &self.passfile.as_ref().map(|p| &p.path))
             .finish()
+    }
+}
+
+/// The password file lookup for this conninfo: the file and the line it looks for.
+#[derive(Clone)]
+pub struct Passfile {
+    pub path: PathBuf,
+    host: String,
+    port: u16,
+    dbname: String,
+    user: String,
+    /// The driver config before any password was added (neither the conninfo nor
+    /// `PGPASSWORD` had one, or there would be no `Passfile`).
+    base: tokio_postgres::Config,
+}
+
+impl Passfile {
+    /// libpq's lookup, now.
+    pub fn lookup(&self) -> pgpass::Lookup {
+        pgpass::lookup(
+            &self.path,
+            &pgpass::Target {
+                host: &self.host,
+                port: self.port,
+                dbname: &self.dbname,
+                user: &self.user,
+            },
+        )
+    }
+}
+
+/// Why a password file was not used, for a warning (names the file, never a line).
+fn insecure_warning(p: &std::path::Path) -> String {
+    format!(
+        "{} is readable by group or others: ignored, as libpq does (chmod 0600 it)",
+        p.display()
+    )
+}
+
+impl PgSettings {
+    /// Fixed settings around a driver config (no password file): tests and tools.
+    pub fn fixed(config: tokio_postgres::Config) -> Self {
+        PgSettings {
+            config,
+            conninfo_redacted: String::new(),
+            passfile: None,
+        }
+    }
+
+    /// The driver config for a new connection, with the password file read again
+    /// when the password comes from it; plus a warning when the file is ignored
+    /// (group- or world-readable). A file that is gone or has no matching line
+    /// means no password, as in libpq.
+    pub fn connect_config(&self) -> (tokio_postgres::Config, Option<String>) {
+        let Some(pf) = &self.passfile else {
+            return (self.config.clone(), None);
+        };
+        let mut cfg = pf.base.clone();
+        match pf.lookup() {
+            pgpass::Lookup::Found(pw) => {
+                cfg.password(pw.expose());
+                (cfg, None)
+            }
+            pgpass::Lookup::Insecure(p) => (cfg, Some(insecure_warning(&p))),
+            pgpass::Lookup::NotFound => (cfg, None),
+        }
     }
 }
 
@@ -65,6 +141,8 @@ pub(crate) fn pg_config(
     {
         cfg.password(pw.expose());
     }
+    cfg.application_name("vip-arbiter");
+    let mut passfile = None;
     if cfg.get_password().is_none()
         && let Some(path) = pgpass_path
     {
@@ -73,26 +151,23 @@ pub(crate) fn pg_config(
             Some(Host::Unix(p)) => p.display().to_string(),
             None => "localhost".into(),
         };
-        let port = cfg.get_ports().first().copied().unwrap_or(5432);
-        let dbname = cfg.get_dbname().unwrap_or(&user).to_owned();
-        let target = pgpass::Target {
-            host: &host,
-            port,
-            dbname: &dbname,
-            user: &user,
+        let pf = Passfile {
+            path,
+            host,
+            port: cfg.get_ports().first().copied().unwrap_or(5432),
+            dbname: cfg.get_dbname().unwrap_or(&user).to_owned(),
+            user: user.clone(),
+            base: cfg.clone(),
         };
-        match pgpass::lookup(&path, &target) {
+        match pf.lookup() {
             pgpass::Lookup::Found(pw) => {
                 cfg.password(pw.expose());
             }
-            pgpass::Lookup::Insecure(p) => warnings.push(format!(
-                "{} is readable by group or others: ignored, as libpq does (chmod 0600 it)",
-                p.display()
-            )),
+            pgpass::Lookup::Insecure(p) => warnings.push(insecure_warning(&p)),
             pgpass::Lookup::NotFound => {}
         }
+        passfile = Some(pf);
     }
-    cfg.application_name("vip-arbiter");
     let mut shown = redact_conninfo(conninfo);
     // Belt and braces: should the text still hold the password the driver parsed (a
     // grammar corner the redactor reads differently), show the parsed fields instead.
@@ -105,6 +180,7 @@ pub(crate) fn pg_config(
     Ok(PgSettings {
         conninfo_redacted: shown,
         config: cfg,
+        passfile,
     })
 }
 
@@ -313,4 +389,71 @@ fn redact_key_values(c: &str) -> String {
         out.push(format!("{key}={value}"));
     }
     out.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pw(cfg: &tokio_postgres::Config) -> Option<String> {
+        cfg.get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+    }
+
+    #[test]
+    fn the_password_file_is_read_again_for_every_connection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pgpass");
+        let write = |text: &str, mode: u32| {
+            std::fs::write(&path, text).expect("write");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .expect("chmod");
+        };
+        write("*:*:*:repmgr:one\n", 0o600);
+        let mut warnings = Vec::new();
+        let s = pg_config("user=repmgr", None, None, Some(path.clone()), &mut warnings)
+            .expect("parses");
+        assert!(warnings.is_empty());
+        assert_eq!(pw(&s.config).as_deref(), Some("one"), "resolved at load");
+        assert_eq!(pw(&s.connect_config().0).as_deref(), Some("one"));
+        write("*:*:*:repmgr:two\n", 0o600);
+        assert_eq!(pw(&s.connect_config().0).as_deref(), Some("two"), "rotated");
+        write("*:*:*:repmgr:three\n", 0o644);
+        let (cfg, warning) = s.connect_config();
+        assert_eq!(pw(&cfg), None, "an insecure file is ignored");
+        assert!(warning.is_some_and(|w| w.contains("readable by group")));
+        std::fs::remove_file(&path).expect("rm");
+        assert_eq!(pw(&s.connect_config().0), None, "gone: no password");
+        assert_eq!(
+            s.connect_config().0.get_application_name(),
+            Some("vip-arbiter")
+        );
+        // Later line created: picked up too (libpq reads the file at each connect).
+        write("*:*:*:repmgr:four\n", 0o600);
+        assert_eq!(pw(&s.connect_config().0).as_deref(), Some("four"));
+    }
+
+    #[test]
+    fn a_conninfo_or_environment_password_is_fixed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pgpass");
+        std::fs::write(&path, "*:*:*:*:file\n").expect("write");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
+        let mut w = Vec::new();
+        let s = pg_config(
+            "user=repmgr password=inline",
+            None,
+            None,
+            Some(path.clone()),
+            &mut w,
+        )
+        .expect("parses");
+        assert!(s.passfile.is_none());
+        assert_eq!(pw(&s.connect_config().0).as_deref(), Some("inline"));
+        let env = Secret::new("fromenv");
+        let s = pg_config("user=repmgr", None, Some(&env), Some(path), &mut w).expect("parses");
+        assert!(s.passfile.is_none());
+        assert_eq!(pw(&s.connect_config().0).as_deref(), Some("fromenv"));
+    }
 }

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use crate::adapters::ec2::Ec2;
 use crate::adapters::fence::ShellFence;
 use crate::adapters::netlink::{KernelError, Netlink};
-use crate::adapters::postgres::PgObserver;
+use crate::adapters::postgres::{PgObserver, PgTimeouts, TimeoutsHandle};
 use crate::backoff::Backoff;
 use crate::decide::{CloudPolicy, Policy};
 use crate::health::{HealthState, Identity};
@@ -83,6 +83,8 @@ pub struct FileReload {
     pub running: Settings,
     pub prefix_len: u8,
     pub level: Option<LevelHandle>,
+    /// The PostgreSQL observer's timeouts, which follow `pg_timeout`.
+    pub pg_timeouts: Option<TimeoutsHandle>,
 }
 
 impl Reload for FileReload {
@@ -101,6 +103,9 @@ impl Reload for FileReload {
         }
         let prefix_len = new.prefix_len.unwrap_or(self.prefix_len);
         let mut cfg = loop_config(&new, prefix_len);
+        if let Some(t) = &self.pg_timeouts {
+            t.set_pg_timeout(new.pg_timeout);
+        }
         // The running adapters were built for these; keep them coherent.
         cfg.policy.node_id = self.running.node_id;
         if new.aws.enabled != self.running.aws.enabled {
@@ -139,10 +144,14 @@ fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<&'static str> {
     if old.node_id != new.node_id {
         keys.push("node_id");
     }
-    // The masked text hides a changed password: compare what the driver would use.
-    if old.pg.conninfo_redacted != new.pg.conninfo_redacted
-        || old.pg.config.get_password() != new.pg.config.get_password()
-    {
+    // The masked text hides a changed password: compare what the driver would use,
+    // except a password file's, which is read again at every connect anyway.
+    let password_changed = match (&old.pg.passfile, &new.pg.passfile) {
+        (Some(a), Some(b)) => a.path != b.path,
+        (None, None) => old.pg.config.get_password() != new.pg.config.get_password(),
+        _ => true,
+    };
+    if old.pg.conninfo_redacted != new.pg.conninfo_redacted || password_changed {
         keys.push("conninfo");
     }
     if old.socket != new.socket {
@@ -215,8 +224,10 @@ pub async fn run(
         vip: s.vip.to_string(),
         interface: s.interface.clone(),
     };
+    let pg = pg_observer(&s);
+    let pg_timeouts = Some(pg.timeouts());
     let mut world = World {
-        pg: PgObserver::new(s.pg.config.clone(), s.node_id),
+        pg,
         kernel,
         cloud,
         fencer: fencer(&s),
@@ -232,6 +243,7 @@ pub async fn run(
             running: s,
             prefix_len,
             level,
+            pg_timeouts,
         },
         hangups: Some(hangups),
     };
@@ -244,8 +256,10 @@ pub async fn run(
 }
 
 /// EC2 mode: the adapter, after the start-up self-test (`check-config --online`'s
-/// checks) is logged. A wrong ENI or subnet id is a configuration error; anything else
-/// (an outage, a missing permission) is logged and the loop reports it as it acts.
+/// checks) is logged. An ENI that is not this node's (another instance's, another
+/// subnet's, another MAC's), or that EC2 still does not show after
+/// `cloud_setup::ENI_WAIT`, is a configuration error; anything else (an outage, a
+/// missing permission) is logged and the loop reports it as it acts.
 async fn build_cloud(
     s: &Settings,
     kernel: &Netlink,
@@ -260,7 +274,26 @@ async fn build_cloud(
         .map_err(StartupError::Cloud)?;
     info!(eni = ec2.eni_id(), subnet = %placement.subnet_id, "EC2 mode");
     if self_test {
-        let (_, lines) = crate::cloud_setup::checks(&ec2, &placement, s.vip, s.node_id).await;
+        // Before READY: the ENI must be this node's (retried while EC2 does not show
+        // it yet, cloud_setup::ENI_WAIT); a mismatch is a configuration error.
+        let eni = match crate::cloud_setup::here(s, kernel, &placement).await {
+            Ok(here) => crate::cloud_setup::wait_for_eni(
+                &ec2,
+                &placement,
+                &here,
+                crate::cloud_setup::eni_wait(),
+            )
+            .await
+            .map_err(|line| {
+                tracing::error!(check = %format!("FAIL: {line}"), "start-up self-test");
+                StartupError::Config(line)
+            })?,
+            Err(e) => vec![(
+                false,
+                format!("ENI {} not cross-checked: {e}", placement.eni_id),
+            )],
+        };
+        let (_, lines) = crate::cloud_setup::checks(&ec2, &placement, s.vip, s.node_id, eni).await;
         for line in &lines {
             if line.starts_with("FAIL") {
                 tracing::error!(check = %line, "start-up self-test");
@@ -268,14 +301,18 @@ async fn build_cloud(
                 info!(check = %line, "start-up self-test");
             }
         }
-        if let Some(bad) = lines.iter().find(|l| {
-            l.starts_with("FAIL")
-                && (l.contains("InvalidNetworkInterfaceID") || l.contains("InvalidSubnetID"))
-        }) {
-            return Err(StartupError::Config(bad.clone()));
-        }
     }
     Ok(Some((ec2, placement)))
+}
+
+/// The PostgreSQL observer as configured: timeouts from `pg_timeout`, the password
+/// file read again at every connect.
+fn pg_observer(s: &Settings) -> PgObserver {
+    PgObserver::from_settings(
+        s.pg.clone(),
+        s.node_id,
+        PgTimeouts::for_pg_timeout(s.pg_timeout),
+    )
 }
 
 fn fencer(s: &Settings) -> Option<ShellFence> {
@@ -300,7 +337,7 @@ pub async fn plan_once(s: &Settings) -> Result<crate::plan_report::PlanReport, S
         Some((ec2, placement)) => (Some(ec2), Some(placement)),
         None => (None, None),
     };
-    let mut pg = PgObserver::new(s.pg.config.clone(), s.node_id);
+    let mut pg = pg_observer(s);
     let (report, kernel_view) = observe::gather_local(&mut pg, &kernel, cfg.limits.observe).await;
     let repmgr_primary = report.repmgr_primary;
     let observation = crate::observation::Observation {
@@ -361,5 +398,24 @@ mod tests {
             restart_only_changes(&a, &c),
             ["socket_mode", "socket_group", "kick_allow"]
         );
+    }
+
+    #[test]
+    fn a_rotated_password_file_needs_no_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (toml, pgpass) = (dir.path().join("va.toml"), dir.path().join("pgpass"));
+        std::fs::write(
+            &toml,
+            "vip = \"10.0.1.100\"\ninterface = \"ens5\"\nnode_id = 1\nconninfo = \"user=repmgr\"\n",
+        )
+        .expect("write");
+        let load = |pw: &str| {
+            std::fs::write(&pgpass, format!("*:*:*:*:{pw}\n")).expect("write");
+            std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod");
+            settings::load_from(Some(&toml), Vec::new(), Some(pgpass.clone())).expect("loads")
+        };
+        let (a, b) = (load("one"), load("two"));
+        assert!(restart_only_changes(&a, &b).is_empty());
     }
 }

@@ -52,11 +52,49 @@ const MAX_ANSWER: usize = 1 << 20;
 /// honours), else `http://169.254.169.254`. The SDK's profile key and IPv6 endpoint
 /// mode are not read.
 pub async fn discover(mac: &str, limit: Duration) -> Result<NicIdentity, ImdsError> {
-    let endpoint = std::env::var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+    discover_at(&endpoint(), mac, limit).await
+}
+
+fn endpoint() -> String {
+    std::env::var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
         .ok()
         .filter(|e| !e.trim().is_empty())
-        .unwrap_or_else(|| "http://169.254.169.254".into());
-    discover_at(&endpoint, mac, limit).await
+        .unwrap_or_else(|| "http://169.254.169.254".into())
+}
+
+/// `AWS_EC2_METADATA_DISABLED=true` (the SDK's variable): the operator said there is
+/// no IMDS to ask. Only the optional look-ups honour it (the start-up cross-check's
+/// instance id); discovery, which cannot do without IMDS, still tries.
+pub fn disabled() -> bool {
+    std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// This instance's id alone (through the same endpoint as `discover`), bounded by
+/// `limit`: for the start-up check that a configured ENI is attached here.
+pub async fn instance_id(limit: Duration) -> Result<String, ImdsError> {
+    instance_id_at(&endpoint(), limit).await
+}
+
+pub async fn instance_id_at(endpoint: &str, limit: Duration) -> Result<String, ImdsError> {
+    let mut session = session(endpoint)?;
+    let endpoint = session.endpoint.clone();
+    tokio::time::timeout(limit, session.get("instance-id"))
+        .await
+        .unwrap_or(Err(ImdsError::Timeout { endpoint, limit }))
+}
+
+fn session(endpoint: &str) -> Result<Session, ImdsError> {
+    let endpoint = endpoint.trim().trim_end_matches('/').to_owned();
+    let (host, target) = connect_target(&endpoint).map_err(|message| ImdsError::Unreachable {
+        endpoint: endpoint.clone(),
+        message,
+    })?;
+    Ok(Session {
+        host: host.to_owned(),
+        target,
+        token: None,
+        endpoint,
+    })
 }
 
 /// Discover through an explicit endpoint; the whole discovery is bounded by `limit`.
@@ -65,17 +103,8 @@ pub async fn discover_at(
     mac: &str,
     limit: Duration,
 ) -> Result<NicIdentity, ImdsError> {
-    let endpoint = endpoint.trim().trim_end_matches('/').to_owned();
-    let (host, target) = connect_target(&endpoint).map_err(|message| ImdsError::Unreachable {
-        endpoint: endpoint.clone(),
-        message,
-    })?;
-    let mut session = Session {
-        endpoint: endpoint.clone(),
-        host: host.to_owned(),
-        target,
-        token: None,
-    };
+    let mut session = session(endpoint)?;
+    let endpoint = session.endpoint.clone();
     let mac = mac.trim().to_ascii_lowercase();
     tokio::time::timeout(limit, fetch(&mut session, &mac))
         .await

@@ -17,7 +17,8 @@ pub struct PgReport {
     pub view: PgView,
     /// The active primary according to this node's repmgr.nodes.
     pub repmgr_primary: Option<i32>,
-    /// `pg_control_system().system_identifier`, read once per connection.
+    /// `pg_control_system()`'s `system_identifier`, read once per connection; None
+    /// when unknown (not connected, or the server refused to say).
     pub system_id: Option<u64>,
 }
 

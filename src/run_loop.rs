@@ -1,6 +1,7 @@
 //! The forever loop: a pass every `interval` (sooner when kicked, or while following a
 //! promotion repmgr has not recorded yet), health and sd_notify after each pass,
-//! SIGHUP reload, graceful then forced shutdown.
+//! the systemd watchdog fed while waiting between passes, SIGHUP reload, graceful then
+//! forced shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,6 +120,8 @@ pub async fn run<P, K, C, F, R>(
     let mut passes: u64 = 0;
     let mut last_kind = "";
     let mut trigger = "startup";
+    // Read once: systemd sets WATCHDOG_USEC (and WATCHDOG_PID) before exec.
+    let feed_every = systemd_notify::watchdog_feed_interval();
     loop {
         while ctl.kicks.try_recv().is_ok() {}
         if ctl.health.take_unfence() {
@@ -215,7 +218,7 @@ pub async fn run<P, K, C, F, R>(
         } else {
             cfg.interval
         };
-        trigger = match wait_next(&mut ctl, pass_start + pace).await {
+        trigger = match wait_next(&mut ctl, pass_start + pace, feed_every).await {
             Wake::Timer if report.plan.look_again_soon => "promotion-follow",
             Wake::Timer => "timer",
             Wake::Kick => "kick",
@@ -241,21 +244,38 @@ enum Wake {
     Hangup,
 }
 
-async fn wait_next<R>(ctl: &mut Control<R>, at: Instant) -> Wake {
-    let hangup = async {
-        match ctl.hangups.as_mut() {
-            Some(s) => s.recv().await,
-            None => std::future::pending().await,
+/// Wait for the next pass's reason; meanwhile feed the watchdog every `feed_every`
+/// (the last pass fed it as it ended).
+async fn wait_next<R>(ctl: &mut Control<R>, at: Instant, feed_every: Option<Duration>) -> Wake {
+    let mut next_feed = feed_every.map(|f| Instant::now() + f);
+    loop {
+        let hangup = async {
+            match ctl.hangups.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let feed = async {
+            match next_feed {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        // Every branch but `feed` ends the wait; each is cancel-safe, so a feed
+        // loses nothing that arrived meanwhile.
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => return Wake::Timer,
+            Some(()) = ctl.kicks.recv() => {
+                tokio::time::sleep(KICK_DEBOUNCE).await;
+                return Wake::Kick;
+            }
+            () = ctl.shutdown.cancelled() => return Wake::Stop,
+            Some(()) = hangup => return Wake::Hangup,
+            () = feed => {
+                systemd_notify::watchdog();
+                next_feed = feed_every.map(|f| Instant::now() + f);
+            }
         }
-    };
-    tokio::select! {
-        () = tokio::time::sleep_until(at) => Wake::Timer,
-        Some(()) = ctl.kicks.recv() => {
-            tokio::time::sleep(KICK_DEBOUNCE).await;
-            Wake::Kick
-        }
-        () = ctl.shutdown.cancelled() => Wake::Stop,
-        Some(()) = hangup => Wake::Hangup,
     }
 }
 

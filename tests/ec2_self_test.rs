@@ -118,6 +118,8 @@ fn daemon_runs_the_self_test_at_start_and_a_wrong_eni_is_a_config_error() {
         .arg(&cfg)
         .envs(aws_env(&emu.url))
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        // A missing ENI is waited for (120 s, for a new node's late ENI); not here.
+        .env("VA_TEST_ENI_WAIT_MS", "1000")
         .output()
         .expect("run the daemon");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use vip_arbiter::imds::{ImdsError, discover, discover_at};
+use vip_arbiter::imds::{ImdsError, discover, discover_at, instance_id_at};
 
 const MAC_A: &str = "0a:00:00:00:00:0a";
 const MAC_B: &str = "0a:00:00:00:00:0b";
@@ -187,6 +187,23 @@ fn finds_the_eni_of_the_interfaces_own_mac() {
             .await
             .expect("upper-case MAC");
         assert_eq!(upper.eni_id, "eni-0bbbbbbbbbbbbbbbbb");
+    });
+}
+
+#[test]
+fn the_instance_id_alone_is_one_token_and_one_get() {
+    rt().block_on(async {
+        let f = Arc::new(Fake::new(&[]));
+        let url = serve(f.clone()).await;
+        let id = instance_id_at(&url, LIMIT).await.expect("instance id");
+        assert_eq!(id, "i-0123456789abcdef0");
+        assert_eq!(f.puts.load(Ordering::SeqCst), 1);
+        assert_eq!(f.asked(), [format!("{BASE}instance-id")]);
+        let url = serve(Arc::new(Fake::new(&["instance-id"]))).await;
+        assert!(matches!(
+            instance_id_at(&url, LIMIT).await,
+            Err(ImdsError::Missing { .. })
+        ));
     });
 }
 

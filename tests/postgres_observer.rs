@@ -1,18 +1,22 @@
 //! The PostgreSQL observer against real PostgreSQL 15 + repmgr (a primary and a
-//! streaming standby made by the harness): role, timeline, repmgr's view, and the
-//! persistent connection's loss and reconnect.
+//! streaming standby made by the harness): role, timeline, repmgr's view, the
+//! persistent connection's loss and reconnect, and the session's hardening: its
+//! timeouts, a query blocked behind a lock (ended on the server, cancelled when our
+//! deadline or the caller's runs out), a rotated password, the system identifier.
 
 mod support;
 
 use support::testbed::rt;
 
+use std::process::{Child, Stdio};
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use support::pg_cluster::{PgCluster, PgNode};
-use vip_arbiter::adapters::postgres::PgObserver;
+use support::pg_cluster::{PG_BINDIR, PgCluster, PgNode, path_str, write_postgres_file};
+use support::testbed::wait_until;
+use vip_arbiter::adapters::postgres::{PgObserver, PgTimeouts};
 use vip_arbiter::observation::{PgRole, PgView, RepmgrSays};
-use vip_arbiter::observe::{PgReport, PgSource};
+use vip_arbiter::observe::{PgReport, PgSource, bounded};
 
 fn observer(node: &PgNode) -> PgObserver {
     let mut cfg = tokio_postgres::Config::from_str(&node.conninfo()).expect("conninfo");
@@ -158,4 +162,308 @@ fn unregistered_or_missing_metadata_is_not_eligible() {
             repmgr: RepmgrSays::NoMetadata
         }
     );
+}
+
+/// Our own sessions on `node` (by application name): (all, active ones, waiting on a lock).
+fn our_sessions(node: &PgNode, app: &str) -> (u32, u32, u32) {
+    let out = node.psql(&format!(
+        "SELECT count(*) || ' ' || count(*) FILTER (WHERE state = 'active') || ' ' || \
+         count(*) FILTER (WHERE wait_event_type = 'Lock') \
+         FROM pg_stat_activity WHERE application_name = '{app}'"
+    ));
+    let n: Vec<u32> = out
+        .split_whitespace()
+        .map(|v| v.parse().expect("count"))
+        .collect();
+    (n[0], n[1], n[2])
+}
+
+/// Another session holding `repmgr.nodes` in ACCESS EXCLUSIVE mode in an open
+/// transaction; ended (the backend terminated) on drop.
+struct LockHolder<'a> {
+    node: &'a PgNode,
+    child: Child,
+}
+
+impl<'a> LockHolder<'a> {
+    fn take(node: &'a PgNode) -> LockHolder<'a> {
+        let child = node
+            .command(&format!("{PG_BINDIR}/psql"))
+            .args(["-XAtq", "-h", path_str(&node.socket_dir())])
+            .args([
+                "-p",
+                &node.port().to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "repmgr",
+            ])
+            .args([
+                "-c",
+                "SET application_name = 'lock-holder'; BEGIN; \
+                 LOCK TABLE repmgr.nodes IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("psql holding the lock");
+        let holder = LockHolder { node, child };
+        wait_until(Duration::from_secs(10), "the lock to be held", || {
+            node.psql(
+                "SELECT count(*) FROM pg_locks WHERE relation = 'repmgr.nodes'::regclass \
+                 AND mode = 'AccessExclusiveLock' AND granted",
+            ) == "1"
+        });
+        holder
+    }
+}
+
+impl Drop for LockHolder<'_> {
+    fn drop(&mut self) {
+        let _ = self.node.try_psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lock-holder'",
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `cond` for up to 3 s while driving the runtime: the cancel request and the
+/// dropped connection's close run in tasks, as they do in the daemon.
+fn driving(rt: &tokio::runtime::Runtime, what: &str, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "timed out waiting for {what}"
+        );
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
+    }
+}
+
+fn observer_named(node: &PgNode, app: &str) -> PgObserver {
+    let mut cfg = tokio_postgres::Config::from_str(&node.conninfo()).expect("conninfo");
+    cfg.application_name(app);
+    PgObserver::new(cfg, i32::try_from(node.node_id()).expect("node id"))
+}
+
+#[test]
+fn session_timeouts_are_set_follow_a_reload_and_the_system_id_is_read() {
+    let cluster = PgCluster::start();
+    let rt = rt();
+    let mut o = observer(cluster.node1());
+    let r = observe(&rt, &mut o);
+    assert!(matches!(r.view, PgView::Known { .. }), "{r:?}");
+    // The default pg_timeout, 2 s: 80 % and 70 % on the server.
+    assert_eq!(
+        rt.block_on(o.show("statement_timeout")).as_deref(),
+        Some("1600ms")
+    );
+    assert_eq!(
+        rt.block_on(o.show("lock_timeout")).as_deref(),
+        Some("1400ms")
+    );
+    let want: u64 = cluster
+        .node1()
+        .psql("SELECT system_identifier FROM pg_control_system()")
+        .parse()
+        .expect("system_identifier");
+    assert_eq!(r.system_id, Some(want));
+    // The standby was cloned from the primary: the same system.
+    let mut o2 = observer(cluster.node2());
+    assert_eq!(observe(&rt, &mut o2).system_id, Some(want));
+
+    // A reload: the next observe sets the new values on the same connection.
+    let pid = cluster
+        .node1()
+        .psql("SELECT pid FROM pg_stat_activity WHERE application_name = 'vip-arbiter-test'");
+    o.timeouts().set_pg_timeout(Duration::from_secs(1));
+    assert!(matches!(observe(&rt, &mut o).view, PgView::Known { .. }));
+    assert_eq!(
+        rt.block_on(o.show("statement_timeout")).as_deref(),
+        Some("800ms")
+    );
+    assert_eq!(
+        rt.block_on(o.show("lock_timeout")).as_deref(),
+        Some("700ms")
+    );
+    assert_eq!(
+        cluster
+            .node1()
+            .psql("SELECT pid FROM pg_stat_activity WHERE application_name = 'vip-arbiter-test'"),
+        pid,
+        "same connection"
+    );
+    // The floor: never below 100 ms.
+    o.timeouts().set_pg_timeout(Duration::from_millis(100));
+    let _ = observe(&rt, &mut o);
+    let _ = observe(&rt, &mut o);
+    assert_eq!(
+        rt.block_on(o.show("lock_timeout")).as_deref(),
+        Some("100ms")
+    );
+    assert_eq!(rt.block_on(o.show("no such; DROP")), None);
+}
+
+#[test]
+fn a_query_blocked_behind_a_lock_ends_within_pg_timeout_and_leaves_nothing_on_the_server() {
+    let cluster = PgCluster::start();
+    let node = cluster.node1();
+    let rt = rt();
+    let app = "va-lock-test";
+    let pg_timeout = Duration::from_secs(1);
+    let mut o = observer_named(node, app).with_timeouts(PgTimeouts::for_pg_timeout(pg_timeout));
+    assert!(matches!(observe(&rt, &mut o).view, PgView::Known { .. }));
+    let lock = LockHolder::take(node);
+    // What gather_local does: the observe under pg_timeout.
+    let gather = |o: &mut PgObserver, limit: Duration| {
+        let started = Instant::now();
+        let r = rt.block_on(bounded(limit, o.observe(), |why| PgReport {
+            view: PgView::Unknown(format!("gather_local: {why}")),
+            repmgr_primary: None,
+            system_id: None,
+        }));
+        (r, started.elapsed())
+    };
+
+    // 1. The usual timeouts: the server ends the wait (lock_timeout, 700 ms).
+    let (r, took) = gather(&mut o, pg_timeout);
+    match &r.view {
+        PgView::Unknown(why) => assert!(why.contains("55P03"), "lock timeout: {why}"),
+        other => panic!("expected unknown, got {other:?}"),
+    }
+    assert!(took < pg_timeout, "{took:?}");
+    driving(&rt, "our session gone", || {
+        our_sessions(node, app) == (0, 0, 0)
+    });
+
+    // 2. Server timeouts above our deadline: our deadline (900 ms) ends it, and the
+    // cancel reaches the backend, which would otherwise wait on the lock for 30 s
+    // without noticing that its client went away.
+    o.timeouts().set(PgTimeouts {
+        deadline: pg_timeout * 9 / 10,
+        statement: Duration::from_secs(30),
+        lock: Duration::from_secs(30),
+    });
+    let (r, took) = gather(&mut o, pg_timeout);
+    match &r.view {
+        PgView::Unknown(why) => {
+            assert!(why.contains("no answer within 900 ms"), "{why}");
+            assert!(!why.starts_with("gather_local"), "{why}");
+        }
+        other => panic!("expected unknown, got {other:?}"),
+    }
+    assert!(took < pg_timeout, "{took:?}");
+    driving(&rt, "the cancelled session gone", || {
+        our_sessions(node, app) == (0, 0, 0)
+    });
+
+    // 3. The caller gives up first and drops the observe (a shorter bound than ours):
+    // the query is still cancelled on the server.
+    let (r, _) = gather(&mut o, Duration::from_millis(300));
+    match &r.view {
+        PgView::Unknown(why) => assert!(why.starts_with("gather_local"), "{why}"),
+        other => panic!("expected unknown, got {other:?}"),
+    }
+    driving(&rt, "no query of ours running or waiting", || {
+        let (_, active, waiting) = our_sessions(node, app);
+        active == 0 && waiting == 0
+    });
+    assert_eq!(
+        node.psql("SELECT count(*) FROM pg_locks WHERE relation = 'repmgr.nodes'::regclass AND NOT granted"),
+        "0",
+        "nobody waits on the lock"
+    );
+    drop(lock);
+    // The abandoned connection is replaced; one session of ours, known again.
+    o.timeouts().set_pg_timeout(pg_timeout);
+    assert!(matches!(observe(&rt, &mut o).view, PgView::Known { .. }));
+    assert_eq!(our_sessions(node, app), (1, 0, 0));
+}
+
+#[test]
+fn a_rotated_password_is_used_at_the_next_reconnect() {
+    let cluster = PgCluster::start();
+    let node = cluster.node1();
+    let rt = rt();
+    let role = "va_rotating";
+    node.psql_db(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN SUPERUSER PASSWORD 'first-Pw1'"),
+    );
+    let hba = node.data_dir().join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+    write_postgres_file(&hba, &format!("local all {role} scram-sha-256\n{old}"));
+    node.psql_db("postgres", "SELECT pg_reload_conf()");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pgpass = dir.path().join("pgpass");
+    let write_pgpass = |pw: &str| {
+        std::fs::write(&pgpass, format!("*:*:*:{role}:{pw}\n")).expect("write pgpass");
+        std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod pgpass");
+    };
+    write_pgpass("first-Pw1");
+    let toml = dir.path().join("va.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "vip = \"10.77.0.100\"\ninterface = \"ens5\"\nnode_id = 1\n\
+             conninfo = \"host={} port={} user={role} dbname=repmgr\"\n",
+            node.socket_dir().display(),
+            node.port()
+        ),
+    )
+    .expect("write config");
+    // As the daemon loads it: no PGPASSWORD, this password file.
+    let s = vip_arbiter::settings::load_from(Some(&toml), Vec::new(), Some(pgpass.clone()))
+        .expect("settings");
+    assert!(s.pg.passfile.is_some(), "the password comes from the file");
+    let mut o = PgObserver::from_settings(
+        s.pg.clone(),
+        s.node_id,
+        PgTimeouts::for_pg_timeout(s.pg_timeout),
+    );
+    let r = observe(&rt, &mut o);
+    assert!(matches!(r.view, PgView::Known { .. }), "{r:?}");
+
+    let kill = || {
+        node.psql(&format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = '{role}'"
+        ))
+    };
+    let observe_until_known = |o: &mut PgObserver| {
+        let mut last = None;
+        for _ in 0..20 {
+            let r = observe(&rt, o);
+            if matches!(r.view, PgView::Known { .. }) {
+                return Ok(());
+            }
+            last = Some(r.view);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(last)
+    };
+
+    // Rotated on the server only: the reconnect, with the file's old password, fails.
+    node.psql_db(
+        "postgres",
+        &format!("ALTER ROLE {role} PASSWORD 'second-Pw2'"),
+    );
+    assert_eq!(kill(), "1");
+    match observe_until_known(&mut o) {
+        Err(Some(PgView::Unknown(why))) => assert!(why.contains("28P01"), "{why}"),
+        other => panic!("the old password still logs in? {other:?}"),
+    }
+    // And in the file: the next reconnect reads it, no restart.
+    write_pgpass("second-Pw2");
+    observe_until_known(&mut o).expect("reconnected with the new password");
+    // Once more, with the connection killed under a live observer.
+    node.psql_db(
+        "postgres",
+        &format!("ALTER ROLE {role} PASSWORD 'third-Pw3'"),
+    );
+    write_pgpass("third-Pw3");
+    assert_eq!(kill(), "1");
+    observe_until_known(&mut o).expect("reconnected with the third password");
 }

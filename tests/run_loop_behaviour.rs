@@ -433,3 +433,136 @@ fn a_fence_outlives_a_restart_runs_the_fence_command_once_and_unfence_clears_it(
     assert_eq!(w.fences.len(), 1, "the fence command ran once in all");
     assert_eq!(w.holder.as_deref(), Some(fakes::ME));
 }
+
+/// One notification as the test's NOTIFY_SOCKET received it, and when.
+struct Note {
+    at: std::time::Instant,
+    text: String,
+}
+
+/// Run `watchdog_child` in a child process (the environment is process-wide) with
+/// NOTIFY_SOCKET bound here and WATCHDOG_USEC = 400 ms; collect what it sends.
+fn notes_from_child(extra_env: &[(&str, &str)]) -> Vec<Note> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = std::process::Command::new(exe)
+        .args(["--exact", "watchdog_child", "--ignored", "--nocapture"])
+        .env("NOTIFY_SOCKET", &path)
+        .env("WATCHDOG_USEC", "400000")
+        .envs(extra_env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run child");
+    let started = std::time::Instant::now();
+    let mut notes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match sock.recv(&mut buf) {
+            Ok(n) => notes.push(Note {
+                at: std::time::Instant::now(),
+                text: String::from_utf8_lossy(&buf[..n]).into_owned(),
+            }),
+            Err(_) => {
+                if child.try_wait().expect("child").is_some() {
+                    break;
+                }
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "child did not finish"
+        );
+    }
+    let out = child.wait_with_output().expect("child output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the child ran: {text}");
+    notes
+}
+
+fn is_watchdog(n: &Note) -> bool {
+    n.text.lines().any(|l| l == "WATCHDOG=1")
+}
+
+#[test]
+fn the_watchdog_is_fed_between_passes_but_not_during_a_wedged_pass() {
+    let notes = notes_from_child(&[]);
+    let texts: Vec<&str> = notes.iter().map(|n| n.text.as_str()).collect();
+    assert!(texts[0].contains("READY=1"), "{texts:?}");
+    let hang = notes
+        .iter()
+        .position(|n| n.text == "X_TEST=hang")
+        .unwrap_or_else(|| panic!("no marker: {texts:?}"));
+    // Between passes (interval 5 s, so only the startup pass ran): fed every ~200 ms.
+    let fed: Vec<std::time::Instant> = notes[..hang]
+        .iter()
+        .filter(|n| is_watchdog(n))
+        .map(|n| n.at)
+        .collect();
+    assert!(fed.len() >= 6, "about 7 feeds in 1.5 s: {texts:?}");
+    let worst = fed
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .expect("two feeds");
+    assert!(
+        worst <= Duration::from_millis(320),
+        "a gap of {worst:?} between feeds (WATCHDOG_USEC 400 ms): {texts:?}"
+    );
+    // During the wedged pass: nothing, so systemd's watchdog would fire.
+    let during: Vec<&str> = notes[hang..]
+        .iter()
+        .filter(|n| is_watchdog(n))
+        .map(|n| n.text.as_str())
+        .collect();
+    assert!(during.is_empty(), "fed during a wedged pass: {during:?}");
+    assert!(
+        notes[hang..].iter().any(|n| n.text.contains("STOPPING=1")),
+        "{texts:?}"
+    );
+    assert!(
+        notes[hang].at - fed[fed.len() - 1] < Duration::from_millis(400),
+        "fed until the pass began"
+    );
+}
+
+#[test]
+fn a_watchdog_meant_for_another_process_is_not_fed_between_passes() {
+    let notes = notes_from_child(&[("WATCHDOG_PID", "1")]);
+    let texts: Vec<&str> = notes.iter().map(|n| n.text.as_str()).collect();
+    let hang = notes
+        .iter()
+        .position(|n| n.text == "X_TEST=hang")
+        .unwrap_or_else(|| panic!("no marker: {texts:?}"));
+    let fed = notes[..hang].iter().filter(|n| is_watchdog(n)).count();
+    assert_eq!(fed, 1, "only the startup pass's own WATCHDOG=1: {texts:?}");
+}
+
+#[test]
+#[ignore = "run by the watchdog tests in a child process"]
+fn watchdog_child() {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let mut config = cfg(Duration::from_secs(5), false);
+    config.limits.observe = Duration::from_secs(3600);
+    rt().block_on(with_loop(config, no_reload(), |h| async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // A pass that never ends: PostgreSQL never answers and nothing bounds it.
+        h.state.lock().expect("lock").pg_hangs = true;
+        kick(&h);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        std::os::unix::net::UnixDatagram::unbound()
+            .expect("socket")
+            .send_to(b"X_TEST=hang", &socket)
+            .expect("marker");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(passes(&h), 1, "the kicked pass is still running");
+        h.shutdown.trigger();
+        // The driver's own trigger after this is the second signal: forced.
+    }));
+}

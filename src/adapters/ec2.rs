@@ -419,3 +419,50 @@ impl CloudActuator for Option<Ec2> {
 fn no_cloud() -> StepError {
     StepError::plain("no cloud side configured ([aws] enabled = false)")
 }
+
+/// What EC2 says about our own ENI: the facts the start-up cross-check compares
+/// with the configuration, IMDS and the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnEni {
+    pub subnet_id: Option<String>,
+    pub mac: Option<String>,
+    /// The instance it is attached to (None: not attached).
+    pub instance_id: Option<String>,
+}
+
+/// Start-up only calls (the start-up cross-check); not part of a pass.
+impl Ec2 {
+    /// Our own ENI by id (one DescribeNetworkInterfaces): an id EC2 does not know is
+    /// `InvalidNetworkInterfaceID.NotFound`, whether EC2 says so or answers empty.
+    pub async fn describe_own_eni(&self) -> Result<OwnEni, Ec2Error> {
+        const ACTION: &str = "DescribeNetworkInterfaces";
+        let r = self
+            .client
+            .describe_network_interfaces()
+            .network_interface_ids(&self.eni_id)
+            .send()
+            .await
+            .map_err(|e| Ec2Error::from_sdk(ACTION, &e))
+            .and_then(|o| {
+                let nic = o
+                    .network_interfaces()
+                    .iter()
+                    .find(|n| n.network_interface_id() == Some(self.eni_id.as_str()))
+                    .ok_or_else(|| Ec2Error {
+                        action: ACTION,
+                        code: Some("InvalidNetworkInterfaceID.NotFound".into()),
+                        message: format!("no ENI {}", self.eni_id),
+                    })?;
+                Ok(OwnEni {
+                    subnet_id: nic.subnet_id().map(str::to_owned),
+                    mac: nic.mac_address().map(str::to_ascii_lowercase),
+                    instance_id: nic
+                        .attachment()
+                        .and_then(|a| a.instance_id())
+                        .map(str::to_owned),
+                })
+            });
+        self.count(ACTION, &r);
+        r
+    }
+}

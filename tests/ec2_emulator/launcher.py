@@ -577,17 +577,38 @@ class Emulator:
                            aws_secret_access_key="va", config=Config(retries={"total_max_attempts": 1}))
         ec2.meta.events.register("before-sign.ec2.*", lambda request, **_: request.headers.__setitem__(
             "X-VA-Internal", "1"))
-        vpc = ec2.create_vpc(CidrBlock=spec.get("vpc_cidr", "10.77.0.0/16"))["Vpc"]["VpcId"]
-        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=spec.get("subnet_cidr", "10.77.0.0/20"))["Subnet"]["SubnetId"]
+        if spec.get("subnet_id"):
+            # More ENIs in an existing subnet (e.g. one that appears later).
+            subnet = spec["subnet_id"]
+            vpc = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+        else:
+            vpc = ec2.create_vpc(CidrBlock=spec.get("vpc_cidr", "10.77.0.0/16"))["Vpc"]["VpcId"]
+            subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=spec.get("subnet_cidr", "10.77.0.0/20"))["Subnet"]["SubnetId"]
         enis = {}
         for e in spec.get("enis", []):
-            name, mac = e["name"], e.get("mac")
+            name, mac, forced = e["name"], e.get("mac"), e.get("eni_id")
             if mac is not None and not re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", mac):
                 raise ValueError(f"mac {mac!r} is not lower-case aa:bb:cc:dd:ee:ff")
+            if forced is not None and not re.fullmatch(r"eni-[0-9a-f]{8,17}", forced):
+                raise ValueError(f"eni_id {forced!r} is not eni-<8 to 17 lower-case hex digits>")
+            if forced is not None:
+                with MOTO_LOCK:
+                    if forced in ec2_backends[ACCOUNT][region].enis:
+                        raise ValueError(f"eni_id {forced} exists already")
             eni_id = ec2.create_network_interface(
                 SubnetId=subnet, PrivateIpAddress=e["private_ip"], Description=f"vip-arbiter test {name}",
                 TagSpecifications=[{"ResourceType": "network-interface", "Tags": [{"Key": "Name", "Value": name}]}],
             )["NetworkInterface"]["NetworkInterfaceId"]
+            if forced is not None:
+                # A test that names the ENI before it exists (a node configured with
+                # an ENI that EC2 shows late) gets exactly that id.
+                with MOTO_LOCK:
+                    backend = ec2_backends[ACCOUNT][region]
+                    model = backend.enis.pop(eni_id)
+                    model.id = forced
+                    backend.enis[forced] = model
+                    backend.tags[forced] = backend.tags.pop(eni_id, {})
+                eni_id = forced
             inst = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
                                      NetworkInterfaces=[{"DeviceIndex": 0, "NetworkInterfaceId": eni_id}])
             with MOTO_LOCK:

@@ -466,6 +466,30 @@ def test_setup_creates_attached_enis_and_works_twice(url, ec2):
                                            "vpc_cidr": "10.243.0.0/16", "subnet_cidr": "10.243.0.0/20"})[0] == 400
 
 
+def test_setup_adds_to_an_existing_subnet_with_a_chosen_eni_id(url, ec2):
+    st, w = ctl(url, "POST", "/_va/setup", {"vpc_cidr": "10.244.0.0/16", "subnet_cidr": "10.244.0.0/20", "enis": []})
+    assert st == 200 and w["enis"] == {}
+    chosen = "eni-0feedfacecafe0001"
+    assert error_of(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[chosen]))[1] == \
+        "InvalidNetworkInterfaceID.NotFound"
+    st, late = ctl(url, "POST", "/_va/setup", {"subnet_id": w["subnet_id"], "enis": [
+        {"name": "late", "private_ip": "10.244.0.11", "mac": "02:00:0a:f4:00:0b", "eni_id": chosen}]})
+    assert st == 200, late
+    assert (late["subnet_id"], late["vpc_id"]) == (w["subnet_id"], w["vpc_id"])
+    assert late["enis"]["late"]["eni_id"] == chosen
+    e = ec2.describe_network_interfaces(NetworkInterfaceIds=[chosen])["NetworkInterfaces"][0]
+    assert e["SubnetId"] == w["subnet_id"] and e["MacAddress"] == "02:00:0a:f4:00:0b"
+    assert e["Attachment"]["InstanceId"] == late["enis"]["late"]["instance_id"]
+    assert {"Key": "Name", "Value": "late"} in e["TagSet"]
+    ec2.create_tags(Resources=[chosen], Tags=[{"Key": "k", "Value": "v"}])
+    assert holders(url, "10.244.0.11") == [chosen]
+    # The same id twice, or a malformed one, is a 400.
+    again = {"subnet_id": w["subnet_id"], "enis": [{"name": "x", "private_ip": "10.244.0.12", "eni_id": chosen}]}
+    assert ctl(url, "POST", "/_va/setup", again)[0] == 400
+    bad = {"subnet_id": w["subnet_id"], "enis": [{"name": "x", "private_ip": "10.244.0.13", "eni_id": "eni-XYZ"}]}
+    assert ctl(url, "POST", "/_va/setup", bad)[0] == 400
+
+
 def test_holder_endpoint(url, ec2, world):
     n1, n2, vip = world["id"]["n1"], world["id"]["n2"], world["vip"]
     assert holders(url, vip) == []

@@ -2,6 +2,7 @@
 //! Shared by the integration tests: fakes for loop-level tests, and the real-parts
 //! harnesses (PostgreSQL + repmgr clusters, network namespaces, the EC2 emulator).
 
+pub mod fake_imds;
 pub mod fakes;
 pub mod netns;
 pub mod pg_cluster;

@@ -97,7 +97,8 @@ impl Hub {
         run("ip", &full)
     }
 
-    /// A node namespace whose `ens5` (with `addr`/20) is bridged to the hub.
+    /// A node namespace whose `ens5` (with `addr`/20 and MAC `mac_for(addr)`, the MAC
+    /// `Emulator::setup` gives the ENI with that address) is bridged to the hub.
     pub fn node(&mut self, short: &str, addr: &str) -> String {
         let ns = format!("{}-{short}", self.ns);
         run("ip", &["netns", "add", &ns]);
@@ -108,8 +109,10 @@ impl Hub {
         ]);
         self.ip(&["link", "set", &peer, "master", "br0"]);
         self.ip(&["link", "set", &peer, "up"]);
+        let mac = mac_for(addr);
         for args in [
             vec!["link", "set", "lo", "up"],
+            vec!["link", "set", "ens5", "address", &mac],
             vec!["link", "set", "ens5", "up"],
             vec!["addr", "add", &format!("{addr}/{PREFIX}"), "dev", "ens5"],
         ] {
@@ -191,6 +194,15 @@ pub fn in_netns<T: Send + 'static>(
     })
     .join()
     .expect("namespace thread panicked")
+}
+
+/// The MAC of the node (and of its ENI at the emulator) with primary address `ip`:
+/// locally administered, `02:00:` and the address's four bytes (10.77.0.11 →
+/// 02:00:0a:4d:00:0b), so the daemon's start-up check of the ENI's MAC holds.
+pub fn mac_for(ip: &str) -> String {
+    let ip: std::net::Ipv4Addr = ip.parse().expect("an IPv4 address");
+    let [a, b, c, d] = ip.octets();
+    format!("02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
 }
 
 /// Add or delete (`op`) an address on `ens5` by hand inside a node namespace: drift.
@@ -613,13 +625,30 @@ impl Drop for Arbiter {
 }
 
 impl Emulator {
-    /// Create the VPC, the /20 subnet and one ENI per (name, primary ip).
+    /// Create the VPC, the /20 subnet and one ENI per (name, primary ip), each with
+    /// MAC `mac_for(ip)` (the MAC `Hub::node` gives that node's `ens5`).
     pub fn setup(&self, enis: &[(&str, &str)]) -> Value {
+        self.setup_world("10.77.0.0/16", "10.77.0.0/20", enis)
+    }
+
+    /// `setup` in another VPC and subnet (CIDRs that differ from the first world's).
+    pub fn setup_world(&self, vpc_cidr: &str, subnet_cidr: &str, enis: &[(&str, &str)]) -> Value {
         let body = serde_json::json!({
             "region": "us-east-1",
-            "vpc_cidr": "10.77.0.0/16",
-            "subnet_cidr": "10.77.0.0/20",
-            "enis": enis.iter().map(|(n, ip)| serde_json::json!({"name": n, "private_ip": ip})).collect::<Vec<_>>(),
+            "vpc_cidr": vpc_cidr,
+            "subnet_cidr": subnet_cidr,
+            "enis": enis.iter().map(|(n, ip)| serde_json::json!({"name": n, "private_ip": ip, "mac": mac_for(ip)})).collect::<Vec<_>>(),
+        });
+        self.control("POST", "/_va/setup", Some(&body))
+    }
+
+    /// One more ENI, with exactly the id `eni_id`, in an existing subnet: an ENI EC2
+    /// shows only now (a freshly launched replacement node's).
+    pub fn add_eni(&self, subnet_id: &str, name: &str, ip: &str, eni_id: &str) -> Value {
+        let body = serde_json::json!({
+            "region": "us-east-1",
+            "subnet_id": subnet_id,
+            "enis": [{"name": name, "private_ip": ip, "mac": mac_for(ip), "eni_id": eni_id}],
         });
         self.control("POST", "/_va/setup", Some(&body))
     }

@@ -1,0 +1,300 @@
+//! `vip-arbiter run`'s start-up cross-check of its ENI against the EC2 emulator, from
+//! inside a node namespace (whose `ens5` has the MAC the emulator gives that node's
+//! ENI), with a fake IMDS in the namespace for this instance's id: an ENI attached to
+//! another instance, in another subnet or with another MAC exits 78 with one line
+//! naming the difference; an ENI EC2 shows only a few seconds after start is waited
+//! for; one that never shows exits 78 after the bound (`VA_TEST_ENI_WAIT_MS`).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::fake_imds::FakeImds;
+use support::testbed::{Emulator, Hub, arbiter_bin, aws_env, mac_for, wait_until};
+
+const N1: &str = "10.77.0.11";
+const N2: &str = "10.77.0.12";
+/// An ENI id the tests create late, or never.
+const LATE: &str = "eni-0feedfacecafe0001";
+
+struct Bed {
+    _hub: Hub,
+    n1: String,
+    emu: Emulator,
+    /// The main world (subnet 10.77.0.0/20).
+    ids: Value,
+    dir: tempfile::TempDir,
+}
+
+impl Bed {
+    fn new(enis: &[(&str, &str)]) -> Bed {
+        let mut hub = Hub::new();
+        let n1 = hub.node("n1", N1);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let emu = Emulator::start(&hub, dir.path());
+        let ids = emu.setup(enis);
+        Bed {
+            _hub: hub,
+            n1,
+            emu,
+            ids,
+            dir,
+        }
+    }
+
+    fn subnet(&self) -> String {
+        self.ids["subnet_id"].as_str().expect("subnet").to_owned()
+    }
+
+    fn eni(&self, name: &str) -> (String, String) {
+        let e = &self.ids["enis"][name];
+        (
+            e["eni_id"].as_str().expect("eni").to_owned(),
+            e["instance_id"].as_str().expect("instance").to_owned(),
+        )
+    }
+
+    fn config(&self, eni: &str, subnet: &str) -> PathBuf {
+        let cfg = self.dir.path().join("va.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "vip = \"10.77.0.100\"\ninterface = \"ens5\"\nnode_id = 1\nprefix_len = 32\n\
+                 conninfo = \"host=/nonexistent user=repmgr\"\nsocket = {:?}\n\
+                 [aws]\nenabled = true\nregion = \"us-east-1\"\neni_id = \"{eni}\"\nsubnet_id = \"{subnet}\"\n",
+                self.socket().display().to_string()
+            ),
+        )
+        .expect("write config");
+        cfg
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("va.sock")
+    }
+
+    /// `vip-arbiter run` in n1; IMDS is `imds` (else disabled); stderr to `log`.
+    fn spawn(&self, cfg: &Path, imds: Option<&FakeImds>, wait_ms: &str, log: &Path) -> Child {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.n1, &arbiter_bin(), "run", "--config"])
+            .arg(cfg)
+            .envs(aws_env(&self.emu.url))
+            .env("VA_TEST_ENI_WAIT_MS", wait_ms)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log"));
+        match imds {
+            Some(f) => cmd.env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &f.url),
+            None => cmd.env("AWS_EC2_METADATA_DISABLED", "true"),
+        };
+        cmd.spawn().expect("start vip-arbiter")
+    }
+
+    /// Run until it exits (at most `limit`): (exit code, stderr, how long it ran).
+    fn run_to_exit(
+        &self,
+        cfg: &Path,
+        imds: Option<&FakeImds>,
+        wait_ms: &str,
+        limit: Duration,
+    ) -> (Option<i32>, String, Duration) {
+        let log = self.dir.path().join("run.log");
+        let started = Instant::now();
+        let mut child = self.spawn(cfg, imds, wait_ms, &log);
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                break st;
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "vip-arbiter still runs after {limit:?}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (
+            status.code(),
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            started.elapsed(),
+        )
+    }
+
+    /// Whether the daemon answers on its health socket with a completed pass.
+    fn passed(&self) -> bool {
+        Command::new("curl")
+            .args(["-s", "--max-time", "2", "--unix-socket"])
+            .arg(self.socket())
+            .arg("http://localhost/health")
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+            .is_some_and(|h| h["pass_count"].as_u64().unwrap_or(0) >= 1)
+    }
+}
+
+/// The one `vip-arbiter: configuration: …` line on stderr.
+fn config_line(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("vip-arbiter: configuration: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    lines[0].to_owned()
+}
+
+fn stop(mut child: Child) -> Option<i32> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let started = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            return st.code();
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            panic!("no exit within 15 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_eni_attached_to_another_instance_exits_78_and_names_both() {
+    let bed = Bed::new(&[("n1", N1), ("n2", N2)]);
+    let (eni1, i1) = bed.eni("n1");
+    let (_, i2) = bed.eni("n2");
+    let cfg = bed.config(&eni1, &bed.subnet());
+    // IMDS says this host is n2's instance.
+    let imds = FakeImds::start_in(&bed.n1, &[("instance-id", &i2)]);
+    let (code, err, _) = bed.run_to_exit(&cfg, Some(&imds), "60000", Duration::from_secs(30));
+    assert_eq!(code, Some(78), "{err}");
+    assert_eq!(
+        config_line(&err),
+        format!(
+            "vip-arbiter: configuration: ENI {eni1} (aws.eni_id) is not this node's: it is attached to instance {i1}, not to this instance {i2}"
+        )
+    );
+    drop(imds);
+    // The same ENI with IMDS saying n1's instance: it starts and says it checked.
+    let imds = FakeImds::start_in(&bed.n1, &[("instance-id", &i1)]);
+    let log = bed.dir.path().join("ok.log");
+    let child = bed.spawn(&cfg, Some(&imds), "60000", &log);
+    wait_until(Duration::from_secs(30), "the first pass", || bed.passed());
+    assert_eq!(stop(child), Some(0));
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains(&format!("ok: ENI {eni1} is attached to this instance {i1}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("ok: ENI {eni1} has ens5's MAC {}", mac_for(N1))),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_eni_in_another_subnet_exits_78_and_names_both() {
+    let bed = Bed::new(&[("n1", N1)]);
+    let (eni1, _) = bed.eni("n1");
+    let far = bed.emu.setup_world("10.78.0.0/16", "10.78.0.0/20", &[]);
+    let far = far["subnet_id"].as_str().expect("subnet");
+    let cfg = bed.config(&eni1, far);
+    let (code, err, _) = bed.run_to_exit(&cfg, None, "60000", Duration::from_secs(30));
+    assert_eq!(code, Some(78), "{err}");
+    assert_eq!(
+        config_line(&err),
+        format!(
+            "vip-arbiter: configuration: ENI {eni1} (aws.eni_id) is not this node's: it is in subnet {}, not {far} (aws.subnet_id)",
+            bed.subnet()
+        )
+    );
+}
+
+#[test]
+fn an_eni_with_another_mac_exits_78_and_names_both() {
+    let bed = Bed::new(&[("n1", N1), ("n2", N2)]);
+    // n2's ENI, on n1 (ens5 has n1's MAC); IMDS agrees it is n2's instance, so only
+    // the MAC differs.
+    let (eni2, i2) = bed.eni("n2");
+    let cfg = bed.config(&eni2, &bed.subnet());
+    let imds = FakeImds::start_in(&bed.n1, &[("instance-id", &i2)]);
+    let (code, err, _) = bed.run_to_exit(&cfg, Some(&imds), "60000", Duration::from_secs(30));
+    assert_eq!(code, Some(78), "{err}");
+    assert_eq!(
+        config_line(&err),
+        format!(
+            "vip-arbiter: configuration: ENI {eni2} (aws.eni_id) is not this node's: its MAC is {}, not ens5's {}",
+            mac_for(N2),
+            mac_for(N1)
+        )
+    );
+}
+
+#[test]
+fn an_eni_that_shows_late_is_waited_for_then_the_daemon_starts() {
+    let bed = Bed::new(&[]);
+    let subnet = bed.subnet();
+    let cfg = bed.config(LATE, &subnet);
+    let log = bed.dir.path().join("late.log");
+    let started = Instant::now();
+    let child = bed.spawn(&cfg, None, "30000", &log);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!bed.passed(), "started before its ENI existed");
+    // The replacement node's ENI appears at EC2 only now.
+    let late = bed.emu.add_eni(&subnet, "n1", N1, LATE);
+    assert_eq!(late["enis"]["n1"]["eni_id"], LATE, "{late}");
+    wait_until(Duration::from_secs(30), "the first pass", || bed.passed());
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert_eq!(stop(child), Some(0));
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains("EC2 does not show our ENI as ours yet")
+            && text.contains("InvalidNetworkInterfaceID.NotFound"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("ok: ENI {LATE} exists")), "{text}");
+    let by_id = bed
+        .emu
+        .calls()
+        .iter()
+        .filter(|c| c["params"]["NetworkInterfaceId.1"] == LATE)
+        .count();
+    assert!(
+        (3..=5).contains(&by_id),
+        "asked at about 0, 1, 3 (and 7) s, then found: {by_id}"
+    );
+}
+
+#[test]
+fn an_eni_that_never_shows_exits_78_after_the_bound() {
+    let bed = Bed::new(&[("n1", N1)]);
+    let cfg = bed.config(LATE, &bed.subnet());
+    let (code, err, took) = bed.run_to_exit(&cfg, None, "3000", Duration::from_secs(30));
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        took >= Duration::from_secs(3),
+        "gave up before the bound: {took:?}"
+    );
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    let line = config_line(&err);
+    assert!(
+        line.starts_with(&format!("vip-arbiter: configuration: ENI {LATE}: "))
+            && line.contains("InvalidNetworkInterfaceID.NotFound")
+            && line.contains("still after 3s of retries"),
+        "{line}"
+    );
+    let by_id = bed
+        .emu
+        .calls()
+        .iter()
+        .filter(|c| c["params"]["NetworkInterfaceId.1"] == LATE)
+        .count();
+    assert!((3..=4).contains(&by_id), "asked at 0, 1 and 3 s: {by_id}");
+}
