@@ -900,3 +900,7 @@ mod props;
 #[cfg(test)]
 #[path = "decide_cluster_tests.rs"]
 mod cluster_tests;
+
+#[cfg(test)]
+#[path = "decide_props_cluster.rs"]
+mod props_cluster;
