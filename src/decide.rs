@@ -121,10 +121,14 @@ pub struct CloudMemory {
     pub held_at: Option<u32>,
     /// The other ENI that held the VIP in the last answers, and since when.
     pub other_since: Option<(String, Tick)>,
-    /// When this node's last verified takeover happened.
+    /// When this node last assigned the VIP to itself (verified or not: the verify's
+    /// read may lag the assign).
     pub took_at: Option<Tick>,
     /// "Me" confirmations since then: the re-verify schedule (1, 2, 4 … s).
     pub reverify: u32,
+    /// This node's last claim that EC2 accepted (whether or not the takeover it began
+    /// was verified): it counts as our own mark does, before the mark is visible.
+    pub claimed_at: Option<Claim>,
 }
 
 impl CloudMemory {
@@ -488,6 +492,17 @@ fn eligible_with_cloud(
             return rules.stale(next, &f);
         }
     }
+    // 2b. Our own last claim, remembered, fences as our own mark does once visible
+    //     (PostgreSQL came back on an older timeline than one we claimed at).
+    if let Some(c) = next.cloud.claimed_at
+        && forbids(&c, &ours)
+    {
+        let f = Fenced {
+            by: c,
+            holder: format!("node {} (this node's own claim)", c.node_id),
+        };
+        return rules.stale(next, &f);
+    }
     // 3. The holder at EC2.
     match &obs.cloud {
         CloudView::Disabled => eligible_kernel_only(&obs.kernel, policy),
@@ -497,7 +512,7 @@ fn eligible_with_cloud(
             }
             claim => rules.holding(next, claim == Some(ours)),
         },
-        CloudView::Nobody => rules.take_over(next, "nobody"),
+        CloudView::Nobody => rules.take_from_nobody(next),
         CloudView::Other { eni, claim } => match claim.valid() {
             Some(c) if c.is_foreign_to(ours.system_id) => {
                 rules.foreign(next, format!("{eni}'s claim"), c)
@@ -656,12 +671,35 @@ impl CloudRules<'_> {
         (steps, Verdict::Acquiring)
     }
 
+    /// Nobody holds the VIP: take it at once, unless we assigned it to ourselves less
+    /// than the consistency bound ago. Then "nobody" may be a read from before our own
+    /// assign, hiding a node that has taken the VIP from us since: wait until our
+    /// assign is older than the bound (a read then shows what came after it).
+    fn take_from_nobody(&self, next: &mut Memory) -> (Vec<Step>, Verdict) {
+        if let Some(took) = next.cloud.took_at {
+            let until = took + self.cp.consistency_bound;
+            if self.obs.now < until {
+                next.cloud.settled = Some((
+                    self.ours.timeline,
+                    Settled::Settling {
+                        holder: "nobody".to_owned(),
+                        until,
+                    },
+                ));
+                return self.settling("nobody", until);
+            }
+        }
+        self.take_over(next, "nobody")
+    }
+
     /// Another ENI holds the VIP with no visible claim, or a lower one. Take it at once
-    /// only when its claim is visible and lower AND we did not hold the VIP at this
-    /// timeline (the normal failover: the old primary's claim has long been visible).
-    /// Otherwise its claim may simply not be visible yet: wait until it has been seen
-    /// holding for the consistency bound (its claim, written before its assign, is then
-    /// visible), keeping whatever the kernel has.
+    /// only when its claim is visible and lower AND we did not hold or claim the VIP at
+    /// this timeline (the normal failover: the old primary's claim has long been
+    /// visible). Otherwise its claim may simply not be visible yet: wait until it has
+    /// been seen holding for the consistency bound (its claim, written before its
+    /// assign, is then visible), keeping whatever the kernel has. (The wait counts from
+    /// a look made the bound after our own last assign at the earliest: see
+    /// `absorb_observation`.)
     fn take_from(&self, next: &mut Memory, eni: &str, lower_claim: bool) -> (Vec<Step>, Verdict) {
         let tl = self.ours.timeline;
         let claimed_here = match &self.obs.marks {
@@ -670,7 +708,9 @@ impl CloudRules<'_> {
                 .any(|m| m.node_id == self.ours.node_id && m.timeline == tl),
             _ => false,
         };
-        let held_here = next.cloud.held_at == Some(tl) || claimed_here;
+        let held_here = next.cloud.held_at == Some(tl)
+            || next.cloud.claimed_at == Some(self.ours)
+            || claimed_here;
         if held_here || !lower_claim {
             let since = match &next.cloud.other_since {
                 Some((held_by, at)) if held_by == eni => *at,
@@ -760,7 +800,16 @@ fn absorb_observation(
                     next.reverify = next.reverify.saturating_add(1);
                 }
                 CloudView::Other { eni, .. } => {
-                    if !matches!(&next.other_since, Some((held_by, _)) if held_by == eni) {
+                    // The wait for a holder counts from a look made the bound after our
+                    // own last assign at the earliest: a read before then may show the
+                    // holder as it was before we took the VIP from it.
+                    let bound = policy
+                        .cloud
+                        .as_ref()
+                        .map_or(Duration::ZERO, |c| c.consistency_bound);
+                    if mem.took_at.is_some_and(|took| now < took + bound) {
+                        next.other_since = None;
+                    } else if !matches!(&next.other_since, Some((held_by, _)) if held_by == eni) {
                         next.other_since = Some((eni.clone(), now));
                     }
                 }
@@ -801,6 +850,20 @@ pub fn settle(
     timeline: Option<u32>,
 ) -> Memory {
     let mut next = mem.clone();
+    // A claim or an assign that EC2 accepted counts even when a later step failed (a
+    // verify whose read lags): remember the claim's timeline, and start the re-verify
+    // schedule (1, 2, 4 … s, reading the marks) from the assign.
+    for o in outcomes.iter().filter(|o| o.error.is_none()) {
+        match &o.step {
+            Step::WriteClaim(c) => next.cloud.claimed_at = Some(*c),
+            Step::AssignCloud => {
+                next.cloud.took_at = Some(now);
+                next.cloud.reverify = 0;
+                next.cloud.other_since = None;
+            }
+            _ => {}
+        }
+    }
     let is_cloud = |s: &Step| {
         matches!(
             s,
@@ -826,9 +889,6 @@ pub fn settle(
         next.cloud.checked_at = Some(now);
         next.cloud.settled = Some((tl, Settled::Me));
         next.cloud.held_at = Some(tl);
-        next.cloud.took_at = Some(now);
-        next.cloud.reverify = 0;
-        next.cloud.other_since = None;
     } else if outcomes.iter().any(|o| o.step == Step::ReleaseCloud) {
         next.cloud.held_at = None;
         next.cloud.me_at = None;
@@ -848,3 +908,11 @@ mod tests;
 #[cfg(test)]
 #[path = "decide_props.rs"]
 mod props;
+
+#[cfg(test)]
+#[path = "decide_cluster_tests.rs"]
+mod cluster_tests;
+
+#[cfg(test)]
+#[path = "decide_props_cluster.rs"]
+mod props_cluster;

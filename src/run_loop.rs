@@ -125,8 +125,10 @@ pub async fn run<P, K, C, F, R>(
     loop {
         while ctl.kicks.try_recv().is_ok() {}
         if ctl.health.take_unfence() {
-            // Decide afresh: look at EC2 this pass.
+            // Decide afresh: look at EC2 this pass, and forget our own remembered
+            // claim (it would fence again at once; our visible mark still counts).
             mem.cloud.settled = None;
+            mem.cloud.claimed_at = None;
             match mem.fenced.take() {
                 Some(f) => {
                     warn!(claim = %f.by, holder = %f.holder, "fence cleared by the operator (was: {} with claim {})", f.holder, f.by)
