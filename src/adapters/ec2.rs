@@ -171,10 +171,29 @@ impl Ec2 {
         self.metrics.ec2_call(action, result);
     }
 
+    /// Send one call: its answer through `answer`, its error with the AWS code kept,
+    /// counted by action and result either way.
+    async fn call<O, T, E, R>(
+        &self,
+        action: &'static str,
+        sent: impl std::future::Future<Output = Result<O, SdkError<E, R>>>,
+        answer: impl FnOnce(O) -> Result<T, Ec2Error>,
+    ) -> Result<T, Ec2Error>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let r = sent
+            .await
+            .map_err(|e| Ec2Error::from_sdk(action, &e))
+            .and_then(answer);
+        self.count(action, &r);
+        r
+    }
+
     /// One filtered call: the VIP's address in our own subnet.
     pub async fn describe(&self, dry_run: bool) -> Result<Vec<NetworkInterface>, Ec2Error> {
-        const ACTION: &str = "DescribeNetworkInterfaces";
-        let r = self
+        let sent = self
             .client
             .describe_network_interfaces()
             .filters(
@@ -190,37 +209,11 @@ impl Ec2 {
                     .build(),
             )
             .dry_run(dry_run)
-            .send()
-            .await
-            .map(|o| o.network_interfaces().to_vec())
-            .map_err(|e| Ec2Error::from_sdk(ACTION, &e));
-        self.count(ACTION, &r);
-        r
-    }
-
-    /// Does our own ENI exist (a wrong `eni_id` is a configuration error)?
-    pub async fn own_eni_exists(&self) -> Result<(), Ec2Error> {
-        const ACTION: &str = "DescribeNetworkInterfaces";
-        let r = self
-            .client
-            .describe_network_interfaces()
-            .network_interface_ids(&self.eni_id)
-            .send()
-            .await
-            .map_err(|e| Ec2Error::from_sdk(ACTION, &e))
-            .and_then(|o| {
-                if o.network_interfaces().is_empty() {
-                    Err(Ec2Error {
-                        action: ACTION,
-                        code: Some("InvalidNetworkInterfaceID.NotFound".into()),
-                        message: format!("no ENI {}", self.eni_id),
-                    })
-                } else {
-                    Ok(())
-                }
-            });
-        self.count(ACTION, &r);
-        r
+            .send();
+        self.call("DescribeNetworkInterfaces", sent, |o| {
+            Ok(o.network_interfaces().to_vec())
+        })
+        .await
     }
 
     /// Our claim on our own ENI (`vip-arbiter:<VIP>`, which holders are judged by)
@@ -229,9 +222,8 @@ impl Ec2 {
     /// node's mark key too and the subnet the last writer's claim key; readers use
     /// only the ENI's claim key and the subnet's mark keys.
     pub async fn tag(&self, claim: Claim, dry_run: bool) -> Result<(), Ec2Error> {
-        const ACTION: &str = "CreateTags";
         let value = claim.to_string();
-        let r = self
+        let sent = self
             .client
             .create_tags()
             .resources(&self.eni_id)
@@ -249,18 +241,13 @@ impl Ec2 {
                     .build(),
             )
             .dry_run(dry_run)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| Ec2Error::from_sdk(ACTION, &e));
-        self.count(ACTION, &r);
-        r
+            .send();
+        self.call("CreateTags", sent, |_| Ok(())).await
     }
 
     /// Every node's mark for this VIP on our subnet (DescribeTags, one call).
     pub async fn read_marks(&self, dry_run: bool) -> Result<Vec<(String, String)>, Ec2Error> {
-        const ACTION: &str = "DescribeTags";
-        let r = self
+        let sent = self
             .client
             .describe_tags()
             .filters(
@@ -270,52 +257,41 @@ impl Ec2 {
                     .build(),
             )
             .dry_run(dry_run)
-            .send()
-            .await
-            .map(|o| {
-                o.tags()
-                    .iter()
-                    .filter(|t| t.resource_id() == Some(self.subnet_id.as_str()))
-                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
-                    .collect()
-            })
-            .map_err(|e| Ec2Error::from_sdk(ACTION, &e));
-        self.count(ACTION, &r);
-        r
+            .send();
+        self.call("DescribeTags", sent, |o| {
+            Ok(o.tags()
+                .iter()
+                .filter(|t| t.resource_id() == Some(self.subnet_id.as_str()))
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                .collect())
+        })
+        .await
     }
 
     /// UnassignPrivateIpAddresses of the VIP from our own ENI. An ENI that does not
     /// carry it answers `InvalidParameterValue`-like errors on real EC2: that is
     /// "already done" only after a describe says so, so it stays an error here.
     pub async fn unassign_here(&self) -> Result<(), Ec2Error> {
-        const ACTION: &str = "UnassignPrivateIpAddresses";
-        let r = self
+        let sent = self
             .client
             .unassign_private_ip_addresses()
             .network_interface_id(&self.eni_id)
             .private_ip_addresses(self.vip.to_string())
-            .send()
+            .send();
+        self.call("UnassignPrivateIpAddresses", sent, |_| Ok(()))
             .await
-            .map(|_| ())
-            .map_err(|e| Ec2Error::from_sdk(ACTION, &e));
-        self.count(ACTION, &r);
-        r
     }
 
     pub async fn assign_here(&self) -> Result<(), Ec2Error> {
-        const ACTION: &str = "AssignPrivateIpAddresses";
-        let r = self
+        let sent = self
             .client
             .assign_private_ip_addresses()
             .network_interface_id(&self.eni_id)
             .private_ip_addresses(self.vip.to_string())
             .allow_reassignment(true)
-            .send()
+            .send();
+        self.call("AssignPrivateIpAddresses", sent, |_| Ok(()))
             .await
-            .map(|_| ())
-            .map_err(|e| Ec2Error::from_sdk(ACTION, &e));
-        self.count(ACTION, &r);
-        r
     }
 }
 
@@ -436,33 +412,30 @@ impl Ec2 {
     /// `InvalidNetworkInterfaceID.NotFound`, whether EC2 says so or answers empty.
     pub async fn describe_own_eni(&self) -> Result<OwnEni, Ec2Error> {
         const ACTION: &str = "DescribeNetworkInterfaces";
-        let r = self
+        let sent = self
             .client
             .describe_network_interfaces()
             .network_interface_ids(&self.eni_id)
-            .send()
-            .await
-            .map_err(|e| Ec2Error::from_sdk(ACTION, &e))
-            .and_then(|o| {
-                let nic = o
-                    .network_interfaces()
-                    .iter()
-                    .find(|n| n.network_interface_id() == Some(self.eni_id.as_str()))
-                    .ok_or_else(|| Ec2Error {
-                        action: ACTION,
-                        code: Some("InvalidNetworkInterfaceID.NotFound".into()),
-                        message: format!("no ENI {}", self.eni_id),
-                    })?;
-                Ok(OwnEni {
-                    subnet_id: nic.subnet_id().map(str::to_owned),
-                    mac: nic.mac_address().map(str::to_ascii_lowercase),
-                    instance_id: nic
-                        .attachment()
-                        .and_then(|a| a.instance_id())
-                        .map(str::to_owned),
-                })
-            });
-        self.count(ACTION, &r);
-        r
+            .send();
+        self.call(ACTION, sent, |o| {
+            let nic = o
+                .network_interfaces()
+                .iter()
+                .find(|n| n.network_interface_id() == Some(self.eni_id.as_str()))
+                .ok_or_else(|| Ec2Error {
+                    action: ACTION,
+                    code: Some("InvalidNetworkInterfaceID.NotFound".into()),
+                    message: format!("no ENI {}", self.eni_id),
+                })?;
+            Ok(OwnEni {
+                subnet_id: nic.subnet_id().map(str::to_owned),
+                mac: nic.mac_address().map(str::to_ascii_lowercase),
+                instance_id: nic
+                    .attachment()
+                    .and_then(|a| a.instance_id())
+                    .map(str::to_owned),
+            })
+        })
+        .await
     }
 }
