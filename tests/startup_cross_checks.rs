@@ -186,7 +186,16 @@ fn an_eni_attached_to_another_instance_exits_78_and_names_both() {
     let imds = FakeImds::start_in(&bed.n1, &[("instance-id", &i1)]);
     let log = bed.dir.path().join("ok.log");
     let child = bed.spawn(&cfg, Some(&imds), "60000", &log);
-    wait_until(Duration::from_secs(30), "the first pass", || bed.passed());
+    let mut child = child;
+    wait_until(Duration::from_secs(30), "the first pass", || {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!(
+                "vip-arbiter exited ({st}) instead of waiting: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        bed.passed()
+    });
     assert_eq!(stop(child), Some(0));
     let text = std::fs::read_to_string(&log).expect("log");
     assert!(
@@ -250,7 +259,16 @@ fn an_eni_that_shows_late_is_waited_for_then_the_daemon_starts() {
     // The replacement node's ENI appears at EC2 only now.
     let late = bed.emu.add_eni(&subnet, "n1", N1, LATE);
     assert_eq!(late["enis"]["n1"]["eni_id"], LATE, "{late}");
-    wait_until(Duration::from_secs(30), "the first pass", || bed.passed());
+    let mut child = child;
+    wait_until(Duration::from_secs(30), "the first pass", || {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!(
+                "vip-arbiter exited ({st}) instead of waiting: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        bed.passed()
+    });
     assert!(started.elapsed() >= Duration::from_secs(3));
     assert_eq!(stop(child), Some(0));
     let text = std::fs::read_to_string(&log).expect("log");

@@ -609,13 +609,16 @@ class Emulator:
                     backend.enis[forced] = model
                     backend.tags[forced] = backend.tags.pop(eni_id, {})
                 eni_id = forced
+            # The MAC before the attach: a reader that sees the ENI attached sees its
+            # final MAC (an unattached ENI is "not ours yet" to the daemon, retried;
+            # an attached one with another MAC would be a configuration error).
+            if mac:
+                with MOTO_LOCK:
+                    ec2_backends[ACCOUNT][region].get_network_interface(eni_id).mac_address = mac
             inst = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
                                      NetworkInterfaces=[{"DeviceIndex": 0, "NetworkInterfaceId": eni_id}])
             with MOTO_LOCK:
-                model = ec2_backends[ACCOUNT][region].get_network_interface(eni_id)
-                if mac:
-                    model.mac_address = mac
-                mac = model.mac_address
+                mac = ec2_backends[ACCOUNT][region].get_network_interface(eni_id).mac_address
             enis[name] = {"eni_id": eni_id, "mac": mac, "instance_id": inst["Instances"][0]["InstanceId"],
                           "private_ip": e["private_ip"]}
         return {"region": region, "vpc_id": vpc, "subnet_id": subnet, "enis": enis}
