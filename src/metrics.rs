@@ -182,28 +182,20 @@ impl Metrics {
             "vip_arbiter_last_pass_duration_seconds {}",
             m.pass_seconds_last
         );
-        family(
+        gauge_once_ran(
             o,
+            ran,
             "vip_arbiter_last_pass_timestamp_seconds",
-            "gauge",
             "Unix time at which the last pass completed.",
+            m.last_pass_unix_seconds,
         );
-        if ran {
-            let _ = writeln!(
-                o,
-                "vip_arbiter_last_pass_timestamp_seconds {}",
-                m.last_pass_unix_seconds
-            );
-        }
-        family(
+        gauge_once_ran(
             o,
+            ran,
             "vip_arbiter_interval_seconds",
-            "gauge",
             "The configured interval between passes.",
+            m.interval_seconds,
         );
-        if ran {
-            let _ = writeln!(o, "vip_arbiter_interval_seconds {}", m.interval_seconds);
-        }
         family(
             o,
             "vip_arbiter_actions_total",
@@ -251,24 +243,20 @@ impl Metrics {
             let v = u8::from(m.verdict == kind);
             let _ = writeln!(o, "vip_arbiter_verdict{{verdict=\"{kind}\"}} {v}");
         }
-        family(
+        gauge_once_ran(
             o,
+            ran,
             "vip_arbiter_verdict_severity",
-            "gauge",
             "Severity of the current verdict: 0 ok, 1 warning, 2 critical (as `check`).",
+            m.severity,
         );
-        if ran {
-            let _ = writeln!(o, "vip_arbiter_verdict_severity {}", m.severity);
-        }
-        family(
+        gauge_once_ran(
             o,
+            ran,
             "vip_arbiter_converged",
-            "gauge",
             "1 if the last pass found nothing to do and its verdict is ok.",
+            u8::from(m.converged),
         );
-        if ran {
-            let _ = writeln!(o, "vip_arbiter_converged {}", u8::from(m.converged));
-        }
         family(
             o,
             "vip_arbiter_convergence_duration_seconds",
@@ -311,6 +299,21 @@ impl Metrics {
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A gauge family whose sample appears only once a pass has completed (a daemon still
+/// starting reports no value rather than a misleading one).
+fn gauge_once_ran(
+    out: &mut String,
+    ran: bool,
+    name: &str,
+    help: &str,
+    value: impl std::fmt::Display,
+) {
+    family(out, name, "gauge", help);
+    if ran {
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 
 /// A label value as the text format wants it.
