@@ -1,40 +1,35 @@
 //! vip-arbiter keeps a PostgreSQL virtual IP on the current repmgr primary: as an
 //! EC2 secondary private IP on the primary's ENI and as an address on its NIC.
 //!
-//! Every pass observes (`observe`), decides (`decide`, pure) and acts (`act`).
-//! See docs/architecture.md for the module map.
+//! # Layout
+//!
+//! Every pass observes, decides (pure) and acts; the folders are those layers, and
+//! a module only uses the ones listed before it (docs/architecture.md has the map
+//! and the arrows).
+//!
+//! - [`core`]: the pure core. What a pass saw, the policy and the memory one pass
+//!   hands to the next, `decide()` and its named rules, the plan, the claim tag
+//!   and backoff. No I/O, no clock, no AWS strings.
+//! - [`pass`]: one pass (`reconcile`) and the forever loop (`run_loop`), with the
+//!   observer and actuator traits they drive.
+//! - [`adapters`]: one module per external system behind those traits:
+//!   PostgreSQL, netlink, EC2 (with its IMDS, set-up and self-test) and the
+//!   operator's fence command.
+//! - [`config`]: the raw config and its sources, validation into typed settings,
+//!   conninfo, `.pgpass`, repmgr.conf and secrets.
+//! - [`health`]: the health snapshot, the metrics, the unix-socket server and
+//!   client, the one HTTP parser they share, and who may use the socket.
+//! - [`daemon`]: the composition root of `vip-arbiter run`, reload, shutdown,
+//!   systemd and logging.
+//! - [`cli`]: the command line and the verbs that are not the daemon (`plan`,
+//!   `check-config`, the socket clients).
 
-pub mod act;
 pub mod adapters;
-pub mod backoff;
-pub mod claim;
 pub mod cli;
-pub mod client_socket;
-pub mod cloud_setup;
 pub mod config;
-pub mod conninfo;
+pub mod core;
 pub mod daemon;
-pub mod decide;
+#[cfg(any(test, feature = "fuzz-checks"))]
 pub mod fuzz_checks;
 pub mod health;
-pub mod health_client;
-pub mod health_socket;
-pub mod host_check;
-pub mod http_request;
-pub mod imds;
-pub mod logging;
-pub mod metrics;
-pub mod observation;
-pub mod observe;
-pub mod pgpass;
-pub mod plan;
-pub mod plan_report;
-pub mod reconcile;
-pub mod repmgr_conf;
-pub mod run_loop;
-pub mod secret;
-pub mod settings;
-pub mod shutdown;
-pub mod small_file;
-pub mod socket_access;
-pub mod systemd_notify;
+pub mod pass;

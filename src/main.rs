@@ -4,9 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vip_arbiter::cli::{self, Cli, Command, Contract};
-use vip_arbiter::settings::{self, ConfigErrors};
-use vip_arbiter::shutdown::Shutdown;
-use vip_arbiter::{client_socket, daemon, host_check, logging};
+use vip_arbiter::cli::{client_socket, host_check};
+use vip_arbiter::config::{self, ConfigErrors};
+use vip_arbiter::daemon::shutdown::Shutdown;
+use vip_arbiter::daemon::{self, logging};
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -66,7 +67,7 @@ async fn dispatch(cli: Cli) -> i32 {
         }
         _ => {}
     }
-    let s = match settings::load(path) {
+    let s = match config::load(path) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");

@@ -3,7 +3,7 @@
 //! exactly one line, also for a missing or broken config, a bad answer or a usage
 //! error) and `kick` (always 0). The real binary against a missing, a broken (bad
 //! values; bad TOML) and a good config, with and without a daemon: the daemon is the
-//! real health socket (`health_socket::serve`) over a canned snapshot.
+//! real health socket (`server::serve`) over a canned snapshot.
 
 mod support;
 
@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
-use vip_arbiter::health::Snapshot;
-use vip_arbiter::health_socket::{self, HealthSource};
-use vip_arbiter::socket_access::KickAllow;
+use vip_arbiter::health::server::{self, HealthSource};
+use vip_arbiter::health::socket_access::KickAllow;
+use vip_arbiter::health::state::Snapshot;
 
 use support::testbed::arbiter_bin;
 
@@ -56,9 +56,9 @@ impl Daemon {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             support::testbed::rt().block_on(async move {
-                let listener = health_socket::bind(&p, 0o660, None).await.expect("bind");
+                let listener = server::bind(&p, 0o660, None).await.expect("bind");
                 ready_tx.send(()).expect("ready");
-                health_socket::serve(listener, src, KickAllow::new(&[]), st).await;
+                server::serve(listener, src, KickAllow::new(&[]), st).await;
             });
         });
         ready_rx.recv().expect("socket bound");

@@ -14,13 +14,13 @@ use serde_json::{Value, json};
 use support::fakes::{self, Fake, Shared};
 use support::testbed::{Emulator, sdk_client};
 use vip_arbiter::adapters::ec2::Ec2;
-use vip_arbiter::backoff::Backoff;
-use vip_arbiter::claim::{self, Claim};
-use vip_arbiter::decide::{CloudPolicy, Memory, Policy};
-use vip_arbiter::metrics::Metrics;
-use vip_arbiter::observation::{ClaimTag, CloudView};
-use vip_arbiter::observe::CloudSource;
-use vip_arbiter::reconcile::{self, Limits, PassReport, World};
+use vip_arbiter::core::backoff::Backoff;
+use vip_arbiter::core::claim::{self, Claim};
+use vip_arbiter::core::decide::{CloudPolicy, Memory, Policy};
+use vip_arbiter::core::observation::{ClaimTag, CloudView};
+use vip_arbiter::health::metrics::Metrics;
+use vip_arbiter::pass::observe::CloudSource;
+use vip_arbiter::pass::reconcile::{self, Limits, PassReport, World};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 100);
 
@@ -222,7 +222,7 @@ fn row_nobody_claim_assign_verify_then_kernel_in_five_calls() {
         .block_on(bed.ec2(&bed.other, Arc::new(Metrics::default())).marks());
     assert_eq!(
         marks,
-        vip_arbiter::observation::MarkView::Read {
+        vip_arbiter::core::observation::MarkView::Read {
             marks: vec![Claim {
                 timeline: 2,
                 node_id: 1,
@@ -456,7 +456,7 @@ fn unauthorized_is_critical_and_names_the_iam_action() {
     let r = n.pass(&bed);
     assert_eq!(
         r.verdict.severity(),
-        vip_arbiter::plan::Severity::Critical,
+        vip_arbiter::core::plan::Severity::Critical,
         "{}",
         r.verdict
     );

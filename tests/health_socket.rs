@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
-use vip_arbiter::health_client::{self, ClientError};
-use vip_arbiter::health_socket::{self, HealthSource, SocketError};
-use vip_arbiter::socket_access::{KickAllow, Principal};
+use vip_arbiter::health::client::{self, ClientError};
+use vip_arbiter::health::server::{self, HealthSource, SocketError};
+use vip_arbiter::health::socket_access::{KickAllow, Principal};
 
 #[derive(Default)]
 struct FakeSource {
@@ -59,10 +59,10 @@ struct Server {
 async fn server() -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("run/vip-arbiter.sock");
-    let listener = health_socket::bind(&path, 0o660, None).await.expect("bind");
+    let listener = server::bind(&path, 0o660, None).await.expect("bind");
     let source = Arc::new(FakeSource::default());
     let stop = CancellationToken::new();
-    let task = tokio::spawn(health_socket::serve(
+    let task = tokio::spawn(server::serve(
         listener,
         source.clone(),
         KickAllow::new(&[]),
@@ -139,7 +139,7 @@ fn routes_and_status_codes() {
             "HEAD has no body: {r:?}"
         );
         // The client used by `status`, `check` and `kick`.
-        let resp = health_client::request(&s.path, "GET", "/health", Duration::from_secs(2))
+        let resp = client::request(&s.path, "GET", "/health", Duration::from_secs(2))
             .await
             .expect("client");
         assert_eq!(
@@ -330,7 +330,7 @@ fn connections_past_the_cap_get_503_at_once() {
         s.source.converged.store(true, Ordering::SeqCst);
         // 64 clients that connect and say nothing hold every slot (accepted in order).
         let mut idle = Vec::new();
-        for _ in 0..health_socket::MAX_CONNECTIONS {
+        for _ in 0..server::MAX_CONNECTIONS {
             idle.push(UnixStream::connect(&s.path).await.expect("connect"));
         }
         let started = Instant::now();
@@ -365,7 +365,7 @@ fn a_client_that_never_reads_is_dropped() {
             .await
             .expect("write");
         // Read nothing for longer than the server's write limit...
-        tokio::time::sleep(health_socket::WRITE_LIMIT + Duration::from_millis(800)).await;
+        tokio::time::sleep(server::WRITE_LIMIT + Duration::from_millis(800)).await;
         // ...then find the server gave up: what was buffered, then the end.
         let mut out = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), st.read_to_end(&mut out))
@@ -427,7 +427,7 @@ fn bind_replaces_stale_refuses_live_and_sets_mode() {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o660);
-        match health_socket::bind(&s.path, 0o660, None).await {
+        match server::bind(&s.path, 0o660, None).await {
             Err(SocketError::InUse { .. }) => {}
             other => panic!("expected InUse, got {:?}", other.map(|_| ())),
         }
@@ -438,14 +438,14 @@ fn bind_replaces_stale_refuses_live_and_sets_mode() {
             .expect("join");
         // The file is left behind (stale): the next bind replaces it.
         assert!(s.path.exists());
-        let again = health_socket::bind(&s.path, 0o600, None)
+        let again = server::bind(&s.path, 0o600, None)
             .await
             .expect("stale socket replaced");
         drop(again);
         let not_socket = s.path.with_file_name("plain-file");
         std::fs::write(&not_socket, "x").expect("write");
         assert!(matches!(
-            health_socket::bind(&not_socket, 0o660, None).await,
+            server::bind(&not_socket, 0o660, None).await,
             Err(SocketError::NotASocket { .. })
         ));
     });
@@ -455,7 +455,7 @@ fn bind_replaces_stale_refuses_live_and_sets_mode() {
 fn client_reports_not_running() {
     rt().block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let r = health_client::request(
+        let r = client::request(
             &dir.path().join("none.sock"),
             "GET",
             "/health",
@@ -533,7 +533,7 @@ fn socket_group_reads_and_kick_needs_an_allowed_uid() {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod tempdir");
         let path = dir.path().join("run/vip-arbiter.sock");
-        let listener = health_socket::bind(&path, 0o660, Some(GROUP))
+        let listener = server::bind(&path, 0o660, Some(GROUP))
             .await
             .expect("bind");
         let meta = std::fs::metadata(&path).expect("stat");
@@ -546,7 +546,7 @@ fn socket_group_reads_and_kick_needs_an_allowed_uid() {
             id: KICKER,
         }]);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(health_socket::serve(
+        let task = tokio::spawn(server::serve(
             listener,
             source.clone(),
             allow,

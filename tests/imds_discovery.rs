@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use vip_arbiter::imds::{ImdsError, discover, discover_at, instance_id_at};
+use vip_arbiter::adapters::ec2::imds::{ImdsError, discover, discover_at, instance_id_at};
 
 const MAC_A: &str = "0a:00:00:00:00:0a";
 const MAC_B: &str = "0a:00:00:00:00:0b";

@@ -9,10 +9,10 @@ use support::testbed::rt;
 use std::net::Ipv4Addr;
 
 use support::netns::Netns;
-use vip_arbiter::act::Applied;
 use vip_arbiter::adapters::netlink::{KernelError, Netlink};
-use vip_arbiter::observation::KernelView;
-use vip_arbiter::observe::KernelSource;
+use vip_arbiter::core::observation::KernelView;
+use vip_arbiter::pass::act::Applied;
+use vip_arbiter::pass::observe::KernelSource;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 100);
 

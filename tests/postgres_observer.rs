@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use support::pg_cluster::{PG_BINDIR, PgCluster, PgNode, path_str, write_postgres_file};
 use support::testbed::wait_until;
 use vip_arbiter::adapters::postgres::{PgObserver, PgTimeouts};
-use vip_arbiter::observation::{PgRole, PgView, RepmgrSays};
-use vip_arbiter::observe::{PgReport, PgSource, bounded};
+use vip_arbiter::core::observation::{PgRole, PgView, RepmgrSays};
+use vip_arbiter::pass::observe::{PgReport, PgSource, bounded};
 
 fn observer(node: &PgNode) -> PgObserver {
     let mut cfg = tokio_postgres::Config::from_str(&node.conninfo()).expect("conninfo");
@@ -416,7 +416,7 @@ fn a_rotated_password_is_used_at_the_next_reconnect() {
     )
     .expect("write config");
     // As the daemon loads it: no PGPASSWORD, this password file.
-    let s = vip_arbiter::settings::load_from(Some(&toml), Vec::new(), Some(pgpass.clone()))
+    let s = vip_arbiter::config::load_from(Some(&toml), Vec::new(), Some(pgpass.clone()))
         .expect("settings");
     assert!(s.pg.passfile.is_some(), "the password comes from the file");
     let mut o = PgObserver::from_settings(

@@ -6,11 +6,11 @@ mod support;
 use std::time::Duration;
 
 use support::fakes::{self, Fake, ME, OTHER, Shared};
-use vip_arbiter::backoff::Backoff;
-use vip_arbiter::claim::Claim;
-use vip_arbiter::decide::{CloudPolicy, Memory, Policy};
-use vip_arbiter::plan::Verdict;
-use vip_arbiter::reconcile::{self, Limits, PassReport, World};
+use vip_arbiter::core::backoff::Backoff;
+use vip_arbiter::core::claim::Claim;
+use vip_arbiter::core::decide::{CloudPolicy, Memory, Policy};
+use vip_arbiter::core::plan::Verdict;
+use vip_arbiter::pass::reconcile::{self, Limits, PassReport, World};
 
 fn policy(cloud: bool) -> Policy {
     Policy {
@@ -251,7 +251,7 @@ fn unauthorized_is_critical_and_names_the_action() {
     let r = n.pass();
     assert_eq!(
         r.verdict.severity(),
-        vip_arbiter::plan::Severity::Critical,
+        vip_arbiter::core::plan::Severity::Critical,
         "{}",
         r.verdict
     );

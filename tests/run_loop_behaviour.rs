@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use support::fakes::{self, Fake};
-use vip_arbiter::decide::Policy;
-use vip_arbiter::health::{HealthState, Identity};
-use vip_arbiter::metrics::Metrics;
-use vip_arbiter::observation::{PgRole, PgView, RepmgrSays};
-use vip_arbiter::reconcile::{Limits, World};
-use vip_arbiter::run_loop::{self, Control, LoopConfig, Reload};
-use vip_arbiter::shutdown::Shutdown;
+use vip_arbiter::core::decide::Policy;
+use vip_arbiter::core::observation::{PgRole, PgView, RepmgrSays};
+use vip_arbiter::daemon::shutdown::Shutdown;
+use vip_arbiter::health::metrics::Metrics;
+use vip_arbiter::health::state::{HealthState, Identity};
+use vip_arbiter::pass::reconcile::{Limits, World};
+use vip_arbiter::pass::run_loop::{self, Control, LoopConfig, Reload};
 
 fn cfg(interval: Duration, release_on_stop: bool) -> LoopConfig {
     LoopConfig {
@@ -70,7 +70,7 @@ fn passes(h: &Harness) -> u64 {
 
 /// What `POST /kick` does.
 fn kick(h: &Harness) {
-    vip_arbiter::health_socket::HealthSource::kick(h.health.as_ref());
+    vip_arbiter::health::server::HealthSource::kick(h.health.as_ref());
 }
 
 /// Run the loop until `script` returns, then stop it and wait for it to finish.
@@ -352,15 +352,15 @@ fn a_wedged_pass_is_abandoned_on_the_second_signal() {
 /// fence command once per incident in all, and is cleared by `POST /unfence`.
 #[test]
 fn a_fence_outlives_a_restart_runs_the_fence_command_once_and_unfence_clears_it() {
-    use vip_arbiter::claim::Claim;
+    use vip_arbiter::core::claim::Claim;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("fence.json");
     let mut config = cfg(Duration::from_millis(100), false);
-    config.policy.cloud = Some(vip_arbiter::decide::CloudPolicy {
+    config.policy.cloud = Some(vip_arbiter::core::decide::CloudPolicy {
         verify_interval: Duration::from_secs(30),
         cloud_unknown_hold: Duration::from_secs(300),
         consistency_bound: Duration::from_secs(60),
-        backoff: vip_arbiter::backoff::Backoff::default(),
+        backoff: vip_arbiter::core::backoff::Backoff::default(),
         fence_configured: true,
     });
     config.fence_file = Some(file.clone());
@@ -420,7 +420,7 @@ fn a_fence_outlives_a_restart_runs_the_fence_command_once_and_unfence_clears_it(
                 "stale-primary"
             );
             // The operator clears it: the next pass takes the VIP (nothing forbids it now).
-            vip_arbiter::health_socket::HealthSource::unfence(h.health.as_ref());
+            vip_arbiter::health::server::HealthSource::unfence(h.health.as_ref());
             tokio::time::sleep(Duration::from_millis(300)).await;
             assert_eq!(
                 h.health.current().expect("snapshot").verdict_kind,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info};
 
-use crate::act::{Fencer, StepError};
+use crate::pass::act::{Fencer, StepError};
 
 pub const FENCE_LIMIT: Duration = Duration::from_secs(60);
 

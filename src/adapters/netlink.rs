@@ -10,9 +10,9 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::{AddressMessageBuilder, Handle};
 
-use crate::act::{Applied, KernelActuator, StepError};
-use crate::observation::KernelView;
-use crate::observe::KernelSource;
+use crate::core::observation::KernelView;
+use crate::pass::act::{Applied, KernelActuator, StepError};
+use crate::pass::observe::KernelSource;
 
 const EEXIST: i32 = 17;
 const EADDRNOTAVAIL: i32 = 99;

@@ -29,10 +29,10 @@ use tokio::time::Instant;
 use tokio_postgres::{CancelToken, Client, NoTls, SimpleQueryMessage};
 use tracing::{debug, warn};
 
-use crate::backoff::Backoff;
-use crate::conninfo::PgSettings;
-use crate::observation::{PgRole, PgView, RepmgrSays};
-use crate::observe::{PgReport, PgSource};
+use crate::config::conninfo::PgSettings;
+use crate::core::backoff::Backoff;
+use crate::core::observation::{PgRole, PgView, RepmgrSays};
+use crate::pass::observe::{PgReport, PgSource};
 
 /// Reconnect schedule: 250 ms, 500 ms, 1 s, 2 s, 2 s, ... (before jitter). Short,
 /// because `pg_unknown_hold` (10 s by default) runs while we are disconnected.

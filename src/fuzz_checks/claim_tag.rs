@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use crate::backoff::Backoff;
-use crate::claim::{self, Claim};
-use crate::decide::{self, CloudPolicy, Memory, Policy};
-use crate::observation::{
+use crate::core::backoff::Backoff;
+use crate::core::claim::{self, Claim};
+use crate::core::decide::{self, CloudPolicy, Memory, Policy};
+use crate::core::observation::{
     ClaimTag, CloudView, KernelView, MarkView, Observation, PgRole, PgView, RepmgrSays,
 };
-use crate::plan::Step;
+use crate::core::plan::Step;
 
 pub fn claim_tag(data: &[u8]) {
     let Ok(value) = std::str::from_utf8(data) else {

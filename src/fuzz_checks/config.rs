@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::settings;
+use crate::config;
 
 pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -16,7 +16,7 @@ pub fn config(data: &[u8]) {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (format!("VIP_ARBITER_{k}"), v.to_owned()))
         .collect();
-    match settings::from_text(toml, env) {
+    match config::from_text(toml, env) {
         Ok(s) => {
             let within = |d: Duration, lo: u64, hi: u64| {
                 (Duration::from_millis(lo)..=Duration::from_millis(hi)).contains(&d)

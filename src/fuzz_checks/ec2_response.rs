@@ -17,12 +17,12 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 
-use crate::act::StepError;
 use crate::adapters::ec2::Ec2;
-use crate::claim::Claim;
-use crate::metrics::Metrics;
-use crate::observation::CloudView;
-use crate::observe::CloudSource;
+use crate::core::claim::Claim;
+use crate::core::observation::CloudView;
+use crate::health::metrics::Metrics;
+use crate::pass::act::StepError;
+use crate::pass::observe::CloudSource;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 100);
 const OWN_ENI: &str = "eni-0123456789abcdef0";

@@ -5,9 +5,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::health_socket::{self, HealthSource, MAX_BODY, MAX_HEAD};
-use crate::http_request::{self, Progress};
-use crate::socket_access::KickAllow;
+use crate::health::http::{self, Progress};
+use crate::health::server::{self, HealthSource, MAX_BODY, MAX_HEAD};
+use crate::health::socket_access::KickAllow;
 
 #[derive(Default)]
 struct Source {
@@ -47,7 +47,7 @@ pub fn http(data: &[u8]) {
     let mut read = Err(400); // the peer closed before a complete request
     for piece in request.chunks(chunk) {
         buf.extend_from_slice(piece);
-        match http_request::assess(&buf, MAX_HEAD, MAX_BODY) {
+        match http::assess(&buf, MAX_HEAD, MAX_BODY) {
             Progress::NeedMore => continue,
             Progress::Refuse(status) => read = Err(status),
             Progress::Complete(req) => read = Ok(req),
@@ -57,15 +57,15 @@ pub fn http(data: &[u8]) {
     let source = Source::default();
     let allow = KickAllow::with_service_uid(SERVICE_UID, &[]);
     let head_request = read.as_ref().is_ok_and(|r| r.method == "HEAD");
-    let out = health_socket::answer(read, &source, &allow, peer);
-    let end = http_request::head_end(&out).expect("a complete head");
+    let out = server::answer(read, &source, &allow, peer);
+    let end = http::head_end(&out).expect("a complete head");
     let head = std::str::from_utf8(&out[..end]).expect("ASCII head");
     let status: u16 = head
         .strip_prefix("HTTP/1.1 ")
         .and_then(|h| h.get(..3))
         .and_then(|s| s.parse().ok())
         .expect("a status line");
-    assert_ne!(http_request::reason(status), "Unknown", "{head}");
+    assert_ne!(http::reason(status), "Unknown", "{head}");
     let length: usize = head
         .lines()
         .find_map(|l| l.strip_prefix("Content-Length: "))

@@ -2,13 +2,19 @@
 //! function takes arbitrary bytes, feeds them to one parser or handler exactly as the
 //! daemon would, and asserts what must hold whatever the input (no panic, a clear
 //! error, no takeover granted by a bad tag). A violated check panics, which is what
-//! libFuzzer reports. tests/fuzz_regressions.rs replays the seed corpus and every
-//! saved crash through the same functions in the ordinary test suite.
+//! libFuzzer reports. `regressions` replays the seed corpus and every saved crash
+//! through the same functions in the ordinary unit tests.
+//!
+//! Built only for the unit tests and with the `fuzz-checks` feature (which fuzz/
+//! turns on), so none of it is in the shipped binary; the feature touches no
+//! dependency's features, so nothing is built twice.
 
 mod claim_tag;
 mod config;
 mod ec2_response;
 mod http;
+#[cfg(test)]
+mod regressions;
 mod repmgr_conf;
 
 pub use claim_tag::claim_tag;

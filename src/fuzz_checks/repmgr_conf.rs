@@ -1,6 +1,6 @@
 //! repmgr.conf text: parsed, or one error naming a real line.
 
-use crate::repmgr_conf;
+use crate::config::repmgr_conf;
 
 pub fn repmgr_conf(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use vip_arbiter::act::{Applied, CloudActuator, Fencer, KernelActuator, StepError};
-use vip_arbiter::claim::Claim;
-use vip_arbiter::observation::{
+use vip_arbiter::core::claim::Claim;
+use vip_arbiter::core::observation::{
     ClaimTag, CloudView, KernelView, MarkView, PgRole, PgView, RepmgrSays,
 };
-use vip_arbiter::observe::{CloudSource, KernelSource, PgReport, PgSource};
+use vip_arbiter::pass::act::{Applied, CloudActuator, Fencer, KernelActuator, StepError};
+use vip_arbiter::pass::observe::{CloudSource, KernelSource, PgReport, PgSource};
 
 pub const ME: &str = "eni-0me";
 pub const OTHER: &str = "eni-0other";

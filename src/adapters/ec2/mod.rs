@@ -1,0 +1,444 @@
+//! The EC2 side: who holds the VIP (one filtered DescribeNetworkInterfaces), the
+//! subnet's high-water marks (DescribeTags on the subnet), our claim (one CreateTags
+//! on our own ENI and the subnet), the move (AssignPrivateIpAddresses with
+//! AllowReassignment) and the hand-back of a fenced node
+//! (UnassignPrivateIpAddresses). Every call is counted by action and result; every
+//! error keeps its AWS error code.
+
+pub mod imds;
+pub mod setup;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
+
+use crate::core::claim::{self, Claim};
+use crate::core::observation::{ClaimTag, CloudView, MarkView, code_needs_operator};
+use crate::health::metrics::Metrics;
+use crate::pass::act::{CloudActuator, StepError};
+use crate::pass::observe::CloudSource;
+
+/// Our ENI and the VIP, over one SDK client.
+#[derive(Clone)]
+pub struct Ec2 {
+    client: Client,
+    vip: Ipv4Addr,
+    eni_id: String,
+    subnet_id: String,
+    metrics: Arc<Metrics>,
+}
+
+/// A failed EC2 call: the action, the AWS error code (when EC2 sent one) and text.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{action}: {message}")]
+pub struct Ec2Error {
+    pub action: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl Ec2Error {
+    fn from_sdk<E, R>(action: &'static str, e: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let (code, message) = match e {
+            SdkError::ServiceError(se) => (
+                se.err().code().map(str::to_owned),
+                se.err().message().unwrap_or("service error").to_owned(),
+            ),
+            SdkError::TimeoutError(_) => (None, "timed out".to_owned()),
+            SdkError::DispatchFailure(_) => (
+                None,
+                format!("cannot reach EC2: {}", DisplayErrorContext(e)),
+            ),
+            other => (
+                other.code().map(str::to_owned),
+                DisplayErrorContext(other).to_string(),
+            ),
+        };
+        Ec2Error {
+            action,
+            code,
+            message,
+        }
+    }
+
+    /// The metrics label for this failure.
+    fn label(&self) -> &str {
+        self.code.as_deref().unwrap_or("transport")
+    }
+
+    pub fn needs_operator(&self) -> bool {
+        self.code.as_deref().is_some_and(code_needs_operator)
+    }
+}
+
+impl From<Ec2Error> for StepError {
+    fn from(e: Ec2Error) -> Self {
+        let needs_operator = e.needs_operator();
+        let message = match e.code.as_deref() {
+            Some("UnauthorizedOperation") => {
+                format!(
+                    "{}: not allowed: grant IAM action ec2:{} ({})",
+                    e.action, e.action, e.message
+                )
+            }
+            Some(code) => format!("{}: {} ({code})", e.action, e.message),
+            None => e.to_string(),
+        };
+        StepError {
+            message,
+            code: e.code,
+            needs_operator,
+        }
+    }
+}
+
+/// Who holds the VIP, from a DescribeNetworkInterfaces answer.
+pub fn holder_of(nics: &[NetworkInterface], vip: Ipv4Addr, own_eni: &str) -> CloudView {
+    let vip_s = vip.to_string();
+    let key = claim::tag_key(vip);
+    // Re-check each ENI's addresses: never trust the filter alone.
+    let holders: Vec<&NetworkInterface> = nics
+        .iter()
+        .filter(|n| {
+            n.private_ip_addresses()
+                .iter()
+                .any(|a| a.private_ip_address() == Some(vip_s.as_str()))
+        })
+        .collect();
+    let tag_of = |n: &NetworkInterface| {
+        n.tag_set()
+            .iter()
+            .find(|t| t.key() == Some(key.as_str()))
+            .and_then(Tag::value)
+            .map_or(ClaimTag::Absent, claim::parse)
+    };
+    match holders.as_slice() {
+        [] => CloudView::Nobody,
+        [one] if one.network_interface_id() == Some(own_eni) => {
+            CloudView::Me { claim: tag_of(one) }
+        }
+        [one] => CloudView::Other {
+            eni: one
+                .network_interface_id()
+                .unwrap_or("unknown ENI")
+                .to_owned(),
+            claim: tag_of(one),
+        },
+        many => CloudView::Unknown {
+            code: None,
+            reason: format!(
+                "VIP on {} ENIs at once: {}",
+                many.len(),
+                many.iter()
+                    .filter_map(|n| n.network_interface_id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    }
+}
+
+impl Ec2 {
+    pub fn new(
+        client: Client,
+        vip: Ipv4Addr,
+        eni_id: String,
+        subnet_id: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Ec2 {
+            client,
+            vip,
+            eni_id,
+            subnet_id,
+            metrics,
+        }
+    }
+
+    pub fn eni_id(&self) -> &str {
+        &self.eni_id
+    }
+
+    fn count<T>(&self, action: &'static str, r: &Result<T, Ec2Error>) {
+        let result = match r {
+            Ok(_) => "ok",
+            Err(e) => e.label(),
+        };
+        self.metrics.ec2_call(action, result);
+    }
+
+    /// Send one call: its answer through `answer`, its error with the AWS code kept,
+    /// counted by action and result either way.
+    async fn call<O, T, E, R>(
+        &self,
+        action: &'static str,
+        sent: impl std::future::Future<Output = Result<O, SdkError<E, R>>>,
+        answer: impl FnOnce(O) -> Result<T, Ec2Error>,
+    ) -> Result<T, Ec2Error>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let r = sent
+            .await
+            .map_err(|e| Ec2Error::from_sdk(action, &e))
+            .and_then(answer);
+        self.count(action, &r);
+        r
+    }
+
+    /// One filtered call: the VIP's address in our own subnet.
+    pub async fn describe(&self, dry_run: bool) -> Result<Vec<NetworkInterface>, Ec2Error> {
+        let sent = self
+            .client
+            .describe_network_interfaces()
+            .filters(
+                Filter::builder()
+                    .name("addresses.private-ip-address")
+                    .values(self.vip.to_string())
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("subnet-id")
+                    .values(&self.subnet_id)
+                    .build(),
+            )
+            .dry_run(dry_run)
+            .send();
+        self.call("DescribeNetworkInterfaces", sent, |o| {
+            Ok(o.network_interfaces().to_vec())
+        })
+        .await
+    }
+
+    /// Our claim on our own ENI (`vip-arbiter:<VIP>`, which holders are judged by)
+    /// and our node's high-water mark on the subnet (`vip-arbiter:<VIP>/node-<id>`),
+    /// in ONE call: CreateTags puts every tag on every resource, so the ENI carries the
+    /// node's mark key too and the subnet the last writer's claim key; readers use
+    /// only the ENI's claim key and the subnet's mark keys.
+    pub async fn tag(&self, claim: Claim, dry_run: bool) -> Result<(), Ec2Error> {
+        let value = claim.to_string();
+        let sent = self
+            .client
+            .create_tags()
+            .resources(&self.eni_id)
+            .resources(&self.subnet_id)
+            .tags(
+                Tag::builder()
+                    .key(claim::tag_key(self.vip))
+                    .value(&value)
+                    .build(),
+            )
+            .tags(
+                Tag::builder()
+                    .key(claim::mark_key(self.vip, claim.node_id))
+                    .value(&value)
+                    .build(),
+            )
+            .dry_run(dry_run)
+            .send();
+        self.call("CreateTags", sent, |_| Ok(())).await
+    }
+
+    /// Every node's mark for this VIP on our subnet (DescribeTags, one call).
+    pub async fn read_marks(&self, dry_run: bool) -> Result<Vec<(String, String)>, Ec2Error> {
+        let sent = self
+            .client
+            .describe_tags()
+            .filters(
+                Filter::builder()
+                    .name("resource-id")
+                    .values(&self.subnet_id)
+                    .build(),
+            )
+            .dry_run(dry_run)
+            .send();
+        self.call("DescribeTags", sent, |o| {
+            Ok(o.tags()
+                .iter()
+                .filter(|t| t.resource_id() == Some(self.subnet_id.as_str()))
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                .collect())
+        })
+        .await
+    }
+
+    /// UnassignPrivateIpAddresses of the VIP from our own ENI. An ENI that does not
+    /// carry it answers `InvalidParameterValue`-like errors on real EC2: that is
+    /// "already done" only after a describe says so, so it stays an error here.
+    pub async fn unassign_here(&self) -> Result<(), Ec2Error> {
+        let sent = self
+            .client
+            .unassign_private_ip_addresses()
+            .network_interface_id(&self.eni_id)
+            .private_ip_addresses(self.vip.to_string())
+            .send();
+        self.call("UnassignPrivateIpAddresses", sent, |_| Ok(()))
+            .await
+    }
+
+    pub async fn assign_here(&self) -> Result<(), Ec2Error> {
+        let sent = self
+            .client
+            .assign_private_ip_addresses()
+            .network_interface_id(&self.eni_id)
+            .private_ip_addresses(self.vip.to_string())
+            .allow_reassignment(true)
+            .send();
+        self.call("AssignPrivateIpAddresses", sent, |_| Ok(()))
+            .await
+    }
+}
+
+/// The valid marks among a subnet's tags (other tags and unreadable marks ignored;
+/// a mark whose value names another node than its key is unreadable).
+pub fn marks_of(tags: &[(String, String)], vip: Ipv4Addr) -> Vec<Claim> {
+    tags.iter()
+        .filter_map(|(k, v)| {
+            let node = claim::mark_node(vip, k)?;
+            claim::parse(v).valid().filter(|c| c.node_id == node)
+        })
+        .collect()
+}
+
+impl CloudSource for Ec2 {
+    async fn observe(&self) -> CloudView {
+        match self.describe(false).await {
+            Ok(nics) => holder_of(&nics, self.vip, &self.eni_id),
+            Err(e) => CloudView::Unknown {
+                reason: e.to_string(),
+                code: e.code,
+            },
+        }
+    }
+
+    async fn marks(&self) -> MarkView {
+        match self.read_marks(false).await {
+            Ok(tags) => MarkView::Read {
+                marks: marks_of(&tags, self.vip),
+            },
+            Err(e) => MarkView::Unknown {
+                reason: e.to_string(),
+                code: e.code,
+            },
+        }
+    }
+}
+
+impl CloudActuator for Ec2 {
+    async fn write_claim(&self, claim: Claim) -> Result<(), StepError> {
+        Ok(self.tag(claim, false).await?)
+    }
+
+    async fn assign(&self) -> Result<(), StepError> {
+        Ok(self.assign_here().await?)
+    }
+
+    async fn release(&self) -> Result<(), StepError> {
+        Ok(self.unassign_here().await?)
+    }
+
+    async fn verify(&self) -> Result<(), StepError> {
+        match self.observe().await {
+            CloudView::Me { .. } => Ok(()),
+            CloudView::Unknown { code, reason } => Err(StepError {
+                needs_operator: code.as_deref().is_some_and(code_needs_operator),
+                message: format!("verify: {reason}"),
+                code,
+            }),
+            other => Err(StepError::plain(format!(
+                "verify: EC2 does not show the VIP on {}: {other:?}",
+                self.eni_id
+            ))),
+        }
+    }
+}
+
+/// Kernel-only mode is `None`: no cloud to observe, and `decide()` never plans a
+/// cloud step without a cloud policy (if one slipped through it fails loudly).
+impl CloudSource for Option<Ec2> {
+    async fn observe(&self) -> CloudView {
+        match self {
+            Some(ec2) => ec2.observe().await,
+            None => CloudView::Disabled,
+        }
+    }
+
+    async fn marks(&self) -> MarkView {
+        match self {
+            Some(ec2) => ec2.marks().await,
+            None => MarkView::NotRead,
+        }
+    }
+}
+
+impl CloudActuator for Option<Ec2> {
+    async fn write_claim(&self, claim: Claim) -> Result<(), StepError> {
+        self.as_ref().ok_or_else(no_cloud)?.write_claim(claim).await
+    }
+    async fn assign(&self) -> Result<(), StepError> {
+        self.as_ref().ok_or_else(no_cloud)?.assign().await
+    }
+    async fn release(&self) -> Result<(), StepError> {
+        self.as_ref().ok_or_else(no_cloud)?.release().await
+    }
+    async fn verify(&self) -> Result<(), StepError> {
+        self.as_ref().ok_or_else(no_cloud)?.verify().await
+    }
+}
+
+fn no_cloud() -> StepError {
+    StepError::plain("no cloud side configured ([aws] enabled = false)")
+}
+
+/// What EC2 says about our own ENI: the facts the start-up cross-check compares
+/// with the configuration, IMDS and the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnEni {
+    pub subnet_id: Option<String>,
+    pub mac: Option<String>,
+    /// The instance it is attached to (None: not attached).
+    pub instance_id: Option<String>,
+}
+
+/// Start-up only calls (the start-up cross-check); not part of a pass.
+impl Ec2 {
+    /// Our own ENI by id (one DescribeNetworkInterfaces): an id EC2 does not know is
+    /// `InvalidNetworkInterfaceID.NotFound`, whether EC2 says so or answers empty.
+    pub async fn describe_own_eni(&self) -> Result<OwnEni, Ec2Error> {
+        const ACTION: &str = "DescribeNetworkInterfaces";
+        let sent = self
+            .client
+            .describe_network_interfaces()
+            .network_interface_ids(&self.eni_id)
+            .send();
+        self.call(ACTION, sent, |o| {
+            let nic = o
+                .network_interfaces()
+                .iter()
+                .find(|n| n.network_interface_id() == Some(self.eni_id.as_str()))
+                .ok_or_else(|| Ec2Error {
+                    action: ACTION,
+                    code: Some("InvalidNetworkInterfaceID.NotFound".into()),
+                    message: format!("no ENI {}", self.eni_id),
+                })?;
+            Ok(OwnEni {
+                subnet_id: nic.subnet_id().map(str::to_owned),
+                mac: nic.mac_address().map(str::to_ascii_lowercase),
+                instance_id: nic
+                    .attachment()
+                    .and_then(|a| a.instance_id())
+                    .map(str::to_owned),
+            })
+        })
+        .await
+    }
+}

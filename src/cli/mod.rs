@@ -1,0 +1,300 @@
+//! The command line: `run` starts the daemon; the other verbs are clients of a
+//! running daemon (through its health socket) or one-shot checks.
+
+pub mod client_socket;
+pub mod host_check;
+pub mod plan_report;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::cli::client_socket::ClientSocket;
+use crate::health::client::{self, ClientError};
+use crate::health::state::Snapshot;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vip-arbiter",
+    version,
+    about = "Keeps a PostgreSQL VIP on the repmgr primary (EC2 secondary IP + kernel address)"
+)]
+pub struct Cli {
+    /// Configuration file (default /etc/vip-arbiter/vip-arbiter.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (under systemd: Type=notify).
+    Run,
+    /// Show the running daemon's state. Exit 0 converged, 1 not converged, 3 no answer.
+    Status {
+        /// Print the raw health JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Monitoring-plugin check: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for
+    /// a missing or broken config, no answer, a bad answer or a usage error).
+    Check {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Ask the running daemon for a pass now. Ignores its arguments (repmgr's
+    /// placeholders) and always exits 0 quickly.
+    Kick {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+    /// Observe and decide once; print what each source said, the verdict and the
+    /// steps with the call each would make; change nothing.
+    Plan {
+        /// Print the plan as one JSON document (shape: docs/operations.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the configuration, print it with secrets redacted, and check this
+    /// host: the interface, the VIP, and the files the service user must read.
+    CheckConfig {
+        /// Also check IMDS, the subnet and the IAM permissions (EC2 mode).
+        #[arg(long)]
+        online: bool,
+        /// Judge file access as this user, with its own groups (default: User= and
+        /// Group= of the installed vip-arbiter.service, else of the shipped unit:
+        /// postgres).
+        #[arg(long, value_name = "USER")]
+        service_user: Option<String>,
+    },
+    /// Clear this node's stale-primary fence (after the operator has made sure this
+    /// node may hold the VIP again). Root or the service user only.
+    Unfence,
+}
+
+/// What the client verbs share: they need only the daemon's socket.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClientArgs {
+    /// The daemon's health socket (default: VIP_ARBITER_SOCKET, else the config
+    /// file's `socket` key, read even when the rest of the file is broken, else
+    /// /run/vip-arbiter/vip-arbiter.sock).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+/// What a verb promises about its exit status, whatever goes wrong (a usage error,
+/// a panic, no runtime): `check` is a monitoring plugin (3 UNKNOWN), `kick` runs
+/// inside repmgr (always 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contract {
+    Plugin,
+    NeverFails,
+    Ordinary,
+}
+
+impl Contract {
+    /// From the raw arguments, before (or without) a successful parse: the first word
+    /// that is neither an option nor the value of `--config`/`--socket`.
+    pub fn of(args: &[std::ffi::OsString]) -> Contract {
+        let mut words = args.iter().skip(1).map(|a| a.to_string_lossy());
+        while let Some(w) = words.next() {
+            match w.as_ref() {
+                "--config" | "--socket" => {
+                    words.next();
+                }
+                w if w.starts_with('-') => {}
+                "check" => return Contract::Plugin,
+                "kick" => return Contract::NeverFails,
+                _ => return Contract::Ordinary,
+            }
+        }
+        Contract::Ordinary
+    }
+
+    /// The exit status when the verb could not do its job at all.
+    pub fn failure_code(self, ordinary: i32) -> i32 {
+        match self {
+            Contract::Plugin => 3,
+            Contract::NeverFails => 0,
+            Contract::Ordinary => ordinary,
+        }
+    }
+
+    /// Say why, in the verb's own form: the plugin's one UNKNOWN line on stdout, else
+    /// one line on stderr.
+    pub fn report_failure(self, why: &str) {
+        use std::io::Write;
+        let why = crate::cli::client_socket::one_line(why);
+        match self {
+            Contract::Plugin => {
+                let _ = writeln!(std::io::stdout(), "VIP-ARBITER UNKNOWN - {why}");
+            }
+            Contract::NeverFails => {
+                let _ = writeln!(std::io::stderr(), "vip-arbiter kick: {why} (ignored)");
+            }
+            Contract::Ordinary => {
+                let _ = writeln!(std::io::stderr(), "vip-arbiter: {why}");
+            }
+        }
+    }
+}
+
+/// How long client verbs wait for the daemon.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// `kick` must never slow repmgr down.
+pub const KICK_TIMEOUT: Duration = Duration::from_millis(500);
+
+pub async fn status(socket: &ClientSocket, json: bool) -> i32 {
+    if let Some(p) = &socket.config_problem {
+        eprintln!("vip-arbiter: {p} (asking {} anyway)", socket.path.display());
+    }
+    let path = &socket.path;
+    match client::request(path, "GET", "/health", CLIENT_TIMEOUT).await {
+        Ok(r) if json => {
+            println!("{}", r.body);
+            if r.status == 200 { 0 } else { 1 }
+        }
+        Ok(r) => match serde_json::from_str::<Snapshot>(&r.body) {
+            Ok(s) => {
+                print!("{}", status_table(&s));
+                if r.status == 200 { 0 } else { 1 }
+            }
+            Err(_) => {
+                println!("{}", r.body);
+                1
+            }
+        },
+        Err(e) => {
+            eprintln!("vip-arbiter is not answering on {}: {e}", path.display());
+            3
+        }
+    }
+}
+
+/// The human form of a snapshot.
+pub fn status_table(s: &Snapshot) -> String {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let rows = [
+        ("verdict", s.verdict.clone()),
+        ("severity", s.severity.clone()),
+        ("converged", s.converged.to_string()),
+        ("node", s.node_id.to_string()),
+        ("vip", format!("{} on {}", s.vip, s.interface)),
+        ("role", s.role.clone()),
+        ("timeline", opt(s.timeline.map(|t| t.to_string()))),
+        ("eligibility", s.eligibility.clone()),
+        (
+            "repmgr primary",
+            opt(s.repmgr_primary.map(|t| t.to_string())),
+        ),
+        ("kernel", s.kernel.clone()),
+        ("ec2", s.cloud.clone()),
+        ("passes", s.pass_count.to_string()),
+        ("last pass", format!("{} ms", s.last_pass_duration_ms)),
+        ("last error", opt(s.last_error.clone())),
+    ];
+    rows.iter().map(|(k, v)| format!("{k:<15} {v}\n")).collect()
+}
+
+pub async fn check(socket: &ClientSocket) -> i32 {
+    let (code, line) = check_result(&socket.path).await;
+    let line = match &socket.config_problem {
+        Some(p) => format!("{line}; {p}"),
+        None => line,
+    };
+    println!("{}", crate::cli::client_socket::one_line(&line));
+    code
+}
+
+/// The plugin's exit code and line (before any config note), from the daemon's answer.
+async fn check_result(path: &Path) -> (i32, String) {
+    let unknown = |why: String| (3, format!("VIP-ARBITER UNKNOWN - {why}"));
+    let r = match client::request(path, "GET", "/health", CLIENT_TIMEOUT).await {
+        Ok(r) => r,
+        Err(e @ ClientError::Malformed(_)) => {
+            return unknown(format!("bad answer on {}: {e}", path.display()));
+        }
+        Err(e) => {
+            return unknown(format!("daemon not answering on {}: {e}", path.display()));
+        }
+    };
+    if r.status != 200 && r.status != 503 {
+        return unknown(format!(
+            "bad answer on {}: HTTP {} (is this vip-arbiter's socket?)",
+            path.display(),
+            r.status
+        ));
+    }
+    match serde_json::from_str::<Snapshot>(&r.body) {
+        Ok(s) => s.check_line(),
+        Err(e) => {
+            let starting = serde_json::from_str::<serde_json::Value>(&r.body)
+                .ok()
+                .and_then(|v| v["verdict"].as_str().map(|v| v.starts_with("starting")))
+                .unwrap_or(false);
+            if starting {
+                unknown("daemon has not completed a pass yet".into())
+            } else {
+                unknown(format!("bad answer on {}: {e}", path.display()))
+            }
+        }
+    }
+}
+
+/// Ask the running daemon to clear its fence; with no daemon, remove the fence file.
+pub async fn unfence(socket: &Path, fence_file: Option<&Path>) -> i32 {
+    match client::request(socket, "POST", "/unfence", CLIENT_TIMEOUT).await {
+        Ok(r) if r.status == 202 => {
+            println!("vip-arbiter: fence cleared (the next pass decides afresh)");
+            0
+        }
+        Ok(r) => {
+            eprintln!("vip-arbiter unfence: {} {}", r.status, r.body.trim());
+            1
+        }
+        Err(e) => match fence_file.map(std::fs::remove_file) {
+            Some(Ok(())) => {
+                println!(
+                    "vip-arbiter is not running ({e}); removed its fence file {}",
+                    fence_file
+                        .map(Path::display)
+                        .map(|d| d.to_string())
+                        .unwrap_or_default()
+                );
+                0
+            }
+            Some(Err(fe)) if fe.kind() == std::io::ErrorKind::NotFound => {
+                println!("vip-arbiter is not running ({e}) and no fence is kept");
+                0
+            }
+            Some(Err(fe)) => {
+                eprintln!("vip-arbiter is not running ({e}); cannot remove the fence file: {fe}");
+                1
+            }
+            None => {
+                eprintln!("vip-arbiter is not answering on {}: {e}", socket.display());
+                1
+            }
+        },
+    }
+}
+
+/// Always 0: repmgr runs this synchronously and must never wait or fail on it.
+pub async fn kick(socket: &ClientSocket) -> i32 {
+    if let Some(p) = &socket.config_problem {
+        eprintln!(
+            "vip-arbiter kick: {p} (kicking {} anyway)",
+            socket.path.display()
+        );
+    }
+    if let Err(e) = client::request(&socket.path, "POST", "/kick", KICK_TIMEOUT).await {
+        eprintln!("vip-arbiter kick: {e} (ignored)");
+    }
+    0
+}

@@ -1,0 +1,623 @@
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+const SECRET: &str = "Hunter2-planted-secret";
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Fixture {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        p
+    }
+    /// A config file with the required keys plus `extra`.
+    fn config(&self, extra: &str) -> PathBuf {
+        self.config_named("vip-arbiter.toml", extra)
+    }
+    fn config_named(&self, name: &str, extra: &str) -> PathBuf {
+        let repmgr = self.write(
+            "repmgr.conf",
+            "node_id=2\nnode_name='node2'\nconninfo='host=/tmp/sock port=5433 user=repmgr dbname=repmgr'\n",
+        );
+        self.write(
+            name,
+            &format!(
+                "vip = \"10.77.0.100\"\ninterface = \"ens5\"\nrepmgr_config = {:?}\n{extra}",
+                repmgr.display().to_string()
+            ),
+        )
+    }
+    fn load(&self, path: &Path, env: &[(&str, &str)]) -> Result<Settings, ConfigErrors> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        load_from(Some(path), env, Some(self.dir.path().join("pgpass")))
+    }
+}
+
+fn errors(r: Result<Settings, ConfigErrors>) -> Vec<String> {
+    match r {
+        Ok(s) => panic!("expected errors, got {s:?}"),
+        Err(e) => e.0,
+    }
+}
+
+#[test]
+fn defaults_then_file_then_env() {
+    let f = Fixture::new();
+    let path =
+        f.config("interval = \"2s\"\npg_unknown_hold = \"5s\"\n[aws]\nverify_interval = \"40s\"\n");
+    let s = f.load(&path, &[]).expect("loads");
+    assert_eq!(s.interval, Duration::from_secs(2), "file beats default");
+    assert_eq!(s.pg_timeout, Duration::from_secs(2), "default");
+    assert_eq!(s.pg_unknown_hold, Duration::from_secs(5));
+    assert_eq!(s.aws.verify_interval, Duration::from_secs(40));
+    assert_eq!(s.on_stop, OnStop::Keep);
+    assert_eq!(s.socket, PathBuf::from("/run/vip-arbiter/vip-arbiter.sock"));
+    assert_eq!(s.socket_mode, 0o660);
+    let s = f
+        .load(
+            &path,
+            &[
+                ("VIP_ARBITER_INTERVAL", "500ms"),
+                ("VIP_ARBITER_AWS__ENABLED", "true"),
+                ("VIP_ARBITER_AWS__VERIFY_INTERVAL", "10s"),
+                ("VIP_ARBITER_ON_STOP", "release"),
+                ("VIP_ARBITER_NODE_ID", "7"),
+                ("OTHER_VAR", "ignored"),
+            ],
+        )
+        .expect("loads");
+    assert_eq!(s.interval, Duration::from_millis(500), "env beats file");
+    assert!(s.aws.enabled);
+    assert_eq!(s.aws.verify_interval, Duration::from_secs(10));
+    assert_eq!(s.on_stop, OnStop::Release);
+    assert_eq!(s.node_id, 7, "explicit node_id beats repmgr.conf");
+}
+
+#[test]
+fn repmgr_conf_supplies_node_id_and_conninfo() {
+    let f = Fixture::new();
+    let s = f.load(&f.config(""), &[]).expect("loads");
+    assert_eq!(s.node_id, 2);
+    assert_eq!(
+        s.pg.conninfo_redacted,
+        "host=/tmp/sock port=5433 user=repmgr dbname=repmgr"
+    );
+    assert_eq!(s.pg.config.get_user(), Some("repmgr"));
+    assert_eq!(s.pg.config.get_ports(), &[5433]);
+    assert_eq!(
+        s.pg.config.get_connect_timeout(),
+        Some(&Duration::from_secs(2))
+    );
+    let s = f
+        .load(
+            &f.config("conninfo = \"host=/run/pg user=postgres\"\n"),
+            &[],
+        )
+        .expect("loads");
+    assert_eq!(
+        s.pg.config.get_user(),
+        Some("postgres"),
+        "explicit conninfo wins"
+    );
+    assert_eq!(s.pg.config.get_ports(), &[5432], "default port");
+}
+
+#[test]
+fn each_rule_has_its_error_and_all_are_reported_at_once() {
+    let f = Fixture::new();
+    let cases: &[(&str, &str)] = &[
+        (
+            "vip = \"10.0.0.300\"\n",
+            "vip: \"10.0.0.300\" is not an IPv4 address",
+        ),
+        (
+            "interface = \"way-too-long-name0\"\n",
+            "interface: \"way-too-long-name0\" is not a valid interface name",
+        ),
+        ("prefix_len = 33\n", "prefix_len: 33 is outside 1..=32"),
+        (
+            "interval = \"10ms\"\n",
+            "interval: 10ms is outside 100ms..=60s",
+        ),
+        ("interval = \"5\"\n", "interval: \"5\" has no unit"),
+        (
+            "pg_timeout = \"2 parsecs\"\n",
+            "pg_timeout: \"2 parsecs\" has an unknown unit",
+        ),
+        (
+            "pg_unknown_hold = \"2h\"\n",
+            "pg_unknown_hold: 2h is outside 0s..=3600s",
+        ),
+        (
+            "on_stop = \"drop\"\n",
+            "on_stop: \"drop\" must be \"keep\" or \"release\"",
+        ),
+        (
+            "socket = \"relative.sock\"\n",
+            "socket: \"relative.sock\" must be an absolute path",
+        ),
+        (
+            "socket_mode = \"rw\"\n",
+            "socket_mode: \"rw\" is not an octal mode",
+        ),
+        (
+            "socket_group = \"no-such-group-va\"\n",
+            "socket_group: no group named \"no-such-group-va\"",
+        ),
+        (
+            "kick_allow = [\"root\", \"no-such-user-va\"]\n",
+            "kick_allow: no user named \"no-such-user-va\"",
+        ),
+        (
+            "log_level = \"loud\"\n",
+            "log_level: \"loud\" must be error, warn, info, debug or trace",
+        ),
+        ("node_id = 0\n", "node_id: \"0\" is not a positive integer"),
+        ("conninfo = \"host=/tmp dbname=x\"\n", "conninfo: no user"),
+        (
+            "conninfo = \"user=a sslmode=require\"\n",
+            "conninfo: sslmode=require is not supported",
+        ),
+        ("conninfo = \"nonsense\"\n", "conninfo: cannot parse"),
+        (
+            "repmgr_config = \"/nonexistent/repmgr.conf\"\n",
+            "repmgr_config: cannot read /nonexistent/repmgr.conf",
+        ),
+        (
+            "[aws]\neni_id = \"eni-xyz\"\n",
+            "aws.eni_id: \"eni-xyz\" does not look like eni-<hex>",
+        ),
+        (
+            "[aws]\nsubnet_id = \"sub-1\"\n",
+            "aws.subnet_id: \"sub-1\" does not look like subnet-<hex>",
+        ),
+        (
+            "[aws]\nverify_interval = \"1s\"\n",
+            "aws.verify_interval: 1s is outside 5s..=3600s",
+        ),
+        (
+            "[aws]\nfence_command = \" \"\n",
+            "aws.fence_command: is empty",
+        ),
+        ("colour = \"blue\"\n", "unknown field: found `colour`"),
+    ];
+    let repmgr = f.config("");
+    let repmgr = repmgr.with_file_name("repmgr.conf");
+    for (extra, want) in cases {
+        let (top, aws) = match extra.strip_prefix("[aws]\n") {
+            Some(a) => ("", a),
+            None => (*extra, ""),
+        };
+        let overridden = |key: &str| top.starts_with(&format!("{key} "));
+        let mut text = String::from(top);
+        for (key, line) in [
+            ("vip", "vip = \"10.77.0.100\"".to_owned()),
+            ("interface", "interface = \"ens5\"".to_owned()),
+            (
+                "repmgr_config",
+                format!("repmgr_config = {:?}", repmgr.display().to_string()),
+            ),
+        ] {
+            if !overridden(key) {
+                text.push_str(&format!("{line}\n"));
+            }
+        }
+        text.push_str(&format!("[aws]\n{aws}"));
+        let path = f.write("case.toml", &text);
+        let errs = errors(f.load(&path, &[]));
+        assert!(
+            errs.iter().any(|e| e.contains(want)),
+            "{extra:?}: wanted {want:?} in {errs:?}"
+        );
+    }
+    let empty = f.write("empty-repmgr.conf", "");
+    let path = f.write(
+        "many.toml",
+        &format!(
+            "vip = \"x\"\ninterface = \"a/b\"\nrepmgr_config = {:?}\non_stop = \"no\"\n",
+            empty.display().to_string()
+        ),
+    );
+    let errs = errors(f.load(&path, &[]));
+    assert!(errs.len() >= 5, "all problems at once: {errs:?}");
+    assert!(
+        errors(f.load(&f.config(""), &[("VIP_ARBITER_TYPO", "1")]))
+            .iter()
+            .any(|e| e.contains("typo"))
+    );
+}
+
+#[test]
+fn missing_files() {
+    let f = Fixture::new();
+    let errs = errors(f.load(Path::new("/nonexistent/vip-arbiter.toml"), &[]));
+    assert_eq!(
+        errs,
+        vec!["config file /nonexistent/vip-arbiter.toml does not exist".to_owned()]
+    );
+    let errs = errors(load_from(None, Vec::new(), None));
+    assert!(
+        errs.iter().any(|e| e.starts_with("vip: is required")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn pgpass_fills_the_password_and_nothing_leaks() {
+    let f = Fixture::new();
+    f.write(
+        "pgpass",
+        &format!("localhost:5433:repmgr:repmgr:{SECRET}\n"),
+    );
+    let s = f.load(&f.config(""), &[]).expect("loads");
+    assert_eq!(s.pg.config.get_password(), Some(SECRET.as_bytes()));
+    for text in [format!("{s:?}"), s.redacted_toml()] {
+        assert!(!text.contains(SECRET), "leaked: {text}");
+    }
+    // A group-readable file is ignored with a warning, like libpq.
+    let p = f.dir.path().join("pgpass");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let s = f.load(&f.config(""), &[]).expect("loads");
+    assert_eq!(s.pg.config.get_password(), None);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("readable by group or others"))
+    );
+}
+
+#[test]
+fn conninfo_password_never_shown() {
+    let f = Fixture::new();
+    let path = f.config(&format!(
+        "conninfo = \"host=/tmp user=repmgr password='{SECRET} x' dbname=repmgr\"\n"
+    ));
+    let s = f.load(&path, &[]).expect("loads");
+    assert_eq!(
+        s.pg.conninfo_redacted,
+        "host=/tmp user=repmgr password=******** dbname=repmgr"
+    );
+    assert!(!format!("{s:?}").contains(SECRET));
+    assert!(!s.redacted_toml().contains(SECRET));
+    let bad = f.config(&format!(
+        "conninfo = \"user=a password={SECRET} sslmode=require\"\n"
+    ));
+    let errs = errors(f.load(&bad, &[]));
+    assert!(!errs.join("\n").contains(SECRET), "{errs:?}");
+    let uri = redact_conninfo(&format!(
+        "postgres://repmgr:{SECRET}@localhost/repmgr?password={SECRET}&x=1"
+    ));
+    assert_eq!(
+        uri,
+        "postgres://repmgr:********@localhost/repmgr?password=********&x=1"
+    );
+}
+
+#[test]
+fn durations_round_trip() {
+    for (text, d) in [
+        ("1s", 1000),
+        ("500ms", 500),
+        ("2m", 120_000),
+        ("1h", 3_600_000),
+        ("0s", 0),
+    ] {
+        assert_eq!(parse_duration(text), Ok(Duration::from_millis(d)));
+        assert_eq!(
+            parse_duration(&format_duration(Duration::from_millis(d))),
+            Ok(Duration::from_millis(d))
+        );
+    }
+    assert!(parse_duration("").is_err());
+    assert!(parse_duration("-1s").is_err());
+}
+
+#[test]
+fn shipped_example_config_is_valid_and_documents_every_key() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/vip-arbiter.toml");
+    let env = vec![
+        ("VIP_ARBITER_NODE_ID".to_owned(), "1".to_owned()),
+        ("VIP_ARBITER_CONNINFO".to_owned(), "user=repmgr".to_owned()),
+    ];
+    let s = load_from(Some(&path), env, None).expect("the example loads");
+    assert_eq!(s.vip, Ipv4Addr::new(10, 0, 1, 100));
+    let text = std::fs::read_to_string(&path).expect("read example");
+    let raw = serde_json::to_value(crate::config::raw::RawConfig::default()).expect("json");
+    let mut keys: Vec<String> = Vec::new();
+    for (k, v) in raw.as_object().expect("object") {
+        match v.as_object() {
+            Some(table) => keys.extend(table.keys().map(|sub| format!("{k}__{sub}"))),
+            None => keys.push(k.clone()),
+        }
+    }
+    for key in keys {
+        let env_name = format!("VIP_ARBITER_{}", key.to_ascii_uppercase());
+        assert!(
+            text.contains(&env_name),
+            "etc/vip-arbiter.toml does not document {env_name}"
+        );
+        let leaf = key.rsplit("__").next().unwrap_or(&key);
+        assert!(
+            text.contains(&format!("{leaf} =")),
+            "etc/vip-arbiter.toml has no line for {leaf}"
+        );
+    }
+}
+
+#[test]
+fn env_values_stay_text_but_convert_where_a_key_needs_it() {
+    let f = Fixture::new();
+    let s = f
+        .load(
+            &f.config(""),
+            &[
+                ("VIP_ARBITER_SOCKET_MODE", "0640"),
+                ("VIP_ARBITER_PREFIX_LEN", "24"),
+                ("VIP_ARBITER_AWS__ENABLED", "true"),
+                ("VIP_ARBITER_AWS__FENCE_COMMAND", "[ -x /x ] && /x"),
+                ("VIP_ARBITER_KICK_ALLOW", "root, 4000000000,"),
+                ("VIP_ARBITER_SOCKET_GROUP", "0"),
+            ],
+        )
+        .expect("loads");
+    assert_eq!(s.socket_mode, 0o640);
+    let kick: Vec<u32> = s.kick_allow.iter().map(|p| p.id).collect();
+    assert_eq!(kick, [0, 4_000_000_000], "a comma-separated list");
+    assert_eq!(s.socket_group.map(|g| g.name), Some("root".into()));
+    assert_eq!(s.prefix_len, Some(24));
+    assert!(s.aws.enabled);
+    assert_eq!(s.aws.fence_command.as_deref(), Some("[ -x /x ] && /x"));
+}
+
+/// Every piece a planted password could show up as: the whole, and its halves (a
+/// value split at a space or cut by a parser).
+fn pieces(secret: &str) -> Vec<&str> {
+    let mut v = vec![secret];
+    v.extend(secret.split([' ', '\\']).filter(|p| p.len() >= 5));
+    v
+}
+
+fn assert_no_secret(secret: &str, what: &str, text: &str) {
+    for p in pieces(secret) {
+        assert!(!text.contains(p), "{what} shows {p:?}:\n{text}");
+    }
+}
+
+/// Everything a load can show: errors, or Debug (also of the raw config),
+/// `check-config`'s text and the warnings.
+fn shown(r: &Result<Settings, ConfigErrors>) -> String {
+    match r {
+        Ok(s) => format!(
+            "{s:?}\n{s:#?}\n{}\n{}\n{:?}",
+            s.redacted_toml(),
+            s.warnings.join("\n"),
+            s.pg
+        ),
+        Err(e) => format!("{e}\n{e:?}"),
+    }
+}
+
+#[test]
+fn no_planted_password_in_any_error_or_debug_output() {
+    const PW: &str = "Ag7-planted-pw";
+    let f = Fixture::new();
+    // (config file lines, whether it must load)
+    let cases: Vec<(String, bool)> = vec![
+        (
+            format!("conninfo = \"host=/tmp user=a password={PW}\"\n"),
+            true,
+        ),
+        (
+            format!("conninfo = \"host=/tmp user=a password = '{PW} x'\"\n"),
+            true,
+        ),
+        // A backslash-escaped space keeps one value (tokio-postgres's grammar).
+        (
+            format!("conninfo = 'host=/tmp user=a password={PW}\\ tail-of-pw'\n"),
+            true,
+        ),
+        (
+            format!("conninfo = \"postgres://a:{PW}@localhost/db\"\n"),
+            true,
+        ),
+        (
+            format!("conninfo = \"postgresql://a:{PW}/x@localhost/db\"\n"),
+            true,
+        ),
+        (
+            format!("conninfo = \"postgres://a@localhost/db?pass%77ord={PW}&connect_timeout=1\"\n"),
+            true,
+        ),
+        // Broken conninfos: the error never quotes them.
+        (
+            format!("conninfo = \"user=a password={PW} sslmode=require\"\n"),
+            false,
+        ),
+        (
+            format!("conninfo = \"user=a password=first {PW}=x\"\n"),
+            false,
+        ),
+        (
+            format!("conninfo = \"user=a password=first {PW} host=x\"\n"),
+            false,
+        ),
+        (format!("conninfo = \"user=a password='{PW}\"\n"), false),
+        (format!("conninfo = \"user=a password {PW}\"\n"), false),
+        (
+            format!("conninfo = \"postgres://a:{PW}@host:99999/db\"\n"),
+            false,
+        ),
+        (
+            format!("conninfo = \"postgres://a:{PW}@localhost/db?{PW}\"\n"),
+            false,
+        ),
+        // TOML syntax errors on the conninfo line: toml's own message quotes the line.
+        (format!("conninfo = \"user=a password={PW}\n"), false),
+        (format!("conninfo = \"user=a password=\"{PW}\"\"\n"), false),
+        (format!("conninfo = user=a password={PW}\n"), false),
+        // A password under a key of another type: figment would quote the value.
+        (format!("node_id = \"{PW}\"\n"), false),
+        (format!("prefix_len = \"{PW}\"\n"), false),
+        (format!("[aws]\nenabled = \"{PW}\"\n"), false),
+    ];
+    for (extra, loads) in &cases {
+        let r = f.load(&f.config(extra), &[]);
+        assert_eq!(r.is_ok(), *loads, "{extra:?}: {}", shown(&r));
+        let text = shown(&r);
+        assert!(!text.trim().is_empty());
+        assert_no_secret(PW, extra, &text);
+        if let Ok(s) = &r {
+            assert!(
+                s.pg.config
+                    .get_password()
+                    .is_some_and(|p| String::from_utf8_lossy(p).contains(PW)),
+                "{extra:?}: the driver gets the password"
+            );
+            assert!(s.pg.conninfo_redacted.contains("********"), "{text}");
+        }
+    }
+    // The raw layer's Debug too (a panic in an `expect` would print it).
+    let path = f.config(&format!("conninfo = \"user=a password={PW}\"\n"));
+    let (raw, _) = crate::config::raw::load_raw(Some(&path), Vec::new()).expect("raw");
+    assert_no_secret(PW, "RawConfig Debug", &format!("{raw:?} {raw:#?}"));
+    // The messages still say where and what.
+    let errs = errors(f.load(
+        &f.config(&format!("conninfo = \"user=a password={PW}\n")),
+        &[],
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("TOML syntax error at line 4, column")),
+        "{errs:?}"
+    );
+    let errs = errors(f.load(
+        &f.config(&format!("conninfo = \"user=a password=first {PW}=x\"\n")),
+        &[],
+    ));
+    assert!(
+        errs.iter().any(|e| e.contains("an unknown option")),
+        "{errs:?}"
+    );
+    let errs = errors(f.load(&f.config("conninfo = \"user=a passfile=/x\"\n"), &[]));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("option `passfile` is not supported")),
+        "{errs:?}"
+    );
+    let errs = errors(f.load(&f.config(&format!("node_id = \"{PW}\"\n")), &[]));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("node_id: invalid type: found a string, expected i64")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn repmgr_conf_errors_never_quote_its_lines() {
+    const PW: &str = "Bq3-planted-pw";
+    let f = Fixture::new();
+    for repmgr in [
+        format!("node_id=2\nconninfo='host=/tmp user=repmgr password='{PW}''\n"),
+        format!("node_id=2\nconninfo='host=/tmp user=repmgr password='\n{PW}' x=1\n"),
+        format!("node_id=2\n{PW}\n"),
+        format!("node_id=2\nconninfo='user=repmgr password={PW}\n"),
+    ] {
+        let rc = f.write("broken-repmgr.conf", &repmgr);
+        let path = f.write(
+            "uses-broken.toml",
+            &format!(
+                "vip = \"10.77.0.100\"\ninterface = \"ens5\"\nrepmgr_config = {:?}\n",
+                rc.display().to_string()
+            ),
+        );
+        let errs = errors(f.load(&path, &[]));
+        assert!(
+            errs.iter().any(|e| e.starts_with("repmgr_config: ")),
+            "{errs:?}"
+        );
+        assert_no_secret(PW, &repmgr, &errs.join("\n"));
+    }
+}
+
+#[test]
+fn password_sources_in_libpq_order_and_none_shown() {
+    const PW_CONNINFO: &str = "Cc1-conninfo-planted";
+    const PW_ENV: &str = "Dd2-pgpassword-planted";
+    const PW_FILE: &str = "Ee3-pgpass-planted";
+    let f = Fixture::new();
+    f.write("pgpass", &format!("*:*:*:*:{PW_FILE}\n"));
+    let base = f.config("");
+    let with_pw = f.config_named("with-pw.toml", &format!(
+        "conninfo = \"host=/tmp/sock port=5433 user=repmgr dbname=repmgr password={PW_CONNINFO}\"\n"
+    ));
+    let cases = [
+        (&with_pw, vec![("PGPASSWORD", PW_ENV)], PW_CONNINFO),
+        (&base, vec![("PGPASSWORD", PW_ENV)], PW_ENV),
+        (&base, vec![("PGPASSWORD", "")], PW_FILE),
+        (&base, vec![], PW_FILE),
+    ];
+    for (path, env, want) in cases {
+        let r = f.load(path, &env);
+        let s = r.as_ref().expect("loads");
+        assert_eq!(s.pg.config.get_password(), Some(want.as_bytes()), "{env:?}");
+        let text = shown(&r);
+        for pw in [PW_CONNINFO, PW_ENV, PW_FILE] {
+            assert_no_secret(pw, "settings", &text);
+        }
+    }
+    // The conninfo from the environment, password and all.
+    let r = f.load(
+        &base,
+        &[(
+            "VIP_ARBITER_CONNINFO",
+            &format!("host=/tmp user=repmgr password={PW_CONNINFO}"),
+        )],
+    );
+    assert_eq!(
+        r.as_ref().expect("loads").pg.config.get_password(),
+        Some(PW_CONNINFO.as_bytes())
+    );
+    assert_no_secret(PW_CONNINFO, "env conninfo", &shown(&r));
+}
+
+#[test]
+fn redaction_follows_the_driver_grammar() {
+    for (conninfo, want) in [
+        (
+            "host=/tmp user=a password=x\\ y dbname=d",
+            "host=/tmp user=a password=******** dbname=d",
+        ),
+        (
+            "user=a password = 'x y' dbname=d",
+            "user=a password=******** dbname=d",
+        ),
+        (
+            "user=a password='a\\' b' dbname=d",
+            "user=a password=******** dbname=d",
+        ),
+        (
+            "postgres://u:p/w@h/db?password=x&a=1",
+            "postgres://u:********@h/db?password=********&a=1",
+        ),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        (
+            "postgres://u@h/db?pass%77ord=x",
+            "postgres://u@h/db?pass%77ord=********",
+        ),
+    ] {
+        assert_eq!(redact_conninfo(conninfo), want, "{conninfo}");
+    }
+}

@@ -1,0 +1,344 @@
+//! Table tests for the sequences that the cluster properties (props_cluster.rs:
+//! two or three nodes against one EC2 whose reads lag by up to the consistency bound)
+//! found. Each replays, for the one node that went wrong, what its lagged reads showed
+//! it, pass by pass, with the cluster's truth in its comment; each failed before the
+//! change it names.
+
+use std::time::Duration;
+
+use super::*;
+use crate::core::observation::{ClaimTag, MarkView};
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+const MS: fn(u64) -> Duration = Duration::from_millis;
+const PRESENT: KernelView = KernelView::Present { prefix_len: 32 };
+
+/// The cluster properties' policy (bound 60 s, verify_interval 30 s) for `node`.
+fn policy(node: i32) -> Policy {
+    Policy {
+        node_id: node,
+        ..super::tests::with_cloud()
+    }
+}
+
+fn primary(tl: u32) -> PgView {
+    PgView::Known {
+        role: PgRole::Primary { timeline: tl },
+        repmgr: RepmgrSays::SelfPrimary,
+    }
+}
+
+fn claim(tl: u32, node: i32) -> Claim {
+    Claim {
+        timeline: tl,
+        node_id: node,
+        system_id: None,
+    }
+}
+
+/// Node `node`'s ENI holds the VIP with its claim at `tl`, as the read showed it.
+fn held_by(node: i32, tl: u32) -> CloudView {
+    CloudView::Other {
+        eni: format!("eni-node{node}"),
+        claim: ClaimTag::Valid(claim(tl, node)),
+    }
+}
+
+fn me(tl: u32, node: i32) -> CloudView {
+    CloudView::Me {
+        claim: ClaimTag::Valid(claim(tl, node)),
+    }
+}
+
+fn marks(list: &[(u32, i32)]) -> MarkView {
+    MarkView::Read {
+        marks: list.iter().map(|&(tl, node)| claim(tl, node)).collect(),
+    }
+}
+
+fn obs(now: Duration, tl: u32, kernel: KernelView, cloud: CloudView, m: MarkView) -> Observation {
+    Observation {
+        now,
+        pg: primary(tl),
+        kernel,
+        cloud,
+        marks: m,
+        system_id: None,
+    }
+}
+
+/// One pass as pass/reconcile.rs runs it: decide, carry out the steps (step `fail`, if
+/// any, fails; a failed acquire step stops the plan) and settle.
+fn pass(mem: &Memory, o: &Observation, p: &Policy, fail: Option<usize>) -> (Plan, Memory) {
+    let jitter = u32::MAX / 2;
+    let (plan, next) = decide(o, mem, p, jitter);
+    let mut outcomes = vec![];
+    for (i, step) in plan.steps.iter().enumerate() {
+        let failed = fail == Some(i);
+        outcomes.push(StepOutcome {
+            step: step.clone(),
+            error: failed.then(|| "verify: EC2 does not show the VIP here yet".to_owned()),
+        });
+        if failed && step.is_acquire() {
+            break;
+        }
+    }
+    let timeline = match eligibility(&o.pg) {
+        Eligibility::Eligible { timeline } => Some(timeline),
+        _ => None,
+    };
+    let settled = settle(&next, &outcomes, o.now, p, jitter, timeline);
+    (plan, settled)
+}
+
+fn takes(plan: &Plan) -> bool {
+    plan.steps
+        .iter()
+        .any(|s| matches!(s, Step::WriteClaim(_) | Step::AssignCloud))
+}
+
+fn takeover(tl: u32, node: i32) -> Vec<Step> {
+    vec![
+        Step::WriteClaim(claim(tl, node)),
+        Step::AssignCloud,
+        Step::VerifyCloud,
+    ]
+}
+
+/// Found with 3 nodes from a fresh start: at 1000.0 s n1 (timeline 1) sees nobody and
+/// takes the VIP; at 1000.1 s n3, promoted to timeline 2, sees n1's claim (1) and takes
+/// it at once; at 1001.0 s n1's first re-verify reads the holder as it was 60 s ago
+/// (nobody: before n1's own assign) and n3's mark as it was 60 s ago (none). Before,
+/// n1 claimed and assigned again: it took the VIP back from n3. Now a "nobody" read
+/// less than the bound after our own assign may predate it: wait until the assign is
+/// older than the bound (keeping the kernel address), then take what is really free.
+#[test]
+fn nobody_just_after_our_takeover_is_not_taken_again() {
+    let p = policy(1);
+    let (p0, m0) = pass(
+        &Memory::default(),
+        &obs(
+            S(1000),
+            1,
+            KernelView::Absent,
+            CloudView::Nobody,
+            marks(&[]),
+        ),
+        &p,
+        None,
+    );
+    assert_eq!(p0.steps[..3], takeover(1, 1)[..]);
+    let elig = Eligibility::Eligible { timeline: 1 };
+    assert!(cloud_due(&elig, &PRESENT, &m0, S(1001), &p));
+    let (p1, m1) = pass(
+        &m0,
+        &obs(S(1001), 1, PRESENT, CloudView::Nobody, marks(&[(1, 1)])),
+        &p,
+        None,
+    );
+    assert!(!takes(&p1), "{p1:?}");
+    assert!(p1.steps.is_empty(), "keeps the kernel address: {p1:?}");
+    assert_eq!(
+        p1.verdict,
+        Verdict::Ec2Settling {
+            holder: "nobody".into(),
+            remaining_ms: 59_000
+        }
+    );
+    // Looked at again while waiting, still without taking.
+    let (p2, m2) = pass(
+        &m1,
+        &obs(S(1030), 1, PRESENT, CloudView::Nobody, marks(&[(1, 1)])),
+        &p,
+        None,
+    );
+    assert!(!takes(&p2), "{p2:?}");
+    // The bound after our assign, a "nobody" is news: the VIP is free, take it.
+    let (p3, _) = pass(
+        &m2,
+        &obs(S(1060), 1, PRESENT, CloudView::Nobody, marks(&[(1, 1)])),
+        &p,
+        None,
+    );
+    assert_eq!(p3.steps, takeover(1, 1), "{p3:?}");
+}
+
+/// Found with 2 nodes from a fresh start: at 1000 s n1 (timeline 1) takes the VIP, but
+/// its verify reads EC2 60 s late and fails; n2, promoted to timeline 2, takes it from
+/// n1 at once; at 1001 s n1 sees nobody (a read from before its own assign). Before,
+/// only a verified takeover counted, so n1 had no record of its assign and took the
+/// VIP back from n2. Now an assign EC2 accepted counts, verified or not (and starts the
+/// re-verify schedule, reading the marks).
+#[test]
+fn an_unverified_assign_counts_as_our_takeover() {
+    let p = policy(1);
+    let (p0, m0) = pass(
+        &Memory::default(),
+        &obs(
+            S(1000),
+            1,
+            KernelView::Absent,
+            CloudView::Nobody,
+            marks(&[]),
+        ),
+        &p,
+        Some(2),
+    );
+    assert_eq!(p0.steps[..3], takeover(1, 1)[..]);
+    assert_eq!(m0.cloud.took_at, Some(S(1000)));
+    assert_eq!(m0.cloud.reverify, 0);
+    assert_eq!(m0.cloud.claimed_at, Some(claim(1, 1)));
+    assert_eq!(m0.cloud.held_at, None, "not confirmed");
+    let (p1, _) = pass(
+        &m0,
+        &obs(
+            S(1001),
+            1,
+            KernelView::Absent,
+            CloudView::Nobody,
+            marks(&[(1, 1)]),
+        ),
+        &p,
+        None,
+    );
+    assert!(!takes(&p1), "{p1:?}");
+    assert_eq!(p1.verdict.kind(), "ec2-settling");
+}
+
+/// Found with 2 nodes, n1 holding at timeline 1 from the start: at 1000 s n2, promoted
+/// to timeline 2, takes the VIP from n1, but its verify reads EC2 60 s late and fails;
+/// at 1001 s n1, promoted to timeline 3, takes it from n2; then n2 reads n1's ENI tag
+/// 60 s late (n1's old claim, 1) and the marks 60 s late (its own claim at 2 and n1's
+/// at 3 not visible yet). Before, n2 had neither held the VIP at 2 (unverified) nor a
+/// visible mark at 2, so it took at once from what looked like a lower claim: back
+/// from n1. Now a claim we wrote at this timeline counts as having held here: wait
+/// for the bound.
+#[test]
+fn a_claim_we_wrote_counts_as_holding_here() {
+    let p = policy(2);
+    let (p0, m0) = pass(
+        &Memory::default(),
+        &obs(
+            S(1000),
+            2,
+            KernelView::Absent,
+            held_by(1, 1),
+            marks(&[(1, 1)]),
+        ),
+        &p,
+        Some(2),
+    );
+    assert_eq!(p0.steps[..3], takeover(2, 2)[..]);
+    let (p1, _) = pass(
+        &m0,
+        &obs(
+            S(1001),
+            2,
+            KernelView::Absent,
+            held_by(1, 1),
+            marks(&[(1, 1)]),
+        ),
+        &p,
+        None,
+    );
+    assert!(!takes(&p1), "{p1:?}");
+    assert_eq!(p1.verdict.kind(), "ec2-settling");
+}
+
+/// Found with 2 nodes, n1 holding at timeline 1 from the start: at 1000 s n2 (timeline
+/// 2) takes the VIP from n1, verified; at 1001 s its first re-verify reads the holder
+/// 60 s late: n1's ENI with n1's old claim (1), from before n2's own assign, and the
+/// wait for the bound started there; n2's next look came only at 1120 s, just after n1
+/// (promoted to timeline 3 meanwhile) had taken the VIP, and it read n1's tag 60 s
+/// late (1 again). Before, n2 counted n1 as holding since 1001 s and took the VIP back
+/// at once. Now the wait counts from a look made the bound after our own assign at the
+/// earliest.
+#[test]
+fn the_wait_for_a_holder_starts_the_bound_after_our_own_assign() {
+    let p = policy(2);
+    let (p0, m0) = pass(
+        &Memory::default(),
+        &obs(
+            S(1000),
+            2,
+            KernelView::Absent,
+            held_by(1, 1),
+            marks(&[(1, 1)]),
+        ),
+        &p,
+        None,
+    );
+    assert_eq!(p0.steps[..3], takeover(2, 2)[..]);
+    let (p1, m1) = pass(
+        &m0,
+        &obs(S(1001), 2, PRESENT, held_by(1, 1), marks(&[(1, 1), (2, 2)])),
+        &p,
+        None,
+    );
+    assert!(!takes(&p1), "{p1:?}");
+    assert_eq!(m1.cloud.other_since, None, "a read from before our assign");
+    let (p2, m2) = pass(
+        &m1,
+        &obs(S(1120), 2, PRESENT, held_by(1, 1), marks(&[(1, 1), (2, 2)])),
+        &p,
+        None,
+    );
+    assert!(!takes(&p2), "{p2:?}");
+    assert_eq!(
+        p2.verdict,
+        Verdict::Ec2Settling {
+            holder: "eni-node1".into(),
+            remaining_ms: 60_000
+        }
+    );
+    assert_eq!(m2.cloud.other_since, Some(("eni-node1".into(), S(1120))));
+}
+
+/// Found with 2 nodes, n1 holding at timeline 1 from the start: n2 (timeline 2) takes
+/// the VIP at 1000 s; at 1012.524 s n2 is promoted to timeline 3 and, still the holder,
+/// writes its claim at 3; n1, promoted to timeline 4, takes the VIP; n2's PostgreSQL
+/// comes back at its old timeline 2 and n2 reads n1's tag and the marks 60 s late (n1's
+/// old claim at 1, its own mark at 3 not visible yet). Before, n2 took the VIP back at
+/// once. Now our own last claim, remembered, fences as our own mark does once visible.
+#[test]
+fn our_own_claim_above_our_timeline_fences() {
+    let p = policy(2);
+    let (p0, m0) = pass(
+        &Memory::default(),
+        &obs(
+            S(1000),
+            2,
+            KernelView::Absent,
+            held_by(1, 1),
+            marks(&[(1, 1)]),
+        ),
+        &p,
+        None,
+    );
+    assert_eq!(p0.steps[..3], takeover(2, 2)[..]);
+    let at = S(1012) + MS(524);
+    let (p1, m1) = pass(
+        &m0,
+        &obs(at, 3, PRESENT, me(2, 2), marks(&[(1, 1), (2, 2)])),
+        &p,
+        None,
+    );
+    assert_eq!(p1.steps, vec![Step::WriteClaim(claim(3, 2))]);
+    let (p2, m2) = pass(
+        &m1,
+        &obs(at, 2, PRESENT, held_by(1, 1), marks(&[(1, 1)])),
+        &p,
+        None,
+    );
+    assert!(!takes(&p2), "{p2:?}");
+    assert_eq!(
+        p2.verdict,
+        Verdict::StalePrimary {
+            holder: "node 2 (this node's own claim)".into(),
+            holder_timeline: 3,
+            our_timeline: 2,
+        }
+    );
+    assert!(p2.steps.contains(&Step::RemoveKernel), "{p2:?}");
+    assert_eq!(m2.fenced.map(|f| f.by), Some(claim(3, 2)));
+}

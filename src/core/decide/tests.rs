@@ -1,0 +1,1528 @@
+//! Table tests (one per row of docs/decision-table.md) and an exhaustive sweep over
+//! every combination of the input enums that checks the safety invariants.
+
+use std::time::Duration;
+
+use super::*;
+use crate::core::observation::{ClaimTag, MarkView};
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+pub(super) fn kernel_only() -> Policy {
+    Policy {
+        node_id: 1,
+        prefix_len: 32,
+        pg_unknown_hold: S(10),
+        cloud: None,
+    }
+}
+
+pub(super) fn with_cloud() -> Policy {
+    Policy {
+        cloud: Some(CloudPolicy {
+            verify_interval: S(30),
+            cloud_unknown_hold: S(300),
+            consistency_bound: S(60),
+            backoff: Backoff::default(),
+            fence_configured: true,
+        }),
+        ..kernel_only()
+    }
+}
+
+fn primary(tl: u32) -> PgView {
+    PgView::Known {
+        role: PgRole::Primary { timeline: tl },
+        repmgr: RepmgrSays::SelfPrimary,
+    }
+}
+
+fn standby() -> PgView {
+    PgView::Known {
+        role: PgRole::Standby,
+        repmgr: RepmgrSays::SelfNotPrimary,
+    }
+}
+
+const PRESENT: KernelView = KernelView::Present { prefix_len: 32 };
+
+pub(super) fn claim(tl: u32, node: i32) -> ClaimTag {
+    ClaimTag::Valid(Claim {
+        timeline: tl,
+        node_id: node,
+        system_id: None,
+    })
+}
+
+fn other(tag: ClaimTag) -> CloudView {
+    CloudView::Other {
+        eni: "eni-0other".into(),
+        claim: tag,
+    }
+}
+
+fn obs(now: u64, pg: PgView, kernel: KernelView, cloud: CloudView) -> Observation {
+    Observation {
+        now: S(now),
+        pg,
+        marks: match cloud {
+            CloudView::Disabled => MarkView::NotRead,
+            _ => MarkView::Read { marks: vec![] },
+        },
+        kernel,
+        cloud,
+        system_id: None,
+    }
+}
+
+fn run(o: &Observation, mem: &Memory, policy: &Policy) -> (Plan, Memory) {
+    decide(o, mem, policy, u32::MAX / 2)
+}
+
+fn takeover(kernel_add: bool, tl: u32) -> Vec<Step> {
+    let mut v = vec![
+        Step::WriteClaim(Claim {
+            timeline: tl,
+            node_id: 1,
+            system_id: None,
+        }),
+        Step::AssignCloud,
+        Step::VerifyCloud,
+    ];
+    if kernel_add {
+        v.push(Step::AddKernel { prefix_len: 32 });
+    }
+    v
+}
+
+// ---- kernel-only rows -------------------------------------------------------
+
+#[test]
+fn row_eligible_absent_adds() {
+    let (p, _) = run(
+        &obs(0, primary(1), KernelView::Absent, CloudView::Disabled),
+        &Memory::default(),
+        &kernel_only(),
+    );
+    assert_eq!(p.steps, vec![Step::AddKernel { prefix_len: 32 }]);
+    assert_eq!(p.verdict, Verdict::Acquiring);
+}
+
+#[test]
+fn row_eligible_present_holds() {
+    let (p, _) = run(
+        &obs(0, primary(1), PRESENT, CloudView::Disabled),
+        &Memory::default(),
+        &kernel_only(),
+    );
+    assert!(p.steps.is_empty());
+    assert_eq!(p.verdict, Verdict::Holding);
+}
+
+#[test]
+fn row_eligible_wrong_prefix_readds() {
+    let k = KernelView::Present { prefix_len: 24 };
+    let (p, _) = run(
+        &obs(0, primary(1), k, CloudView::Disabled),
+        &Memory::default(),
+        &kernel_only(),
+    );
+    assert_eq!(p.steps, vec![Step::AddKernel { prefix_len: 32 }]);
+}
+
+#[test]
+fn row_not_eligible_reasons_remove() {
+    let cases = [
+        (standby(), "in recovery"),
+        (
+            PgView::Known {
+                role: PgRole::Primary { timeline: 2 },
+                repmgr: RepmgrSays::SelfNotPrimary,
+            },
+            "repmgr says standby",
+        ),
+        (
+            PgView::Known {
+                role: PgRole::Primary { timeline: 2 },
+                repmgr: RepmgrSays::SelfInactive,
+            },
+            "inactive",
+        ),
+        (
+            PgView::Known {
+                role: PgRole::Primary { timeline: 2 },
+                repmgr: RepmgrSays::OtherPrimary(2),
+            },
+            "node 2",
+        ),
+        (
+            PgView::Known {
+                role: PgRole::Primary { timeline: 2 },
+                repmgr: RepmgrSays::NotRegistered,
+            },
+            "not registered",
+        ),
+        (
+            PgView::Known {
+                role: PgRole::Primary { timeline: 2 },
+                repmgr: RepmgrSays::NoMetadata,
+            },
+            "does not exist",
+        ),
+    ];
+    for (pg, why) in cases {
+        // A writable PostgreSQL that is not eligible is a split brain or broken
+        // metadata: CRITICAL, never an OK standby (a promotion repmgr has not recorded
+        // yet is WARNING for PROMOTION_FOLLOW, then CRITICAL too).
+        let writable = !matches!(
+            pg,
+            PgView::Known {
+                role: PgRole::Standby,
+                ..
+            }
+        );
+        for policy in [kernel_only(), with_cloud()] {
+            let (p, _) = run(
+                &obs(0, pg.clone(), PRESENT, CloudView::NotChecked),
+                &Memory::default(),
+                &policy,
+            );
+            assert_eq!(p.steps, vec![Step::RemoveKernel], "{why}");
+            if writable {
+                assert!(
+                    matches!(&p.verdict, Verdict::WritableNotEligible { reason, .. } if reason.contains(why)),
+                    "{:?}",
+                    p.verdict
+                );
+            } else {
+                assert!(
+                    matches!(&p.verdict, Verdict::Releasing { reason } if reason.contains(why)),
+                    "{:?}",
+                    p.verdict
+                );
+            }
+            let (p, mem) = run(
+                &obs(0, pg.clone(), KernelView::Absent, CloudView::NotChecked),
+                &Memory::default(),
+                &policy,
+            );
+            assert!(p.steps.is_empty());
+            let pending = matches!(
+                pg,
+                PgView::Known {
+                    repmgr: RepmgrSays::SelfNotPrimary,
+                    ..
+                }
+            );
+            let want = match (writable, pending) {
+                (false, _) => crate::core::plan::Severity::Ok,
+                (true, true) => crate::core::plan::Severity::Warning,
+                (true, false) => crate::core::plan::Severity::Critical,
+            };
+            assert_eq!(p.verdict.severity(), want, "{why}: {:?}", p.verdict);
+            // Past the promotion window, still writable and not eligible: CRITICAL.
+            let (p, _) = run(
+                &obs(11, pg.clone(), KernelView::Absent, CloudView::NotChecked),
+                &mem,
+                &policy,
+            );
+            let want = if writable {
+                crate::core::plan::Severity::Critical
+            } else {
+                crate::core::plan::Severity::Ok
+            };
+            assert_eq!(p.verdict.severity(), want, "{why}: {:?}", p.verdict);
+        }
+    }
+}
+
+#[test]
+fn row_pg_unknown_holds_then_releases_and_logs_once() {
+    let policy = kernel_only();
+    let unknown = PgView::Unknown("connection refused".into());
+    let (p, m) = run(
+        &obs(100, unknown.clone(), PRESENT, CloudView::Disabled),
+        &Memory::default(),
+        &policy,
+    );
+    assert!(p.steps.is_empty());
+    assert!(matches!(p.verdict, Verdict::PgUnknownHolding { .. }));
+    assert_eq!(
+        p.events,
+        vec![Event::PgUnknownHoldStarted { hold_ms: 10_000 }]
+    );
+    let (p, m) = run(
+        &obs(109, unknown.clone(), PRESENT, CloudView::Disabled),
+        &m,
+        &policy,
+    );
+    assert!(p.steps.is_empty() && p.events.is_empty());
+    let (p, m) = run(
+        &obs(110, unknown.clone(), PRESENT, CloudView::Disabled),
+        &m,
+        &policy,
+    );
+    assert_eq!(p.steps, vec![Step::RemoveKernel]);
+    assert_eq!(p.events, vec![Event::PgUnknownHoldEnded { released: true }]);
+    // The address is gone: no more events, no steps, verdict stays pg-unknown.
+    let (p, m) = run(
+        &obs(111, unknown, KernelView::Absent, CloudView::Disabled),
+        &m,
+        &policy,
+    );
+    assert!(p.steps.is_empty() && p.events.is_empty());
+    assert!(matches!(p.verdict, Verdict::PgUnknown { .. }));
+    // PostgreSQL back: memory cleared, no second "ended" event.
+    let (p, m) = run(
+        &obs(112, primary(1), KernelView::Absent, CloudView::Disabled),
+        &m,
+        &policy,
+    );
+    assert!(p.events.is_empty());
+    assert_eq!(m.pg_unknown_since, None);
+}
+
+#[test]
+fn row_pg_unknown_recovered_within_hold_logs_end() {
+    let unknown = PgView::Unknown("timeout".into());
+    let (_, m) = run(
+        &obs(0, unknown, PRESENT, CloudView::Disabled),
+        &Memory::default(),
+        &kernel_only(),
+    );
+    let (p, m) = run(
+        &obs(3, primary(1), PRESENT, CloudView::Disabled),
+        &m,
+        &kernel_only(),
+    );
+    assert_eq!(
+        p.events,
+        vec![Event::PgUnknownHoldEnded { released: false }]
+    );
+    assert!(p.steps.is_empty());
+    assert_eq!(m, Memory::default());
+}
+
+#[test]
+fn row_pg_unknown_zero_hold_releases_at_once() {
+    let policy = Policy {
+        pg_unknown_hold: Duration::ZERO,
+        ..kernel_only()
+    };
+    let (p, _) = run(
+        &obs(0, PgView::Unknown("x".into()), PRESENT, CloudView::Disabled),
+        &Memory::default(),
+        &policy,
+    );
+    assert_eq!(p.steps, vec![Step::RemoveKernel]);
+}
+
+#[test]
+fn row_pg_unknown_released_early_when_ec2_moved() {
+    let (p, _) = run(
+        &obs(0, PgView::Unknown("x".into()), PRESENT, other(claim(2, 2))),
+        &Memory::default(),
+        &with_cloud(),
+    );
+    assert_eq!(p.steps, vec![Step::RemoveKernel]);
+}
+
+// ---- claim-protocol rows ----------------------------------------------------
+
+#[test]
+fn row_me_ensures_kernel_and_refreshes_claim() {
+    let p = with_cloud();
+    let (plan, m) = run(
+        &obs(
+            0,
+            primary(3),
+            KernelView::Absent,
+            CloudView::Me { claim: claim(3, 1) },
+        ),
+        &Memory::default(),
+        &p,
+    );
+    assert_eq!(plan.steps, vec![Step::AddKernel { prefix_len: 32 }]);
+    assert_eq!(m.cloud.settled, Some((3, Settled::Me)));
+    let (plan, _) = run(
+        &obs(0, primary(4), PRESENT, CloudView::Me { claim: claim(3, 1) }),
+        &Memory::default(),
+        &p,
+    );
+    assert_eq!(
+        plan.steps,
+        vec![Step::WriteClaim(Claim {
+            timeline: 4,
+            node_id: 1,
+            system_id: None,
+        })]
+    );
+    let (plan, _) = run(
+        &obs(
+            0,
+            primary(4),
+            PRESENT,
+            CloudView::Me {
+                claim: ClaimTag::Absent,
+            },
+        ),
+        &Memory::default(),
+        &p,
+    );
+    assert_eq!(
+        plan.steps,
+        vec![Step::WriteClaim(Claim {
+            timeline: 4,
+            node_id: 1,
+            system_id: None,
+        })]
+    );
+    let (plan, _) = run(
+        &obs(0, primary(4), PRESENT, CloudView::Me { claim: claim(4, 1) }),
+        &Memory::default(),
+        &p,
+    );
+    assert!(plan.steps.is_empty());
+    assert_eq!(plan.verdict, Verdict::Holding);
+}
+
+fn marks(list: &[(u32, i32)]) -> MarkView {
+    MarkView::Read {
+        marks: list
+            .iter()
+            .map(|&(timeline, node_id)| Claim {
+                timeline,
+                node_id,
+                system_id: None,
+            })
+            .collect(),
+    }
+}
+
+fn with_marks(mut o: Observation, m: MarkView) -> Observation {
+    o.marks = m;
+    o
+}
+
+/// Memory of a node that EC2 confirmed as the holder at `tl` (last answer "me" at `at`).
+fn held(tl: u32, at: u64) -> Memory {
+    Memory {
+        cloud: CloudMemory {
+            me_at: Some(S(at)),
+            checked_at: Some(S(at)),
+            held_at: Some(tl),
+            settled: Some((tl, Settled::Me)),
+            reverify: 10,
+            ..CloudMemory::default()
+        },
+        ..Memory::default()
+    }
+}
+
+#[test]
+fn row_nobody_or_lower_claim_takes_over_at_once() {
+    for cloud in [CloudView::Nobody, other(claim(2, 2))] {
+        let (p, _) = run(
+            &obs(0, primary(3), KernelView::Absent, cloud.clone()),
+            &Memory::default(),
+            &with_cloud(),
+        );
+        assert_eq!(p.steps, takeover(true, 3), "{cloud:?}");
+        assert_eq!(p.verdict, Verdict::Acquiring);
+    }
+}
+
+#[test]
+fn row_unclaimed_holder_waits_the_consistency_bound() {
+    // No claim (or an unreadable one) on the holder: its claim may not be visible yet.
+    // No takeover before the holder has been seen for the bound; then, as before.
+    for tag in [ClaimTag::Absent, ClaimTag::Invalid("garbage".into())] {
+        let p = with_cloud();
+        let (p0, m0) = run(
+            &obs(100, primary(3), KernelView::Absent, other(tag.clone())),
+            &Memory::default(),
+            &p,
+        );
+        assert!(p0.steps.is_empty(), "{p0:?}");
+        assert_eq!(p0.verdict.kind(), "ec2-settling");
+        assert_eq!(m0.cloud.other_since, Some(("eni-0other".into(), S(100))));
+        // Looks again every SETTLING_LOOK meanwhile, not every pass.
+        let elig = Eligibility::Eligible { timeline: 3 };
+        assert!(!cloud_due(&elig, &KernelView::Absent, &m0, S(104), &p));
+        assert!(cloud_due(&elig, &KernelView::Absent, &m0, S(105), &p));
+        let (p1, m1) = run(
+            &obs(159, primary(3), KernelView::Absent, other(tag.clone())),
+            &m0,
+            &p,
+        );
+        assert!(p1.steps.is_empty() && p1.verdict.kind() == "ec2-settling");
+        let (p2, _) = run(
+            &obs(160, primary(3), KernelView::Absent, other(tag.clone())),
+            &m1,
+            &p,
+        );
+        assert_eq!(p2.steps, takeover(true, 3), "{p2:?}");
+        // A different holder starts the wait over.
+        let moved = CloudView::Other {
+            eni: "eni-0third".into(),
+            claim: tag,
+        };
+        let (p3, _) = run(&obs(160, primary(3), KernelView::Absent, moved), &m1, &p);
+        assert_eq!(p3.verdict.kind(), "ec2-settling");
+    }
+}
+
+#[test]
+fn row_taken_from_us_waits_the_consistency_bound() {
+    // We held the VIP at this timeline; now another ENI shows it with a lower claim
+    // (its new, higher claim may not be visible yet): keep the kernel as it is, wait
+    // the bound, then take back if nothing forbids it.
+    let p = with_cloud();
+    let (p0, m0) = run(
+        &obs(100, primary(5), PRESENT, other(claim(4, 2))),
+        &held(5, 90),
+        &p,
+    );
+    assert!(p0.steps.is_empty(), "{p0:?}");
+    assert_eq!(p0.verdict.kind(), "ec2-settling");
+    // Its claim becomes visible within the bound: stale, and it stays so.
+    let (p1, m1) = run(&obs(130, primary(5), PRESENT, other(claim(6, 2))), &m0, &p);
+    assert_eq!(p1.verdict.kind(), "stale-primary");
+    assert!(p1.steps.contains(&Step::RemoveKernel));
+    assert!(m1.fenced.is_some());
+    // Without the claim ever showing, the bound runs out and we take it back.
+    let (p2, _) = run(&obs(160, primary(5), PRESENT, other(claim(4, 2))), &m0, &p);
+    assert_eq!(p2.steps, takeover(false, 5), "{p2:?}");
+    // The same after a restart (memory lost): our own mark at this timeline on the
+    // subnet says we claimed here.
+    let o = with_marks(
+        obs(100, primary(5), PRESENT, other(claim(4, 2))),
+        marks(&[(5, 1), (4, 2)]),
+    );
+    let (p3, _) = run(&o, &Memory::default(), &p);
+    assert_eq!(p3.verdict.kind(), "ec2-settling", "{p3:?}");
+}
+
+#[test]
+fn row_marks_fence_whoever_holds() {
+    let p = with_cloud();
+    // (marks, our timeline, fenced?)
+    type Case<'a> = (&'a [(u32, i32)], u32, bool);
+    let cases: [Case; 6] = [
+        (&[(6, 2)], 5, true),          // higher mark of another node
+        (&[(5, 2)], 5, true),          // equal, another node: diverged promotions
+        (&[(6, 1)], 5, true),          // our own node claimed higher once
+        (&[(5, 1), (4, 2)], 5, false), // our own mark at our timeline, lower others
+        (&[(4, 2)], 5, false),
+        (&[], 5, false),
+    ];
+    for (list, tl, fenced) in cases {
+        for cloud in [
+            CloudView::Nobody,
+            other(claim(1, 2)),
+            other(ClaimTag::Absent),
+        ] {
+            let o = with_marks(obs(0, primary(tl), PRESENT, cloud.clone()), marks(list));
+            let (plan, m) = run(&o, &Memory::default(), &p);
+            let takes = plan.steps.contains(&Step::AssignCloud);
+            if fenced {
+                assert!(!takes, "{list:?} {cloud:?}: {plan:?}");
+                assert_eq!(plan.verdict.kind(), "stale-primary", "{list:?} {cloud:?}");
+                assert!(plan.steps.contains(&Step::RemoveKernel));
+                assert!(m.fenced.is_some());
+            } else if cloud == CloudView::Nobody || list.iter().all(|m| m.1 != 1) {
+                // (our own mark at this timeline with another holder: settling)
+                if cloud != other(ClaimTag::Absent) {
+                    assert!(takes, "{list:?} {cloud:?}: {plan:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn row_fenced_stays_fenced_until_timeline_passes() {
+    let p = with_cloud();
+    let (p0, m0) = run(
+        &with_marks(
+            obs(0, primary(5), PRESENT, CloudView::Nobody),
+            marks(&[(6, 2)]),
+        ),
+        &Memory::default(),
+        &p,
+    );
+    assert_eq!(p0.verdict.kind(), "stale-primary");
+    assert!(p0.steps.contains(&Step::Fence {
+        holder: "node 2 (mark on the subnet)".into()
+    }));
+    // Whatever later passes see (EC2 throttled, nobody with the mark not visible,
+    // not checked), the node stays fenced; no second fence command, no new event.
+    let unknown = CloudView::Unknown {
+        code: Some("RequestLimitExceeded".into()),
+        reason: "throttled".into(),
+    };
+    let mut m = m0.clone();
+    for (t, cloud) in [
+        (1, unknown),
+        (2, CloudView::Nobody),
+        (3, CloudView::NotChecked),
+        (4, other(claim(1, 3))),
+    ] {
+        let (plan, next) = run(&obs(t, primary(5), KernelView::Absent, cloud), &m, &p);
+        assert_eq!(plan.verdict.kind(), "stale-primary", "{plan:?}");
+        assert!(plan.steps.is_empty() && plan.events.is_empty(), "{plan:?}");
+        assert_eq!(
+            plan.verdict.severity(),
+            crate::core::plan::Severity::Critical
+        );
+        m = next;
+    }
+    // Rejoined as a standby: harmless, OK, but the fence is remembered.
+    let (plan, ms) = run(
+        &obs(5, standby(), KernelView::Absent, CloudView::NotChecked),
+        &m,
+        &p,
+    );
+    assert_eq!(plan.verdict.kind(), "standby");
+    assert!(ms.fenced.is_some());
+    // Its timeline passes the mark (promoted again, after following the new primary):
+    // the fence lifts and it may take the VIP.
+    let (plan, ml) = run(
+        &with_marks(
+            obs(6, primary(7), KernelView::Absent, other(claim(6, 2))),
+            marks(&[(6, 2)]),
+        ),
+        &ms,
+        &p,
+    );
+    assert_eq!(
+        plan.events,
+        vec![Event::FenceLifted {
+            by: Claim {
+                timeline: 6,
+                node_id: 2,
+                system_id: None
+            }
+        }]
+    );
+    assert_eq!(plan.steps, takeover(true, 7));
+    assert!(ml.fenced.is_none());
+}
+
+#[test]
+fn row_wrong_move_is_handed_back() {
+    // A takeover that lagging reads allowed: we hold at EC2, and the marks (now
+    // visible) say a higher claim exists. Remove the kernel address and unassign, so
+    // the rightful holder sees "nobody" and takes it at once.
+    let p = with_cloud();
+    let o = with_marks(
+        obs(3, primary(5), PRESENT, CloudView::Me { claim: claim(5, 1) }),
+        marks(&[(5, 1), (6, 2)]),
+    );
+    let (plan, m) = run(&o, &held(5, 2), &p);
+    assert_eq!(
+        plan.steps,
+        vec![
+            Step::RemoveKernel,
+            Step::ReleaseCloud,
+            Step::Fence {
+                holder: "node 2 (mark on the subnet)".into()
+            }
+        ]
+    );
+    assert_eq!(plan.verdict.kind(), "stale-primary");
+    assert_eq!(m.cloud.held_at, None);
+    // The rightful holder, having held at timeline 6, sees nobody: takes at once.
+    let o = with_marks(
+        obs(4, primary(6), PRESENT, CloudView::Nobody),
+        marks(&[(5, 1), (6, 2)]),
+    );
+    let mut p2 = with_cloud();
+    p2.node_id = 2;
+    let (plan, _) = run(&o, &held(6, 1), &p2);
+    assert!(plan.steps.contains(&Step::AssignCloud), "{plan:?}");
+}
+
+#[test]
+fn reverify_schedule_after_takeover() {
+    // After a verified takeover: looks after 1, 2, 4, 8, 16 s, then every
+    // verify_interval; the marks are read until then and for 2 x the bound.
+    let p = with_cloud();
+    let elig = Eligibility::Eligible { timeline: 3 };
+    let done: Vec<StepOutcome> = takeover(true, 3)
+        .into_iter()
+        .map(|step| StepOutcome { step, error: None })
+        .collect();
+    let mut m = settle(&Memory::default(), &done, S(100), &p, 0, Some(3));
+    let mut looks = vec![];
+    let mut t = S(100);
+    while t < S(300) {
+        t += Duration::from_millis(500);
+        if cloud_due(&elig, &PRESENT, &m, t, &p) {
+            looks.push(((t - S(100)).as_secs_f64(), marks_due(&elig, &m, t, &p)));
+            let (_, next) = run(
+                &Observation {
+                    now: t,
+                    ..obs(0, primary(3), PRESENT, CloudView::Me { claim: claim(3, 1) })
+                },
+                &m,
+                &p,
+            );
+            m = next;
+        }
+    }
+    let at: Vec<f64> = looks.iter().map(|l| l.0).collect();
+    assert_eq!(
+        at,
+        vec![1.0, 3.0, 7.0, 15.0, 31.0, 61.0, 91.0, 121.0, 151.0, 181.0]
+    );
+    let read: Vec<bool> = looks.iter().map(|l| l.1).collect();
+    assert_eq!(
+        read,
+        vec![
+            true, true, true, true, true, true, true, false, false, false
+        ]
+    );
+}
+
+#[test]
+fn row_foreign_claim_blocks_and_is_not_overridden() {
+    let p = with_cloud();
+    let foreign = MarkView::Read {
+        marks: vec![Claim {
+            timeline: 9,
+            node_id: 2,
+            system_id: Some(111),
+        }],
+    };
+    let ours = |o: Observation| Observation {
+        system_id: Some(222),
+        ..o
+    };
+    let (plan, _) = run(
+        &ours(with_marks(
+            obs(0, primary(1), PRESENT, CloudView::Nobody),
+            foreign.clone(),
+        )),
+        &Memory::default(),
+        &p,
+    );
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    assert_eq!(plan.verdict.kind(), "foreign-claim");
+    assert_eq!(
+        plan.verdict.severity(),
+        crate::core::plan::Severity::Critical
+    );
+    // Holding: keeps (and adds) the kernel address EC2 confirms, writes no claim.
+    let (plan, _) = run(
+        &ours(with_marks(
+            obs(
+                0,
+                primary(1),
+                KernelView::Absent,
+                CloudView::Me { claim: claim(1, 1) },
+            ),
+            foreign,
+        )),
+        &Memory::default(),
+        &p,
+    );
+    assert_eq!(plan.steps, vec![Step::AddKernel { prefix_len: 32 }]);
+    // The holder's own claim of another system: neither compared nor overridden.
+    let o = ours(obs(
+        0,
+        primary(1),
+        PRESENT,
+        other(ClaimTag::Valid(Claim {
+            timeline: 1,
+            node_id: 2,
+            system_id: Some(111),
+        })),
+    ));
+    let (plan, _) = run(&o, &Memory::default(), &p);
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    assert_eq!(plan.verdict.kind(), "foreign-claim");
+    // A claim without a system id (older daemons) is compared by timeline.
+    let o = ours(obs(0, primary(3), PRESENT, other(claim(2, 2))));
+    let (plan, _) = run(&o, &Memory::default(), &p);
+    assert!(plan.steps.contains(&Step::AssignCloud));
+}
+
+#[test]
+fn row_marks_unreadable_never_take() {
+    let p = with_cloud();
+    let o = with_marks(
+        obs(0, primary(3), KernelView::Absent, CloudView::Nobody),
+        MarkView::Unknown {
+            code: Some("RequestLimitExceeded".into()),
+            reason: "throttled".into(),
+        },
+    );
+    let (plan, m) = run(&o, &Memory::default(), &p);
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    assert_eq!(plan.verdict.kind(), "cloud-unknown");
+    assert_eq!(m.cloud.failures, 1, "backs off");
+    // Not read (a holder's look skipped them): no takeover this pass, the next reads them.
+    let o = with_marks(
+        obs(0, primary(3), KernelView::Absent, CloudView::Nobody),
+        MarkView::NotRead,
+    );
+    let (plan, m) = run(&o, &held(3, 0), &p);
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    assert!(marks_due(
+        &Eligibility::Eligible { timeline: 3 },
+        &m,
+        S(1),
+        &p
+    ));
+}
+
+#[test]
+fn row_equal_or_higher_claim_is_stale_primary() {
+    for tl in [3, 4, 99] {
+        let (p, m) = run(
+            &obs(0, primary(3), PRESENT, other(claim(tl, 2))),
+            &Memory::default(),
+            &with_cloud(),
+        );
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::RemoveKernel,
+                Step::Fence {
+                    holder: "eni-0other".into()
+                }
+            ]
+        );
+        assert_eq!(p.verdict.severity(), crate::core::plan::Severity::Critical);
+        assert_eq!(p.verdict.kind(), "stale-primary");
+        assert_eq!(
+            p.events,
+            vec![Event::StaleIncidentStarted {
+                holder: "eni-0other".into()
+            }]
+        );
+        // Second pass of the same incident: no second fence, no second event.
+        let (p2, m2) = run(
+            &obs(1, primary(3), KernelView::Absent, other(claim(tl, 2))),
+            &m,
+            &with_cloud(),
+        );
+        assert!(p2.steps.is_empty() && p2.events.is_empty());
+        // Not eligible any more: the fence is remembered (no event), the verdict is
+        // the standby's.
+        let (p3, m3) = run(
+            &obs(2, standby(), KernelView::Absent, CloudView::NotChecked),
+            &m2,
+            &with_cloud(),
+        );
+        assert!(p3.events.is_empty());
+        assert!(m3.fenced.is_some());
+    }
+}
+
+#[test]
+fn row_stale_without_fence_command_only_removes() {
+    let mut policy = with_cloud();
+    policy.cloud.as_mut().unwrap().fence_configured = false;
+    let (p, _) = run(
+        &obs(0, primary(3), PRESENT, other(claim(5, 2))),
+        &Memory::default(),
+        &policy,
+    );
+    assert_eq!(p.steps, vec![Step::RemoveKernel]);
+}
+
+#[test]
+fn row_cloud_unknown_never_adds_keeps_holder_critical_after_hold() {
+    let p = with_cloud();
+    let unknown = || CloudView::Unknown {
+        code: Some("RequestLimitExceeded".into()),
+        reason: "throttled".into(),
+    };
+    let (plan, m) = run(
+        &obs(0, primary(3), KernelView::Absent, unknown()),
+        &Memory::default(),
+        &p,
+    );
+    assert!(plan.steps.is_empty());
+    assert_eq!(m.cloud.failures, 1);
+    assert!(
+        m.cloud
+            .retry_at
+            .is_some_and(|t| t >= S(0) + Duration::from_millis(500))
+    );
+    // The last answer was "me": the address stays (EC2 delivers by the ENI mapping),
+    // WARNING within cloud_unknown_hold, CRITICAL after it, never removed.
+    let confirmed = held(3, 100);
+    let (plan, _) = run(&obs(399, primary(3), PRESENT, unknown()), &confirmed, &p);
+    assert!(plan.steps.is_empty());
+    assert!(matches!(
+        plan.verdict,
+        Verdict::CloudUnknown {
+            keeping: true,
+            past_hold: false,
+            ..
+        }
+    ));
+    assert_eq!(
+        plan.verdict.severity(),
+        crate::core::plan::Severity::Warning
+    );
+    let (plan, _) = run(&obs(4000, primary(3), PRESENT, unknown()), &confirmed, &p);
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    assert_eq!(
+        plan.verdict.severity(),
+        crate::core::plan::Severity::Critical
+    );
+    // Never confirmed at this timeline (or the last answer was someone else): remove.
+    let (plan, _) = run(&obs(399, primary(4), PRESENT, unknown()), &confirmed, &p);
+    assert_eq!(plan.steps, vec![Step::RemoveKernel]);
+    let mut other_last = confirmed.clone();
+    other_last.cloud.checked_at = Some(S(200));
+    let (plan, _) = run(&obs(399, primary(3), PRESENT, unknown()), &other_last, &p);
+    assert_eq!(plan.steps, vec![Step::RemoveKernel]);
+}
+
+#[test]
+fn row_pg_unknown_ec2_mode_keeps_until_another_holder() {
+    // EC2 mode: an unknown PostgreSQL keeps the address past pg_unknown_hold
+    // (CRITICAL then) for as long as EC2 shows no other holder; its looks back off to
+    // verify_interval once the hold has run out.
+    let p = with_cloud();
+    let unknown = PgView::Unknown("too many connections".into());
+    let (plan, m) = run(
+        &obs(
+            0,
+            unknown.clone(),
+            PRESENT,
+            CloudView::Me { claim: claim(3, 1) },
+        ),
+        &held(3, 0),
+        &p,
+    );
+    assert!(plan.steps.is_empty());
+    assert_eq!(
+        plan.verdict.severity(),
+        crate::core::plan::Severity::Warning
+    );
+    let u = Eligibility::Unknown("x".into());
+    assert!(
+        cloud_due(&u, &PRESENT, &m, S(5), &p),
+        "every pass during the hold"
+    );
+    let (plan, m) = run(
+        &obs(
+            60,
+            unknown.clone(),
+            PRESENT,
+            CloudView::Me { claim: claim(3, 1) },
+        ),
+        &m,
+        &p,
+    );
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    assert_eq!(plan.verdict.kind(), "pg-unknown-holding");
+    assert_eq!(
+        plan.verdict.severity(),
+        crate::core::plan::Severity::Critical
+    );
+    assert!(!cloud_due(&u, &PRESENT, &m, S(89), &p));
+    assert!(cloud_due(&u, &PRESENT, &m, S(90), &p));
+    let (plan, _) = run(&obs(90, unknown, PRESENT, other(claim(4, 2))), &m, &p);
+    assert_eq!(plan.steps, vec![Step::RemoveKernel]);
+}
+
+#[test]
+fn action_failed_never_lowers_the_plans_severity() {
+    use crate::core::plan::Severity;
+    for (floor, want) in [
+        (Severity::Ok, Severity::Warning),
+        (Severity::Warning, Severity::Warning),
+        (Severity::Critical, Severity::Critical),
+    ] {
+        let v = Verdict::ActionFailed {
+            step: "remove_kernel",
+            error: "EPERM".into(),
+            needs_operator: false,
+            floor,
+        };
+        assert_eq!(v.severity(), want);
+    }
+}
+
+// ---- API budget: when to look at EC2 ----------------------------------------
+
+#[test]
+fn budget_standby_never_looks_primary_once_per_verify_interval() {
+    let p = with_cloud();
+    let mem = Memory::default();
+    assert!(!cloud_due(
+        &Eligibility::NotEligible("x".into()),
+        &PRESENT,
+        &mem,
+        S(0),
+        &p
+    ));
+    assert!(!cloud_due(
+        &Eligibility::Eligible { timeline: 1 },
+        &PRESENT,
+        &mem,
+        S(0),
+        &kernel_only()
+    ));
+    let elig = Eligibility::Eligible { timeline: 3 };
+    assert!(cloud_due(&elig, &PRESENT, &mem, S(0), &p));
+    let (_, m) = run(
+        &obs(0, primary(3), PRESENT, CloudView::Me { claim: claim(3, 1) }),
+        &mem,
+        &p,
+    );
+    // The first looks follow the re-verify schedule (reverify_schedule_after_takeover);
+    // once through it, one look per verify_interval.
+    let mut m = m;
+    m.cloud.reverify = 10;
+    assert!(!cloud_due(&elig, &PRESENT, &m, S(29), &p));
+    assert!(cloud_due(&elig, &PRESENT, &m, S(30), &p));
+    // A new timeline must be confirmed at once.
+    assert!(cloud_due(
+        &Eligibility::Eligible { timeline: 4 },
+        &PRESENT,
+        &m,
+        S(1),
+        &p
+    ));
+    // While not looking, the plan relies on the settled answer.
+    let (plan, _) = run(&obs(5, primary(3), PRESENT, CloudView::NotChecked), &m, &p);
+    assert_eq!(plan.verdict, Verdict::Holding);
+    // PostgreSQL unknown: look only while we have a kernel address to give up.
+    let u = Eligibility::Unknown("x".into());
+    assert!(cloud_due(&u, &PRESENT, &mem, S(0), &p));
+    assert!(!cloud_due(&u, &KernelView::Absent, &mem, S(0), &p));
+}
+
+#[test]
+fn budget_failures_back_off() {
+    let p = with_cloud();
+    let elig = Eligibility::Eligible { timeline: 3 };
+    let unknown = CloudView::Unknown {
+        code: None,
+        reason: "503".into(),
+    };
+    let (_, m) = decide(
+        &obs(10, primary(3), PRESENT, unknown.clone()),
+        &Memory::default(),
+        &p,
+        u32::MAX,
+    );
+    assert_eq!(m.cloud.retry_at, Some(S(11)));
+    assert!(!cloud_due(
+        &elig,
+        &PRESENT,
+        &m,
+        S(10) + Duration::from_millis(900),
+        &p
+    ));
+    assert!(cloud_due(&elig, &PRESENT, &m, S(11), &p));
+    let (_, m) = decide(&obs(11, primary(3), PRESENT, unknown), &m, &p, u32::MAX);
+    assert_eq!(m.cloud.retry_at, Some(S(13)));
+}
+
+#[test]
+fn settle_after_takeover_and_after_failure() {
+    let p = with_cloud();
+    let ok = |step: Step| StepOutcome { step, error: None };
+    let done: Vec<StepOutcome> = takeover(true, 3).into_iter().map(ok).collect();
+    let m = settle(&Memory::default(), &done, S(7), &p, 0, Some(3));
+    assert_eq!(m.cloud.settled, Some((3, Settled::Me)));
+    assert_eq!(m.cloud.me_at, Some(S(7)));
+    let failed = vec![
+        ok(Step::WriteClaim(Claim {
+            timeline: 3,
+            node_id: 1,
+            system_id: None,
+        })),
+        StepOutcome {
+            step: Step::AssignCloud,
+            error: Some("RequestLimitExceeded".into()),
+        },
+    ];
+    let m = settle(&m, &failed, S(8), &p, u32::MAX, Some(3));
+    assert_eq!(m.cloud.settled, None);
+    assert_eq!(m.cloud.failures, 1);
+    assert_eq!(m.cloud.retry_at, Some(S(9)));
+}
+
+#[test]
+fn follow_a_promotion_repmgr_has_not_recorded_yet() {
+    let pending = PgView::Known {
+        role: PgRole::Primary { timeline: 3 },
+        repmgr: RepmgrSays::SelfNotPrimary,
+    };
+    for policy in [kernel_only(), with_cloud()] {
+        // Out of recovery, repmgr still says standby: not eligible, nothing to do, but
+        // look again soon, for PROMOTION_FOLLOW from the first such pass.
+        let (p0, m0) = run(
+            &obs(
+                100,
+                pending.clone(),
+                KernelView::Absent,
+                CloudView::NotChecked,
+            ),
+            &Memory::default(),
+            &policy,
+        );
+        assert!(p0.steps.is_empty() && p0.look_again_soon, "{p0:?}");
+        assert!(
+            matches!(
+                p0.verdict,
+                Verdict::WritableNotEligible {
+                    recording: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            p0.verdict
+        );
+        assert_eq!(p0.verdict.severity(), crate::core::plan::Severity::Warning);
+        let late = 100 + PROMOTION_FOLLOW.as_secs();
+        let (p1, m1) = run(
+            &obs(
+                late - 1,
+                pending.clone(),
+                KernelView::Absent,
+                CloudView::NotChecked,
+            ),
+            &m0,
+            &policy,
+        );
+        assert!(p1.look_again_soon, "still within the follow window");
+        // repmgr never caught up: back to the configured pace.
+        let (p2, m2) = run(
+            &obs(
+                late,
+                pending.clone(),
+                KernelView::Absent,
+                CloudView::NotChecked,
+            ),
+            &m1,
+            &policy,
+        );
+        assert!(!p2.look_again_soon && p2.steps.is_empty());
+        assert_eq!(p2.verdict.severity(), crate::core::plan::Severity::Critical);
+        assert_eq!(m2.promotion_seen_at, Some(S(100)));
+        // repmgr recorded the promotion: eligible, acts, and the follow-up ends.
+        let (p3, m3) = run(
+            &obs(late + 1, primary(3), KernelView::Absent, CloudView::Nobody),
+            &m1,
+            &policy,
+        );
+        assert!(!p3.look_again_soon && !p3.steps.is_empty(), "{p3:?}");
+        assert_eq!(m3.promotion_seen_at, None);
+    }
+    // Every other state keeps the configured pace: a standby, an unknown PostgreSQL,
+    // a primary repmgr names (stale or not), an unregistered one.
+    for pg in all_pg() {
+        let pending_like = matches!(
+            pg,
+            PgView::Known {
+                role: PgRole::Primary { .. },
+                repmgr: RepmgrSays::SelfNotPrimary
+            }
+        );
+        let (p, _) = run(
+            &obs(5, pg.clone(), PRESENT, CloudView::NotChecked),
+            &Memory::default(),
+            &with_cloud(),
+        );
+        assert_eq!(p.look_again_soon, pending_like, "{pg:?}");
+    }
+}
+
+// ---- exhaustive sweep -------------------------------------------------------
+
+fn all_pg() -> Vec<PgView> {
+    let says = [
+        RepmgrSays::SelfPrimary,
+        RepmgrSays::SelfNotPrimary,
+        RepmgrSays::SelfInactive,
+        RepmgrSays::OtherPrimary(2),
+        RepmgrSays::NotRegistered,
+        RepmgrSays::NoMetadata,
+    ];
+    let mut v = vec![PgView::Unknown("down".into())];
+    for r in says {
+        v.push(PgView::Known {
+            role: PgRole::Standby,
+            repmgr: r,
+        });
+        for tl in [1, 3, 5] {
+            v.push(PgView::Known {
+                role: PgRole::Primary { timeline: tl },
+                repmgr: r,
+            });
+        }
+    }
+    v
+}
+
+fn all_kernel() -> Vec<KernelView> {
+    vec![
+        PRESENT,
+        KernelView::Present { prefix_len: 24 },
+        KernelView::Absent,
+        KernelView::Unknown("EPERM".into()),
+    ]
+}
+
+fn all_tags() -> Vec<ClaimTag> {
+    let mut v = vec![ClaimTag::Absent, ClaimTag::Invalid("x".into())];
+    for tl in [1, 3, 5] {
+        v.push(claim(tl, 1));
+        v.push(claim(tl, 2));
+    }
+    v
+}
+
+fn all_cloud() -> Vec<CloudView> {
+    let mut v = vec![
+        CloudView::Disabled,
+        CloudView::NotChecked,
+        CloudView::Nobody,
+        CloudView::Unknown {
+            code: Some("UnauthorizedOperation".into()),
+            reason: "denied".into(),
+        },
+    ];
+    for t in all_tags() {
+        v.push(CloudView::Me { claim: t.clone() });
+        v.push(other(t));
+    }
+    v
+}
+
+fn all_memory() -> Vec<Memory> {
+    let settled = |s: Settled| CloudMemory {
+        settled: Some((3, s)),
+        checked_at: Some(S(95)),
+        me_at: Some(S(95)),
+        ..CloudMemory::default()
+    };
+    vec![
+        Memory::default(),
+        Memory {
+            pg_unknown_since: Some(S(0)),
+            ..Memory::default()
+        },
+        Memory {
+            pg_unknown_since: Some(S(99)),
+            ..Memory::default()
+        },
+        Memory {
+            cloud: settled(Settled::Me),
+            ..Memory::default()
+        },
+        Memory {
+            cloud: settled(Settled::Stale {
+                holder: "eni-0other".into(),
+                holder_timeline: 5,
+            }),
+            fenced: Some(Fenced {
+                by: Claim {
+                    timeline: 5,
+                    node_id: 2,
+                    system_id: None,
+                },
+                holder: "eni-0other".into(),
+            }),
+            ..Memory::default()
+        },
+        Memory {
+            cloud: CloudMemory {
+                me_at: Some(S(99)),
+                failures: 3,
+                retry_at: Some(S(200)),
+                ..CloudMemory::default()
+            },
+            ..Memory::default()
+        },
+    ]
+}
+
+fn all_policies() -> Vec<Policy> {
+    vec![
+        kernel_only(),
+        with_cloud(),
+        Policy {
+            pg_unknown_hold: Duration::ZERO,
+            ..with_cloud()
+        },
+    ]
+}
+
+/// Confirmation that EC2 says "me" for this timeline, this pass or settled earlier.
+fn cloud_confirms(o: &Observation, m: &Memory, tl: u32) -> bool {
+    match &o.cloud {
+        CloudView::Me { .. } => true,
+        CloudView::NotChecked => matches!(&m.cloud.settled, Some((t, Settled::Me)) if *t == tl),
+        _ => false,
+    }
+}
+
+#[test]
+fn exhaustive_invariants() {
+    let mut checked = 0u32;
+    for policy in all_policies() {
+        for pg in all_pg() {
+            for kernel in all_kernel() {
+                for cloud in all_cloud() {
+                    if policy.cloud.is_none() != matches!(cloud, CloudView::Disabled) {
+                        continue;
+                    }
+                    for mem in all_memory() {
+                        let o = obs(100, pg.clone(), kernel.clone(), cloud.clone());
+                        let (plan, next) = run(&o, &mem, &policy);
+                        check_invariants(&o, &mem, &policy, &plan, &next);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 5_000, "swept {checked} combinations");
+}
+
+pub(super) fn check_invariants(
+    o: &Observation,
+    mem: &Memory,
+    policy: &Policy,
+    plan: &Plan,
+    next: &Memory,
+) {
+    let ctx = || format!("{o:?}\n{mem:?}\n{policy:?}\n=> {plan:?}");
+    let adds = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::AddKernel { .. }));
+    let takes = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::AssignCloud | Step::WriteClaim(_)));
+    let elig = eligibility(&o.pg);
+    // Never add or take when not eligible; a standby never adds, whatever else it sees.
+    if !matches!(elig, Eligibility::Eligible { .. }) {
+        assert!(!adds && !takes, "not eligible but acquiring: {}", ctx());
+    }
+    if let PgView::Known {
+        role: PgRole::Standby,
+        ..
+    } = o.pg
+    {
+        assert!(!adds, "{}", ctx());
+    }
+    // Unknown PostgreSQL follows the hold policy: kernel-only releases when the hold
+    // runs out; EC2 mode only when EC2 shows another holder.
+    if let Eligibility::Unknown(_) = elig {
+        let since = mem.pg_unknown_since.unwrap_or(o.now);
+        let expired = o.now - since >= policy.pg_unknown_hold && policy.cloud.is_none();
+        let moved = matches!(o.cloud, CloudView::Other { .. });
+        let should_remove = (expired || moved) && !matches!(o.kernel, KernelView::Absent);
+        assert_eq!(
+            plan.steps.contains(&Step::RemoveKernel),
+            should_remove,
+            "{}",
+            ctx()
+        );
+        assert_eq!(plan.steps.len(), usize::from(should_remove), "{}", ctx());
+    }
+    if let Eligibility::Eligible { timeline } = elig {
+        // Never take from a claim with an equal or higher timeline.
+        if let CloudView::Other {
+            claim: ClaimTag::Valid(c),
+            ..
+        } = &o.cloud
+            && c.timeline >= timeline
+        {
+            {
+                assert!(!takes && !adds, "{}", ctx());
+                assert_eq!(plan.verdict.kind(), "stale-primary");
+            }
+        }
+        // A fenced node (its timeline not past the claim that fenced it) never takes.
+        if let Some(f) = &mem.fenced
+            && timeline <= f.by.timeline
+            && policy.cloud.is_some()
+        {
+            assert!(!takes, "fenced but taking: {}", ctx());
+            assert_eq!(plan.verdict.kind(), "stale-primary", "{}", ctx());
+        }
+        // Never take against a mark that forbids it (higher, or equal and another
+        // node's), whoever holds the VIP.
+        if let MarkView::Read { marks } = &o.marks
+            && marks.iter().any(|m| {
+                m.timeline > timeline || (m.timeline == timeline && m.node_id != policy.node_id)
+            })
+        {
+            assert!(!takes, "took against a mark: {}", ctx());
+        }
+        // Never take without the marks read this pass.
+        if takes && plan.steps.contains(&Step::AssignCloud) {
+            assert!(
+                matches!(o.marks, MarkView::Read { .. }),
+                "took without reading the marks: {}",
+                ctx()
+            );
+        }
+        // Never take from a holder with no visible claim before it has been seen
+        // holding for the consistency bound.
+        if let (
+            Some(cp),
+            CloudView::Other {
+                eni,
+                claim: ClaimTag::Absent | ClaimTag::Invalid(_),
+            },
+        ) = (&policy.cloud, &o.cloud)
+        {
+            let seen_since = match &mem.cloud.other_since {
+                Some((h, at)) if h == eni => *at,
+                _ => o.now,
+            };
+            if o.now.saturating_sub(seen_since) < cp.consistency_bound {
+                assert!(!takes, "took from an unclaimed holder too soon: {}", ctx());
+            }
+        }
+        // With EC2, the kernel address is only added after a confirmation.
+        if policy.cloud.is_some() && adds {
+            let verified_first = plan.steps.iter().position(|s| *s == Step::VerifyCloud)
+                < plan
+                    .steps
+                    .iter()
+                    .position(|s| matches!(s, Step::AddKernel { .. }));
+            assert!(
+                cloud_confirms(o, mem, timeline) || verified_first,
+                "{}",
+                ctx()
+            );
+        }
+        // Order of a takeover: claim, assign, verify, kernel.
+        if plan.steps.contains(&Step::AssignCloud) {
+            assert_eq!(
+                &plan.steps[..3],
+                &takeover(false, timeline)[..],
+                "{}",
+                ctx()
+            );
+        }
+    }
+    // Only the cloud half may be missing when kernel-only.
+    if policy.cloud.is_none() {
+        assert!(
+            !takes && !plan.steps.contains(&Step::VerifyCloud),
+            "{}",
+            ctx()
+        );
+    }
+    // Converged (no steps) with an OK verdict only where the world matches it.
+    if plan.verdict == Verdict::Holding {
+        assert!(
+            matches!(o.kernel, KernelView::Present { prefix_len: 32 }),
+            "{}",
+            ctx()
+        );
+    }
+    // A plan never both adds and removes.
+    assert!(
+        !(adds && plan.steps.contains(&Step::RemoveKernel)),
+        "{}",
+        ctx()
+    );
+    // The pg-unknown clock only runs while PostgreSQL is unknown.
+    assert_eq!(
+        next.pg_unknown_since.is_some(),
+        matches!(elig, Eligibility::Unknown(_)),
+        "{}",
+        ctx()
+    );
+}
+
+/// Apply a plan to a simulated world and decide again: nothing new to acquire
+/// (the plan is idempotent) and the second pass converges.
+#[test]
+fn exhaustive_idempotent_after_acting() {
+    for policy in all_policies() {
+        for pg in all_pg() {
+            for kernel in all_kernel() {
+                for cloud in all_cloud() {
+                    if policy.cloud.is_none() != matches!(cloud, CloudView::Disabled) {
+                        continue;
+                    }
+                    let o = obs(100, pg.clone(), kernel.clone(), cloud.clone());
+                    let (plan, mem) = run(&o, &Memory::default(), &policy);
+                    let (k2, c2) = apply(&plan, &o);
+                    let tl = match eligibility(&o.pg) {
+                        Eligibility::Eligible { timeline } => Some(timeline),
+                        _ => None,
+                    };
+                    let outcomes: Vec<StepOutcome> = plan
+                        .steps
+                        .iter()
+                        .map(|s| StepOutcome {
+                            step: s.clone(),
+                            error: None,
+                        })
+                        .collect();
+                    let mem = settle(&mem, &outcomes, o.now, &policy, 0, tl);
+                    let o2 = Observation {
+                        now: o.now + S(1),
+                        kernel: k2,
+                        cloud: c2,
+                        ..o.clone()
+                    };
+                    let (plan2, _) = run(&o2, &mem, &policy);
+                    let acquire2 = plan2.steps.iter().any(|s| s.is_acquire());
+                    let unknown_world = matches!(o.kernel, KernelView::Unknown(_))
+                        || matches!(o.cloud, CloudView::Unknown { .. } | CloudView::NotChecked);
+                    if !unknown_world {
+                        assert!(!acquire2, "{o:?} => {plan:?} then {o2:?} => {plan2:?}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the world looks like after a plan succeeded.
+pub(super) fn apply(plan: &Plan, o: &Observation) -> (KernelView, CloudView) {
+    let mut kernel = match &o.kernel {
+        KernelView::Unknown(_) => KernelView::Absent,
+        k => k.clone(),
+    };
+    let mut cloud = o.cloud.clone();
+    for s in &plan.steps {
+        match s {
+            Step::AddKernel { prefix_len } => {
+                kernel = KernelView::Present {
+                    prefix_len: *prefix_len,
+                }
+            }
+            Step::RemoveKernel => kernel = KernelView::Absent,
+            Step::WriteClaim(c) => {
+                if let CloudView::Me { claim } = &mut cloud {
+                    *claim = ClaimTag::Valid(*c);
+                }
+            }
+            Step::AssignCloud => {
+                let c = plan.steps.iter().find_map(|s| match s {
+                    Step::WriteClaim(c) => Some(*c),
+                    _ => None,
+                });
+                cloud = CloudView::Me {
+                    claim: c.map_or(ClaimTag::Absent, ClaimTag::Valid),
+                };
+            }
+            Step::ReleaseCloud => cloud = CloudView::Nobody,
+            Step::VerifyCloud | Step::Fence { .. } => {}
+        }
+    }
+    (kernel, cloud)
+}

@@ -1,0 +1,141 @@
+//! What one pass saw: plain data, no I/O.
+//!
+//! Every observer turns its failures into an explicit `Unknown(reason)` value, so
+//! that "could not look" is never mistaken for "not primary" or "address absent".
+
+use std::time::Duration;
+
+use crate::core::claim::Claim;
+
+/// Monotonic time since the daemon started. `decide()` never reads a clock;
+/// the loop passes this in.
+pub type Tick = Duration;
+
+/// Local PostgreSQL as seen over the persistent connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PgView {
+    /// Connection failed, query timed out, or the answer made no sense.
+    Unknown(String),
+    Known {
+        role: PgRole,
+        repmgr: RepmgrSays,
+    },
+}
+
+/// `pg_is_in_recovery()` and, when primary, the current timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgRole {
+    Primary { timeline: u32 },
+    Standby,
+}
+
+/// What this node's own `repmgr.nodes` says about this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepmgrSays {
+    /// This node's row is `type = 'primary'`, `active`, and no other active primary row exists.
+    SelfPrimary,
+    /// This node's row exists but is a standby (or witness) row.
+    SelfNotPrimary,
+    /// This node's row is a primary row but `active = false`.
+    SelfInactive,
+    /// Another node's row is an active primary too (repmgr disagrees with itself).
+    OtherPrimary(i32),
+    /// No row for this node's `node_id`.
+    NotRegistered,
+    /// The `repmgr.nodes` table does not exist in the database we connect to.
+    NoMetadata,
+}
+
+/// Whether the VIP is on the configured interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelView {
+    Present { prefix_len: u8 },
+    Absent,
+    Unknown(String),
+}
+
+/// Which ENI EC2 says holds the VIP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloudView {
+    /// Kernel-only mode: there is no cloud side.
+    Disabled,
+    /// Not looked at this pass (API budget); `Memory` carries the last confirmation.
+    NotChecked,
+    /// Our own ENI holds it; `claim` is our own claim tag as EC2 has it.
+    Me {
+        claim: ClaimTag,
+    },
+    /// Another ENI of the subnet holds it.
+    Other {
+        eni: String,
+        claim: ClaimTag,
+    },
+    Nobody,
+    /// The call failed; `code` is the AWS error code when there was one.
+    Unknown {
+        code: Option<String>,
+        reason: String,
+    },
+}
+
+/// A claim tag as found on an ENI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimTag {
+    Absent,
+    Valid(Claim),
+    /// Present but unreadable (hand-edited, truncated, hostile): treated as no claim.
+    Invalid(String),
+}
+
+impl ClaimTag {
+    pub fn valid(&self) -> Option<Claim> {
+        match self {
+            ClaimTag::Valid(c) => Some(*c),
+            _ => None,
+        }
+    }
+}
+
+/// The high-water marks on the subnet: every node's highest claim for this VIP
+/// (`claim::mark_key`). They outlive the ENIs, so a holder that vanished with its
+/// instance still fences a stale primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkView {
+    /// Not read this pass (`decide::marks_due` said no, or kernel-only mode).
+    NotRead,
+    /// Every valid mark found (an unreadable one is ignored, as an unreadable claim is).
+    Read { marks: Vec<Claim> },
+    /// DescribeTags failed; `code` is the AWS error code when there was one.
+    Unknown {
+        code: Option<String>,
+        reason: String,
+    },
+}
+
+/// One pass's inputs to `decide()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub now: Tick,
+    pub pg: PgView,
+    pub kernel: KernelView,
+    pub cloud: CloudView,
+    pub marks: MarkView,
+    /// Local PostgreSQL's `system_identifier`, when known: claims carry it, so a
+    /// claim of another database system is never compared by timeline.
+    pub system_id: Option<u64>,
+}
+
+/// AWS error codes that no retry will fix: an operator must act (missing IAM
+/// permission, bad credentials, wrong ENI or subnet id). Verdicts with these are
+/// CRITICAL.
+pub fn code_needs_operator(code: &str) -> bool {
+    matches!(
+        code,
+        "UnauthorizedOperation"
+            | "AuthFailure"
+            | "InvalidClientTokenId"
+            | "OptInRequired"
+            | "Blocked"
+    ) || code.starts_with("InvalidNetworkInterfaceID")
+        || code.starts_with("InvalidSubnetID")
+}

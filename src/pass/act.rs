@@ -1,0 +1,125 @@
+//! The actuator traits and `execute()`, which carries out a plan's steps in order.
+//!
+//! Acquire steps (claim, assign, verify, add) stop at the first failure, so the
+//! kernel address is never added without a confirmed cloud assignment. Release steps
+//! (remove, fence) are best effort: each is tried and every failure is reported.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::core::claim::Claim;
+use crate::core::decide::StepOutcome;
+use crate::core::plan::Step;
+
+/// Whether a step changed anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    AlreadyDone,
+}
+
+/// A failed step, as the loop records it. `code` keeps the AWS error code or the
+/// errno, so the policy and the operator can tell throttling from a missing permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepError {
+    pub message: String,
+    pub code: Option<String>,
+    pub needs_operator: bool,
+}
+
+impl StepError {
+    pub fn plain(message: impl Into<String>) -> Self {
+        StepError {
+            message: message.into(),
+            code: None,
+            needs_operator: false,
+        }
+    }
+}
+
+pub trait KernelActuator {
+    fn add(&self, prefix_len: u8) -> impl Future<Output = Result<Applied, StepError>> + Send;
+    fn remove(&self) -> impl Future<Output = Result<Applied, StepError>> + Send;
+}
+
+pub trait CloudActuator {
+    fn write_claim(&self, claim: Claim) -> impl Future<Output = Result<(), StepError>> + Send;
+    fn assign(&self) -> impl Future<Output = Result<(), StepError>> + Send;
+    /// UnassignPrivateIpAddresses from our own ENI.
+    fn release(&self) -> impl Future<Output = Result<(), StepError>> + Send;
+    /// Describe again; an error unless our ENI now holds the VIP.
+    fn verify(&self) -> impl Future<Output = Result<(), StepError>> + Send;
+}
+
+pub trait Fencer {
+    fn fence(&self, holder: &str) -> impl Future<Output = Result<(), StepError>> + Send;
+}
+
+/// The result of one step, for logs, metrics and `settle()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub step: Step,
+    pub result: Result<Applied, StepError>,
+}
+
+impl Done {
+    pub fn outcome(&self) -> StepOutcome {
+        StepOutcome {
+            step: self.step.clone(),
+            error: self.result.as_ref().err().map(|e| e.message.clone()),
+        }
+    }
+}
+
+/// Carry out `steps` in order, each bounded by `limit`.
+pub async fn execute<K: KernelActuator, C: CloudActuator, F: Fencer>(
+    steps: &[Step],
+    kernel: &K,
+    cloud: &C,
+    fencer: &F,
+    limit: Duration,
+) -> Vec<Done> {
+    let mut done = Vec::with_capacity(steps.len());
+    for step in steps {
+        let result = bounded(limit, run_step(step, kernel, cloud, fencer)).await;
+        let failed_acquire = result.is_err() && step.is_acquire();
+        done.push(Done {
+            step: step.clone(),
+            result,
+        });
+        if failed_acquire {
+            break;
+        }
+    }
+    done
+}
+
+async fn bounded(
+    limit: Duration,
+    fut: impl Future<Output = Result<Applied, StepError>>,
+) -> Result<Applied, StepError> {
+    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+        Err(StepError::plain(format!(
+            "no answer within {} ms",
+            limit.as_millis()
+        )))
+    })
+}
+
+async fn run_step<K: KernelActuator, C: CloudActuator, F: Fencer>(
+    step: &Step,
+    kernel: &K,
+    cloud: &C,
+    fencer: &F,
+) -> Result<Applied, StepError> {
+    let changed = |r: Result<(), StepError>| r.map(|()| Applied::Changed);
+    match step {
+        Step::AddKernel { prefix_len } => kernel.add(*prefix_len).await,
+        Step::RemoveKernel => kernel.remove().await,
+        Step::WriteClaim(c) => changed(cloud.write_claim(*c).await),
+        Step::AssignCloud => changed(cloud.assign().await),
+        Step::ReleaseCloud => changed(cloud.release().await),
+        Step::VerifyCloud => cloud.verify().await.map(|()| Applied::AlreadyDone),
+        Step::Fence { holder } => changed(fencer.fence(holder).await),
+    }
+}

@@ -1,0 +1,61 @@
+//! The observer traits, one per external system, and `gather()`, which asks them
+//! under a timeout each and turns every failure into an explicit `Unknown`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::core::observation::{CloudView, KernelView, MarkView, PgView};
+
+/// Local PostgreSQL and its repmgr metadata.
+pub trait PgSource {
+    fn observe(&mut self) -> impl Future<Output = PgReport> + Send;
+}
+
+/// What the PostgreSQL observer saw, with the details health reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgReport {
+    pub view: PgView,
+    /// The active primary according to this node's repmgr.nodes.
+    pub repmgr_primary: Option<i32>,
+    /// `pg_control_system()`'s `system_identifier`, read once per connection; None
+    /// when unknown (not connected, or the server refused to say).
+    pub system_id: Option<u64>,
+}
+
+/// The VIP on the configured interface.
+pub trait KernelSource {
+    fn observe(&self) -> impl Future<Output = KernelView> + Send;
+}
+
+/// Which ENI EC2 says holds the VIP, and the subnet's high-water marks.
+pub trait CloudSource {
+    fn observe(&self) -> impl Future<Output = CloudView> + Send;
+    fn marks(&self) -> impl Future<Output = MarkView> + Send;
+}
+
+/// Run one observer under `limit`; a timeout becomes `on_timeout`.
+pub async fn bounded<T>(
+    limit: Duration,
+    fut: impl Future<Output = T>,
+    on_timeout: impl FnOnce(String) -> T,
+) -> T {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(v) => v,
+        Err(_) => on_timeout(format!("no answer within {} ms", limit.as_millis())),
+    }
+}
+
+/// PostgreSQL and the kernel, concurrently, each under its own timeout.
+pub async fn gather_local<P: PgSource, K: KernelSource>(
+    pg: &mut P,
+    kernel: &K,
+    limit: Duration,
+) -> (PgReport, KernelView) {
+    let pg_fut = bounded(limit, pg.observe(), |r| PgReport {
+        view: PgView::Unknown(r),
+        repmgr_primary: None,
+        system_id: None,
+    });
+    let k_fut = bounded(limit, kernel.observe(), KernelView::Unknown);
+    tokio::join!(pg_fut, k_fut)
+}

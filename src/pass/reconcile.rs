@@ -1,0 +1,178 @@
+//! One pass: observe → decide → act → settle. Generic over the observer and
+//! actuator traits, so tests can drive it with fakes.
+
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+
+use crate::core::decide::{self, Eligibility, Memory, Policy};
+use crate::core::observation::{CloudView, MarkView, Observation, Tick};
+use crate::core::plan::{Event, Plan, Verdict};
+use crate::pass::act::{self, CloudActuator, Done, Fencer, KernelActuator};
+use crate::pass::observe::{self, CloudSource, KernelSource, PgSource};
+
+/// The things a pass talks to.
+pub struct World<P, K, C, F> {
+    pub pg: P,
+    pub kernel: K,
+    pub cloud: C,
+    pub fencer: F,
+}
+
+/// Per-call bounds of one pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub observe: Duration,
+    pub cloud: Duration,
+    pub step: Duration,
+}
+
+/// Everything one pass saw and did.
+#[derive(Debug, Clone)]
+pub struct PassReport {
+    pub observation: Observation,
+    pub repmgr_primary: Option<i32>,
+    pub plan: Plan,
+    pub done: Vec<Done>,
+    /// The plan's verdict, or `ActionFailed` when a step failed.
+    pub verdict: Verdict,
+    pub cloud_checked: bool,
+}
+
+impl PassReport {
+    /// Converged: nothing was left to do and the verdict is OK.
+    pub fn converged(&self) -> bool {
+        self.plan.steps.is_empty() && self.verdict.severity() == crate::core::plan::Severity::Ok
+    }
+}
+
+pub async fn pass<P, K, C, F>(
+    world: &mut World<P, K, C, F>,
+    mem: &Memory,
+    policy: &Policy,
+    limits: Limits,
+    now: Tick,
+    jitter: u32,
+) -> (PassReport, Memory)
+where
+    P: PgSource,
+    K: KernelSource + KernelActuator,
+    C: CloudSource + CloudActuator,
+    F: Fencer,
+{
+    let (pg, kernel) = observe::gather_local(&mut world.pg, &world.kernel, limits.observe).await;
+    let elig = decide::eligibility(&pg.view);
+    let due = decide::cloud_due(&elig, &kernel, mem, now, policy);
+    let marks_due = due && decide::marks_due(&elig, mem, now, policy);
+    let (cloud, marks) = match (&policy.cloud, due) {
+        (None, _) => (CloudView::Disabled, MarkView::NotRead),
+        (Some(_), false) => (CloudView::NotChecked, MarkView::NotRead),
+        (Some(_), true) => {
+            let holder = observe::bounded(limits.cloud, world.cloud.observe(), |reason| {
+                CloudView::Unknown { code: None, reason }
+            });
+            let marks = async {
+                if marks_due {
+                    observe::bounded(limits.cloud, world.cloud.marks(), |reason| {
+                        MarkView::Unknown { code: None, reason }
+                    })
+                    .await
+                } else {
+                    MarkView::NotRead
+                }
+            };
+            tokio::join!(holder, marks)
+        }
+    };
+    let observation = Observation {
+        now,
+        pg: pg.view,
+        kernel,
+        cloud,
+        marks,
+        system_id: pg.system_id,
+    };
+    let (plan, mem) = decide::decide(&observation, mem, policy, jitter);
+    for event in &plan.events {
+        log_event(event);
+    }
+    let done = act::execute(
+        &plan.steps,
+        &world.kernel,
+        &world.cloud,
+        &world.fencer,
+        limits.step,
+    )
+    .await;
+    for d in &done {
+        match &d.result {
+            Ok(applied) => {
+                info!(step = d.step.kind(), result = ?applied, "step done: {} ({applied:?})", d.step.kind())
+            }
+            Err(e) => {
+                warn!(step = d.step.kind(), error = %e.message, code = e.code.as_deref().unwrap_or(""), "step failed: {}: {}", d.step.kind(), e.message)
+            }
+        }
+    }
+    let outcomes: Vec<_> = done.iter().map(Done::outcome).collect();
+    let timeline = match &elig {
+        Eligibility::Eligible { timeline } => Some(*timeline),
+        _ => None,
+    };
+    let mem = decide::settle(&mem, &outcomes, now, policy, jitter, timeline);
+    let verdict = match done
+        .iter()
+        .find_map(|d| d.result.as_ref().err().map(|e| (d.step.kind(), e)))
+    {
+        Some((step, e)) => Verdict::ActionFailed {
+            step,
+            error: match &e.code {
+                Some(code) if !e.message.contains(code.as_str()) => {
+                    format!("{} ({code})", e.message)
+                }
+                _ => e.message.clone(),
+            },
+            needs_operator: e.needs_operator,
+            floor: plan.verdict.severity(),
+        },
+        None => plan.verdict.clone(),
+    };
+    debug!(verdict = %verdict, steps = plan.steps.len(), cloud_checked = due, "pass done");
+    (
+        PassReport {
+            observation,
+            repmgr_primary: pg.repmgr_primary,
+            plan,
+            done,
+            verdict,
+            cloud_checked: due && policy.cloud.is_some(),
+        },
+        mem,
+    )
+}
+
+fn log_event(event: &Event) {
+    match event {
+        Event::PgUnknownHoldStarted { hold_ms } => {
+            warn!(
+                hold_ms,
+                "PostgreSQL unknown: keeping whatever the kernel has until the hold runs out"
+            )
+        }
+        Event::PgUnknownHoldEnded { released: true } => {
+            warn!(
+                "PostgreSQL still unknown (or the VIP moved elsewhere): releasing the kernel address"
+            )
+        }
+        Event::PgUnknownHoldEnded { released: false } => {
+            info!("PostgreSQL known again: hold ended")
+        }
+        Event::StaleIncidentStarted { holder } => {
+            tracing::error!(holder = %holder, "stale primary: {holder} holds the VIP with an equal or higher timeline")
+        }
+        Event::StaleIncidentEnded => info!("stale-primary incident over"),
+        Event::FenceLifted { by } => {
+            info!(claim = %by, "fence lifted: this node's timeline passed the claim that fenced it ({by})")
+        }
+    }
+}

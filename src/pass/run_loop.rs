@@ -1,0 +1,352 @@
+//! The forever loop: a pass every `interval` (sooner when kicked, or while following a
+//! promotion repmgr has not recorded yet), health and sd_notify after each pass,
+//! the systemd watchdog fed while waiting between passes, SIGHUP reload, graceful then
+//! forced shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::core::decide::{FOLLOW_INTERVAL, Memory, Policy};
+use crate::core::observation::{CloudView, KernelView, PgView};
+use crate::daemon::shutdown::Shutdown;
+use crate::daemon::systemd;
+use crate::health::metrics::{Info, PassRecord};
+use crate::health::state::{HealthState, Identity, snapshot};
+use crate::pass::act::{CloudActuator, Fencer, KernelActuator};
+use crate::pass::observe::{CloudSource, KernelSource, PgSource};
+use crate::pass::reconcile::{self, Limits, World};
+
+/// The fence on disk: one small JSON file, written whole (temp file + rename).
+mod fence_file {
+    use std::path::Path;
+
+    use tracing::{error, warn};
+
+    use crate::core::decide::Fenced;
+
+    pub fn load(path: &Path) -> Option<Fenced> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                error!(path = %path.display(), error = %e, "cannot read the fence file: {e}; starting unfenced");
+                return None;
+            }
+        };
+        match serde_json::from_str(&text) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "ignoring an unreadable fence file: {e}");
+                None
+            }
+        }
+    }
+
+    pub fn save(path: &Path, fenced: Option<&Fenced>) {
+        let result = match fenced {
+            None => match std::fs::remove_file(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            },
+            Some(f) => {
+                let tmp = path.with_extension("tmp");
+                serde_json::to_vec(f)
+                    .map_err(std::io::Error::other)
+                    .and_then(|bytes| std::fs::write(&tmp, bytes))
+                    .and_then(|()| std::fs::rename(&tmp, path))
+            }
+        };
+        if let Err(e) = result {
+            error!(path = %path.display(), error = %e, "cannot write the fence file: {e} (the fence holds in memory)");
+        }
+    }
+}
+
+/// What a running loop may change on reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopConfig {
+    pub policy: Policy,
+    pub interval: Duration,
+    pub limits: Limits,
+    pub release_on_stop: bool,
+    /// Where a fence is kept across restarts (EC2 mode); `None`: memory only.
+    pub fence_file: Option<std::path::PathBuf>,
+}
+
+/// How long a pass in progress may go on after a stop was asked for.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Kicks arriving this close together are one kick.
+const KICK_DEBOUNCE: Duration = Duration::from_millis(10);
+
+/// Hands the loop a new config on SIGHUP; `Err` keeps the old one.
+pub trait Reload {
+    fn reload(&mut self) -> Result<LoopConfig, String>;
+}
+
+/// The loop's inputs besides the world.
+pub struct Control<R> {
+    pub health: Arc<HealthState>,
+    pub identity: Identity,
+    pub kicks: mpsc::Receiver<()>,
+    pub shutdown: Shutdown,
+    pub reload: R,
+    /// One message per SIGHUP (the daemon forwards the signal; tests send directly).
+    pub hangups: Option<mpsc::Receiver<()>>,
+}
+
+pub async fn run<P, K, C, F, R>(
+    world: &mut World<P, K, C, F>,
+    mut cfg: LoopConfig,
+    mut ctl: Control<R>,
+) where
+    P: PgSource + Send,
+    K: KernelSource + KernelActuator + Sync,
+    C: CloudSource + CloudActuator + Sync,
+    F: Fencer + Sync,
+    R: Reload,
+{
+    let started = Instant::now();
+    let mut mem = Memory {
+        fenced: cfg.fence_file.as_deref().and_then(fence_file::load),
+        ..Memory::default()
+    };
+    if let Some(f) = &mem.fenced {
+        error!(claim = %f.by, holder = %f.holder, "still fenced from before the restart: {} holds claim {} (clear with `vip-arbiter unfence`)", f.holder, f.by);
+    }
+    let mut passes: u64 = 0;
+    let mut last_kind = "";
+    let mut trigger = "startup";
+    // Read once: systemd sets WATCHDOG_USEC (and WATCHDOG_PID) before exec.
+    let feed_every = systemd::watchdog_feed_interval();
+    loop {
+        while ctl.kicks.try_recv().is_ok() {}
+        if ctl.health.take_unfence() {
+            // Decide afresh: look at EC2 this pass, and forget our own remembered
+            // claim (it would fence again at once; our visible mark still counts).
+            mem.cloud.settled = None;
+            mem.cloud.claimed_at = None;
+            match mem.fenced.take() {
+                Some(f) => {
+                    warn!(claim = %f.by, holder = %f.holder, "fence cleared by the operator (was: {} with claim {})", f.holder, f.by)
+                }
+                None => info!("unfence asked for, but this node is not fenced"),
+            }
+            if let Some(path) = cfg.fence_file.as_deref() {
+                fence_file::save(path, None);
+            }
+        }
+        let pass_start = Instant::now();
+        passes += 1;
+        let span = info_span!("pass", pass = passes, trigger);
+        let jitter = jitter_from(pass_start);
+        let fut = reconcile::pass(
+            world,
+            &mem,
+            &cfg.policy,
+            cfg.limits,
+            pass_start - started,
+            jitter,
+        )
+        .instrument(span);
+        let result = tokio::select! {
+            r = fut => Some(r),
+            () = abandon_after(&ctl.shutdown) => None,
+        };
+        let Some((report, next)) = result else {
+            warn!("stopping: abandoned the pass in progress");
+            break;
+        };
+        if next.fenced != mem.fenced
+            && let Some(path) = cfg.fence_file.as_deref()
+        {
+            fence_file::save(path, next.fenced.as_ref());
+        }
+        mem = next;
+        let took = pass_start.elapsed();
+        let m = &ctl.health.metrics;
+        m.pass(PassRecord {
+            started: pass_start,
+            took,
+            verdict: &report.verdict,
+            converged: report.converged(),
+            interval: cfg.interval,
+        });
+        if passes == 1 {
+            m.info(Info {
+                node_id: ctl.identity.node_id,
+                vip: ctl.identity.vip.clone(),
+                interface: ctl.identity.interface.clone(),
+                mode: if cfg.policy.cloud.is_some() {
+                    "ec2"
+                } else {
+                    "kernel-only"
+                },
+            });
+        }
+        count_observer_failures(m, &report.observation);
+        for d in &report.done {
+            let result = match &d.result {
+                Ok(crate::pass::act::Applied::Changed) => "ok",
+                Ok(crate::pass::act::Applied::AlreadyDone) => "noop",
+                Err(_) => "error",
+            };
+            m.action(d.step.kind(), result);
+        }
+        let status = report.verdict.to_string();
+        if report.verdict.kind() != last_kind {
+            info!(verdict = %status, severity = ?report.verdict.severity(), "verdict changed: {status}");
+            last_kind = report.verdict.kind();
+        }
+        let last_error = report
+            .done
+            .iter()
+            .find_map(|d| d.result.as_ref().err().map(|e| e.message.clone()));
+        ctl.health
+            .publish(snapshot(&ctl.identity, &report, took, passes, last_error));
+        if passes == 1 {
+            systemd::ready(&status);
+        }
+        systemd::pass_done(&status);
+        if ctl.shutdown.is_shutting_down() {
+            break;
+        }
+        // A promotion repmgr has not recorded yet: look again soon (decide::PROMOTION_FOLLOW).
+        let pace = if report.plan.look_again_soon {
+            cfg.interval.min(FOLLOW_INTERVAL)
+        } else {
+            cfg.interval
+        };
+        trigger = match wait_next(&mut ctl, pass_start + pace, feed_every).await {
+            Wake::Timer if report.plan.look_again_soon => "promotion-follow",
+            Wake::Timer => "timer",
+            Wake::Kick => "kick",
+            Wake::Stop => break,
+            Wake::Hangup => {
+                reload(&mut ctl.reload, &mut cfg, &status);
+                "reload"
+            }
+        };
+    }
+    systemd::stopping("stopping");
+    if cfg.release_on_stop {
+        release_on_stop(world, cfg.limits.step, &ctl.shutdown).await;
+    } else {
+        info!("stopping: keeping the kernel address as it is (on_stop = keep)");
+    }
+}
+
+enum Wake {
+    Timer,
+    Kick,
+    Stop,
+    Hangup,
+}
+
+/// Wait for the next pass's reason; meanwhile feed the watchdog every `feed_every`
+/// (the last pass fed it as it ended).
+async fn wait_next<R>(ctl: &mut Control<R>, at: Instant, feed_every: Option<Duration>) -> Wake {
+    let mut next_feed = feed_every.map(|f| Instant::now() + f);
+    loop {
+        let hangup = async {
+            match ctl.hangups.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let feed = async {
+            match next_feed {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        // Every branch but `feed` ends the wait; each is cancel-safe, so a feed
+        // loses nothing that arrived meanwhile.
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => return Wake::Timer,
+            Some(()) = ctl.kicks.recv() => {
+                tokio::time::sleep(KICK_DEBOUNCE).await;
+                return Wake::Kick;
+            }
+            () = ctl.shutdown.cancelled() => return Wake::Stop,
+            Some(()) = hangup => return Wake::Hangup,
+            () = feed => {
+                systemd::watchdog();
+                next_feed = feed_every.map(|f| Instant::now() + f);
+            }
+        }
+    }
+}
+
+/// Completes STOP_GRACE after a stop was asked for, or at once when forced.
+async fn abandon_after(shutdown: &Shutdown) {
+    shutdown.cancelled().await;
+    tokio::select! {
+        () = tokio::time::sleep(STOP_GRACE) => {}
+        () = shutdown.forced() => {}
+    }
+}
+
+fn reload<R: Reload>(r: &mut R, cfg: &mut LoopConfig, status: &str) {
+    systemd::reloading();
+    match r.reload() {
+        Ok(new) => {
+            if new != *cfg {
+                info!(?new, "configuration reloaded");
+            } else {
+                info!("configuration reloaded: nothing changed");
+            }
+            *cfg = new;
+        }
+        Err(e) => {
+            error!(error = %e, "configuration reload refused ({e}); the old configuration stays in force")
+        }
+    }
+    systemd::reloaded(status);
+}
+
+async fn release_on_stop<P, K, C, F>(
+    world: &World<P, K, C, F>,
+    limit: Duration,
+    shutdown: &Shutdown,
+) where
+    K: KernelActuator,
+{
+    let removal = tokio::time::timeout(limit, world.kernel.remove());
+    tokio::select! {
+        r = removal => match r {
+            Ok(Ok(applied)) => info!(result = ?applied, "stopping: released the kernel address (on_stop = release)"),
+            Ok(Err(e)) => error!(error = %e.message, "stopping: could not release the kernel address"),
+            Err(_) => error!("stopping: releasing the kernel address timed out"),
+        },
+        () = shutdown.forced() => warn!("stopping: forced; kernel address left as it is"),
+    }
+}
+
+fn count_observer_failures(
+    m: &crate::health::metrics::Metrics,
+    o: &crate::core::observation::Observation,
+) {
+    if matches!(o.pg, PgView::Unknown(_)) {
+        m.observer_failure("pg");
+    }
+    if matches!(o.kernel, KernelView::Unknown(_)) {
+        m.observer_failure("kernel");
+    }
+    if matches!(o.cloud, CloudView::Unknown { .. }) {
+        m.observer_failure("cloud");
+    }
+}
+
+/// Jitter for backoff: the low bits of the clock, mixed. Spread is all that matters.
+fn jitter_from(t: Instant) -> u32 {
+    let n = t.elapsed().subsec_nanos()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+    n.wrapping_mul(2_654_435_761)
+}
