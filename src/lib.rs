@@ -23,6 +23,8 @@
 //!   systemd and logging.
 //! - [`cli`]: the command line and the verbs that are not the daemon (`plan`,
 //!   `check-config`, the socket clients).
+//! - [`fuzz_checks`]: what the fuzz targets (fuzz/) check, built only for the unit
+//!   tests and with the `fuzz-checks` feature, never into the shipped binary.
 
 pub mod adapters;
 pub mod cli;

@@ -1,3 +1,5 @@
+//! Unit tests of `plan`'s report: the text of a takeover exactly, releases, unknowns, a
+//! fence, and the JSON shape (every key, always present).
 use std::time::Duration;
 
 use serde_json::{Value, json};

@@ -1,3 +1,5 @@
+//! Unit tests of the settings: defaults, every validation error's text, repmgr.conf and
+//! .pgpass fallbacks, redaction.
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;

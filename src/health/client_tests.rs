@@ -1,3 +1,5 @@
+//! Unit tests of the health socket's client: a daemon that is not running, a timeout
+//! and a malformed answer are told apart.
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

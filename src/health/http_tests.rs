@@ -1,3 +1,5 @@
+//! Unit tests of the HTTP head parser: request lines, Content-Length, line endings,
+//! limits; never a panic.
 use super::*;
 
 #[test]
