@@ -37,7 +37,8 @@ impl Role {
 pub struct Sample {
     /// Time since the sampler started (taken when the sample began).
     pub t: Duration,
-    /// ENIs holding the VIP at EC2; None without an emulator or if the query failed.
+    /// ENIs holding the VIP at EC2, read after the kernels; None without an emulator
+    /// or if the query failed.
     pub ec2: Option<Vec<String>>,
     /// Per sampled node (in the order given at start): the VIP is on its `ens5`.
     pub kernel: Vec<bool>,
@@ -88,11 +89,16 @@ impl Sampler {
             let mut next = start;
             while !flag.load(Ordering::SeqCst) && start.elapsed() < max {
                 let t = start.elapsed();
+                // The kernels first, EC2 last (fields are evaluated in the order
+                // written): a sample whose kernel has the VIP while its EC2 holder is
+                // another ENI then really saw the address before EC2 showed the move.
+                // Read the other way round, a move in between (slow under load) made a
+                // correct daemon look as if it added the address early.
                 samples.push(Sample {
                     t,
-                    ec2: ec2.as_ref().and_then(|e| e.try_holders(&vip)),
                     kernel: nodes.iter().map(|n| kernel_has(&n.ns, &vip)).collect(),
                     role: nodes.iter().map(|n| Role::of(&n.pg)).collect(),
+                    ec2: ec2.as_ref().and_then(|e| e.try_holders(&vip)),
                 });
                 next += PERIOD;
                 let now = Instant::now();
