@@ -6,6 +6,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 
 use futures_util::TryStreamExt;
+use nix::errno::Errno;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::{AddressMessageBuilder, Handle};
@@ -14,10 +15,11 @@ use crate::core::observation::KernelView;
 use crate::pass::act::{Applied, KernelActuator, StepError};
 use crate::pass::observe::KernelSource;
 
-const EEXIST: i32 = 17;
-const EADDRNOTAVAIL: i32 = 99;
-const ENODEV: i32 = 19;
-const EPERM: i32 = 1;
+// The errnos netlink answers with, as the kernel numbers them (nix has them all).
+const EEXIST: i32 = Errno::EEXIST as i32;
+const EADDRNOTAVAIL: i32 = Errno::EADDRNOTAVAIL as i32;
+const ENODEV: i32 = Errno::ENODEV as i32;
+const EPERM: i32 = Errno::EPERM as i32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {

@@ -1,11 +1,14 @@
 //! The health socket's request handling: the bytes arrive in chunks of a size the
 //! input picks, from a peer uid the input picks; the answer is always one well-formed
 //! HTTP/1.1 response, and the loop is kicked exactly when a 202 says so, which only an
-//! allowed uid can get.
+//! allowed uid can get. Then the response side of the same parser: the server's
+//! answer, read back as the clients read it, is that status and that body; and the
+//! input's bytes, read as an answer, get a verdict once the peer closes, one that
+//! reading more never changes.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::health::http::{self, Progress};
+use crate::health::http::{self, Answer, Progress};
 use crate::health::server::{self, HealthSource, MAX_BODY, MAX_HEAD};
 use crate::health::socket_access::KickAllow;
 
@@ -78,4 +81,40 @@ pub fn http(data: &[u8]) {
     if status == 202 {
         assert!(allow.allows(peer), "kick granted to {peer:?}");
     }
+    if !head_request {
+        let read_back = read_in_chunks(&out, chunk, out.len());
+        let body = String::from_utf8_lossy(&out[end..]).into_owned();
+        assert_eq!(
+            read_back,
+            Answer::Complete(http::Response { status, body }),
+            "{head}"
+        );
+    }
+    read_in_chunks(request, chunk, MAX_HEAD);
+}
+
+/// Read `bytes` as an answer, `chunk` bytes at a time, as the clients do (at most
+/// `max` bytes); what they end with.
+fn read_in_chunks(bytes: &[u8], chunk: usize, max: usize) -> Answer {
+    let mut buf = Vec::new();
+    let mut verdict = Answer::NeedMore;
+    for piece in bytes.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        verdict = http::assess_response(&buf, false, max);
+        if verdict != Answer::NeedMore {
+            break;
+        }
+    }
+    let whole = http::assess_response(bytes, true, max);
+    match (&verdict, &whole) {
+        (_, Answer::NeedMore) => panic!("no verdict once closed"),
+        (Answer::NeedMore, _) => return whole,
+        (Answer::Complete(early), Answer::Complete(late)) => assert_eq!(early, late),
+        (Answer::Malformed(_), Answer::Malformed(_)) => {}
+        (early, late) => panic!("read further, {early:?} became {late:?}"),
+    }
+    if let Answer::Complete(r) = &verdict {
+        assert!((100..600).contains(&r.status), "{}", r.status);
+    }
+    verdict
 }

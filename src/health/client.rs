@@ -4,17 +4,14 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 
-/// Largest response read; a longer one is reported as malformed.
-const MAX_RESPONSE: u64 = 4 << 20;
+pub use crate::health::http::Response;
+use crate::health::http::{self, ReadError};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    pub status: u16,
-    pub body: String,
-}
+/// Largest response read; a longer one is reported as malformed.
+const MAX_RESPONSE: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -72,50 +69,12 @@ async fn exchange(socket: &Path, method: &str, path: &str) -> Result<Response, C
         .write_all(req.as_bytes())
         .await
         .map_err(ClientError::Io)?;
-    let mut raw = Vec::new();
-    stream
-        .take(MAX_RESPONSE + 1)
-        .read_to_end(&mut raw)
+    http::read_response(&mut stream, MAX_RESPONSE)
         .await
-        .map_err(ClientError::Io)?;
-    if raw.len() as u64 > MAX_RESPONSE {
-        return Err(ClientError::Malformed("response too large"));
-    }
-    parse(&raw)
-}
-
-/// A whole `HTTP/1.x NNN reason` response; the body is cut to Content-Length and
-/// must not be shorter.
-pub(crate) fn parse(raw: &[u8]) -> Result<Response, ClientError> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or(ClientError::Malformed("no end of head"))?;
-    let head =
-        std::str::from_utf8(&raw[..end]).map_err(|_| ClientError::Malformed("head not text"))?;
-    let mut lines = head.split("\r\n");
-    let mut status_line = lines.next().unwrap_or_default().splitn(3, ' ');
-    let (Some(version), Some(code)) = (status_line.next(), status_line.next()) else {
-        return Err(ClientError::Malformed("no status line"));
-    };
-    let status = match code.parse::<u16>() {
-        Ok(s) if version.starts_with("HTTP/1.") && code.len() == 3 && (100..600).contains(&s) => s,
-        _ => return Err(ClientError::Malformed("bad status line")),
-    };
-    let mut body = &raw[end + 4..];
-    let length = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.trim().parse::<usize>());
-    match length {
-        Some(Ok(n)) if n <= body.len() => body = &body[..n],
-        Some(_) => return Err(ClientError::Malformed("body shorter than Content-Length")),
-        None => {}
-    }
-    Ok(Response {
-        status,
-        body: String::from_utf8_lossy(body).into_owned(),
-    })
+        .map_err(|e| match e {
+            ReadError::Io(e) => ClientError::Io(e),
+            ReadError::Malformed(what) => ClientError::Malformed(what),
+        })
 }
 
 #[cfg(test)]

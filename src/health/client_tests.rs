@@ -15,38 +15,6 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 #[test]
-fn parses_responses() {
-    let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").expect("ok");
-    assert_eq!((r.status, r.body.as_str()), (200, "{}"));
-    let r = parse(b"HTTP/1.0 503 Service Unavailable\r\ncontent-length:3\r\n\r\nabcdef")
-        .expect("cut to Content-Length");
-    assert_eq!((r.status, r.body.as_str()), (503, "abc"));
-    let r = parse(b"HTTP/1.1 202 Accepted\r\n\r\nno length").expect("read to close");
-    assert_eq!(r.body, "no length");
-}
-
-#[test]
-fn refuses_malformed_responses() {
-    for bad in [
-        &b""[..],
-        b"HTTP/1.1 200 OK\r\n",
-        b"garbage\r\n\r\n",
-        b"SSH-2.0 200 x\r\n\r\n",
-        b"HTTP/1.1 20 short\r\n\r\n",
-        b"HTTP/1.1 999 high\r\n\r\n",
-        b"HTTP/1.1 abc OK\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\ntruncated",
-        b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
-    ] {
-        assert!(
-            matches!(parse(bad), Err(ClientError::Malformed(_))),
-            "{:?}",
-            String::from_utf8_lossy(bad)
-        );
-    }
-}
-
-#[test]
 fn tells_not_running_timeout_and_malformed_apart() {
     rt().block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");

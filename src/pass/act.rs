@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::core::claim::Claim;
 use crate::core::decide::StepOutcome;
 use crate::core::plan::Step;
+use crate::pass::observe::bounded;
 
 /// Whether a step changed anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +82,10 @@ pub async fn execute<K: KernelActuator, C: CloudActuator, F: Fencer>(
 ) -> Vec<Done> {
     let mut done = Vec::with_capacity(steps.len());
     for step in steps {
-        let result = bounded(limit, run_step(step, kernel, cloud, fencer)).await;
+        let result = bounded(limit, run_step(step, kernel, cloud, fencer), |m| {
+            Err(StepError::plain(m))
+        })
+        .await;
         let failed_acquire = result.is_err() && step.is_acquire();
         done.push(Done {
             step: step.clone(),
@@ -92,18 +96,6 @@ pub async fn execute<K: KernelActuator, C: CloudActuator, F: Fencer>(
         }
     }
     done
-}
-
-async fn bounded(
-    limit: Duration,
-    fut: impl Future<Output = Result<Applied, StepError>>,
-) -> Result<Applied, StepError> {
-    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
-        Err(StepError::plain(format!(
-            "no answer within {} ms",
-            limit.as_millis()
-        )))
-    })
 }
 
 async fn run_step<K: KernelActuator, C: CloudActuator, F: Fencer>(

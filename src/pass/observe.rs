@@ -33,7 +33,8 @@ pub trait CloudSource {
     fn marks(&self) -> impl Future<Output = MarkView> + Send;
 }
 
-/// Run one observer under `limit`; a timeout becomes `on_timeout`.
+/// Run one observer (or, for `act::execute`, one step) under `limit`; a timeout
+/// becomes `on_timeout("no answer within N ms")`.
 pub async fn bounded<T>(
     limit: Duration,
     fut: impl Future<Output = T>,

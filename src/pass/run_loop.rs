@@ -142,7 +142,7 @@ pub async fn run<P, K, C, F, R>(
         let pass_start = Instant::now();
         passes += 1;
         let span = info_span!("pass", pass = passes, trigger);
-        let jitter = jitter_from(pass_start);
+        let jitter = jitter();
         let fut = reconcile::pass(
             world,
             &mem,
@@ -341,12 +341,12 @@ fn count_observer_failures(
     }
 }
 
-/// Jitter for backoff: the low bits of the clock, mixed. Spread is all that matters.
-fn jitter_from(t: Instant) -> u32 {
-    let n = t.elapsed().subsec_nanos()
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-    n.wrapping_mul(2_654_435_761)
+/// Jitter for backoff schedules: the low bits of the wall clock, mixed. Spread is
+/// all that matters. `core::backoff` only scales a delay by the number it is given.
+pub fn jitter() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        .wrapping_mul(2_654_435_761)
 }

@@ -10,10 +10,10 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::health::http::head_end;
+use crate::health::http;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NicIdentity {
@@ -232,7 +232,8 @@ impl Session {
     }
 
     /// One HTTP/1.1 exchange; the answer ends at its Content-Length (or at EOF
-    /// without one), so a server that keeps the connection open is fine.
+    /// without one), so a server that keeps the connection open is fine. Read and
+    /// parsed by `health::http`, the one HTTP/1.x parser.
     async fn exchange(
         &self,
         method: &str,
@@ -250,54 +251,11 @@ impl Session {
             .write_all(req.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
-        let mut raw = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let mut parsed: Option<(usize, u16, Option<usize>)> = None;
-        loop {
-            if let Some((start, status, Some(len))) = parsed
-                && raw.len() >= start + len
-            {
-                let body = String::from_utf8_lossy(&raw[start..start + len]).into_owned();
-                return Ok((status, body));
-            }
-            let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                return match parsed {
-                    Some((start, status, None)) => {
-                        Ok((status, String::from_utf8_lossy(&raw[start..]).into_owned()))
-                    }
-                    _ => Err("connection closed before a complete answer".into()),
-                };
-            }
-            raw.extend_from_slice(&chunk[..n]);
-            if raw.len() > MAX_ANSWER {
-                return Err(format!("answer larger than {MAX_ANSWER} bytes"));
-            }
-            if parsed.is_none()
-                && let Some(end) = head_end(&raw)
-            {
-                parsed = Some(parse_head(&raw[..end])?);
-            }
-        }
+        http::read_response(&mut stream, MAX_ANSWER)
+            .await
+            .map(|r| (r.status, r.body))
+            .map_err(|e| e.to_string())
     }
-}
-
-/// (body start, status, Content-Length) from a complete response head.
-fn parse_head(head: &[u8]) -> Result<(usize, u16, Option<usize>), String> {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or("malformed status line")?;
-    let len = lines.find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("content-length")
-            .then(|| v.trim().parse().ok())?
-    });
-    Ok((head.len(), status, len))
 }
 
 /// `http://host[:port][/...]` → (authority for the Host header, `host:port` to connect
@@ -324,7 +282,7 @@ fn connect_target(endpoint: &str) -> Result<(&str, String), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{connect_target, parse_head};
+    use super::connect_target;
 
     #[test]
     fn endpoints_without_a_port_use_80() {
@@ -342,14 +300,5 @@ mod tests {
         );
         assert!(t("https://169.254.169.254").is_err());
         assert!(t("http://").is_err());
-    }
-
-    #[test]
-    fn heads_give_status_and_length() {
-        let h = b"HTTP/1.1 404 Not Found\r\ncontent-length: 7\r\n\r\n";
-        assert_eq!(parse_head(h), Ok((h.len(), 404, Some(7))));
-        let h = b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\n";
-        assert_eq!(parse_head(h), Ok((h.len(), 200, None)));
-        assert!(parse_head(b"garbage\r\n\r\n").is_err());
     }
 }
