@@ -33,6 +33,7 @@ use crate::config::conninfo::PgSettings;
 use crate::core::backoff::Backoff;
 use crate::core::observation::{PgRole, PgView, RepmgrSays};
 use crate::pass::observe::{PgReport, PgSource};
+use crate::pass::run_loop::jitter;
 
 /// Reconnect schedule: 250 ms, 500 ms, 1 s, 2 s, 2 s, ... (before jitter). Short,
 /// because `pg_unknown_hold` (10 s by default) runs while we are disconnected.
@@ -226,7 +227,7 @@ impl PgObserver {
                 Err(e) => {
                     self.failures = self.failures.saturating_add(1);
                     self.next_attempt =
-                        Some(Instant::now() + RECONNECT.delay(self.failures, rand_u32()));
+                        Some(Instant::now() + RECONNECT.delay(self.failures, jitter()));
                     self.last_error = describe(&e);
                     return Err(format!("connect: {}", self.last_error));
                 }
@@ -498,15 +499,6 @@ fn describe(e: &tokio_postgres::Error) -> String {
             s
         }
     }
-}
-
-/// Jitter for the reconnect schedule; quality does not matter, spread does.
-fn rand_u32() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    nanos.wrapping_mul(2_654_435_761)
 }
 
 #[cfg(test)]
