@@ -621,3 +621,49 @@ fn redaction_follows_the_driver_grammar() {
         assert_eq!(redact_conninfo(conninfo), want, "{conninfo}");
     }
 }
+
+#[test]
+fn check_config_prints_every_key_in_file_order() {
+    let f = Fixture::new();
+    let path = f.config(
+        "prefix_len = 24\nnode_id = 3\nconninfo = \"host=/tmp user=repmgr password=pw\"\n\
+         interval = \"1500ms\"\non_stop = \"release\"\nsocket_group = \"0\"\n\
+         kick_allow = [\"root\", \"0\"]\nlog_level = \"debug\"\n[aws]\nenabled = true\n\
+         region = \"eu-west-1\"\neni_id = \"eni-0a\"\nfence_command = \"/bin/true\"\n",
+    );
+    let s = f.load(&path, &[]).expect("loads");
+    let want = format!(
+        "# from {} and VIP_ARBITER_* environment\n\
+         vip = \"10.77.0.100\"\ninterface = \"ens5\"\nprefix_len = 24\nnode_id = 3\n\
+         conninfo = \"host=/tmp user=repmgr password=********\"\ninterval = \"1500ms\"\n\
+         pg_timeout = \"2s\"\npg_unknown_hold = \"10s\"\non_stop = \"release\"\n\
+         socket = \"/run/vip-arbiter/vip-arbiter.sock\"\nsocket_mode = \"0660\"\n\
+         socket_group = \"root\"\n\
+         kick_allow = [\"root\", \"root\"]  # root and the service user are always allowed\n\
+         log_level = \"debug\"\n\n[aws]\nenabled = true\nregion = \"eu-west-1\"\n\
+         eni_id = \"eni-0a\"\nsubnet_id = (unset)\nverify_interval = \"30s\"\n\
+         cloud_unknown_hold = \"300s\"\nconsistency_bound = \"60s\"\n\
+         state_file = \"/var/lib/vip-arbiter/fence.json\"\nfence_command = \"/bin/true\"\n",
+        path.display()
+    );
+    assert_eq!(s.redacted_toml(), want);
+    let s = from_text(
+        "vip = \"10.0.1.100\"\ninterface = \"ens5\"\nnode_id = 1\nconninfo = \"user=a\"\n",
+        Vec::new(),
+    )
+    .expect("loads");
+    let text = s.redacted_toml();
+    assert!(
+        text.starts_with(
+            "# from built-in defaults and VIP_ARBITER_* environment (no config file)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nprefix_len = (from the interface's own address)\n")
+            && text.contains("\nsocket_group = (the service user's group)\n")
+            && text.contains("\nkick_allow = []  # root")
+            && text.contains("\nfence_command = (unset)\n"),
+        "{text}"
+    );
+}

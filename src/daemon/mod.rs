@@ -423,4 +423,51 @@ mod tests {
         let (a, b) = (load("one"), load("two"));
         assert!(restart_only_changes(&a, &b).is_empty());
     }
+
+    #[test]
+    fn every_restart_only_key_is_reported_and_keeps_its_running_value() {
+        let old = "vip = \"10.0.1.100\"\ninterface = \"ens5\"\nnode_id = 1\nconninfo = \"user=a\"\ninterval = \"1s\"\n";
+        let new = "vip = \"10.0.1.101\"\ninterface = \"ens6\"\nnode_id = 2\nconninfo = \"user=b\"\n\
+                   interval = \"2s\"\nsocket = \"/run/x.sock\"\nsocket_mode = \"0600\"\nsocket_group = \"0\"\n\
+                   kick_allow = [\"root\"]\nlog_level = \"debug\"\n[aws]\nenabled = true\nfence_command = \"/bin/true\"\n";
+        let (a, b) = (
+            config::from_text(old, Vec::new()).expect("loads"),
+            config::from_text(new, Vec::new()).expect("loads"),
+        );
+        assert_eq!(
+            restart_only_changes(&a, &b),
+            [
+                "vip",
+                "interface",
+                "node_id",
+                "conninfo",
+                "socket",
+                "socket_mode",
+                "socket_group",
+                "kick_allow",
+                "aws.enabled",
+                "aws.fence_command"
+            ]
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("va.toml");
+        std::fs::write(&path, new).expect("write");
+        let mut reload = FileReload {
+            path: Some(path),
+            running: a.clone(),
+            prefix_len: 24,
+            level: None,
+            pg_timeouts: None,
+        };
+        let cfg = reload.reload().expect("reloads");
+        assert_eq!(cfg.interval, Duration::from_secs(2), "applies at once");
+        assert_eq!(cfg.policy.node_id, 1);
+        assert!(cfg.policy.cloud.is_none(), "aws.enabled needs a restart");
+        let r = &reload.running;
+        assert!(restart_only_changes(&a, r).is_empty(), "{r:?}");
+        assert_eq!(
+            (r.interval, r.log_level.as_str()),
+            (Duration::from_secs(2), "debug")
+        );
+    }
 }
