@@ -1,7 +1,7 @@
 //! The raw configuration as the operator writes it, and where it comes from:
 //! built-in defaults → the TOML file → `VIP_ARBITER_*` environment (nested keys with
 //! `__`, e.g. `VIP_ARBITER_AWS__ENABLED=true`). Unknown keys are errors: a typo must
-//! not be silently ignored. `settings.rs` validates this into typed `Settings`.
+//! not be silently ignored. validate.rs turns this into typed `Settings`.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value;
 use serde::{Deserialize, Serialize};
 
+use crate::config::keys::EnvText;
 use crate::config::secret::ConninfoText;
 
 pub const DEFAULT_PATH: &str = "/etc/vip-arbiter/vip-arbiter.toml";
@@ -211,28 +212,26 @@ fn describe_kind(kind: &Kind) -> String {
     }
 }
 
-/// Environment values are text; only the keys that are numbers or booleans are
-/// converted ("0660" must stay the string a socket mode is written as, and a
-/// fence command must never be read as a TOML array).
+/// Environment values are text; `keys::KEYS` says which keys convert it (an unknown
+/// key stays text, and the merge refuses it).
 fn env_value(path: &str, text: String) -> Value {
-    match path {
-        "prefix_len" | "node_id" => text
+    match crate::config::keys::find(path).map_or(EnvText::Text, |k| k.env) {
+        EnvText::Integer => text
             .trim()
             .parse::<i64>()
             .map_or(Value::from(text), Value::from),
-        // A list in one variable: VIP_ARBITER_KICK_ALLOW="alice,monitor".
-        "kick_allow" => Value::from(
+        EnvText::List => Value::from(
             text.split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(Value::from)
                 .collect::<Vec<_>>(),
         ),
-        "aws.enabled" => match text.trim() {
+        EnvText::Bool => match text.trim() {
             "true" => Value::from(true),
             "false" => Value::from(false),
             _ => Value::from(text),
         },
-        _ => Value::from(text),
+        EnvText::Text => Value::from(text),
     }
 }
