@@ -211,3 +211,131 @@ impl Settings {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names between backticks in `text`.
+    fn quoted(text: &str) -> Vec<&str> {
+        text.split('`').skip(1).step_by(2).collect()
+    }
+
+    fn restart_only() -> Vec<&'static str> {
+        KEYS.iter()
+            .filter(|k| matches!(k.reload, OnReload::Restart { .. }))
+            .map(|k| k.name)
+            .collect()
+    }
+
+    /// docs/configuration.md: the key table's rows (the keys, the default cell).
+    fn documented_rows() -> Vec<(Vec<String>, String)> {
+        let docs = include_str!("../../docs/configuration.md");
+        docs.lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|row| {
+                let mut cells = row.split('|').skip(1);
+                let keys = quoted(cells.next().unwrap_or_default());
+                let keys = keys.into_iter().map(str::to_owned).collect();
+                (keys, cells.next().unwrap_or_default().to_owned())
+            })
+            .collect()
+    }
+
+    /// docs/configuration.md's Reload section: (what takes effect at once, what is
+    /// logged as needing a restart).
+    fn documented_reload() -> (Vec<&'static str>, Vec<&'static str>) {
+        let docs = include_str!("../../docs/configuration.md");
+        let section = docs
+            .split("\n## Reload\n")
+            .nth(1)
+            .expect("a Reload section");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        let (at_once, rest) = section
+            .split_once("take effect at once;")
+            .expect("what takes effect at once");
+        let at_once = &at_once[at_once.rfind(". ").map_or(0, |i| i + 2)..];
+        let (restart, _) = rest
+            .split_once("are logged as needing a restart")
+            .expect("what needs a restart");
+        (quoted(at_once), quoted(restart))
+    }
+
+    #[test]
+    fn the_table_is_the_raw_configs_keys_in_file_order() {
+        let raw = serde_json::to_value(crate::config::raw::RawConfig::default()).expect("json");
+        let mut fields: Vec<String> = Vec::new();
+        for (k, v) in raw.as_object().expect("object") {
+            match v.as_object() {
+                Some(table) => fields.extend(table.keys().map(|sub| format!("{k}.{sub}"))),
+                None => fields.push(k.clone()),
+            }
+        }
+        let mut names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        let mut sorted = fields.clone();
+        sorted.sort();
+        names.sort_unstable();
+        assert_eq!(names, sorted, "KEYS and RawConfig name the same keys");
+        let in_order: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        let top_then_aws: Vec<&str> = in_order
+            .iter()
+            .copied()
+            .filter(|n| !n.contains('.'))
+            .chain(in_order.iter().copied().filter(|n| n.contains('.')))
+            .collect();
+        assert_eq!(
+            in_order, top_then_aws,
+            "[aws] keys come last, as in the file"
+        );
+    }
+
+    #[test]
+    fn docs_configuration_md_lists_every_key_and_each_default() {
+        let rows = documented_rows();
+        let mut documented: Vec<&str> = rows
+            .iter()
+            .flat_map(|(keys, _)| keys.iter().map(String::as_str))
+            .collect();
+        let mut names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        documented.sort_unstable();
+        names.sort_unstable();
+        assert_eq!(documented, names, "docs/configuration.md's key table");
+        // A default written as text, a boolean or a list is in its key's default cell.
+        let raw = serde_json::to_value(crate::config::raw::RawConfig::default()).expect("json");
+        for k in KEYS {
+            let value = k
+                .name
+                .split('.')
+                .try_fold(&raw, |v, part| v.get(part))
+                .expect("a default");
+            let shown = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Array(a) if a.is_empty() => "[]".into(),
+                _ => continue,
+            };
+            let (_, cell) = rows
+                .iter()
+                .find(|(keys, _)| keys.iter().any(|d| d == k.name))
+                .expect("a row");
+            assert!(
+                cell.contains(&shown),
+                "{}: default {shown:?}, documented {cell}",
+                k.name
+            );
+        }
+    }
+
+    #[test]
+    fn docs_configuration_md_names_the_restart_only_keys() {
+        let (at_once, restart) = documented_reload();
+        assert_eq!(restart, restart_only(), "docs/configuration.md, Reload");
+        for name in at_once {
+            let key = find(name).or_else(|| find(&format!("aws.{name}")));
+            assert!(
+                key.is_some_and(|k| matches!(k.reload, OnReload::Applies)),
+                "docs/configuration.md says {name} takes effect at once"
+            );
+        }
+    }
+}

@@ -335,15 +335,8 @@ fn shipped_example_config_is_valid_and_documents_every_key() {
     let s = load_from(Some(&path), env, None).expect("the example loads");
     assert_eq!(s.vip, Ipv4Addr::new(10, 0, 1, 100));
     let text = std::fs::read_to_string(&path).expect("read example");
-    let raw = serde_json::to_value(crate::config::raw::RawConfig::default()).expect("json");
-    let mut keys: Vec<String> = Vec::new();
-    for (k, v) in raw.as_object().expect("object") {
-        match v.as_object() {
-            Some(table) => keys.extend(table.keys().map(|sub| format!("{k}__{sub}"))),
-            None => keys.push(k.clone()),
-        }
-    }
-    for key in keys {
+    for key in crate::config::keys::KEYS {
+        let key = key.name.replace('.', "__");
         let env_name = format!("VIP_ARBITER_{}", key.to_ascii_uppercase());
         assert!(
             text.contains(&env_name),
