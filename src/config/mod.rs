@@ -80,10 +80,12 @@ pub struct ConfigErrors(pub Vec<String>);
 
 impl ConfigErrors {
     pub const EXIT_CODE: i32 = 78;
+}
 
-    /// From the config loader's text, one problem a line.
-    fn from_lines(text: String) -> Self {
-        ConfigErrors(text.lines().map(str::to_owned).collect())
+/// The config loader's problems, one a line.
+impl From<raw::RawError> for ConfigErrors {
+    fn from(e: raw::RawError) -> Self {
+        ConfigErrors(e.to_string().lines().map(str::to_owned).collect())
     }
 }
 
@@ -129,7 +131,7 @@ pub fn load_from(
             }
         })
         .collect();
-    let (raw, source) = raw::load_raw(path, env).map_err(ConfigErrors::from_lines)?;
+    let (raw, source) = raw::load_raw(path, env)?;
     validate(&raw, source, env_password.as_ref(), pgpass_path)
 }
 
@@ -139,7 +141,7 @@ pub fn from_text(
     toml: &str,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Settings, ConfigErrors> {
-    let raw = raw::from_text(Some(toml), env).map_err(ConfigErrors::from_lines)?;
+    let raw = raw::from_text(Some(toml), env)?;
     validate(&raw, Source { file: None }, None, None)
 }
 

@@ -92,24 +92,56 @@ pub struct Source {
     pub file: Option<PathBuf>,
 }
 
+/// Why the sources could not be merged. Its text is one line per problem; none
+/// quotes the file (a line may hold a password).
+#[derive(Debug, thiserror::Error)]
+pub enum RawError {
+    #[error("config file {} does not exist", .0.display())]
+    NoFile(PathBuf),
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {syntax}", path.display())]
+    FileSyntax { path: PathBuf, syntax: TomlSyntax },
+    #[error(transparent)]
+    Syntax(#[from] TomlSyntax),
+    /// A key's value or name refused by the merge, one line each ("key: what").
+    #[error("{}", .0.join("\n"))]
+    Keys(Vec<String>),
+}
+
+/// A TOML syntax error: where, and toml's message without the quoted line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("TOML syntax error{at}: {message}")]
+pub struct TomlSyntax {
+    /// " at line L, column C", or empty.
+    at: String,
+    message: String,
+}
+
 /// Merge the sources. A missing default file is fine (defaults + environment); a
 /// missing file named with `--config` is an error. `env` is injected for tests.
 pub fn load_raw(
     explicit: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(RawConfig, Source), String> {
+) -> Result<(RawConfig, Source), RawError> {
     let file = match explicit {
-        Some(p) if !p.exists() => {
-            return Err(format!("config file {} does not exist", p.display()));
-        }
+        Some(p) if !p.exists() => return Err(RawError::NoFile(p.to_owned())),
         Some(p) => Some(p.to_owned()),
         None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.exists()),
     };
     let text = match &file {
         Some(f) => {
-            let text = crate::config::small_file::read(f)
-                .map_err(|e| format!("cannot read config file {}: {e}", f.display()))?;
-            check_toml(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+            let text = crate::config::small_file::read(f).map_err(|source| RawError::Read {
+                path: f.clone(),
+                source,
+            })?;
+            check_toml(&text).map_err(|syntax| RawError::FileSyntax {
+                path: f.clone(),
+                syntax,
+            })?;
             Some(text)
         }
         None => None,
@@ -123,7 +155,7 @@ pub fn load_raw(
 pub fn from_text(
     toml: Option<&str>,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<RawConfig, String> {
+) -> Result<RawConfig, RawError> {
     if let Some(text) = toml {
         check_toml(text)?;
     }
@@ -135,7 +167,7 @@ pub fn from_text(
 fn merge(
     toml: Option<&str>,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<RawConfig, String> {
+) -> Result<RawConfig, RawError> {
     let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
     if let Some(text) = toml {
         fig = fig.merge(Toml::string(text));
@@ -148,7 +180,8 @@ fn merge(
         fig = fig.merge(Serialized::default(&path, env_value(&path, value)));
     }
     fig.extract().map_err(|e| {
-        e.into_iter()
+        let lines = e
+            .into_iter()
             .map(|one| {
                 let key = one.path.join(".");
                 let what = describe_kind(&one.kind);
@@ -158,8 +191,8 @@ fn merge(
                     format!("{key}: {what}")
                 })
             })
-            .collect::<Vec<_>>()
-            .join("\n")
+            .collect();
+        RawError::Keys(lines)
     })
 }
 
@@ -182,7 +215,7 @@ fn one_line(line: String) -> String {
 
 /// A TOML syntax error as "line L, column C: what", never quoting the file: the
 /// line may be `conninfo = "... password=..."` (toml's own message prints it).
-fn check_toml(text: &str) -> Result<(), String> {
+fn check_toml(text: &str) -> Result<(), TomlSyntax> {
     let Err(e) = text.parse::<toml::Table>() else {
         return Ok(());
     };
@@ -192,10 +225,10 @@ fn check_toml(text: &str) -> Result<(), String> {
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         format!(" at line {line}, column {column}")
     });
-    Err(format!(
-        "TOML syntax error{at}: {}",
-        e.message().trim().replace('\n', "; ")
-    ))
+    Err(TomlSyntax {
+        at,
+        message: e.message().trim().replace('\n', "; "),
+    })
 }
 
 /// A deserialisation problem, without the offending value when it is text (figment

@@ -42,7 +42,7 @@ pub fn format_duration(d: Duration) -> String {
 struct Problems(Vec<String>);
 
 impl Problems {
-    fn take<T>(&mut self, key: &str, r: Result<T, String>) -> Option<T> {
+    fn take<T>(&mut self, key: &str, r: Result<T, impl std::fmt::Display>) -> Option<T> {
         r.map_err(|e| self.0.push(format!("{key}: {e}"))).ok()
     }
     fn duration(&mut self, key: &str, v: &str, min: Duration, max: Duration) -> Option<Duration> {
@@ -72,14 +72,17 @@ pub(super) fn validate(
     let mut p = Problems(Vec::new());
     let mut warnings = Vec::new();
     let vip = match &raw.vip {
-        None => p.take::<Ipv4Addr>("vip", Err("is required (the virtual IPv4 address)".into())),
+        None => p.take::<Ipv4Addr>(
+            "vip",
+            Err("is required (the virtual IPv4 address)".to_owned()),
+        ),
         Some(v) => p.take(
             "vip",
             Ipv4Addr::from_str(v.trim()).map_err(|_| format!("{v:?} is not an IPv4 address")),
         ),
     };
     let interface = match &raw.interface {
-        None => p.take::<String>("interface", Err("is required (e.g. \"ens5\")".into())),
+        None => p.take::<String>("interface", Err("is required (e.g. \"ens5\")".to_owned())),
         Some(i) if i.is_empty() || i.len() > 15 || i.contains(['/', ' ', '\t', ':']) => p
             .take::<String>(
                 "interface",

@@ -35,16 +35,17 @@ pub enum StartupError {
     #[error("kernel: {0}")]
     Kernel(#[from] KernelError),
     #[error("health socket: {0}")]
-    Socket(String),
+    Socket(#[from] server::SocketError),
     #[error("signals: {0}")]
-    Signals(std::io::Error),
+    Signals(#[source] std::io::Error),
+    /// The EC2 set-up's reason, as it words it.
     #[error("EC2: {0}")]
     Cloud(String),
+    /// A start-up self-test line naming what is not this node's.
     #[error("configuration: {0}")]
     Config(String),
 }
 
-/// Per-call bound of EC2 calls and actions; EC2 retries inside the SDK.
 impl StartupError {
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -54,6 +55,7 @@ impl StartupError {
     }
 }
 
+/// Per-call bound of EC2 calls and actions; EC2 retries inside the SDK.
 pub const CLOUD_CALL_LIMIT: Duration = Duration::from_secs(5);
 
 /// The loop's settings from the validated config.
@@ -108,8 +110,7 @@ pub async fn run(
         s.socket_mode,
         s.socket_group.as_ref().map(|g| g.id),
     )
-    .await
-    .map_err(|e| StartupError::Socket(e.to_string()))?;
+    .await?;
     let server = tokio::spawn(server::serve(
         listener,
         health.clone(),
