@@ -77,10 +77,8 @@ pub fn resolve_with(
 /// The config's first problem as one line, or None when it validates.
 fn problem(file: &Path, explicit: Option<&Path>, env: Vec<(String, String)>) -> Option<String> {
     if !file.exists() {
-        return Some(one_line(&format!(
-            "config file {} does not exist",
-            file.display()
-        )));
+        let missing = crate::config::raw::RawError::NoFile(file.to_owned());
+        return Some(one_line(&missing.to_string()));
     }
     let errors = match config::load_from(
         Some(explicit.unwrap_or(file)),

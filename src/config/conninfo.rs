@@ -104,6 +104,20 @@ impl PgSettings {
     }
 }
 
+/// Why a conninfo was refused. None of them quotes the text (it may hold a password).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConninfoError {
+    /// The driver's reason, reworded so that it quotes nothing (`parse_error`).
+    #[error("cannot parse: {0}; expected libpq key=value pairs or a postgres:// URI")]
+    Parse(String),
+    #[error("no user: add user=... (the repmgr superuser is recommended)")]
+    NoUser,
+    #[error(
+        "sslmode=require is not supported: vip-arbiter talks to the local server without TLS (use a unix socket or sslmode=prefer/disable)"
+    )]
+    SslRequire,
+}
+
 /// Parse `conninfo`. The password is, as in libpq: the conninfo's own, else
 /// `env_password` (`PGPASSWORD`), else the first matching `.pgpass` line.
 pub(crate) fn pg_config(
@@ -112,13 +126,9 @@ pub(crate) fn pg_config(
     env_password: Option<&Secret>,
     pgpass_path: Option<PathBuf>,
     warnings: &mut Vec<String>,
-) -> Result<PgSettings, String> {
-    let mut cfg = tokio_postgres::Config::from_str(conninfo).map_err(|e| {
-        format!(
-            "cannot parse: {}; expected libpq key=value pairs or a postgres:// URI",
-            parse_error(&e)
-        )
-    })?;
+) -> Result<PgSettings, ConninfoError> {
+    let mut cfg = tokio_postgres::Config::from_str(conninfo)
+        .map_err(|e| ConninfoError::Parse(parse_error(&e)))?;
     if cfg.get_hosts().is_empty() {
         cfg.host_path("/var/run/postgresql");
     }
@@ -126,10 +136,10 @@ pub(crate) fn pg_config(
         cfg.port(5432);
     }
     let Some(user) = cfg.get_user().map(str::to_owned) else {
-        return Err("no user: add user=... (the repmgr superuser is recommended)".into());
+        return Err(ConninfoError::NoUser);
     };
     if matches!(cfg.get_ssl_mode(), SslMode::Require) {
-        return Err("sslmode=require is not supported: vip-arbiter talks to the local server without TLS (use a unix socket or sslmode=prefer/disable)".into());
+        return Err(ConninfoError::SslRequire);
     }
     if cfg.get_connect_timeout().is_none()
         && let Some(t) = pg_timeout

@@ -1,7 +1,7 @@
 //! The raw configuration as the operator writes it, and where it comes from:
 //! built-in defaults → the TOML file → `VIP_ARBITER_*` environment (nested keys with
 //! `__`, e.g. `VIP_ARBITER_AWS__ENABLED=true`). Unknown keys are errors: a typo must
-//! not be silently ignored. `settings.rs` validates this into typed `Settings`.
+//! not be silently ignored. validate.rs turns this into typed `Settings`.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value;
 use serde::{Deserialize, Serialize};
 
+use crate::config::keys::EnvText;
 use crate::config::secret::ConninfoText;
 
 pub const DEFAULT_PATH: &str = "/etc/vip-arbiter/vip-arbiter.toml";
@@ -91,24 +92,56 @@ pub struct Source {
     pub file: Option<PathBuf>,
 }
 
+/// Why the sources could not be merged. Its text is one line per problem; none
+/// quotes the file (a line may hold a password).
+#[derive(Debug, thiserror::Error)]
+pub enum RawError {
+    #[error("config file {} does not exist", .0.display())]
+    NoFile(PathBuf),
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {syntax}", path.display())]
+    FileSyntax { path: PathBuf, syntax: TomlSyntax },
+    #[error(transparent)]
+    Syntax(#[from] TomlSyntax),
+    /// A key's value or name refused by the merge, one line each ("key: what").
+    #[error("{}", .0.join("\n"))]
+    Keys(Vec<String>),
+}
+
+/// A TOML syntax error: where, and toml's message without the quoted line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("TOML syntax error{at}: {message}")]
+pub struct TomlSyntax {
+    /// " at line L, column C", or empty.
+    at: String,
+    message: String,
+}
+
 /// Merge the sources. A missing default file is fine (defaults + environment); a
 /// missing file named with `--config` is an error. `env` is injected for tests.
 pub fn load_raw(
     explicit: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(RawConfig, Source), String> {
+) -> Result<(RawConfig, Source), RawError> {
     let file = match explicit {
-        Some(p) if !p.exists() => {
-            return Err(format!("config file {} does not exist", p.display()));
-        }
+        Some(p) if !p.exists() => return Err(RawError::NoFile(p.to_owned())),
         Some(p) => Some(p.to_owned()),
         None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.exists()),
     };
     let text = match &file {
         Some(f) => {
-            let text = crate::config::small_file::read(f)
-                .map_err(|e| format!("cannot read config file {}: {e}", f.display()))?;
-            check_toml(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+            let text = crate::config::small_file::read(f).map_err(|source| RawError::Read {
+                path: f.clone(),
+                source,
+            })?;
+            check_toml(&text).map_err(|syntax| RawError::FileSyntax {
+                path: f.clone(),
+                syntax,
+            })?;
             Some(text)
         }
         None => None,
@@ -122,7 +155,7 @@ pub fn load_raw(
 pub fn from_text(
     toml: Option<&str>,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<RawConfig, String> {
+) -> Result<RawConfig, RawError> {
     if let Some(text) = toml {
         check_toml(text)?;
     }
@@ -134,7 +167,7 @@ pub fn from_text(
 fn merge(
     toml: Option<&str>,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<RawConfig, String> {
+) -> Result<RawConfig, RawError> {
     let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
     if let Some(text) = toml {
         fig = fig.merge(Toml::string(text));
@@ -147,7 +180,8 @@ fn merge(
         fig = fig.merge(Serialized::default(&path, env_value(&path, value)));
     }
     fig.extract().map_err(|e| {
-        e.into_iter()
+        let lines = e
+            .into_iter()
             .map(|one| {
                 let key = one.path.join(".");
                 let what = describe_kind(&one.kind);
@@ -157,8 +191,8 @@ fn merge(
                     format!("{key}: {what}")
                 })
             })
-            .collect::<Vec<_>>()
-            .join("\n")
+            .collect();
+        RawError::Keys(lines)
     })
 }
 
@@ -181,7 +215,7 @@ fn one_line(line: String) -> String {
 
 /// A TOML syntax error as "line L, column C: what", never quoting the file: the
 /// line may be `conninfo = "... password=..."` (toml's own message prints it).
-fn check_toml(text: &str) -> Result<(), String> {
+fn check_toml(text: &str) -> Result<(), TomlSyntax> {
     let Err(e) = text.parse::<toml::Table>() else {
         return Ok(());
     };
@@ -191,10 +225,10 @@ fn check_toml(text: &str) -> Result<(), String> {
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         format!(" at line {line}, column {column}")
     });
-    Err(format!(
-        "TOML syntax error{at}: {}",
-        e.message().trim().replace('\n', "; ")
-    ))
+    Err(TomlSyntax {
+        at,
+        message: e.message().trim().replace('\n', "; "),
+    })
 }
 
 /// A deserialisation problem, without the offending value when it is text (figment
@@ -211,28 +245,26 @@ fn describe_kind(kind: &Kind) -> String {
     }
 }
 
-/// Environment values are text; only the keys that are numbers or booleans are
-/// converted ("0660" must stay the string a socket mode is written as, and a
-/// fence command must never be read as a TOML array).
+/// Environment values are text; `keys::KEYS` says which keys convert it (an unknown
+/// key stays text, and the merge refuses it).
 fn env_value(path: &str, text: String) -> Value {
-    match path {
-        "prefix_len" | "node_id" => text
+    match crate::config::keys::find(path).map_or(EnvText::Text, |k| k.env) {
+        EnvText::Integer => text
             .trim()
             .parse::<i64>()
             .map_or(Value::from(text), Value::from),
-        // A list in one variable: VIP_ARBITER_KICK_ALLOW="alice,monitor".
-        "kick_allow" => Value::from(
+        EnvText::List => Value::from(
             text.split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(Value::from)
                 .collect::<Vec<_>>(),
         ),
-        "aws.enabled" => match text.trim() {
+        EnvText::Bool => match text.trim() {
             "true" => Value::from(true),
             "false" => Value::from(false),
             _ => Value::from(text),
         },
-        _ => Value::from(text),
+        EnvText::Text => Value::from(text),
     }
 }

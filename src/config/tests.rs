@@ -10,6 +10,16 @@ struct Fixture {
     dir: tempfile::TempDir,
 }
 
+/// The one way the tests write a config file: the required keys (`vip`,
+/// `interface`, `repmgr_config` naming the fixture's repmgr.conf), each of which may
+/// be replaced, then any other lines.
+struct ConfigFile<'f> {
+    fixture: &'f Fixture,
+    name: String,
+    required: Vec<(&'static str, String)>,
+    extra: String,
+}
+
 impl Fixture {
     fn new() -> Self {
         Fixture {
@@ -22,22 +32,26 @@ impl Fixture {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         p
     }
-    /// A config file with the required keys plus `extra`.
-    fn config(&self, extra: &str) -> PathBuf {
-        self.config_named("vip-arbiter.toml", extra)
-    }
-    fn config_named(&self, name: &str, extra: &str) -> PathBuf {
+    /// vip-arbiter.toml, with a repmgr.conf for node 2 with a conninfo.
+    fn file(&self) -> ConfigFile<'_> {
         let repmgr = self.write(
             "repmgr.conf",
             "node_id=2\nnode_name='node2'\nconninfo='host=/tmp/sock port=5433 user=repmgr dbname=repmgr'\n",
         );
-        self.write(
-            name,
-            &format!(
-                "vip = \"10.77.0.100\"\ninterface = \"ens5\"\nrepmgr_config = {:?}\n{extra}",
-                repmgr.display().to_string()
-            ),
-        )
+        ConfigFile {
+            fixture: self,
+            name: "vip-arbiter.toml".into(),
+            required: vec![
+                ("vip", "vip = \"10.77.0.100\"".into()),
+                ("interface", "interface = \"ens5\"".into()),
+                ("repmgr_config", repmgr_line(&repmgr)),
+            ],
+            extra: String::new(),
+        }
+    }
+    /// A config file with the required keys plus `extra`.
+    fn config(&self, extra: &str) -> PathBuf {
+        self.file().set(extra).write()
     }
     fn load(&self, path: &Path, env: &[(&str, &str)]) -> Result<Settings, ConfigErrors> {
         let env: Vec<(String, String)> = env
@@ -45,6 +59,39 @@ impl Fixture {
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect();
         load_from(Some(path), env, Some(self.dir.path().join("pgpass")))
+    }
+}
+
+fn repmgr_line(path: &Path) -> String {
+    format!("repmgr_config = {:?}", path.display().to_string())
+}
+
+impl ConfigFile<'_> {
+    fn named(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+    /// `text` replaces the required key it starts with (`vip = "x"`); any other
+    /// text goes after the required keys.
+    fn set(mut self, text: &str) -> Self {
+        let key = text.split([' ', '\n']).next().unwrap_or_default();
+        match self.required.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, line)) => *line = text.trim_end().to_owned(),
+            None => self.extra.push_str(text),
+        }
+        self
+    }
+    fn repmgr(self, path: &Path) -> Self {
+        self.set(&repmgr_line(path))
+    }
+    fn write(self) -> PathBuf {
+        let mut text: String = self
+            .required
+            .iter()
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        text.push_str(&self.extra);
+        self.fixture.write(&self.name, &text)
     }
 }
 
@@ -117,108 +164,89 @@ fn repmgr_conf_supplies_node_id_and_conninfo() {
     assert_eq!(s.pg.config.get_ports(), &[5432], "default port");
 }
 
+/// (a line for the config file, a fragment of the one error it must cause).
+const RULES: &[(&str, &str)] = &[
+    (
+        "vip = \"10.0.0.300\"\n",
+        "vip: \"10.0.0.300\" is not an IPv4 address",
+    ),
+    (
+        "interface = \"way-too-long-name0\"\n",
+        "interface: \"way-too-long-name0\" is not a valid interface name",
+    ),
+    ("prefix_len = 33\n", "prefix_len: 33 is outside 1..=32"),
+    (
+        "interval = \"10ms\"\n",
+        "interval: 10ms is outside 100ms..=60s",
+    ),
+    ("interval = \"5\"\n", "interval: \"5\" has no unit"),
+    (
+        "pg_timeout = \"2 parsecs\"\n",
+        "pg_timeout: \"2 parsecs\" has an unknown unit",
+    ),
+    (
+        "pg_unknown_hold = \"2h\"\n",
+        "pg_unknown_hold: 2h is outside 0s..=3600s",
+    ),
+    (
+        "on_stop = \"drop\"\n",
+        "on_stop: \"drop\" must be \"keep\" or \"release\"",
+    ),
+    (
+        "socket = \"relative.sock\"\n",
+        "socket: \"relative.sock\" must be an absolute path",
+    ),
+    (
+        "socket_mode = \"rw\"\n",
+        "socket_mode: \"rw\" is not an octal mode",
+    ),
+    (
+        "socket_group = \"no-such-group-va\"\n",
+        "socket_group: no group named \"no-such-group-va\"",
+    ),
+    (
+        "kick_allow = [\"root\", \"no-such-user-va\"]\n",
+        "kick_allow: no user named \"no-such-user-va\"",
+    ),
+    (
+        "log_level = \"loud\"\n",
+        "log_level: \"loud\" must be error, warn, info, debug or trace",
+    ),
+    ("node_id = 0\n", "node_id: \"0\" is not a positive integer"),
+    ("conninfo = \"host=/tmp dbname=x\"\n", "conninfo: no user"),
+    (
+        "conninfo = \"user=a sslmode=require\"\n",
+        "conninfo: sslmode=require is not supported",
+    ),
+    ("conninfo = \"nonsense\"\n", "conninfo: cannot parse"),
+    (
+        "repmgr_config = \"/nonexistent/repmgr.conf\"\n",
+        "repmgr_config: cannot read /nonexistent/repmgr.conf",
+    ),
+    (
+        "[aws]\neni_id = \"eni-xyz\"\n",
+        "aws.eni_id: \"eni-xyz\" does not look like eni-<hex>",
+    ),
+    (
+        "[aws]\nsubnet_id = \"sub-1\"\n",
+        "aws.subnet_id: \"sub-1\" does not look like subnet-<hex>",
+    ),
+    (
+        "[aws]\nverify_interval = \"1s\"\n",
+        "aws.verify_interval: 1s is outside 5s..=3600s",
+    ),
+    (
+        "[aws]\nfence_command = \" \"\n",
+        "aws.fence_command: is empty",
+    ),
+    ("colour = \"blue\"\n", "unknown field: found `colour`"),
+];
+
 #[test]
 fn each_rule_has_its_error_and_all_are_reported_at_once() {
     let f = Fixture::new();
-    let cases: &[(&str, &str)] = &[
-        (
-            "vip = \"10.0.0.300\"\n",
-            "vip: \"10.0.0.300\" is not an IPv4 address",
-        ),
-        (
-            "interface = \"way-too-long-name0\"\n",
-            "interface: \"way-too-long-name0\" is not a valid interface name",
-        ),
-        ("prefix_len = 33\n", "prefix_len: 33 is outside 1..=32"),
-        (
-            "interval = \"10ms\"\n",
-            "interval: 10ms is outside 100ms..=60s",
-        ),
-        ("interval = \"5\"\n", "interval: \"5\" has no unit"),
-        (
-            "pg_timeout = \"2 parsecs\"\n",
-            "pg_timeout: \"2 parsecs\" has an unknown unit",
-        ),
-        (
-            "pg_unknown_hold = \"2h\"\n",
-            "pg_unknown_hold: 2h is outside 0s..=3600s",
-        ),
-        (
-            "on_stop = \"drop\"\n",
-            "on_stop: \"drop\" must be \"keep\" or \"release\"",
-        ),
-        (
-            "socket = \"relative.sock\"\n",
-            "socket: \"relative.sock\" must be an absolute path",
-        ),
-        (
-            "socket_mode = \"rw\"\n",
-            "socket_mode: \"rw\" is not an octal mode",
-        ),
-        (
-            "socket_group = \"no-such-group-va\"\n",
-            "socket_group: no group named \"no-such-group-va\"",
-        ),
-        (
-            "kick_allow = [\"root\", \"no-such-user-va\"]\n",
-            "kick_allow: no user named \"no-such-user-va\"",
-        ),
-        (
-            "log_level = \"loud\"\n",
-            "log_level: \"loud\" must be error, warn, info, debug or trace",
-        ),
-        ("node_id = 0\n", "node_id: \"0\" is not a positive integer"),
-        ("conninfo = \"host=/tmp dbname=x\"\n", "conninfo: no user"),
-        (
-            "conninfo = \"user=a sslmode=require\"\n",
-            "conninfo: sslmode=require is not supported",
-        ),
-        ("conninfo = \"nonsense\"\n", "conninfo: cannot parse"),
-        (
-            "repmgr_config = \"/nonexistent/repmgr.conf\"\n",
-            "repmgr_config: cannot read /nonexistent/repmgr.conf",
-        ),
-        (
-            "[aws]\neni_id = \"eni-xyz\"\n",
-            "aws.eni_id: \"eni-xyz\" does not look like eni-<hex>",
-        ),
-        (
-            "[aws]\nsubnet_id = \"sub-1\"\n",
-            "aws.subnet_id: \"sub-1\" does not look like subnet-<hex>",
-        ),
-        (
-            "[aws]\nverify_interval = \"1s\"\n",
-            "aws.verify_interval: 1s is outside 5s..=3600s",
-        ),
-        (
-            "[aws]\nfence_command = \" \"\n",
-            "aws.fence_command: is empty",
-        ),
-        ("colour = \"blue\"\n", "unknown field: found `colour`"),
-    ];
-    let repmgr = f.config("");
-    let repmgr = repmgr.with_file_name("repmgr.conf");
-    for (extra, want) in cases {
-        let (top, aws) = match extra.strip_prefix("[aws]\n") {
-            Some(a) => ("", a),
-            None => (*extra, ""),
-        };
-        let overridden = |key: &str| top.starts_with(&format!("{key} "));
-        let mut text = String::from(top);
-        for (key, line) in [
-            ("vip", "vip = \"10.77.0.100\"".to_owned()),
-            ("interface", "interface = \"ens5\"".to_owned()),
-            (
-                "repmgr_config",
-                format!("repmgr_config = {:?}", repmgr.display().to_string()),
-            ),
-        ] {
-            if !overridden(key) {
-                text.push_str(&format!("{line}\n"));
-            }
-        }
-        text.push_str(&format!("[aws]\n{aws}"));
-        let path = f.write("case.toml", &text);
+    for (extra, want) in RULES {
+        let path = f.file().named("case.toml").set(extra).write();
         let errs = errors(f.load(&path, &[]));
         assert!(
             errs.iter().any(|e| e.contains(want)),
@@ -226,13 +254,12 @@ fn each_rule_has_its_error_and_all_are_reported_at_once() {
         );
     }
     let empty = f.write("empty-repmgr.conf", "");
-    let path = f.write(
-        "many.toml",
-        &format!(
-            "vip = \"x\"\ninterface = \"a/b\"\nrepmgr_config = {:?}\non_stop = \"no\"\n",
-            empty.display().to_string()
-        ),
-    );
+    let path = (f.file().named("many.toml"))
+        .set("vip = \"x\"")
+        .set("interface = \"a/b\"")
+        .repmgr(&empty)
+        .set("on_stop = \"no\"\n")
+        .write();
     let errs = errors(f.load(&path, &[]));
     assert!(errs.len() >= 5, "all problems at once: {errs:?}");
     assert!(
@@ -337,15 +364,8 @@ fn shipped_example_config_is_valid_and_documents_every_key() {
     let s = load_from(Some(&path), env, None).expect("the example loads");
     assert_eq!(s.vip, Ipv4Addr::new(10, 0, 1, 100));
     let text = std::fs::read_to_string(&path).expect("read example");
-    let raw = serde_json::to_value(crate::config::raw::RawConfig::default()).expect("json");
-    let mut keys: Vec<String> = Vec::new();
-    for (k, v) in raw.as_object().expect("object") {
-        match v.as_object() {
-            Some(table) => keys.extend(table.keys().map(|sub| format!("{k}__{sub}"))),
-            None => keys.push(k.clone()),
-        }
-    }
-    for key in keys {
+    for key in crate::config::keys::KEYS {
+        let key = key.name.replace('.', "__");
         let env_name = format!("VIP_ARBITER_{}", key.to_ascii_uppercase());
         assert!(
             text.contains(&env_name),
@@ -412,12 +432,11 @@ fn shown(r: &Result<Settings, ConfigErrors>) -> String {
     }
 }
 
-#[test]
-fn no_planted_password_in_any_error_or_debug_output() {
-    const PW: &str = "Ag7-planted-pw";
-    let f = Fixture::new();
-    // (config file lines, whether it must load)
-    let cases: Vec<(String, bool)> = vec![
+const PW: &str = "Ag7-planted-pw";
+
+/// (config file lines holding `PW`, whether the file must load).
+fn planted_password_cases() -> Vec<(String, bool)> {
+    vec![
         (
             format!("conninfo = \"host=/tmp user=a password={PW}\"\n"),
             true,
@@ -474,7 +493,13 @@ fn no_planted_password_in_any_error_or_debug_output() {
         (format!("node_id = \"{PW}\"\n"), false),
         (format!("prefix_len = \"{PW}\"\n"), false),
         (format!("[aws]\nenabled = \"{PW}\"\n"), false),
-    ];
+    ]
+}
+
+#[test]
+fn no_planted_password_in_any_error_or_debug_output() {
+    let f = Fixture::new();
+    let cases = planted_password_cases();
     for (extra, loads) in &cases {
         let r = f.load(&f.config(extra), &[]);
         assert_eq!(r.is_ok(), *loads, "{extra:?}: {}", shown(&r));
@@ -538,13 +563,7 @@ fn repmgr_conf_errors_never_quote_its_lines() {
         format!("node_id=2\nconninfo='user=repmgr password={PW}\n"),
     ] {
         let rc = f.write("broken-repmgr.conf", &repmgr);
-        let path = f.write(
-            "uses-broken.toml",
-            &format!(
-                "vip = \"10.77.0.100\"\ninterface = \"ens5\"\nrepmgr_config = {:?}\n",
-                rc.display().to_string()
-            ),
-        );
+        let path = f.file().named("uses-broken.toml").repmgr(&rc).write();
         let errs = errors(f.load(&path, &[]));
         assert!(
             errs.iter().any(|e| e.starts_with("repmgr_config: ")),
@@ -562,9 +581,9 @@ fn password_sources_in_libpq_order_and_none_shown() {
     let f = Fixture::new();
     f.write("pgpass", &format!("*:*:*:*:{PW_FILE}\n"));
     let base = f.config("");
-    let with_pw = f.config_named("with-pw.toml", &format!(
+    let with_pw = f.file().named("with-pw.toml").set(&format!(
         "conninfo = \"host=/tmp/sock port=5433 user=repmgr dbname=repmgr password={PW_CONNINFO}\"\n"
-    ));
+    )).write();
     let cases = [
         (&with_pw, vec![("PGPASSWORD", PW_ENV)], PW_CONNINFO),
         (&base, vec![("PGPASSWORD", PW_ENV)], PW_ENV),
@@ -622,4 +641,50 @@ fn redaction_follows_the_driver_grammar() {
     ] {
         assert_eq!(redact_conninfo(conninfo), want, "{conninfo}");
     }
+}
+
+#[test]
+fn check_config_prints_every_key_in_file_order() {
+    let f = Fixture::new();
+    let path = f.config(
+        "prefix_len = 24\nnode_id = 3\nconninfo = \"host=/tmp user=repmgr password=pw\"\n\
+         interval = \"1500ms\"\non_stop = \"release\"\nsocket_group = \"0\"\n\
+         kick_allow = [\"root\", \"0\"]\nlog_level = \"debug\"\n[aws]\nenabled = true\n\
+         region = \"eu-west-1\"\neni_id = \"eni-0a\"\nfence_command = \"/bin/true\"\n",
+    );
+    let s = f.load(&path, &[]).expect("loads");
+    let want = format!(
+        "# from {} and VIP_ARBITER_* environment\n\
+         vip = \"10.77.0.100\"\ninterface = \"ens5\"\nprefix_len = 24\nnode_id = 3\n\
+         conninfo = \"host=/tmp user=repmgr password=********\"\ninterval = \"1500ms\"\n\
+         pg_timeout = \"2s\"\npg_unknown_hold = \"10s\"\non_stop = \"release\"\n\
+         socket = \"/run/vip-arbiter/vip-arbiter.sock\"\nsocket_mode = \"0660\"\n\
+         socket_group = \"root\"\n\
+         kick_allow = [\"root\", \"root\"]  # root and the service user are always allowed\n\
+         log_level = \"debug\"\n\n[aws]\nenabled = true\nregion = \"eu-west-1\"\n\
+         eni_id = \"eni-0a\"\nsubnet_id = (unset)\nverify_interval = \"30s\"\n\
+         cloud_unknown_hold = \"300s\"\nconsistency_bound = \"60s\"\n\
+         state_file = \"/var/lib/vip-arbiter/fence.json\"\nfence_command = \"/bin/true\"\n",
+        path.display()
+    );
+    assert_eq!(s.redacted_toml(), want);
+    let s = from_text(
+        "vip = \"10.0.1.100\"\ninterface = \"ens5\"\nnode_id = 1\nconninfo = \"user=a\"\n",
+        Vec::new(),
+    )
+    .expect("loads");
+    let text = s.redacted_toml();
+    assert!(
+        text.starts_with(
+            "# from built-in defaults and VIP_ARBITER_* environment (no config file)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nprefix_len = (from the interface's own address)\n")
+            && text.contains("\nsocket_group = (the service user's group)\n")
+            && text.contains("\nkick_allow = []  # root")
+            && text.contains("\nfence_command = (unset)\n"),
+        "{text}"
+    );
 }

@@ -2,6 +2,7 @@
 //! settings, start the health socket, run the loop until shutdown.
 
 pub mod logging;
+pub mod reload;
 pub mod shutdown;
 pub mod systemd;
 
@@ -14,18 +15,19 @@ use tracing::{info, warn};
 use crate::adapters::ec2::Ec2;
 use crate::adapters::fence::ShellFence;
 use crate::adapters::netlink::{KernelError, Netlink};
-use crate::adapters::postgres::{PgObserver, PgTimeouts, TimeoutsHandle};
-use crate::config::{self, OnStop, Settings};
+use crate::adapters::postgres::{PgObserver, PgTimeouts};
+use crate::config::{OnStop, Settings};
 use crate::core::backoff::Backoff;
 use crate::core::decide::{CloudPolicy, Policy};
 use crate::daemon::logging::LevelHandle;
+pub use crate::daemon::reload::FileReload;
 use crate::daemon::shutdown::Shutdown;
 use crate::health::metrics::Metrics;
 use crate::health::server;
 use crate::health::socket_access::KickAllow;
 use crate::health::state::{HealthState, Identity};
 use crate::pass::reconcile::{Limits, World};
-use crate::pass::run_loop::{self, Control, LoopConfig, Reload};
+use crate::pass::run_loop::{self, Control, LoopConfig};
 
 /// Why the daemon could not start: exit 78 for `Config`, 1 for the rest.
 #[derive(Debug, thiserror::Error)]
@@ -33,16 +35,17 @@ pub enum StartupError {
     #[error("kernel: {0}")]
     Kernel(#[from] KernelError),
     #[error("health socket: {0}")]
-    Socket(String),
+    Socket(#[from] server::SocketError),
     #[error("signals: {0}")]
-    Signals(std::io::Error),
+    Signals(#[source] std::io::Error),
+    /// The EC2 set-up's reason, as it words it.
     #[error("EC2: {0}")]
     Cloud(String),
+    /// A start-up self-test line naming what is not this node's.
     #[error("configuration: {0}")]
     Config(String),
 }
 
-/// Per-call bound of EC2 calls and actions; EC2 retries inside the SDK.
 impl StartupError {
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -52,6 +55,7 @@ impl StartupError {
     }
 }
 
+/// Per-call bound of EC2 calls and actions; EC2 retries inside the SDK.
 pub const CLOUD_CALL_LIMIT: Duration = Duration::from_secs(5);
 
 /// The loop's settings from the validated config.
@@ -80,105 +84,6 @@ pub fn loop_config(s: &Settings, prefix_len: u8) -> LoopConfig {
     }
 }
 
-/// Re-reads the config file on SIGHUP. Keys that need a restart are reported and
-/// keep their running values.
-pub struct FileReload {
-    pub path: Option<PathBuf>,
-    pub running: Settings,
-    pub prefix_len: u8,
-    pub level: Option<LevelHandle>,
-    /// The PostgreSQL observer's timeouts, which follow `pg_timeout`.
-    pub pg_timeouts: Option<TimeoutsHandle>,
-}
-
-impl Reload for FileReload {
-    fn reload(&mut self) -> Result<LoopConfig, String> {
-        let new = config::load(self.path.as_deref()).map_err(|e| e.to_string())?;
-        for key in restart_only_changes(&self.running, &new) {
-            warn!(
-                key,
-                "changed in the config file, but only takes effect after a restart"
-            );
-        }
-        if new.log_level != self.running.log_level
-            && let Some(level) = &self.level
-        {
-            level.set(&new.log_level)?;
-        }
-        let prefix_len = new.prefix_len.unwrap_or(self.prefix_len);
-        let mut cfg = loop_config(&new, prefix_len);
-        if let Some(t) = &self.pg_timeouts {
-            t.set_pg_timeout(new.pg_timeout);
-        }
-        // The running adapters were built for these; keep them coherent.
-        cfg.policy.node_id = self.running.node_id;
-        if new.aws.enabled != self.running.aws.enabled {
-            cfg.policy.cloud = loop_config(&self.running, prefix_len).policy.cloud;
-        }
-        if let Some(c) = cfg.policy.cloud.as_mut() {
-            c.fence_configured = self.running.aws.fence_command.is_some();
-        }
-        // Keys that need a restart keep their running values in what we remember too.
-        let mut new = new;
-        new.vip = self.running.vip;
-        new.interface.clone_from(&self.running.interface);
-        new.node_id = self.running.node_id;
-        new.pg = self.running.pg.clone();
-        new.socket.clone_from(&self.running.socket);
-        new.socket_mode = self.running.socket_mode;
-        new.socket_group.clone_from(&self.running.socket_group);
-        new.kick_allow.clone_from(&self.running.kick_allow);
-        new.aws.enabled = self.running.aws.enabled;
-        new.aws
-            .fence_command
-            .clone_from(&self.running.aws.fence_command);
-        self.running = new;
-        Ok(cfg)
-    }
-}
-
-fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    if old.vip != new.vip {
-        keys.push("vip");
-    }
-    if old.interface != new.interface {
-        keys.push("interface");
-    }
-    if old.node_id != new.node_id {
-        keys.push("node_id");
-    }
-    // The masked text hides a changed password: compare what the driver would use,
-    // except a password file's, which is read again at every connect anyway.
-    let password_changed = match (&old.pg.passfile, &new.pg.passfile) {
-        (Some(a), Some(b)) => a.path != b.path,
-        (None, None) => old.pg.config.get_password() != new.pg.config.get_password(),
-        _ => true,
-    };
-    if old.pg.conninfo_redacted != new.pg.conninfo_redacted || password_changed {
-        keys.push("conninfo");
-    }
-    if old.socket != new.socket {
-        keys.push("socket");
-    }
-    if old.socket_mode != new.socket_mode {
-        keys.push("socket_mode");
-    }
-    if old.socket_group != new.socket_group {
-        keys.push("socket_group");
-    }
-    if old.kick_allow != new.kick_allow {
-        keys.push("kick_allow");
-    }
-    if old.aws.enabled != new.aws.enabled {
-        keys.push("aws.enabled");
-    }
-    if old.aws.fence_command != new.aws.fence_command {
-        keys.push("aws.fence_command");
-    }
-    keys
-}
-
 /// Run until `shutdown`; returns after the loop and the socket have stopped.
 pub async fn run(
     s: Settings,
@@ -205,8 +110,7 @@ pub async fn run(
         s.socket_mode,
         s.socket_group.as_ref().map(|g| g.id),
     )
-    .await
-    .map_err(|e| StartupError::Socket(e.to_string()))?;
+    .await?;
     let server = tokio::spawn(server::serve(
         listener,
         health.clone(),
@@ -379,48 +283,4 @@ pub async fn plan_once(s: &Settings) -> Result<crate::cli::plan_report::PlanRepo
 pub async fn online_check(s: &Settings) -> Result<(bool, Vec<String>), StartupError> {
     let kernel = Netlink::connect(&s.interface, s.vip)?;
     Ok(crate::adapters::ec2::setup::self_test(s, &kernel, Arc::new(Metrics::default())).await)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(extra: &str) -> Settings {
-        let text = format!("vip = \"10.0.1.100\"\ninterface = \"ens5\"\nnode_id = 1\n{extra}");
-        config::from_text(&text, Vec::new()).expect("a valid config")
-    }
-
-    #[test]
-    fn a_changed_password_or_socket_access_is_reported_as_needing_a_restart() {
-        let a = settings("conninfo = \"user=repmgr password=one\"\n");
-        let b = settings("conninfo = \"user=repmgr password=two\"\n");
-        assert_eq!(restart_only_changes(&a, &b), ["conninfo"]);
-        assert!(restart_only_changes(&a, &a).is_empty());
-        let c = settings(
-            "conninfo = \"user=repmgr password=one\"\nkick_allow = [\"root\"]\nsocket_group = \"0\"\nsocket_mode = \"0600\"\n",
-        );
-        assert_eq!(
-            restart_only_changes(&a, &c),
-            ["socket_mode", "socket_group", "kick_allow"]
-        );
-    }
-
-    #[test]
-    fn a_rotated_password_file_needs_no_restart() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (toml, pgpass) = (dir.path().join("va.toml"), dir.path().join("pgpass"));
-        std::fs::write(
-            &toml,
-            "vip = \"10.0.1.100\"\ninterface = \"ens5\"\nnode_id = 1\nconninfo = \"user=repmgr\"\n",
-        )
-        .expect("write");
-        let load = |pw: &str| {
-            std::fs::write(&pgpass, format!("*:*:*:*:{pw}\n")).expect("write");
-            std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-                .expect("chmod");
-            config::load_from(Some(&toml), Vec::new(), Some(pgpass.clone())).expect("loads")
-        };
-        let (a, b) = (load("one"), load("two"));
-        assert!(restart_only_changes(&a, &b).is_empty());
-    }
 }
