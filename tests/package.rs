@@ -155,14 +155,6 @@ fn require_tools(tools: &[&str]) {
     }
 }
 
-fn require_root() {
-    assert_eq!(
-        run("id", &["-u"]).trim(),
-        "0",
-        "this test installs a package with dpkg: run it as root via scripts/test"
-    );
-}
-
 /// dpkg, retried while another dpkg/apt holds the lock (bounded).
 fn dpkg(args: &[&str]) -> String {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -360,7 +352,7 @@ fn running_installed_binary() -> Vec<String> {
 
 #[test]
 fn deb_installs_where_the_docs_say_and_purges_clean() {
-    require_root();
+    support::require_root("this test (it installs a package with dpkg)");
     require_tools(&[
         "cargo",
         "cargo-deb",

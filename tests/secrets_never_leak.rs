@@ -24,8 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
+use support::bed::Bed;
 use support::pg_cluster::{PG_BINDIR, PgCluster, PgNode, write_postgres_file};
-use support::testbed::{Arbiter, Emulator, Hub, arbiter_bin, hand_assign, kernel_has, wait_until};
+use support::testbed::{Arbiter, Hub, arbiter_bin, hand_assign, kernel_has, wait_until};
 
 const VIP: &str = "10.77.0.100";
 const ROLE: &str = "va_pw";
@@ -600,16 +601,10 @@ fn broken_configs(seen: &mut Seen, dir: &Path, node: &PgNode, pw: &str, base: &s
 
 #[test]
 fn aws_credentials_never_leak() {
-    let cluster = PgCluster::start();
-    let mut hub = Hub::new();
-    let n1 = hub.node("n1", "10.77.0.11");
-    let _n2 = hub.node("n2", "10.77.0.12");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(&hub, dir.path());
-    let ids = emu.setup(&[("n1", "10.77.0.11"), ("n2", "10.77.0.12")]);
-    let eni = |n: &str| ids["enis"][n]["eni_id"].as_str().expect("eni").to_owned();
-    let (eni1, eni2) = (eni("n1"), eni("n2"));
-    let subnet = ids["subnet_id"].as_str().expect("subnet").to_owned();
+    let bed = Bed::builder().postgres().ec2().build();
+    let (cluster, hub, n1, dir, emu) = (bed.cluster(), bed.hub(), bed.ns(1), bed.dir(), bed.emu());
+    let (eni1, eni2) = (bed.eni(1).to_owned(), bed.eni(2).to_owned());
+    let subnet = bed.subnet().to_owned();
 
     let key_id = format!(
         "AKIA{}",
@@ -638,13 +633,13 @@ fn aws_credentials_never_leak() {
         cluster.node1().repmgr_conf().display().to_string()
     );
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut a = Arbiter::start(&n1, dir.path(), "aws", &cfg, &env_ref);
+    let mut a = Arbiter::start(n1, dir, "aws", &cfg, &env_ref);
     wait_until(
         Duration::from_secs(20),
         "the takeover at EC2 and in the kernel",
         || {
             emu.holders(VIP) == vec![eni1.clone()]
-                && kernel_has(&n1, VIP)
+                && kernel_has(n1, VIP)
                 && a.verdict() == "holding"
         },
     );
@@ -673,7 +668,7 @@ fn aws_credentials_never_leak() {
     wait_until(Duration::from_secs(20), "the refused repair", || {
         last_error(&a).contains("not authorized")
     });
-    let online = verb(&a.config, Some(&n1), &env, &["check-config", "--online"]);
+    let online = verb(&a.config, Some(n1), &env, &["check-config", "--online"]);
     assert!(
         online
             .stdout
@@ -682,7 +677,7 @@ fn aws_credentials_never_leak() {
         online.all()
     );
     seen.add_run("check-config --online", &online);
-    let plan = verb(&a.config, Some(&n1), &env, &["plan"]);
+    let plan = verb(&a.config, Some(n1), &env, &["plan"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
     assert!(plan.stdout.contains("verdict:"), "{}", plan.all());
     seen.add_run("plan", &plan);
@@ -710,7 +705,7 @@ fn aws_credentials_never_leak() {
     let r = verb(&a.config, None, &env, &["kick"]);
     assert_eq!(r.code, 0, "{}", r.all());
     seen.add_run("kick", &r);
-    let cc = verb(&a.config, Some(&n1), &env, &["check-config"]);
+    let cc = verb(&a.config, Some(n1), &env, &["check-config"]);
     assert_eq!(cc.code, 0, "{}", cc.all());
     seen.add_run("check-config", &cc);
 
