@@ -23,12 +23,14 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::pg_cluster::{PgCluster, PgNode};
-use support::testbed::{Arbiter, Hub, wait_until};
+use support::bed::Bed;
+use support::pg_cluster::PgNode;
+use support::reaper::Reaper;
+use support::testbed::{Arbiter, wait_until};
 
 const RULES: &str = "etc/prometheus/vip-arbiter.rules.yml";
 const DASHBOARD: &str = "etc/grafana/vip-arbiter-dashboard.json";
@@ -400,7 +402,8 @@ fn samples(exposition: &str) -> std::collections::BTreeMap<String, f64> {
 
 /// node_exporter (textfile collector only) inside namespace `ns`, reading `dir`.
 struct NodeExporter {
-    child: Child,
+    /// Owns node_exporter.
+    _reaper: Reaper,
     ns: String,
 }
 
@@ -420,8 +423,10 @@ impl NodeExporter {
             .stderr(Stdio::null())
             .spawn()
             .expect("start node_exporter");
+        let mut reaper = Reaper::new();
+        reaper.own(child);
         let ne = NodeExporter {
-            child,
+            _reaper: reaper,
             ns: ns.to_owned(),
         };
         wait_until(Duration::from_secs(10), "node_exporter", || {
@@ -439,13 +444,6 @@ impl NodeExporter {
         o.status
             .success()
             .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
-    }
-}
-
-impl Drop for NodeExporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -582,13 +580,10 @@ fn evaluate(dir: &Path, name: &str, series: &str, firing: &[(&str, &[(&str, &str
 
 #[test]
 fn real_daemon_feeds_the_rules_and_dashboard() {
-    let cluster = PgCluster::start();
-    let mut hub = Hub::new();
-    let n1 = hub.node("n1", "10.77.0.11");
-    let n2 = hub.node("n2", "10.77.0.12");
-    let dir = tempfile::tempdir().unwrap();
-    let mut a1 = Arbiter::start(&n1, dir.path(), "a1", &config(cluster.node1()), &[]);
-    let a2 = Arbiter::start(&n2, dir.path(), "a2", &config(cluster.node2()), &[]);
+    let bed = Bed::builder().postgres().build();
+    let (cluster, n1, n2, dir) = (bed.cluster(), bed.ns(1), bed.ns(2), bed.dir());
+    let mut a1 = Arbiter::start(n1, dir, "a1", &config(cluster.node1()), &[]);
+    let a2 = Arbiter::start(n2, dir, "a2", &config(cluster.node2()), &[]);
     wait_until(Duration::from_secs(20), "holding / standby", || {
         a1.verdict() == "holding" && a2.verdict() == "standby"
     });
@@ -638,7 +633,7 @@ fn real_daemon_feeds_the_rules_and_dashboard() {
     for f in [&file1, &file2] {
         assert!(f.ends_with("vip_arbiter_up 1\n"), "{f}");
     }
-    let ne = NodeExporter::start(&hub.ns, tf1.path());
+    let ne = NodeExporter::start(&bed.hub().ns, tf1.path());
     let scraped = ne.try_scrape().expect("scrape node_exporter");
     assert!(
         scraped.lines().any(|l| l == "node_textfile_scrape_error 0"),
@@ -687,7 +682,7 @@ fn real_daemon_feeds_the_rules_and_dashboard() {
 
     // The rules over the real series: a healthy pair raises nothing.
     let healthy = format!("{}{}", series(&file1, "n1:9100"), series(&file2, "n2:9100"));
-    evaluate(dir.path(), "healthy", &healthy, &[]);
+    evaluate(dir, "healthy", &healthy, &[]);
 
     // The primary's daemon stops: the collector says so, and the rules see a VIP
     // nobody holds.
@@ -697,7 +692,7 @@ fn real_daemon_feeds_the_rules_and_dashboard() {
     assert_eq!(body, ["vip_arbiter_up 0"], "{down}");
     let stopped = format!("{}{}", series(&down, "n1:9100"), series(&file2, "n2:9100"));
     evaluate(
-        dir.path(),
+        dir,
         "stopped",
         &stopped,
         &[

@@ -4,12 +4,12 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
-use support::pg_cluster::{PgCluster, PgNode};
-use support::testbed::{Arbiter, Hub, kernel_has, wait_until};
-
-const VIP: &str = "10.77.0.100";
+use support::bed::{Bed, VIP};
+use support::pg_cluster::PgNode;
+use support::testbed::{Arbiter, kernel_has, wait_until};
 
 fn config(node: &PgNode, interval: &str, extra: &str) -> String {
     format!(
@@ -20,38 +20,20 @@ fn config(node: &PgNode, interval: &str, extra: &str) -> String {
 
 /// A primary and a standby (root namespace, unix sockets) and two bridged node
 /// namespaces whose arbiters reach them through the sockets.
-struct Bed {
-    cluster: PgCluster,
-    _hub: Hub,
-    n1: String,
-    n2: String,
-    dir: tempfile::TempDir,
-}
-
 fn bed() -> Bed {
-    let cluster = PgCluster::start();
-    let mut hub = Hub::new();
-    let n1 = hub.node("n1", "10.77.0.11");
-    let n2 = hub.node("n2", "10.77.0.12");
-    Bed {
-        cluster,
-        _hub: hub,
-        n1,
-        n2,
-        dir: tempfile::tempdir().expect("tempdir"),
-    }
+    Bed::builder().postgres().build()
 }
 
 /// The daemon in namespace `ns` for `node`, kernel-only, with `interval` and `extra` lines.
 fn arbiter(
     ns: &str,
-    dir: &tempfile::TempDir,
+    dir: &Path,
     name: &str,
     node: &PgNode,
     interval: &str,
     extra: &str,
 ) -> Arbiter {
-    Arbiter::start(ns, dir.path(), name, &config(node, interval, extra), &[])
+    Arbiter::start(ns, dir, name, &config(node, interval, extra), &[])
 }
 
 fn passes(a: &Arbiter) -> u64 {
@@ -62,21 +44,14 @@ fn passes(a: &Arbiter) -> u64 {
 
 #[test]
 fn vip_follows_the_primary_and_reports_it() {
-    let Bed {
-        cluster,
-        _hub,
-        n1,
-        n2,
-        dir,
-    } = bed();
-    let a1 = arbiter(&n1, &dir, "a1", cluster.node1(), "500ms", "");
-    let mut a2 = arbiter(&n2, &dir, "a2", cluster.node2(), "500ms", "");
+    let bed = bed();
+    let (cluster, n1, n2, dir) = (bed.cluster(), bed.ns(1), bed.ns(2), bed.dir());
+    let a1 = arbiter(n1, dir, "a1", cluster.node1(), "500ms", "");
+    let mut a2 = arbiter(n2, dir, "a2", cluster.node2(), "500ms", "");
 
-    wait_until(Duration::from_secs(10), "VIP on n1", || {
-        kernel_has(&n1, VIP)
-    });
+    wait_until(Duration::from_secs(10), "VIP on n1", || kernel_has(n1, VIP));
     for _ in 0..10 {
-        assert!(!kernel_has(&n2, VIP), "the standby never has the VIP");
+        assert!(!kernel_has(n2, VIP), "the standby never has the VIP");
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(a1.verdict(), "holding");
@@ -104,9 +79,7 @@ fn vip_follows_the_primary_and_reports_it() {
 
     cluster.stop_primary_and_promote_standby();
     let at_promotion = passes(&a2);
-    wait_until(Duration::from_secs(10), "VIP on n2", || {
-        kernel_has(&n2, VIP)
-    });
+    wait_until(Duration::from_secs(10), "VIP on n2", || kernel_has(n2, VIP));
     let took = passes(&a2) - at_promotion;
     assert!(
         took <= 2,
@@ -114,7 +87,7 @@ fn vip_follows_the_primary_and_reports_it() {
     );
     // n1's PostgreSQL is down: unknown, held for pg_unknown_hold (2 s), then released.
     wait_until(Duration::from_secs(10), "VIP gone from n1", || {
-        !kernel_has(&n1, VIP)
+        !kernel_has(n1, VIP)
     });
     let (code, line) = a1.cli(&["check"]);
     assert_eq!(
@@ -126,7 +99,7 @@ fn vip_follows_the_primary_and_reports_it() {
 
     // SIGTERM with the default on_stop = keep: exit 0, address stays, socket removed.
     assert_eq!(a2.stop(), Some(0));
-    assert!(kernel_has(&n2, VIP), "on_stop = keep leaves the address");
+    assert!(kernel_has(n2, VIP), "on_stop = keep leaves the address");
     assert!(!a2.socket.exists(), "socket removed on stop");
     let (code, line) = a2.cli(&["check"]);
     assert_eq!(code, 3, "UNKNOWN when the daemon is not running: {line}");
@@ -142,69 +115,57 @@ fn vip_follows_the_primary_and_reports_it() {
 
     // Restarted with on_stop = release: no move on start, and SIGTERM removes it.
     let a2 = arbiter(
-        &n2,
-        &dir,
+        n2,
+        dir,
         "a2r",
         cluster.node2(),
         "500ms",
         "on_stop = \"release\"\n",
     );
-    assert!(kernel_has(&n2, VIP));
+    assert!(kernel_has(n2, VIP));
     let mut a2 = a2;
     assert_eq!(a2.stop(), Some(0));
     assert!(
-        !kernel_has(&n2, VIP),
+        !kernel_has(n2, VIP),
         "on_stop = release removes the address"
     );
 }
 
 #[test]
 fn kick_makes_the_move_sooner_than_the_interval() {
-    let Bed {
-        cluster,
-        _hub,
-        n2,
-        dir,
-        ..
-    } = bed();
+    let bed = bed();
+    let (cluster, n2, dir) = (bed.cluster(), bed.ns(2), bed.dir());
     // A 60 s interval: without a kick the next pass is a minute away.
-    let a2 = arbiter(&n2, &dir, "a2", cluster.node2(), "60s", "");
+    let a2 = arbiter(n2, dir, "a2", cluster.node2(), "60s", "");
     assert_eq!(a2.verdict(), "standby");
     cluster.stop_primary_and_promote_standby();
     std::thread::sleep(Duration::from_millis(500));
-    assert!(!kernel_has(&n2, VIP), "no pass yet: the interval is 60 s");
+    assert!(!kernel_has(n2, VIP), "no pass yet: the interval is 60 s");
     let (code, _) = a2.cli(&["kick", "2", "standby_promote", "1"]);
     assert_eq!(code, 0);
     wait_until(Duration::from_secs(5), "VIP on n2 after the kick", || {
-        kernel_has(&n2, VIP)
+        kernel_has(n2, VIP)
     });
     assert_eq!(passes(&a2), 2, "one pass per kick: startup + kick");
 }
 
 #[test]
 fn hand_added_address_on_the_standby_is_removed_and_drift_on_primary_repaired() {
-    let Bed {
-        cluster,
-        _hub,
-        n1,
-        n2,
-        dir,
-    } = bed();
-    let a1 = arbiter(&n1, &dir, "a1", cluster.node1(), "300ms", "");
-    let a2 = arbiter(&n2, &dir, "a2", cluster.node2(), "300ms", "");
-    wait_until(Duration::from_secs(10), "VIP on n1", || {
-        kernel_has(&n1, VIP)
-    });
-    support::testbed::ens5_addr(&n2, "add", &format!("{VIP}/32"));
+    let bed = bed();
+    let (cluster, n1, n2, dir) = (bed.cluster(), bed.ns(1), bed.ns(2), bed.dir());
+    let a1 = arbiter(n1, dir, "a1", cluster.node1(), "300ms", "");
+    let a2 = arbiter(n2, dir, "a2", cluster.node2(), "300ms", "");
+    wait_until(Duration::from_secs(10), "VIP on n1", || kernel_has(n1, VIP));
+    support::testbed::ens5_addr(n2, "add", &format!("{VIP}/32"));
     wait_until(
         Duration::from_secs(5),
         "hand-added VIP removed from the standby",
-        || !kernel_has(&n2, VIP),
+        || !kernel_has(n2, VIP),
     );
-    support::testbed::ens5_addr(&n1, "del", &format!("{VIP}/20"));
+    support::testbed::ens5_addr(n1, "del", &format!("{VIP}/20"));
     let before = passes(&a1);
     wait_until(Duration::from_secs(5), "VIP back on the primary", || {
-        kernel_has(&n1, VIP)
+        kernel_has(n1, VIP)
     });
     assert!(passes(&a1) - before <= 2, "repaired within 2 passes");
     wait_until(Duration::from_secs(3), "standby verdict on n2", || {
@@ -214,17 +175,10 @@ fn hand_added_address_on_the_standby_is_removed_and_drift_on_primary_repaired() 
 
 #[test]
 fn connection_exhaustion_keeps_the_vip_through_the_reserved_superuser_slot() {
-    let Bed {
-        cluster,
-        _hub,
-        n1,
-        dir,
-        ..
-    } = bed();
-    let mut a1 = arbiter(&n1, &dir, "a1", cluster.node1(), "300ms", "");
-    wait_until(Duration::from_secs(10), "VIP on n1", || {
-        kernel_has(&n1, VIP)
-    });
+    let bed = bed();
+    let (cluster, n1, dir) = (bed.cluster(), bed.ns(1), bed.dir());
+    let mut a1 = arbiter(n1, dir, "a1", cluster.node1(), "300ms", "");
+    wait_until(Duration::from_secs(10), "VIP on n1", || kernel_has(n1, VIP));
     let p = cluster.node1();
     p.psql("CREATE ROLE app LOGIN");
     // Ordinary clients take every non-reserved slot (max_connections 20, 3 reserved).
@@ -261,26 +215,19 @@ fn connection_exhaustion_keeps_the_vip_through_the_reserved_superuser_slot() {
     wait_until(Duration::from_secs(5), "restarted arbiter holding", || {
         a1.verdict() == "holding"
     });
-    assert!(kernel_has(&n1, VIP), "the VIP never left");
+    assert!(kernel_has(n1, VIP), "the VIP never left");
     drop(hogs);
 }
 
 #[test]
 fn sighup_with_a_broken_config_keeps_the_old_one() {
-    let Bed {
-        cluster,
-        _hub,
-        n1,
-        dir,
-        ..
-    } = bed();
-    let a1 = arbiter(&n1, &dir, "a1", cluster.node1(), "300ms", "");
-    wait_until(Duration::from_secs(10), "VIP on n1", || {
-        kernel_has(&n1, VIP)
-    });
+    let bed = bed();
+    let (cluster, n1, dir) = (bed.cluster(), bed.ns(1), bed.dir());
+    let a1 = arbiter(n1, dir, "a1", cluster.node1(), "300ms", "");
+    wait_until(Duration::from_secs(10), "VIP on n1", || kernel_has(n1, VIP));
     let good = std::fs::read_to_string(&a1.config).expect("config");
     std::fs::write(&a1.config, format!("{good}\ninterval = \"forever\"\n")).expect("break config");
-    let pid = support::testbed::run("ip", &["netns", "pids", &n1]);
+    let pid = support::testbed::run("ip", &["netns", "pids", n1]);
     for p in pid.split_whitespace() {
         support::testbed::run("kill", &["-HUP", p]);
     }
@@ -317,22 +264,17 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
 
 #[test]
 fn sd_notify_ready_watchdog_status_stopping() {
-    let Bed {
-        cluster,
-        _hub,
-        n1,
-        dir,
-        ..
-    } = bed();
-    let notify_path = dir.path().join("notify.sock");
+    let bed = bed();
+    let (cluster, n1, dir) = (bed.cluster(), bed.ns(1), bed.dir());
+    let notify_path = dir.join("notify.sock");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind notify socket");
     notify
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let notify_env = notify_path.display().to_string();
     let mut a1 = Arbiter::start(
-        &n1,
-        dir.path(),
+        n1,
+        dir,
         "a1",
         &config(cluster.node1(), "200ms", ""),
         &[("NOTIFY_SOCKET", &notify_env)],
@@ -376,15 +318,10 @@ fn sd_notify_ready_watchdog_status_stopping() {
 
 #[test]
 fn plan_prints_what_it_would_do_and_changes_nothing() {
-    let Bed {
-        cluster,
-        _hub,
-        n1,
-        n2,
-        dir,
-    } = bed();
+    let bed = bed();
+    let (cluster, n1, n2, dir) = (bed.cluster(), bed.ns(1), bed.ns(2), bed.dir());
     let plan = |ns: &str, node: &PgNode, json: bool| {
-        let cfg = dir.path().join(format!("{ns}.toml"));
+        let cfg = dir.join(format!("{ns}.toml"));
         std::fs::write(&cfg, config(node, "1s", "")).expect("config");
         let out = std::process::Command::new("ip")
             .args([
@@ -409,7 +346,7 @@ fn plan_prints_what_it_would_do_and_changes_nothing() {
         text
     };
     // The primary: what each source said, the verdict, the step as the `ip` call.
-    let text = plan(&n1, cluster.node1(), false);
+    let text = plan(n1, cluster.node1(), false);
     for want in [
         "# vip-arbiter plan: node 1, VIP 10.77.0.100/20 on ens5, kernel-only; nothing was changed\n",
         "postgresql:   primary (not in recovery), timeline 1\n",
@@ -423,7 +360,7 @@ fn plan_prints_what_it_would_do_and_changes_nothing() {
     ] {
         assert!(text.contains(want), "{want:?} in\n{text}");
     }
-    let v: serde_json::Value = serde_json::from_str(&plan(&n1, cluster.node1(), true))
+    let v: serde_json::Value = serde_json::from_str(&plan(n1, cluster.node1(), true))
         .expect("plan --json is one JSON document");
     assert_eq!(v["format"], 1);
     assert_eq!(v["postgres"]["role"], "primary");
@@ -437,9 +374,9 @@ fn plan_prints_what_it_would_do_and_changes_nothing() {
     assert_eq!(v["steps"][0]["kind"], "add_kernel");
     assert_eq!(v["steps"][0]["call"], "ip addr add 10.77.0.100/20 dev ens5");
     assert_eq!(v["converged"], false);
-    assert!(!kernel_has(&n1, VIP), "plan changed nothing");
+    assert!(!kernel_has(n1, VIP), "plan changed nothing");
     // The standby: nothing to do.
-    let text = plan(&n2, cluster.node2(), false);
+    let text = plan(n2, cluster.node2(), false);
     for want in [
         "postgresql:   standby (in recovery)\n",
         "repmgr.nodes: node 2 is a standby (or witness) row (active primary: node 1)\n",

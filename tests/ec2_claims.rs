@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::bed::Bed;
 use support::fakes::{self, Fake, Shared};
-use support::testbed::{Emulator, sdk_client};
+use support::testbed::sdk_client;
 use vip_arbiter::adapters::ec2::Ec2;
 use vip_arbiter::core::backoff::Backoff;
 use vip_arbiter::core::claim::{self, Claim};
@@ -24,53 +25,38 @@ use vip_arbiter::pass::reconcile::{self, Limits, PassReport, World};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 100);
 
-struct Bed {
-    _dir: tempfile::TempDir,
-    emu: Emulator,
-    me: String,
-    other: String,
-    subnet: String,
-    rt: tokio::runtime::Runtime,
+/// The emulator on loopback with ENIs for n1 (`me`) and n2 (`other`); no namespaces.
+fn bed() -> Bed {
+    Bed::builder().nodes(0).ec2_on_loopback().build()
 }
 
+/// What this file asks of the bed: the real EC2 adapter, a hand assignment, the
+/// actions the emulator logged.
 impl Bed {
-    fn new() -> Bed {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let emu = Emulator::on_loopback(dir.path());
-        let ids = emu.setup(&[("n1", "10.77.0.11"), ("n2", "10.77.0.12")]);
-        let id = |n: &str| {
-            ids["enis"][n]["eni_id"]
-                .as_str()
-                .expect("eni id")
-                .to_owned()
-        };
-        Bed {
-            me: id("n1"),
-            other: id("n2"),
-            subnet: ids["subnet_id"].as_str().expect("subnet").to_owned(),
-            emu,
-            _dir: dir,
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime"),
-        }
+    /// Our ENI (n1's).
+    fn me(&self) -> String {
+        self.eni(1).to_owned()
     }
 
-    fn ec2(&self, eni: &str, metrics: Arc<Metrics>) -> Ec2 {
+    /// The other node's ENI (n2's).
+    fn other(&self) -> String {
+        self.eni(2).to_owned()
+    }
+
+    fn adapter(&self, eni: &str, metrics: Arc<Metrics>) -> Ec2 {
         Ec2::new(
-            sdk_client(&self.emu.url),
+            sdk_client(&self.emu().url),
             VIP,
             eni.to_owned(),
-            self.subnet.clone(),
+            self.subnet().to_owned(),
             metrics,
         )
     }
 
     /// Put the VIP on `eni` by hand (as other tooling would), optionally with a claim tag.
     fn hand_assign(&self, eni: &str, claim: Option<Claim>) {
-        let c = sdk_client(&self.emu.url);
-        self.rt.block_on(async {
+        let c = sdk_client(&self.emu().url);
+        self.rt().block_on(async {
             c.assign_private_ip_addresses()
                 .network_interface_id(eni)
                 .private_ip_addresses(VIP.to_string())
@@ -92,16 +78,12 @@ impl Bed {
                     .expect("hand tag");
             }
         });
-        self.emu.control("DELETE", "/_va/calls", None);
-    }
-
-    fn holders(&self) -> Vec<String> {
-        self.emu.holders(&VIP.to_string())
+        self.emu().control("DELETE", "/_va/calls", None);
     }
 
     /// Actions the daemon made, in order (the control API is not in the log).
     fn actions(&self) -> Vec<String> {
-        self.emu
+        self.emu()
             .calls()
             .iter()
             .filter_map(|c| c["action"].as_str().map(str::to_owned))
@@ -143,7 +125,7 @@ impl Node {
             world: World {
                 pg: f.clone(),
                 kernel: f.clone(),
-                cloud: bed.ec2(&bed.me, metrics.clone()),
+                cloud: bed.adapter(&bed.me(), metrics.clone()),
                 fencer: f,
             },
             mem: Memory::default(),
@@ -159,7 +141,7 @@ impl Node {
             cloud: Duration::from_secs(8),
             step: Duration::from_secs(8),
         };
-        let (r, mem) = bed.rt.block_on(reconcile::pass(
+        let (r, mem) = bed.rt().block_on(reconcile::pass(
             &mut self.world,
             &self.mem,
             &policy(),
@@ -179,11 +161,11 @@ impl Node {
 
 #[test]
 fn row_nobody_claim_assign_verify_then_kernel_in_five_calls() {
-    let bed = Bed::new();
+    let bed = bed();
     let mut n = Node::new(&bed, 2);
     let r = n.pass(&bed);
     assert_eq!(r.verdict.kind(), "acquiring", "{}", r.verdict);
-    assert_eq!(bed.holders(), vec![bed.me.clone()]);
+    assert_eq!(bed.holders(), vec![bed.me()]);
     assert_eq!(n.kernel(), Some(32));
     // The two reads run concurrently, in either order.
     let mut actions = bed.actions();
@@ -199,7 +181,7 @@ fn row_nobody_claim_assign_verify_then_kernel_in_five_calls() {
         ]
     );
     // Request shaping, as EC2 received it.
-    let calls = bed.emu.calls();
+    let calls = bed.emu().calls();
     let at = |action: &str| {
         calls
             .iter()
@@ -210,16 +192,17 @@ fn row_nobody_claim_assign_verify_then_kernel_in_five_calls() {
     // One CreateTags: the claim and the node's mark, on our ENI and on the subnet.
     let tags = at("CreateTags").to_string();
     assert!(
-        tags.contains(&bed.me) && tags.contains(&bed.subnet),
+        tags.contains(&bed.me()) && tags.contains(bed.subnet()),
         "both resources: {tags}"
     );
     assert!(
         tags.contains("vip-arbiter:10.77.0.100/node-1"),
         "the mark key: {tags}"
     );
-    let marks = bed
-        .rt
-        .block_on(bed.ec2(&bed.other, Arc::new(Metrics::default())).marks());
+    let marks = bed.rt().block_on(
+        bed.adapter(&bed.other(), Arc::new(Metrics::default()))
+            .marks(),
+    );
     assert_eq!(
         marks,
         vip_arbiter::core::observation::MarkView::Read {
@@ -239,16 +222,17 @@ fn row_nobody_claim_assign_verify_then_kernel_in_five_calls() {
         "{text}"
     );
     assert!(
-        text.contains("subnet-id") && text.contains(&bed.subnet),
+        text.contains("subnet-id") && text.contains(bed.subnet()),
         "{text}"
     );
     let assign = &at("AssignPrivateIpAddresses");
     assert_eq!(assign["AllowReassignment"], json!("true"), "{assign}");
-    assert_eq!(assign["NetworkInterfaceId"], json!(bed.me), "{assign}");
+    assert_eq!(assign["NetworkInterfaceId"], json!(bed.me()), "{assign}");
     // Our claim is on our own ENI.
-    let seen = bed
-        .rt
-        .block_on(bed.ec2(&bed.me, Arc::new(Metrics::default())).observe());
+    let seen = bed.rt().block_on(
+        bed.adapter(&bed.me(), Arc::new(Metrics::default()))
+            .observe(),
+    );
     assert_eq!(
         seen,
         CloudView::Me {
@@ -276,27 +260,27 @@ fn row_nobody_claim_assign_verify_then_kernel_in_five_calls() {
 
 #[test]
 fn row_other_eni_without_claim_is_taken_over_after_the_consistency_bound() {
-    let bed = Bed::new();
-    bed.hand_assign(&bed.other, None);
+    let bed = bed();
+    bed.hand_assign(&bed.other(), None);
     let mut n = Node::new(&bed, 1);
     // Its claim may only not be visible yet: no takeover before it has been seen
     // holding for the bound (3 s here), then taken over.
     for _ in 0..3 {
         let r = n.pass(&bed);
         assert_eq!(r.verdict.kind(), "ec2-settling", "{}", r.verdict);
-        assert_eq!(bed.holders(), vec![bed.other.clone()]);
+        assert_eq!(bed.holders(), vec![bed.other()]);
         assert_eq!(n.kernel(), None);
     }
     n.pass(&bed);
-    assert_eq!(bed.holders(), vec![bed.me.clone()], "moved, not duplicated");
+    assert_eq!(bed.holders(), vec![bed.me()], "moved, not duplicated");
     assert_eq!(n.kernel(), Some(32));
 }
 
 #[test]
 fn row_other_eni_with_lower_claim_is_taken_over() {
-    let bed = Bed::new();
+    let bed = bed();
     bed.hand_assign(
-        &bed.other,
+        &bed.other(),
         Some(Claim {
             timeline: 2,
             node_id: 2,
@@ -305,15 +289,15 @@ fn row_other_eni_with_lower_claim_is_taken_over() {
     );
     let mut n = Node::new(&bed, 3);
     n.pass(&bed);
-    assert_eq!(bed.holders(), vec![bed.me.clone()]);
+    assert_eq!(bed.holders(), vec![bed.me()]);
 }
 
 #[test]
 fn row_other_eni_with_equal_or_higher_claim_is_stale_primary() {
     for theirs in [3, 4] {
-        let bed = Bed::new();
+        let bed = bed();
         bed.hand_assign(
-            &bed.other,
+            &bed.other(),
             Some(Claim {
                 timeline: theirs,
                 node_id: 2,
@@ -326,16 +310,12 @@ fn row_other_eni_with_equal_or_higher_claim_is_stale_primary() {
             let r = n.pass(&bed);
             assert_eq!(r.verdict.kind(), "stale-primary", "{}", r.verdict);
             assert!(
-                r.verdict.to_string().contains(&bed.other),
+                r.verdict.to_string().contains(&bed.other()),
                 "names the holder: {}",
                 r.verdict
             );
         }
-        assert_eq!(
-            bed.holders(),
-            vec![bed.other.clone()],
-            "zero moves in 60 passes"
-        );
+        assert_eq!(bed.holders(), vec![bed.other()], "zero moves in 60 passes");
         assert_eq!(n.kernel(), None, "kernel address removed");
         assert!(
             !bed.actions()
@@ -344,7 +324,7 @@ fn row_other_eni_with_equal_or_higher_claim_is_stale_primary() {
         );
         assert_eq!(
             n.state.lock().expect("lock").fences,
-            vec![bed.other.clone()],
+            vec![bed.other()],
             "fence once"
         );
     }
@@ -352,9 +332,9 @@ fn row_other_eni_with_equal_or_higher_claim_is_stale_primary() {
 
 #[test]
 fn row_me_refreshes_claim_when_timeline_changes() {
-    let bed = Bed::new();
+    let bed = bed();
     bed.hand_assign(
-        &bed.me,
+        &bed.me(),
         Some(Claim {
             timeline: 1,
             node_id: 1,
@@ -370,7 +350,7 @@ fn row_me_refreshes_claim_when_timeline_changes() {
         ["DescribeNetworkInterfaces", "DescribeTags"],
         "converged: one look (with the marks), no writes"
     );
-    bed.emu.control("DELETE", "/_va/calls", None);
+    bed.emu().control("DELETE", "/_va/calls", None);
     n.state.lock().expect("lock").pg = Some(fakes::primary(2));
     n.pass(&bed);
     let mut actions = bed.actions();
@@ -379,9 +359,10 @@ fn row_me_refreshes_claim_when_timeline_changes() {
         actions,
         ["DescribeNetworkInterfaces", "DescribeTags", "CreateTags"]
     );
-    let seen = bed
-        .rt
-        .block_on(bed.ec2(&bed.me, Arc::new(Metrics::default())).observe());
+    let seen = bed.rt().block_on(
+        bed.adapter(&bed.me(), Arc::new(Metrics::default()))
+            .observe(),
+    );
     assert_eq!(
         seen,
         CloudView::Me {
@@ -396,7 +377,7 @@ fn row_me_refreshes_claim_when_timeline_changes() {
 
 #[test]
 fn row_not_eligible_never_calls_ec2() {
-    let bed = Bed::new();
+    let bed = bed();
     let mut n = Node::new(&bed, 1);
     n.state.lock().expect("lock").pg = Some(fakes::standby());
     n.state.lock().expect("lock").kernel = Some(32);
@@ -413,15 +394,15 @@ fn row_not_eligible_never_calls_ec2() {
 
 #[test]
 fn row_unknown_never_adds_and_converges_after_the_fault_window() {
-    let bed = Bed::new();
+    let bed = bed();
     let mut n = Node::new(&bed, 2);
-    bed.emu.control(
+    bed.emu().control(
         "POST",
         "/_va/fault",
         Some(&json!({"kind": "throttle", "seconds": 3})),
     );
     let mut passes = 0;
-    while bed.holders() != vec![bed.me.clone()] {
+    while bed.holders() != vec![bed.me()] {
         let r = n.pass(&bed);
         passes += 1;
         if bed.holders().is_empty() {
@@ -437,7 +418,7 @@ fn row_unknown_never_adds_and_converges_after_the_fault_window() {
     }
     assert_eq!(n.kernel(), Some(32));
     let codes: Vec<String> = bed
-        .emu
+        .emu()
         .calls()
         .iter()
         .filter_map(|c| c["error_code"].as_str().map(str::to_owned))
@@ -450,9 +431,9 @@ fn row_unknown_never_adds_and_converges_after_the_fault_window() {
 
 #[test]
 fn unauthorized_is_critical_and_names_the_iam_action() {
-    let bed = Bed::new();
+    let bed = bed();
     let mut n = Node::new(&bed, 2);
-    bed.emu.control("POST", "/_va/fault", Some(&json!({"kind": "unauthorized", "seconds": 30, "actions": ["AssignPrivateIpAddresses"]})));
+    bed.emu().control("POST", "/_va/fault", Some(&json!({"kind": "unauthorized", "seconds": 30, "actions": ["AssignPrivateIpAddresses"]})));
     let r = n.pass(&bed);
     assert_eq!(
         r.verdict.severity(),
@@ -470,15 +451,16 @@ fn unauthorized_is_critical_and_names_the_iam_action() {
 
 #[test]
 fn describe_errors_keep_the_aws_code() {
-    let bed = Bed::new();
-    bed.emu.control(
+    let bed = bed();
+    bed.emu().control(
         "POST",
         "/_va/fault",
         Some(&json!({"kind": "http503", "seconds": 30})),
     );
-    let seen = bed
-        .rt
-        .block_on(bed.ec2(&bed.me, Arc::new(Metrics::default())).observe());
+    let seen = bed.rt().block_on(
+        bed.adapter(&bed.me(), Arc::new(Metrics::default()))
+            .observe(),
+    );
     match seen {
         CloudView::Unknown { code, .. } => assert!(code.is_some(), "AWS error code kept"),
         other => panic!("expected unknown, got {other:?}"),

@@ -6,6 +6,7 @@ mod support;
 use std::process::Command;
 
 use serde_json::json;
+use support::bed::{Bed, NODES};
 use support::testbed::{Emulator, Hub, arbiter_bin, aws_env};
 
 fn self_test(hub: &Hub, ns: &str, emu: &Emulator, eni: &str, subnet: &str) -> (i32, String) {
@@ -36,18 +37,15 @@ fn self_test(hub: &Hub, ns: &str, emu: &Emulator, eni: &str, subnet: &str) -> (i
 
 #[test]
 fn online_self_test_passes_and_names_each_missing_permission() {
-    let mut hub = Hub::new();
-    let n1 = hub.node("n1", "10.77.0.11");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(&hub, dir.path());
-    let ids = emu.setup(&[("n1", "10.77.0.11")]);
+    let bed = Bed::builder().nodes(1).ec2().enis(&NODES[..1]).build();
+    let (hub, n1, emu, ids) = (bed.hub(), bed.ns(1), bed.emu(), &bed.ec2().ids);
     let eni = ids["enis"]["n1"]["eni_id"]
         .as_str()
         .expect("eni")
         .to_owned();
     let subnet = ids["subnet_id"].as_str().expect("subnet").to_owned();
 
-    let (code, out) = self_test(&hub, &n1, &emu, &eni, &subnet);
+    let (code, out) = self_test(hub, n1, emu, &eni, &subnet);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("ok: ec2:DescribeNetworkInterfaces allowed (DryRun)"),
@@ -73,7 +71,7 @@ fn online_self_test_passes_and_names_each_missing_permission() {
         "/_va/fault",
         Some(&json!({"kind": "unauthorized", "seconds": 60, "actions": ["CreateTags"]})),
     );
-    let (code, out) = self_test(&hub, &n1, &emu, &eni, &subnet);
+    let (code, out) = self_test(hub, n1, emu, &eni, &subnet);
     assert_eq!(code, 1, "{out}");
     let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
     assert_eq!(
@@ -85,7 +83,7 @@ fn online_self_test_passes_and_names_each_missing_permission() {
     );
     emu.control("DELETE", "/_va/fault", None);
 
-    let (code, out) = self_test(&hub, &n1, &emu, "eni-0123456789abcdef0", &subnet);
+    let (code, out) = self_test(hub, n1, emu, "eni-0123456789abcdef0", &subnet);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.lines()
@@ -97,24 +95,21 @@ fn online_self_test_passes_and_names_each_missing_permission() {
 
 #[test]
 fn daemon_runs_the_self_test_at_start_and_a_wrong_eni_is_a_config_error() {
-    let mut hub = Hub::new();
-    let n1 = hub.node("n1", "10.77.0.11");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(&hub, dir.path());
-    let ids = emu.setup(&[("n1", "10.77.0.11")]);
+    let bed = Bed::builder().nodes(1).ec2().enis(&NODES[..1]).build();
+    let (n1, dir, emu, ids) = (bed.ns(1), bed.dir(), bed.emu(), &bed.ec2().ids);
     let subnet = ids["subnet_id"].as_str().expect("subnet").to_owned();
-    let cfg = dir.path().join("va.toml");
+    let cfg = dir.join("va.toml");
     std::fs::write(
         &cfg,
         format!(
             "vip = \"10.77.0.100\"\ninterface = \"ens5\"\nnode_id = 1\nconninfo = \"host=/nonexistent user=repmgr\"\nsocket = {:?}\n\
              [aws]\nenabled = true\nregion = \"us-east-1\"\neni_id = \"eni-0123456789abcdef0\"\nsubnet_id = \"{subnet}\"\n",
-            dir.path().join("va.sock").display().to_string()
+            dir.join("va.sock").display().to_string()
         ),
     )
     .expect("write config");
     let out = Command::new("ip")
-        .args(["netns", "exec", &n1, &arbiter_bin(), "run", "--config"])
+        .args(["netns", "exec", n1, &arbiter_bin(), "run", "--config"])
         .arg(&cfg)
         .envs(aws_env(&emu.url))
         .env("AWS_EC2_METADATA_DISABLED", "true")

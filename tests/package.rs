@@ -155,14 +155,6 @@ fn require_tools(tools: &[&str]) {
     }
 }
 
-fn require_root() {
-    assert_eq!(
-        run("id", &["-u"]).trim(),
-        "0",
-        "this test installs a package with dpkg: run it as root via scripts/test"
-    );
-}
-
 /// dpkg, retried while another dpkg/apt holds the lock (bounded).
 fn dpkg(args: &[&str]) -> String {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -360,7 +352,7 @@ fn running_installed_binary() -> Vec<String> {
 
 #[test]
 fn deb_installs_where_the_docs_say_and_purges_clean() {
-    require_root();
+    support::require_root("this test (it installs a package with dpkg)");
     require_tools(&[
         "cargo",
         "cargo-deb",
@@ -380,6 +372,23 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
     }
     let _purge = Purge;
 
+    let (_out, deb) = build_the_deb(bin);
+    let deb = deb.as_str();
+    control_fields(deb);
+    control_archive(deb);
+    archive_files(deb);
+    install_for_real(deb);
+    neither_enabled_nor_started();
+    installed_units_verify();
+    service_user_reads_the_conffile();
+    reinstall_keeps_an_edited_conffile(deb);
+    enable_makes_the_wants_link();
+    purge_leaves_nothing();
+}
+
+/// Build: the debug binary the suite built, packaged by the real script; returns the
+/// output directory (it holds the .deb) and the .deb's path.
+fn build_the_deb(bin: &Path) -> (tempfile::TempDir, String) {
     // Build: the debug binary the suite built, packaged by the real script.
     let out = tempfile::tempdir().unwrap();
     let started = Instant::now();
@@ -412,8 +421,12 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
         std::fs::read(bin).unwrap(),
         "scripts/package staged a different binary than the one under test"
     );
-    let deb = deb.to_str().unwrap();
+    let deb = deb.to_str().unwrap().to_owned();
+    (out, deb)
+}
 
+/// Control fields: PostgreSQL/repmgr only recommended, so CI can install it.
+fn control_fields(deb: &str) {
     // Control fields: PostgreSQL/repmgr only recommended, so CI can install it.
     let field = |f: &str| run("dpkg-deb", &["-f", deb, f]).trim().to_owned();
     assert_eq!(field("Package"), PKG);
@@ -425,7 +438,11 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
         !depends.contains("postgres") && !depends.contains("repmgr"),
         "Depends must not pull PostgreSQL/repmgr: {depends}"
     );
+}
 
+/// Control archive: the conffile, and maintainer scripts that never start or enable
+/// the units.
+fn control_archive(deb: &str) {
     // Control archive: the conffile, and maintainer scripts that never start or
     // enable the unit (debhelper's --no-enable --no-start).
     let ctl = tempfile::tempdir().unwrap();
@@ -468,7 +485,10 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
             "{postinst}"
         );
     }
+}
 
+/// The archive's files, extracted into a throwaway root: exactly the package's.
+fn archive_files(deb: &str) {
     // The archive's files, extracted into a throwaway root.
     let root = tempfile::tempdir().unwrap();
     run("dpkg-deb", &["-x", deb, root.path().to_str().unwrap()]);
@@ -485,7 +505,11 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
         package_files(),
         "the .deb ships exactly these files"
     );
+}
 
+/// A real `dpkg -i` on this machine: every file in place, listed, the conffile
+/// registered, the man page found.
+fn install_for_real(deb: &str) {
     // A real install on this machine.
     dpkg(&["-i", deb]);
     assert!(installed());
@@ -504,7 +528,10 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
         MAN,
         "man finds the installed page"
     );
+}
 
+/// After the install: neither enabled nor started.
+fn neither_enabled_nor_started() {
     // Neither enabled nor started.
     for unit in ["vip-arbiter.service", "vip-arbiter-metrics.timer"] {
         let o = output("systemctl", &["is-enabled", unit]);
@@ -533,7 +560,10 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
         Vec::<String>::new(),
         "started by the install"
     );
+}
 
+/// The installed units verify.
+fn installed_units_verify() {
     // The installed unit verifies (it needs /usr/bin/vip-arbiter and man to find
     // vip-arbiter(8) for Documentation=, hence here and not on the repo's copy).
     for unit in [UNIT, METRICS_SERVICE, METRICS_TIMER] {
@@ -544,7 +574,10 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
             text(&o)
         );
     }
+}
 
+/// The service user reads the conffile (check-config in a namespace with an `ens5`).
+fn service_user_reads_the_conffile() {
     // The service user reads the conffile, and the installed binary accepts it once
     // repmgr's node_id and conninfo are there (here from the environment), on a host
     // with the conffile's interface: check-config checks the host too, so it runs in a
@@ -581,7 +614,10 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
         "the host checks, as the installed unit's user: {}",
         text(&o)
     );
+}
 
+/// Upgrade path (reinstall): an operator's edited conffile is kept.
+fn reinstall_keeps_an_edited_conffile(deb: &str) {
     // Upgrade path (reinstall): an operator's edited conffile is kept.
     let edited = format!("{}\n# edited by the operator\n", read(Path::new(CONFFILE)));
     std::fs::write(CONFFILE, &edited).unwrap();
@@ -597,7 +633,10 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
         "enabled by the upgrade"
     );
     assert_eq!(running_installed_binary(), Vec::<String>::new());
+}
 
+/// `systemctl enable` makes the `multi-user.target.wants` link.
+fn enable_makes_the_wants_link() {
     // `systemctl enable` is all the setup the unit needs (`--now` also starts it where
     // systemd runs; here there is no booted systemd, so only the link is checked), and
     // the purge takes the link away with the package.
@@ -612,7 +651,10 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
             "/etc/systemd/system/multi-user.target.wants/vip-arbiter.service"
         )]
     );
+}
 
+/// Purge: nothing left, the conffile and the link included.
+fn purge_leaves_nothing() {
     // Purge: nothing left, the conffile included.
     dpkg(&["--purge", PKG]);
     assert!(!installed());

@@ -8,11 +8,12 @@ mod support;
 
 use support::testbed::rt;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use support::pg_cluster::{PG_BINDIR, PgCluster, PgNode, path_str, write_postgres_file};
+use support::reaper::Reaper;
 use support::testbed::wait_until;
 use vip_arbiter::adapters::postgres::{PgObserver, PgTimeouts};
 use vip_arbiter::core::observation::{PgRole, PgView, RepmgrSays};
@@ -181,8 +182,10 @@ fn our_sessions(node: &PgNode, app: &str) -> (u32, u32, u32) {
 /// Another session holding `repmgr.nodes` in ACCESS EXCLUSIVE mode in an open
 /// transaction; ended (the backend terminated) on drop.
 struct LockHolder<'a> {
-    node: &'a PgNode,
-    child: Child,
+    /// The server it holds the lock on outlives it.
+    _node: &'a PgNode,
+    /// Owns the psql holding the lock, and terminates its backend first.
+    _reaper: Reaper,
 }
 
 impl<'a> LockHolder<'a> {
@@ -207,7 +210,18 @@ impl<'a> LockHolder<'a> {
             .stderr(Stdio::null())
             .spawn()
             .expect("psql holding the lock");
-        let holder = LockHolder { node, child };
+        let mut reaper = Reaper::new();
+        reaper.own(child);
+        let server = node.clone();
+        reaper.then(move || {
+            let _ = server.try_psql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lock-holder'",
+            );
+        });
+        let holder = LockHolder {
+            _node: node,
+            _reaper: reaper,
+        };
         wait_until(Duration::from_secs(10), "the lock to be held", || {
             node.psql(
                 "SELECT count(*) FROM pg_locks WHERE relation = 'repmgr.nodes'::regclass \
@@ -215,16 +229,6 @@ impl<'a> LockHolder<'a> {
             ) == "1"
         });
         holder
-    }
-}
-
-impl Drop for LockHolder<'_> {
-    fn drop(&mut self) {
-        let _ = self.node.try_psql(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lock-holder'",
-        );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

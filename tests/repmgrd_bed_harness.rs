@@ -177,7 +177,7 @@ fn helper_bed_for_the_kill_test() {
 
 #[test]
 fn a_killed_test_leaves_nothing_behind() {
-    support::testbed::require_root();
+    support::require_root("this test (it SIGKILLs a helper that holds a bed)");
     let tmp = tempfile::tempdir().expect("tempdir");
     let file = tmp.path().join("bed.info");
     let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))

@@ -24,8 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
+use support::bed::Bed;
 use support::pg_cluster::{PG_BINDIR, PgCluster, PgNode, write_postgres_file};
-use support::testbed::{Arbiter, Emulator, Hub, arbiter_bin, hand_assign, kernel_has, wait_until};
+use support::testbed::{Arbiter, Hub, arbiter_bin, hand_assign, kernel_has, wait_until};
 
 const VIP: &str = "10.77.0.100";
 const ROLE: &str = "va_pw";
@@ -251,8 +252,41 @@ fn postgres_passwords_never_leak() {
     let bad_env = planted("pw", "wrong-env-planted");
     require_password(&node, &pw_ok);
     let mut seen = Seen::new(&[&pw_ok, &bad_conninfo, &bad_pgpass, &bad_env]);
+    let cases = password_cases(&pw_ok, &bad_conninfo, &bad_pgpass, &bad_env);
 
-    let cases = [
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut hub = Hub::new();
+    let daemons = start_a_daemon_per_case(&mut hub, dir.path(), &node, &cases);
+    each_reaches_its_verdict(&daemons);
+    every_output_is_clean(&daemons, &mut seen);
+    reloads_good_then_broken(&daemons[0], &pw_ok, &mut seen);
+    let host_ns = stop_and_read_the_logs(daemons, &mut seen);
+
+    broken_configs(
+        &mut seen,
+        dir.path(),
+        &node,
+        &pw_ok,
+        &pg_config(&node, None),
+        &host_ns,
+    );
+    seen.assert_clean();
+}
+
+/// A daemon of `postgres_passwords_never_leak`: its case, its namespace, its
+/// environment, the daemon.
+type CaseDaemon<'a> = (&'a Case, String, Vec<(String, String)>, Arbiter);
+
+/// The six ways a password reaches the daemon: right and wrong, in the conninfo, a
+/// .pgpass and PGPASSWORD.
+fn password_cases(pw_ok: &str, bad_conninfo: &str, bad_pgpass: &str, bad_env: &str) -> [Case; 6] {
+    let (pw_ok, bad_conninfo, bad_pgpass, bad_env) = (
+        pw_ok.to_owned(),
+        bad_conninfo.to_owned(),
+        bad_pgpass.to_owned(),
+        bad_env.to_owned(),
+    );
+    [
         Case {
             name: "conninfo",
             in_conninfo: Some(pw_ok.clone()),
@@ -295,32 +329,42 @@ fn postgres_passwords_never_leak() {
             in_env: Some(bad_env.clone()),
             auth_ok: false,
         },
-    ];
+    ]
+}
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut hub = Hub::new();
-    let conninfo = |pw: Option<&String>| {
-        let mut c = format!(
-            "host={} port={} user={ROLE} dbname=repmgr",
-            node.socket_dir().display(),
-            node.port()
-        );
-        if let Some(pw) = pw {
-            c.push_str(&format!(" password={pw}"));
-        }
-        c
-    };
-    let config = |pw: Option<&String>| {
-        format!(
-            "vip = \"{VIP}\"\ninterface = \"ens5\"\nprefix_len = 32\nnode_id = 1\nconninfo = \"{}\"\n\
-             interval = \"300ms\"\npg_timeout = \"2s\"\npg_unknown_hold = \"1s\"\nlog_level = \"trace\"\n",
-            conninfo(pw)
-        )
-    };
+/// The conninfo to `node` as the planted role, with `pw` in it if given.
+fn pg_conninfo(node: &PgNode, pw: Option<&String>) -> String {
+    let mut c = format!(
+        "host={} port={} user={ROLE} dbname=repmgr",
+        node.socket_dir().display(),
+        node.port()
+    );
+    if let Some(pw) = pw {
+        c.push_str(&format!(" password={pw}"));
+    }
+    c
+}
+
+/// The daemon's config for `node` (trace logging, 300 ms passes), `pw` in the conninfo.
+fn pg_config(node: &PgNode, pw: Option<&String>) -> String {
+    format!(
+        "vip = \"{VIP}\"\ninterface = \"ens5\"\nprefix_len = 32\nnode_id = 1\nconninfo = \"{}\"\n\
+         interval = \"300ms\"\npg_timeout = \"2s\"\npg_unknown_hold = \"1s\"\nlog_level = \"trace\"\n",
+        pg_conninfo(node, pw)
+    )
+}
+
+/// A daemon per case, each in its own node namespace, at trace.
+fn start_a_daemon_per_case<'a>(
+    hub: &mut Hub,
+    dir: &Path,
+    node: &PgNode,
+    cases: &'a [Case],
+) -> Vec<CaseDaemon<'a>> {
     let mut daemons = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let ns = hub.node(&format!("s{i}"), &format!("10.77.0.{}", 21 + i));
-        let pgpass = dir.path().join(format!("{}.pgpass", case.name));
+        let pgpass = dir.join(format!("{}.pgpass", case.name));
         if let Some(pw) = &case.in_pgpass {
             std::fs::write(
                 &pgpass,
@@ -339,15 +383,21 @@ fn postgres_passwords_never_leak() {
             env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let a = Arbiter::start(
             &ns,
-            dir.path(),
+            dir,
             case.name,
-            &config(case.in_conninfo.as_ref()),
+            &pg_config(node, case.in_conninfo.as_ref()),
             &env_ref,
         );
         daemons.push((case, ns, env, a));
     }
 
-    for (case, _, _, a) in &daemons {
+    daemons
+}
+
+/// Each makes passes; the right passwords hold, the wrong ones fail authentication
+/// (28P01) and are pg-unknown.
+fn each_reaches_its_verdict(daemons: &[CaseDaemon]) {
+    for (case, _, _, a) in daemons {
         wait_until(Duration::from_secs(20), "several passes", || passes(a) >= 4);
         if case.auth_ok {
             wait_until(Duration::from_secs(10), "holding", || {
@@ -368,8 +418,12 @@ fn postgres_passwords_never_leak() {
             );
         }
     }
+}
 
-    for (case, ns, env, a) in &daemons {
+/// /health, /metrics, status, check, kick, check-config and plan of each daemon:
+/// their expected content, recorded in `seen`.
+fn every_output_is_clean(daemons: &[CaseDaemon], seen: &mut Seen) {
+    for (case, ns, env, a) in daemons {
         let name = case.name;
         let health = http_get(&a.socket, "/health");
         assert!(health.contains("\"verdict\""), "{name}: {health}");
@@ -433,9 +487,11 @@ fn postgres_passwords_never_leak() {
         }
         seen.add_run(&format!("{name} plan"), &plan);
     }
+}
 
-    // Reloads: a good one, then one whose TOML breaks on the conninfo line itself.
-    let (_, _, env, a) = &daemons[0];
+/// Reloads: a good one, then one whose TOML breaks on the conninfo line itself.
+fn reloads_good_then_broken(daemon: &CaseDaemon, pw_ok: &str, seen: &mut Seen) {
+    let (_, _, env, a) = daemon;
     let good = std::fs::read_to_string(&a.config).expect("config");
     sighup(a);
     wait_until(Duration::from_secs(10), "a reload", || {
@@ -463,7 +519,11 @@ fn postgres_passwords_never_leak() {
     );
     seen.add_run("status on a broken config", &status);
     std::fs::write(&a.config, &good).expect("restore config");
+}
 
+/// SIGTERM exits 0; each log is a trace log, the wrong passwords' say so. Returns the
+/// first daemon's namespace (for the broken configs' host checks).
+fn stop_and_read_the_logs(daemons: Vec<CaseDaemon>, seen: &mut Seen) -> String {
     let host_ns = daemons[0].1.clone();
     for (case, _, _, mut a) in daemons {
         assert_eq!(a.stop(), Some(0), "{}: SIGTERM exits 0", case.name);
@@ -478,16 +538,7 @@ fn postgres_passwords_never_leak() {
         }
         seen.add(format!("{} daemon log", case.name), log);
     }
-
-    broken_configs(
-        &mut seen,
-        dir.path(),
-        &node,
-        &pw_ok,
-        &config(None),
-        &host_ns,
-    );
-    seen.assert_clean();
+    host_ns
 }
 
 /// Configurations that fail, each holding the password somewhere: `check-config` and
@@ -600,16 +651,10 @@ fn broken_configs(seen: &mut Seen, dir: &Path, node: &PgNode, pw: &str, base: &s
 
 #[test]
 fn aws_credentials_never_leak() {
-    let cluster = PgCluster::start();
-    let mut hub = Hub::new();
-    let n1 = hub.node("n1", "10.77.0.11");
-    let _n2 = hub.node("n2", "10.77.0.12");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(&hub, dir.path());
-    let ids = emu.setup(&[("n1", "10.77.0.11"), ("n2", "10.77.0.12")]);
-    let eni = |n: &str| ids["enis"][n]["eni_id"].as_str().expect("eni").to_owned();
-    let (eni1, eni2) = (eni("n1"), eni("n2"));
-    let subnet = ids["subnet_id"].as_str().expect("subnet").to_owned();
+    let bed = Bed::builder().postgres().ec2().build();
+    let (cluster, hub, n1, dir, emu) = (bed.cluster(), bed.hub(), bed.ns(1), bed.dir(), bed.emu());
+    let (eni1, eni2) = (bed.eni(1).to_owned(), bed.eni(2).to_owned());
+    let subnet = bed.subnet().to_owned();
 
     let key_id = format!(
         "AKIA{}",
@@ -638,13 +683,13 @@ fn aws_credentials_never_leak() {
         cluster.node1().repmgr_conf().display().to_string()
     );
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut a = Arbiter::start(&n1, dir.path(), "aws", &cfg, &env_ref);
+    let mut a = Arbiter::start(n1, dir, "aws", &cfg, &env_ref);
     wait_until(
         Duration::from_secs(20),
         "the takeover at EC2 and in the kernel",
         || {
             emu.holders(VIP) == vec![eni1.clone()]
-                && kernel_has(&n1, VIP)
+                && kernel_has(n1, VIP)
                 && a.verdict() == "holding"
         },
     );
@@ -673,7 +718,7 @@ fn aws_credentials_never_leak() {
     wait_until(Duration::from_secs(20), "the refused repair", || {
         last_error(&a).contains("not authorized")
     });
-    let online = verb(&a.config, Some(&n1), &env, &["check-config", "--online"]);
+    let online = verb(&a.config, Some(n1), &env, &["check-config", "--online"]);
     assert!(
         online
             .stdout
@@ -682,7 +727,7 @@ fn aws_credentials_never_leak() {
         online.all()
     );
     seen.add_run("check-config --online", &online);
-    let plan = verb(&a.config, Some(&n1), &env, &["plan"]);
+    let plan = verb(&a.config, Some(n1), &env, &["plan"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
     assert!(plan.stdout.contains("verdict:"), "{}", plan.all());
     seen.add_run("plan", &plan);
@@ -710,7 +755,7 @@ fn aws_credentials_never_leak() {
     let r = verb(&a.config, None, &env, &["kick"]);
     assert_eq!(r.code, 0, "{}", r.all());
     seen.add_run("kick", &r);
-    let cc = verb(&a.config, Some(&n1), &env, &["check-config"]);
+    let cc = verb(&a.config, Some(n1), &env, &["check-config"]);
     assert_eq!(cc.code, 0, "{}", cc.all());
     seen.add_run("check-config", &cc);
 

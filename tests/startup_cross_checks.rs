@@ -12,45 +12,26 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::bed::Bed;
 use support::fake_imds::FakeImds;
-use support::testbed::{Emulator, Hub, arbiter_bin, aws_env, mac_for, wait_until};
+use support::reaper;
+use support::testbed::{arbiter_bin, aws_env, mac_for, wait_until};
 
 const N1: &str = "10.77.0.11";
 const N2: &str = "10.77.0.12";
 /// An ENI id the tests create late, or never.
 const LATE: &str = "eni-0feedfacecafe0001";
 
-struct Bed {
-    _hub: Hub,
-    n1: String,
-    emu: Emulator,
-    /// The main world (subnet 10.77.0.0/20).
-    ids: Value,
-    dir: tempfile::TempDir,
+/// Node n1's namespace and the emulator in the hub, set up with `enis`.
+fn bed(enis: &[(&str, &str)]) -> Bed {
+    Bed::builder().nodes(1).ec2().enis(enis).build()
 }
 
+/// What this file asks of the bed: configs for n1's daemon, and running it to its exit.
 impl Bed {
-    fn new(enis: &[(&str, &str)]) -> Bed {
-        let mut hub = Hub::new();
-        let n1 = hub.node("n1", N1);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let emu = Emulator::start(&hub, dir.path());
-        let ids = emu.setup(enis);
-        Bed {
-            _hub: hub,
-            n1,
-            emu,
-            ids,
-            dir,
-        }
-    }
-
-    fn subnet(&self) -> String {
-        self.ids["subnet_id"].as_str().expect("subnet").to_owned()
-    }
-
-    fn eni(&self, name: &str) -> (String, String) {
-        let e = &self.ids["enis"][name];
+    /// The main world's (subnet 10.77.0.0/20) ENI `name`: (ENI id, instance id).
+    fn eni_of(&self, name: &str) -> (String, String) {
+        let e = &self.ec2().ids["enis"][name];
         (
             e["eni_id"].as_str().expect("eni").to_owned(),
             e["instance_id"].as_str().expect("instance").to_owned(),
@@ -58,7 +39,7 @@ impl Bed {
     }
 
     fn config(&self, eni: &str, subnet: &str) -> PathBuf {
-        let cfg = self.dir.path().join("va.toml");
+        let cfg = self.dir().join("va.toml");
         std::fs::write(
             &cfg,
             format!(
@@ -73,19 +54,26 @@ impl Bed {
     }
 
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("va.sock")
+        self.dir().join("va.sock")
     }
 
     /// `vip-arbiter run` in n1; IMDS is `imds` (else disabled); stderr to `log`.
     fn spawn(&self, cfg: &Path, imds: Option<&FakeImds>, wait_ms: &str, log: &Path) -> Child {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.n1, &arbiter_bin(), "run", "--config"])
-            .arg(cfg)
-            .envs(aws_env(&self.emu.url))
-            .env("VA_TEST_ENI_WAIT_MS", wait_ms)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).expect("log"));
+        cmd.args([
+            "netns",
+            "exec",
+            self.ns(1),
+            &arbiter_bin(),
+            "run",
+            "--config",
+        ])
+        .arg(cfg)
+        .envs(aws_env(&self.emu().url))
+        .env("VA_TEST_ENI_WAIT_MS", wait_ms)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log"));
         match imds {
             Some(f) => cmd.env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &f.url),
             None => cmd.env("AWS_EC2_METADATA_DISABLED", "true"),
@@ -101,7 +89,7 @@ impl Bed {
         wait_ms: &str,
         limit: Duration,
     ) -> (Option<i32>, String, Duration) {
-        let log = self.dir.path().join("run.log");
+        let log = self.dir().join("run.log");
         let started = Instant::now();
         let mut child = self.spawn(cfg, imds, wait_ms, &log);
         let status = loop {
@@ -109,8 +97,7 @@ impl Bed {
                 break st;
             }
             if started.elapsed() > limit {
-                let _ = child.kill();
-                let _ = child.wait();
+                reaper::kill(child);
                 panic!(
                     "vip-arbiter still runs after {limit:?}: {}",
                     std::fs::read_to_string(&log).unwrap_or_default()
@@ -148,31 +135,18 @@ fn config_line(stderr: &str) -> String {
     lines[0].to_owned()
 }
 
-fn stop(mut child: Child) -> Option<i32> {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let started = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            return st.code();
-        }
-        if started.elapsed() > Duration::from_secs(15) {
-            let _ = child.kill();
-            panic!("no exit within 15 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn stop(child: Child) -> Option<i32> {
+    reaper::terminate(child, Duration::from_secs(15), "vip-arbiter")
 }
 
 #[test]
 fn an_eni_attached_to_another_instance_exits_78_and_names_both() {
-    let bed = Bed::new(&[("n1", N1), ("n2", N2)]);
-    let (eni1, i1) = bed.eni("n1");
-    let (_, i2) = bed.eni("n2");
-    let cfg = bed.config(&eni1, &bed.subnet());
+    let bed = bed(&[("n1", N1), ("n2", N2)]);
+    let (eni1, i1) = bed.eni_of("n1");
+    let (_, i2) = bed.eni_of("n2");
+    let cfg = bed.config(&eni1, bed.subnet());
     // IMDS says this host is n2's instance.
-    let imds = FakeImds::start_in(&bed.n1, &[("instance-id", &i2)]);
+    let imds = FakeImds::start_in(bed.ns(1), &[("instance-id", &i2)]);
     let (code, err, _) = bed.run_to_exit(&cfg, Some(&imds), "60000", Duration::from_secs(30));
     assert_eq!(code, Some(78), "{err}");
     assert_eq!(
@@ -183,8 +157,8 @@ fn an_eni_attached_to_another_instance_exits_78_and_names_both() {
     );
     drop(imds);
     // The same ENI with IMDS saying n1's instance: it starts and says it checked.
-    let imds = FakeImds::start_in(&bed.n1, &[("instance-id", &i1)]);
-    let log = bed.dir.path().join("ok.log");
+    let imds = FakeImds::start_in(bed.ns(1), &[("instance-id", &i1)]);
+    let log = bed.dir().join("ok.log");
     let child = bed.spawn(&cfg, Some(&imds), "60000", &log);
     let mut child = child;
     wait_until(Duration::from_secs(30), "the first pass", || {
@@ -210,9 +184,9 @@ fn an_eni_attached_to_another_instance_exits_78_and_names_both() {
 
 #[test]
 fn an_eni_in_another_subnet_exits_78_and_names_both() {
-    let bed = Bed::new(&[("n1", N1)]);
-    let (eni1, _) = bed.eni("n1");
-    let far = bed.emu.setup_world("10.78.0.0/16", "10.78.0.0/20", &[]);
+    let bed = bed(&[("n1", N1)]);
+    let (eni1, _) = bed.eni_of("n1");
+    let far = bed.emu().setup_world("10.78.0.0/16", "10.78.0.0/20", &[]);
     let far = far["subnet_id"].as_str().expect("subnet");
     let cfg = bed.config(&eni1, far);
     let (code, err, _) = bed.run_to_exit(&cfg, None, "60000", Duration::from_secs(30));
@@ -228,12 +202,12 @@ fn an_eni_in_another_subnet_exits_78_and_names_both() {
 
 #[test]
 fn an_eni_with_another_mac_exits_78_and_names_both() {
-    let bed = Bed::new(&[("n1", N1), ("n2", N2)]);
+    let bed = bed(&[("n1", N1), ("n2", N2)]);
     // n2's ENI, on n1 (ens5 has n1's MAC); IMDS agrees it is n2's instance, so only
     // the MAC differs.
-    let (eni2, i2) = bed.eni("n2");
-    let cfg = bed.config(&eni2, &bed.subnet());
-    let imds = FakeImds::start_in(&bed.n1, &[("instance-id", &i2)]);
+    let (eni2, i2) = bed.eni_of("n2");
+    let cfg = bed.config(&eni2, bed.subnet());
+    let imds = FakeImds::start_in(bed.ns(1), &[("instance-id", &i2)]);
     let (code, err, _) = bed.run_to_exit(&cfg, Some(&imds), "60000", Duration::from_secs(30));
     assert_eq!(code, Some(78), "{err}");
     assert_eq!(
@@ -248,16 +222,16 @@ fn an_eni_with_another_mac_exits_78_and_names_both() {
 
 #[test]
 fn an_eni_that_shows_late_is_waited_for_then_the_daemon_starts() {
-    let bed = Bed::new(&[]);
+    let bed = bed(&[]);
     let subnet = bed.subnet();
-    let cfg = bed.config(LATE, &subnet);
-    let log = bed.dir.path().join("late.log");
+    let cfg = bed.config(LATE, subnet);
+    let log = bed.dir().join("late.log");
     let started = Instant::now();
     let child = bed.spawn(&cfg, None, "30000", &log);
     std::thread::sleep(Duration::from_secs(3));
     assert!(!bed.passed(), "started before its ENI existed");
     // The replacement node's ENI appears at EC2 only now.
-    let late = bed.emu.add_eni(&subnet, "n1", N1, LATE);
+    let late = bed.emu().add_eni(subnet, "n1", N1, LATE);
     assert_eq!(late["enis"]["n1"]["eni_id"], LATE, "{late}");
     let mut child = child;
     wait_until(Duration::from_secs(30), "the first pass", || {
@@ -279,7 +253,7 @@ fn an_eni_that_shows_late_is_waited_for_then_the_daemon_starts() {
     );
     assert!(text.contains(&format!("ok: ENI {LATE} exists")), "{text}");
     let by_id = bed
-        .emu
+        .emu()
         .calls()
         .iter()
         .filter(|c| c["params"]["NetworkInterfaceId.1"] == LATE)
@@ -292,8 +266,8 @@ fn an_eni_that_shows_late_is_waited_for_then_the_daemon_starts() {
 
 #[test]
 fn an_eni_that_never_shows_exits_78_after_the_bound() {
-    let bed = Bed::new(&[("n1", N1)]);
-    let cfg = bed.config(LATE, &bed.subnet());
+    let bed = bed(&[("n1", N1)]);
+    let cfg = bed.config(LATE, bed.subnet());
     let (code, err, took) = bed.run_to_exit(&cfg, None, "3000", Duration::from_secs(30));
     assert_eq!(code, Some(78), "{err}");
     assert!(
@@ -309,7 +283,7 @@ fn an_eni_that_never_shows_exits_78_after_the_bound() {
         "{line}"
     );
     let by_id = bed
-        .emu
+        .emu()
         .calls()
         .iter()
         .filter(|c| c["params"]["NetworkInterfaceId.1"] == LATE)

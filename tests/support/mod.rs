@@ -1,13 +1,58 @@
 #![allow(dead_code)]
-//! Shared by the integration tests: fakes for loop-level tests, and the real-parts
-//! harnesses (PostgreSQL + repmgr clusters, network namespaces, the EC2 emulator).
+//! The integration tests' shared support: each test file `mod support;`s it and says
+//! only what is special to it. The map:
+//!
+//! * [`require_root`] (here): the one root check; a test that needs root fails, never
+//!   skips.
+//! * `reaper`: the one cleanup guard. A `Reaper` owns child processes and cleanup steps
+//!   and undoes them on drop, newest first; optionally a watchdog shell that does the
+//!   same if the test process dies without unwinding. `reaper::terminate` (SIGTERM,
+//!   bounded wait) and `reaper::kill`. Every process and namespace below is owned by one.
+//! * `bed`: the two-node bed. `Bed::builder()` with `.nodes(0..=2)`, `.postgres()`,
+//!   `.ec2()` (the emulator in the hub) or `.ec2_on_loopback()`, `.enis(…)`; `Bed`'s
+//!   accessors (`ns`, `cluster`, `emu`, `eni`, `subnet`, `holders`, `dir`, `rt`). A test
+//!   file adds its own `impl Bed` (its daemon config, its questions). Also `VIP`,
+//!   `NODES` and `Ec2` (the emulator with its world), which `repmgrd_bed` shares.
+//! * `repmgrd_bed`: the end-to-end bed, richer and kept apart: PostgreSQL *inside* the
+//!   namespaces on TCP, repmgrd with automatic failover, sshd for switchover,
+//!   partitions, the arbiters' config for the e2e scenarios. Built from the same pieces
+//!   (`testbed::Hub`, `pg_cluster`, `bed::Ec2`, `testbed::Arbiter`, `Reaper`s).
+//! * `testbed`: the pieces: `Hub` (hub namespace with a bridge, node namespaces with an
+//!   `ens5` into it), `Emulator` (the EC2 emulator, in the hub or on loopback) and its
+//!   `EmulatorHandle`, `Arbiter` (a `vip-arbiter run` in a namespace), `Hogs`, and
+//!   helpers (`run`, `wait_until`, `rt`, `in_netns`, `kernel_has`, `ens5_addr`,
+//!   `mac_for`, `aws_env`, `sdk_client`, `hand_assign`, `hand_vanish`, `arbiter_bin`).
+//! * `netns`: a single throwaway namespace with a veth pair, for the kernel adapter and
+//!   the host checks.
+//! * `pg_cluster`: a real PostgreSQL 15 primary and repmgr standby (unix sockets, or
+//!   networked inside namespaces).
+//! * `fakes`: in-memory observers and actuators for loop-level fault cases.
+//! * `fake_imds`: a minimal IMDSv2 inside a namespace.
+//! * `sampler`: the 100 ms record of EC2 holders, kernels and roles for e2e assertions.
+//! * `soak`, `soak_report`: the soak core and what its record says.
 
+pub mod bed;
 pub mod fake_imds;
 pub mod fakes;
 pub mod netns;
 pub mod pg_cluster;
+pub mod reaper;
 pub mod repmgrd_bed;
 pub mod sampler;
 pub mod soak;
 pub mod soak_report;
 pub mod testbed;
+
+/// Panics unless the test runs as root (euid 0), naming `what` needs it and why: a test
+/// that needs root fails, never skips. The one root check of the suite.
+pub fn require_root(what: &str) {
+    let out = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run `id -u`: {e}"));
+    let uid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(
+        uid, "0",
+        "{what} needs root; euid is {uid} (run it as root via scripts/test)"
+    );
+}

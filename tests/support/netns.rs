@@ -1,26 +1,28 @@
 //! A throwaway network namespace with `lo` up and a veth pair `ens5` / `ens5p`, both
 //! ends inside it, `ens5` holding the given primary address. Nothing in the root
 //! namespace is touched. Needs root; without it `Netns::new` panics (tests fail, never
-//! skip). `Drop` deletes the namespace; a reaper process does the same if the test
-//! process dies without unwinding.
+//! skip). Its `Reaper` deletes the namespace on drop, and its watchdog does the same if
+//! the test process dies without unwinding.
 
-use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::reaper::Reaper;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 pub struct Netns {
     name: String,
-    reaper: Option<Child>,
+    /// Deletes the namespace on drop, or (its watchdog) once this process is gone.
+    _reaper: Reaper,
 }
 
 impl Netns {
     /// `ip netns add va-<prefix>-<pid>-<n>`, then inside it: `lo` up, veth `ens5` +
     /// `ens5p` up, `primary_cidr` (e.g. `10.77.1.11/20`) on `ens5`.
     pub fn new(prefix: &str, primary_cidr: &str) -> Netns {
-        require_root();
+        super::require_root("Netns (ip netns add, veth links)");
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("va-{prefix}-{}-{n}", std::process::id());
         if std::path::Path::new("/var/run/netns").join(&name).exists() {
@@ -28,23 +30,22 @@ impl Netns {
             let _ = Command::new("ip").args(["netns", "del", &name]).status();
         }
         ip(&["netns", "add", &name]);
-        let reaper = Command::new("/bin/sh")
-            .args([
-                "-c",
-                r#"cat >/dev/null; ip netns del "$1" 2>/dev/null"#,
-                "netns-reaper",
-            ])
-            .arg(&name)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn netns reaper: {e}"));
-        // From here on a panic unwinds through `ns`, whose Drop deletes the namespace.
+        let mut reaper = Reaper::watching(
+            "netns-reaper",
+            r#"cat >/dev/null; ip netns del "$1" 2>/dev/null"#,
+            [&name],
+        );
+        let del = name.clone();
+        reaper.then(move || {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &del])
+                .stderr(Stdio::null())
+                .status();
+        });
+        // From here on a panic unwinds through `ns`, whose reaper deletes the namespace.
         let ns = Netns {
             name,
-            reaper: Some(reaper),
+            _reaper: reaper,
         };
         ns.ip(&["link", "set", "lo", "up"]);
         ns.ip(&[
@@ -106,19 +107,6 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
-        if let Some(mut reaper) = self.reaper.take() {
-            drop(reaper.stdin.take());
-            let _ = reaper.wait();
-        }
-    }
-}
-
 fn ip(args: &[&str]) -> String {
     let out = Command::new("ip")
         .args(args)
@@ -132,16 +120,4 @@ fn ip(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr).trim()
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn require_root() {
-    let out = Command::new("id")
-        .arg("-u")
-        .output()
-        .unwrap_or_else(|e| panic!("Netns: cannot run `id -u`: {e}"));
-    let uid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert_eq!(
-        uid, "0",
-        "Netns needs root (ip netns add, veth links); euid is {uid}"
-    );
 }

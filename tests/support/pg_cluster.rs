@@ -17,11 +17,12 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use super::reaper::Reaper;
 
 pub const PG_BINDIR: &str = "/usr/lib/postgresql/15/bin";
 const REPMGR_SO: &str = "/usr/lib/postgresql/15/lib/repmgr.so";
@@ -62,9 +63,9 @@ pub const NETWORKED_PORT: u16 = 5432;
 pub struct PgCluster {
     base: PathBuf,
     nodes: Vec<PgNode>,
-    /// Stops the servers and removes `base` when our end of its stdin closes, i.e. when
-    /// this process exits however it exits. `Drop` cleans up itself first.
-    reaper: Option<Child>,
+    /// Stops the servers and removes `base` on drop; its watchdog does the same when
+    /// this process exits however it exits.
+    _reaper: Reaper,
 }
 
 #[derive(Clone)]
@@ -118,13 +119,12 @@ impl PgCluster {
                 .collect(),
         };
         std::fs::create_dir(&base).unwrap_or_else(|e| panic!("mkdir {}: {e}", base.display()));
-        // From here on a panic unwinds through `cluster`, whose Drop cleans up.
-        let mut cluster = PgCluster {
-            reaper: None,
+        // From here on a panic unwinds through `cluster`, whose reaper cleans up.
+        let cluster = PgCluster {
+            _reaper: reaper(&base, &nodes),
             base,
             nodes,
         };
-        cluster.reaper = Some(spawn_reaper(&cluster.base, &cluster.nodes));
         chown_postgres(&cluster.base);
         for node in &cluster.nodes {
             for d in [node.dir.clone(), node.socket_dir()] {
@@ -326,32 +326,6 @@ impl PgCluster {
     /// The timeline the node is on now.
     pub fn timeline(&self, node: &PgNode) -> u32 {
         node.timeline()
-    }
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        for node in &self.nodes {
-            if node.data_dir().join("postmaster.pid").exists() {
-                let _ = as_postgres(&format!("{PG_BINDIR}/pg_ctl"), &self.base)
-                    .args([
-                        "-D",
-                        path_str(&node.data_dir()),
-                        "-m",
-                        "immediate",
-                        "-w",
-                        "stop",
-                    ])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.base);
-        if let Some(mut reaper) = self.reaper.take() {
-            drop(reaper.stdin.take()); // EOF: it finds nothing left to do and exits
-            let _ = reaper.wait();
-        }
     }
 }
 
@@ -589,15 +563,7 @@ impl PgNode {
 /// Root, the postgres user, and every binary the harness runs; panics naming what is
 /// missing.
 pub fn preflight() {
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .unwrap_or_else(|e| panic!("PgCluster: cannot run `id -u`: {e}"));
-    let uid = String::from_utf8_lossy(&uid.stdout).trim().to_owned();
-    assert_eq!(
-        uid, "0",
-        "PgCluster needs root (runs PostgreSQL as the postgres user via runuser); euid is {uid}"
-    );
+    super::require_root("PgCluster (runs PostgreSQL as the postgres user via runuser)");
     let mut missing = Vec::new();
     for bin in [
         "initdb",
@@ -725,11 +691,11 @@ fn two_free_ports() -> (u16, u16) {
     (port(&a), port(&b))
 }
 
-/// A shell in its own process group (so a kill of the test's group spares it) that
-/// blocks reading stdin; when this process is gone the pipe closes and it stops any
-/// postmaster still running in our data dirs (SIGQUIT = immediate shutdown) and
-/// removes the base dir.
-fn spawn_reaper(base: &Path, nodes: &[PgNode]) -> Child {
+/// The cluster's reaper: on drop, stop every server still running in our data dirs
+/// (`pg_ctl -m immediate`) and remove the base dir. Its watchdog, once this process is
+/// gone, does the same: SIGQUIT (immediate shutdown) to any postmaster still running
+/// there, then `rm -rf` the base dir.
+fn reaper(base: &Path, nodes: &[PgNode]) -> Reaper {
     const SCRIPT: &str = r#"
 cat >/dev/null
 base=$1; shift
@@ -741,14 +707,22 @@ for d in "$@"; do
 done
 rm -rf "$base"
 "#;
-    Command::new("/bin/sh")
-        .args(["-c", SCRIPT, "pg-harness-reaper"])
-        .arg(base)
-        .args(nodes.iter().map(PgNode::data_dir))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn reaper: {e}"))
+    let data_dirs: Vec<PathBuf> = nodes.iter().map(PgNode::data_dir).collect();
+    let mut args = vec![base.to_owned()];
+    args.extend(data_dirs.iter().cloned());
+    let mut reaper = Reaper::watching("pg-harness-reaper", SCRIPT, args);
+    let base = base.to_owned();
+    reaper.then(move || {
+        for data in &data_dirs {
+            if data.join("postmaster.pid").exists() {
+                let _ = as_postgres(&format!("{PG_BINDIR}/pg_ctl"), &base)
+                    .args(["-D", path_str(data), "-m", "immediate", "-w", "stop"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&base);
+    });
+    reaper
 }

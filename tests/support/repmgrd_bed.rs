@@ -13,10 +13,10 @@
 //! * optionally (`BedOptions::ssh`) an sshd per node namespace on the node address,
 //!   with a key pair for postgres, so `repmgr standby switchover` works.
 //!
-//! `Drop` kills repmgrd and sshd, stops PostgreSQL, deletes the namespaces and the
-//! directory. If the test process dies without unwinding, PgCluster's reaper stops the
-//! servers and removes the directory and the Hub's reaper kills whatever is left in the
-//! namespaces and deletes them.
+//! On drop its reapers (`support::reaper::Reaper`) kill repmgrd and sshd, stop
+//! PostgreSQL, delete the namespaces and the directory. If the test process dies
+//! without unwinding, PgCluster's reaper's watchdog stops the servers and removes the
+//! directory and the Hub's kills whatever is left in the namespaces and deletes them.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::PermissionsExt as _;
@@ -25,18 +25,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use super::bed::NODES;
 use super::pg_cluster::{
     ClusterNetwork, ClusterOptions, NodeNet, PG_BINDIR, PgCluster, PgNode, chown_postgres,
     output_text, remove_pg_env, write_postgres_file,
 };
+use super::reaper::Reaper;
 use super::sampler::{Role, SampledNode, Sampler};
-use super::testbed::{Arbiter, Emulator, Hub, arbiter_bin, aws_env, wait_until};
+use super::testbed::{Arbiter, Hub, arbiter_bin, aws_env, wait_until};
 
-pub const VIP: &str = "10.77.0.100";
+pub use super::bed::{Ec2, VIP};
 pub const SUBNET_CIDR: &str = "10.77.0.0/20";
-/// Node i (1-based) is `SHORT[i-1]` at `ADDR[i-1]`.
-pub const SHORT: [&str; 2] = ["n1", "n2"];
-pub const ADDR: [&str; 2] = ["10.77.0.11", "10.77.0.12"];
+/// Node i (1-based) is `SHORT[i-1]` at `ADDR[i-1]` (the two-node bed's `NODES`).
+pub const SHORT: [&str; 2] = [NODES[0].0, NODES[1].0];
+pub const ADDR: [&str; 2] = [NODES[0].1, NODES[1].1];
 
 const REPMGRD: &str = "/usr/lib/postgresql/15/bin/repmgrd";
 const SSHD: &str = "/usr/sbin/sshd";
@@ -92,23 +94,6 @@ pub struct StartTimes {
     pub total: Duration,
 }
 
-/// The EC2 emulator in the hub with one ENI per node (`enis[i-1]` is node i's).
-pub struct Ec2 {
-    pub emu: Emulator,
-    pub enis: [String; 2],
-    pub subnet: String,
-}
-
-impl Ec2 {
-    pub fn eni(&self, id: u32) -> &str {
-        &self.enis[idx(id)]
-    }
-
-    pub fn holders(&self) -> Vec<String> {
-        self.emu.holders(VIP)
-    }
-}
-
 /// An arbiter config for `start_arbiter`; `Default` is a 500 ms kernel-only daemon.
 pub struct ArbiterConf<'a> {
     pub interval: &'a str,
@@ -134,9 +119,11 @@ impl Default for ArbiterConf<'_> {
     }
 }
 
+/// Fields drop in this order: repmgrd first (it must not act on the servers being
+/// stopped), then sshd, then `cluster` (servers, directory) and `hub` (namespaces).
 pub struct RepmgrdBed {
-    repmgrd: [Option<Child>; 2],
-    sshd: Vec<Child>,
+    repmgrd: [Reaper; 2],
+    sshd: Reaper,
     cluster: PgCluster,
     hub: Hub,
     ns: [String; 2],
@@ -180,8 +167,8 @@ impl RepmgrdBed {
         let postgres = t0.elapsed() - namespaces;
         // From here on a panic unwinds through `bed`, whose Drop cleans up.
         let mut bed = RepmgrdBed {
-            repmgrd: [None, None],
-            sshd: Vec::new(),
+            repmgrd: [Reaper::new(), Reaper::new()],
+            sshd: Reaper::new(),
             cluster,
             hub,
             ns,
@@ -394,7 +381,7 @@ impl RepmgrdBed {
     /// `BedOptions::ssh`); then wait until the old primary streams from it.
     pub fn switchover_to(&self, id: u32) {
         assert!(
-            !self.sshd.is_empty(),
+            self.sshd.child().is_some(),
             "switchover needs BedOptions {{ ssh: true }}"
         );
         let (st, out) = self.repmgr_bounded(
@@ -422,10 +409,7 @@ impl RepmgrdBed {
 
     /// SIGKILL node `id`'s repmgrd (a crash); no-op if it is not running.
     pub fn kill_repmgrd(&mut self, id: u32) {
-        if let Some(mut c) = self.repmgrd[idx(id)].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.repmgrd[idx(id)].reap();
     }
 
     /// Start repmgrd on node `id` and wait until it monitors (bounded).
@@ -437,7 +421,7 @@ impl RepmgrdBed {
 
     pub fn repmgrd_running(&mut self, id: u32) -> bool {
         self.repmgrd[idx(id)]
-            .as_mut()
+            .child_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
@@ -464,19 +448,7 @@ impl RepmgrdBed {
 
     /// The EC2 emulator in the hub with an ENI per node (primary addresses 10.77.0.1x).
     pub fn start_ec2(&self) -> Ec2 {
-        let emu = Emulator::start(&self.hub, self.dir());
-        let ids = emu.setup(&[(SHORT[0], ADDR[0]), (SHORT[1], ADDR[1])]);
-        let eni = |n: &str| {
-            ids["enis"][n]["eni_id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no ENI for {n} in {ids}"))
-                .to_owned()
-        };
-        Ec2 {
-            enis: [eni(SHORT[0]), eni(SHORT[1])],
-            subnet: ids["subnet_id"].as_str().expect("subnet_id").to_owned(),
-            emu,
-        }
+        Ec2::in_hub(&self.hub, self.dir(), &NODES)
     }
 
     /// Where `start_arbiter(id, …)` writes node `id`'s arbiter config.
@@ -565,7 +537,7 @@ impl RepmgrdBed {
             .stderr(out);
         remove_pg_env(&mut cmd);
         let child = cmd.spawn().expect("start repmgrd");
-        self.repmgrd[idx(id)] = Some(child);
+        self.repmgrd[idx(id)].own(child);
     }
 
     /// Until repmgrd on node `id` has logged (after byte `from` of its log) that it
@@ -573,7 +545,7 @@ impl RepmgrdBed {
     fn wait_repmgrd_monitoring(&mut self, id: u32, from: usize) {
         let start = Instant::now();
         loop {
-            if let Some(Ok(Some(st))) = self.repmgrd[idx(id)].as_mut().map(Child::try_wait) {
+            if let Some(Ok(Some(st))) = self.repmgrd[idx(id)].child_mut().map(Child::try_wait) {
                 panic!(
                     "repmgrd on node{id} exited ({st}):\n{}\n{}",
                     std::fs::read_to_string(self.node(id).dir().join("repmgrd.out"))
@@ -638,7 +610,7 @@ impl RepmgrdBed {
                 .stderr(log)
                 .spawn()
                 .expect("start sshd");
-            self.sshd.push(child);
+            self.sshd.own(child);
         }
         // postgres on each node reaches the other over ssh (what switchover does).
         for id in [1, 2] {
@@ -657,7 +629,7 @@ impl RepmgrdBed {
                     break;
                 }
                 let last = output_text(&out);
-                for c in &mut self.sshd {
+                for c in self.sshd.children_mut() {
                     if let Ok(Some(st)) = c.try_wait() {
                         panic!(
                             "sshd exited ({st}): {}",
@@ -673,20 +645,6 @@ impl RepmgrdBed {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-    }
-}
-
-impl Drop for RepmgrdBed {
-    fn drop(&mut self) {
-        // repmgrd first: it must not act on the servers being stopped.
-        for id in [1, 2] {
-            self.kill_repmgrd(id);
-        }
-        for mut c in self.sshd.drain(..) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // Then `cluster` (servers, directory) and `hub` (namespaces) drop in that order.
     }
 }
 
@@ -807,7 +765,7 @@ fn run_bounded(mut cmd: Command, out: &Path, limit: Duration) -> (ExitStatus, St
 
 /// Every binary the bed runs beyond PgCluster's; panics naming what is missing.
 fn preflight(opts: &BedOptions) {
-    super::testbed::require_root();
+    super::require_root("RepmgrdBed (namespaces, repmgrd as postgres)");
     let mut need = vec![REPMGRD, SETPRIV, "/usr/bin/getent"];
     if opts.ssh {
         need.extend([SSHD, SSH_KEYGEN, "/usr/bin/ssh"]);

@@ -3,7 +3,6 @@
 //! bridge. Private addresses exist only inside these namespaces; the root namespace
 //! is not touched. Everything is torn down on drop, also after a failed test.
 
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,20 +10,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::reaper::{self, Reaper};
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 pub const HUB_IP: &str = "10.77.0.1";
 pub const PREFIX: u8 = 20;
 pub const EMULATOR_PORT: u16 = 5000;
-
-pub fn require_root() {
-    let uid = Command::new("id").arg("-u").output().expect("run id -u");
-    assert_eq!(
-        String::from_utf8_lossy(&uid.stdout).trim(),
-        "0",
-        "this test needs root (network namespaces); run it as root via scripts/test"
-    );
-}
 
 /// Run a command and panic with its output if it fails.
 pub fn run(program: &str, args: &[&str]) -> String {
@@ -64,26 +56,24 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -
 
 pub struct Hub {
     pub ns: String,
-    nodes: Vec<String>,
-    /// Kills what runs in our namespaces and deletes them when our end of its stdin
-    /// closes, i.e. when this process exits however it exits (SIGKILL from a timeout).
-    reaper: Option<Child>,
+    /// Kills what runs in each of our namespaces and deletes it on drop (the nodes
+    /// first, then the hub); its watchdog does the same when this process exits however
+    /// it exits (SIGKILL from a timeout).
+    reaper: Reaper,
 }
 
 impl Hub {
     pub fn new() -> Hub {
-        require_root();
+        super::require_root("the bridged testbed (network namespaces)");
         let ns = format!(
             "vah{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
         run("ip", &["netns", "add", &ns]);
-        let hub = Hub {
-            reaper: Some(spawn_netns_reaper(&ns)),
-            ns,
-            nodes: Vec::new(),
-        };
+        let mut reaper = Reaper::watching("netns-reaper", NETNS_REAPER, [&ns]);
+        reaper.then(delete_netns(&ns));
+        let hub = Hub { reaper, ns };
         hub.ip(&["link", "set", "lo", "up"]);
         hub.ip(&["link", "add", "br0", "type", "bridge"]);
         hub.ip(&["addr", "add", &format!("{HUB_IP}/{PREFIX}"), "dev", "br0"]);
@@ -102,7 +92,7 @@ impl Hub {
     pub fn node(&mut self, short: &str, addr: &str) -> String {
         let ns = format!("{}-{short}", self.ns);
         run("ip", &["netns", "add", &ns]);
-        self.nodes.push(ns.clone());
+        self.reaper.then(delete_netns(&ns));
         let peer = format!("v{short}");
         self.ip(&[
             "link", "add", &peer, "type", "veth", "peer", "name", "ens5", "netns", &ns,
@@ -134,31 +124,22 @@ impl Hub {
     }
 }
 
-impl Drop for Hub {
-    fn drop(&mut self) {
-        for ns in self.nodes.iter().chain(std::iter::once(&self.ns)) {
-            let _ = Command::new("ip")
-                .args(["netns", "pids", ns])
-                .output()
-                .map(|o| {
-                    for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                        let _ = Command::new("kill").args(["-9", pid]).status();
-                    }
-                });
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+/// A cleanup step: SIGKILL every process in namespace `ns`, then delete it.
+fn delete_netns(ns: &str) -> impl FnOnce() + 'static {
+    let ns = ns.to_owned();
+    move || {
+        if let Ok(o) = Command::new("ip").args(["netns", "pids", &ns]).output() {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
         }
-        if let Some(mut reaper) = self.reaper.take() {
-            drop(reaper.stdin.take()); // EOF: the namespaces are gone, nothing left to do
-            let _ = reaper.wait();
-        }
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     }
 }
 
-/// A shell in its own process group (a kill of the test's group spares it) blocked on
-/// stdin; when this process is gone it SIGKILLs every process in the hub namespace and
-/// in the node namespaces (`<hub>-*`), then deletes them.
-fn spawn_netns_reaper(hub: &str) -> Child {
-    const SCRIPT: &str = r#"
+/// The hub's watchdog: once this process is gone, SIGKILL every process in the hub
+/// namespace and in the node namespaces (`<hub>-*`), then delete them.
+const NETNS_REAPER: &str = r#"
 cat >/dev/null
 for ns in $(ip netns list | cut -d' ' -f1); do
   case "$ns" in "$1"|"$1"-*) ;; *) continue ;; esac
@@ -166,15 +147,6 @@ for ns in $(ip netns list | cut -d' ' -f1); do
   ip netns del "$ns" 2>/dev/null
 done
 "#;
-    Command::new("/bin/sh")
-        .args(["-c", SCRIPT, "netns-reaper", hub])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn netns reaper: {e}"))
-}
 
 /// Run `f` on a thread that has joined namespace `ns` (so its sockets open there),
 /// with its own tokio runtime. Traffic to 10.77.x never leaves from the root namespace.
@@ -223,7 +195,8 @@ pub fn kernel_has(ns: &str, ip: &str) -> bool {
 
 /// The EC2 emulator (moto behind tests/ec2_emulator/launcher.py) inside the hub.
 pub struct Emulator {
-    child: Child,
+    /// Owns the emulator process.
+    reaper: Reaper,
     hub_ns: String,
     pub url: String,
     pub log: PathBuf,
@@ -262,8 +235,10 @@ impl Emulator {
             .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("start the EC2 emulator with {}: {e}", python()));
+        let mut reaper = Reaper::new();
+        reaper.own(child);
         let mut emu = Emulator {
-            child,
+            reaper,
             hub_ns: hub_ns.to_owned(),
             url: String::new(),
             log,
@@ -272,7 +247,7 @@ impl Emulator {
             Duration::from_secs(30),
             "the EC2 emulator to be ready",
             || {
-                if let Ok(Some(status)) = emu.child.try_wait() {
+                if let Some(Ok(Some(status))) = emu.reaper.child_mut().map(Child::try_wait) {
                     panic!(
                         "EC2 emulator exited ({status}): {}",
                         std::fs::read_to_string(&emu.log).unwrap_or_default()
@@ -441,13 +416,6 @@ impl Emulator {
     }
 }
 
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The daemon binary: cargo's for integration tests, else `VA_TEST_ARBITER_BIN` (the demo
 /// and the benchmarks run from examples/, where cargo does not provide it).
 pub fn arbiter_bin() -> String {
@@ -477,7 +445,8 @@ pub fn python() -> String {
 
 /// A `vip-arbiter run` process inside a namespace.
 pub struct Arbiter {
-    child: Option<Child>,
+    /// Owns the daemon while it runs.
+    reaper: Reaper,
     pub ns: String,
     pub config: PathBuf,
     pub socket: PathBuf,
@@ -495,7 +464,7 @@ impl Arbiter {
         )
         .expect("write config");
         let mut a = Arbiter {
-            child: None,
+            reaper: Reaper::new(),
             ns: ns.to_owned(),
             config: path,
             socket,
@@ -531,9 +500,9 @@ impl Arbiter {
             .stderr(log)
             .spawn()
             .expect("start vip-arbiter");
-        self.child = Some(child);
+        self.reaper.own(child);
         wait_until(Duration::from_secs(20), "the arbiter's first pass", || {
-            if let Some(Ok(Some(st))) = self.child.as_mut().map(Child::try_wait) {
+            if let Some(Ok(Some(st))) = self.reaper.child_mut().map(Child::try_wait) {
                 panic!("vip-arbiter exited ({st}): {}", self.log_text());
             }
             self.health()
@@ -543,7 +512,7 @@ impl Arbiter {
 
     /// The daemon's pid while it runs (`ip netns exec` execs it, so it is the child's).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.reaper.child().map(Child::id)
     }
 
     pub fn log_text(&self) -> String {
@@ -553,8 +522,8 @@ impl Arbiter {
     /// The exit status if the daemon has exited (reaped here), None while it runs or
     /// when it was never started.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child
-            .as_mut()
+        self.reaper
+            .child_mut()
             .and_then(|c| c.try_wait().ok().flatten())
     }
 
@@ -593,34 +562,12 @@ impl Arbiter {
 
     /// SIGTERM and wait; returns the exit code.
     pub fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(st)) = child.try_wait() {
-                return st.code();
-            }
-            if start.elapsed() > Duration::from_secs(15) {
-                let _ = child.kill();
-                panic!("vip-arbiter did not stop within 15 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = self.reaper.take_child()?;
+        reaper::terminate(child, Duration::from_secs(15), "vip-arbiter")
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Arbiter {
-    fn drop(&mut self) {
-        self.kill9();
+        self.reaper.reap();
     }
 }
 
@@ -731,34 +678,24 @@ pub fn aws_env(url: &str) -> Vec<(&'static str, String)> {
 
 /// `n` ordinary (non-superuser) clients of the server at unix socket `sock`:`port`,
 /// each holding a connection for `seconds`; killed and reaped on drop.
-pub struct Hogs(Vec<Child>);
+pub struct Hogs(Reaper);
 
 impl Hogs {
     pub fn start(sock: &str, port: &str, user: &str, n: usize, seconds: u32) -> Hogs {
         let sql = format!("SELECT pg_sleep({seconds})");
-        Hogs(
-            (0..n)
-                .map(|_| {
-                    Command::new("psql")
-                        .args([
-                            "-XAtq", "-h", sock, "-p", port, "-U", user, "-d", "postgres", "-c",
-                            &sql,
-                        ])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .expect("psql")
-                })
-                .collect(),
-        )
-    }
-}
-
-impl Drop for Hogs {
-    fn drop(&mut self) {
-        for h in &mut self.0 {
-            let _ = h.kill();
-            let _ = h.wait();
+        let mut reaper = Reaper::new();
+        for _ in 0..n {
+            reaper.own(
+                Command::new("psql")
+                    .args([
+                        "-XAtq", "-h", sock, "-p", port, "-U", user, "-d", "postgres", "-c", &sql,
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("psql"),
+            );
         }
+        Hogs(reaper)
     }
 }
