@@ -400,7 +400,7 @@ fn marks_part(m: &MarkView) -> MarksPart {
                 ..none
             }
         }
-        MarkView::Unknown { code, reason } => MarksPart {
+        MarkView::Unknown { code, reason, .. } => MarksPart {
             state: "unknown",
             code: code.clone(),
             reason: Some(reason.clone()),
@@ -439,7 +439,7 @@ fn cloud_part(ctx: &PlanContext, c: &CloudView) -> CloudPart {
             format!("held by {eni}, {}", claim_text(claim)),
         ),
         CloudView::Nobody => part("nobody", None, None, format!("no ENI holds {}", ctx.vip)),
-        CloudView::Unknown { code, reason } => CloudPart {
+        CloudView::Unknown { code, reason, .. } => CloudPart {
             code: code.clone(),
             reason: Some(reason.clone()),
             ..part(

@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::core::decide::eligibility;
+use crate::core::observation::FailureKind;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
 
@@ -276,6 +277,7 @@ fn releases_unknowns_fences_and_converged_plans() {
         PgView::Unknown("connection refused".into()),
         KernelView::Absent,
         CloudView::Unknown {
+            kind: FailureKind::Throttled,
             code: Some("RequestLimitExceeded".into()),
             reason: "slow down".into(),
         },

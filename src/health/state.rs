@@ -161,7 +161,7 @@ fn describe_cloud(c: &CloudView) -> String {
         CloudView::Me { claim: t } => format!("this ENI ({})", claim(t)),
         CloudView::Other { eni, claim: t } => format!("{eni} ({})", claim(t)),
         CloudView::Nobody => "nobody".into(),
-        CloudView::Unknown { code, reason } => match code {
+        CloudView::Unknown { code, reason, .. } => match code {
             Some(code) => format!("unknown: {reason} ({code})"),
             None => format!("unknown: {reason}"),
         },

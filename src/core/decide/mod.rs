@@ -11,7 +11,6 @@ use crate::core::backoff::Backoff;
 use crate::core::claim::Claim;
 use crate::core::observation::{
     CloudView, KernelView, MarkView, Observation, PgRole, PgView, RepmgrSays, Tick,
-    code_needs_operator,
 };
 use crate::core::plan::{Event, Plan, Step, Verdict};
 
@@ -540,9 +539,8 @@ fn eligible_with_cloud(
                 rules.cloud_unknown(next, &format!("backing off: {why}"), false)
             }
         },
-        CloudView::Unknown { reason, code } => {
-            let needs_operator = code.as_deref().is_some_and(code_needs_operator);
-            rules.cloud_unknown(next, reason, needs_operator)
+        CloudView::Unknown { reason, kind, .. } => {
+            rules.cloud_unknown(next, reason, kind.needs_operator())
         }
     }
 }
@@ -640,12 +638,11 @@ impl CloudRules<'_> {
     fn take_over(&self, next: &mut Memory, holder: &str) -> (Vec<Step>, Verdict) {
         match &self.obs.marks {
             MarkView::Read { .. } => {}
-            MarkView::Unknown { code, reason } => {
-                let needs_operator = code.as_deref().is_some_and(code_needs_operator);
+            MarkView::Unknown { kind, reason, .. } => {
                 return self.cloud_unknown(
                     next,
                     &format!("reading the claim marks: {reason}"),
-                    needs_operator,
+                    kind.needs_operator(),
                 );
             }
             // A holder's looks skip the marks; the next look reads them.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::core::observation::{ClaimTag, MarkView};
+use crate::core::observation::{ClaimTag, FailureKind, MarkView};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -558,6 +558,7 @@ fn row_fenced_stays_fenced_until_timeline_passes() {
     // Whatever later passes see (EC2 throttled, nobody with the mark not visible,
     // not checked), the node stays fenced; no second fence command, no new event.
     let unknown = CloudView::Unknown {
+        kind: FailureKind::Throttled,
         code: Some("RequestLimitExceeded".into()),
         reason: "throttled".into(),
     };
@@ -754,6 +755,7 @@ fn row_marks_unreadable_never_take() {
     let o = with_marks(
         obs(0, primary(3), KernelView::Absent, CloudView::Nobody),
         MarkView::Unknown {
+            kind: FailureKind::Throttled,
             code: Some("RequestLimitExceeded".into()),
             reason: "throttled".into(),
         },
@@ -837,6 +839,7 @@ fn row_stale_without_fence_command_only_removes() {
 fn row_cloud_unknown_never_adds_keeps_holder_critical_after_hold() {
     let p = with_cloud();
     let unknown = || CloudView::Unknown {
+        kind: FailureKind::Throttled,
         code: Some("RequestLimitExceeded".into()),
         reason: "throttled".into(),
     };
@@ -1006,6 +1009,7 @@ fn budget_failures_back_off() {
     let p = with_cloud();
     let elig = Eligibility::Eligible { timeline: 3 };
     let unknown = CloudView::Unknown {
+        kind: FailureKind::Transient,
         code: None,
         reason: "503".into(),
     };
@@ -1190,6 +1194,7 @@ fn all_cloud() -> Vec<CloudView> {
         CloudView::NotChecked,
         CloudView::Nobody,
         CloudView::Unknown {
+            kind: FailureKind::NeedsOperator,
             code: Some("UnauthorizedOperation".into()),
             reason: "denied".into(),
         },
