@@ -244,7 +244,7 @@ impl PlanReport {
             "severity:",
             &format!(
                 "{} (check exits {})",
-                severity_label(self.verdict.severity),
+                self.verdict.severity.as_str().to_ascii_uppercase(),
                 self.verdict.check_exit
             ),
         );
@@ -258,14 +258,6 @@ impl PlanReport {
             );
         }
         out
-    }
-}
-
-fn severity_label(s: Severity) -> &'static str {
-    match s {
-        Severity::Ok => "OK",
-        Severity::Warning => "WARNING",
-        Severity::Critical => "CRITICAL",
     }
 }
 
