@@ -7,7 +7,10 @@
 use std::time::Duration;
 
 use super::*;
+use crate::core::claim::Claim;
 use crate::core::observation::{ClaimTag, MarkView};
+use crate::core::observation::{CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays};
+use crate::core::plan::{Plan, Step, Verdict};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 const MS: fn(u64) -> Duration = Duration::from_millis;

@@ -27,6 +27,8 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestR
 use super::tests::{apply, check_invariants, claim, kernel_only, with_cloud};
 use super::*;
 use crate::core::observation::{ClaimTag, FailureKind, MarkView};
+use crate::core::observation::{CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays};
+use crate::core::plan::{Plan, Step, Verdict};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 

@@ -71,8 +71,15 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 
+use super::cloud_rules::forbids;
 use super::*;
+use crate::core::backoff::Backoff;
+use crate::core::claim::Claim;
 use crate::core::observation::{ClaimTag, MarkView};
+use crate::core::observation::{
+    CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays, Tick,
+};
+use crate::core::plan::{Event, Step, Verdict};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 const S: fn(u64) -> Duration = Duration::from_secs;

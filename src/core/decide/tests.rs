@@ -4,7 +4,11 @@
 use std::time::Duration;
 
 use super::*;
+use crate::core::backoff::Backoff;
+use crate::core::claim::Claim;
 use crate::core::observation::{ClaimTag, FailureKind, MarkView};
+use crate::core::observation::{CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays};
+use crate::core::plan::{Event, Plan, Step, Verdict};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
