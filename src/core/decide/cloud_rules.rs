@@ -18,15 +18,18 @@ pub(super) fn forbids(claim: &Claim, ours: &Claim) -> bool {
             || (claim.timeline == ours.timeline && claim.node_id != ours.node_id))
 }
 
-/// The claim-protocol rows: the fence, the subnet's marks and who holds the VIP at
-/// EC2 decide what we may do.
-pub(super) fn eligible_with_cloud(
-    obs: &Observation,
+/// What a rule decides: the steps and the verdict.
+type Decided = (Vec<Step>, Verdict);
+
+/// The claim-protocol rows: the first rule that applies decides; else the holder at
+/// EC2 does (`by_holder`).
+pub(super) fn eligible_with_cloud<'a>(
+    obs: &'a Observation,
     next: &mut Memory,
-    policy: &Policy,
-    cp: &CloudPolicy,
+    policy: &'a Policy,
+    cp: &'a CloudPolicy,
     timeline: u32,
-) -> (Vec<Step>, Verdict) {
+) -> Decided {
     let ours = Claim {
         timeline,
         node_id: policy.node_id,
@@ -38,78 +41,121 @@ pub(super) fn eligible_with_cloud(
         cp,
         ours,
     };
-    // 1. A fenced node stays fenced whatever this pass could see.
-    if let Some(f) = next.fenced.clone() {
-        return rules.stale(next, &f);
+    let in_order: [fn(&CloudRules<'a>, &mut Memory) -> Option<Decided>; 5] = [
+        CloudRules::fence_sticks,
+        CloudRules::holder_claim_at_or_above_ours,
+        CloudRules::foreign_mark,
+        CloudRules::forbidding_mark,
+        CloudRules::own_claim_above_timeline,
+    ];
+    in_order
+        .iter()
+        .find_map(|rule| rule(&rules, next))
+        .unwrap_or_else(|| rules.by_holder(next))
+}
+
+/// The rules, in the order `eligible_with_cloud` tries them.
+impl<'a> CloudRules<'a> {
+    /// Row 11: a fenced node stays fenced whatever this pass could see.
+    fn fence_sticks(&self, next: &mut Memory) -> Option<Decided> {
+        let f = next.fenced.clone()?;
+        Some(self.stale(next, &f))
     }
-    // 2. The holder's own claim, when it fences us (named by its ENI: what an operator
-    //    looks for); then the subnet's marks, which outlive every ENI: another
-    //    database system's blocks, a higher (or diverged) one fences.
-    if let CloudView::Other { eni, claim } = &obs.cloud
-        && let Some(c) = claim.valid()
-        && !c.is_foreign_to(ours.system_id)
-        && c.timeline >= timeline
-    {
+
+    /// Row 17: the holder's own claim, when it fences us (named by its ENI: what an
+    /// operator looks for).
+    fn holder_claim_at_or_above_ours(&self, next: &mut Memory) -> Option<Decided> {
+        let CloudView::Other { eni, claim } = &self.obs.cloud else {
+            return None;
+        };
+        let c = claim.valid()?;
+        if c.is_foreign_to(self.ours.system_id) || c.timeline < self.ours.timeline {
+            return None;
+        }
         let f = Fenced {
             by: c,
             holder: eni.clone(),
         };
-        return rules.stale(next, &f);
+        Some(self.stale(next, &f))
     }
-    if let MarkView::Read { marks } = &obs.marks {
-        if let Some(m) = marks.iter().find(|m| m.is_foreign_to(ours.system_id)) {
-            return rules.foreign(next, format!("the subnet's mark of node {}", m.node_id), *m);
-        }
-        if let Some(m) = marks
+
+    /// Row 12: a mark of another database system blocks (the subnet's marks outlive
+    /// every ENI).
+    fn foreign_mark(&self, next: &mut Memory) -> Option<Decided> {
+        let MarkView::Read { marks } = &self.obs.marks else {
+            return None;
+        };
+        let m = marks
             .iter()
-            .filter(|m| forbids(m, &ours))
-            .max_by_key(|m| m.timeline)
-        {
-            let f = Fenced {
-                by: *m,
-                holder: format!("node {} (mark on the subnet)", m.node_id),
-            };
-            return rules.stale(next, &f);
-        }
+            .find(|m| m.is_foreign_to(self.ours.system_id))?;
+        Some(self.foreign(next, format!("the subnet's mark of node {}", m.node_id), *m))
     }
-    // 2b. Our own last claim, remembered, fences as our own mark does once visible
-    //     (PostgreSQL came back on an older timeline than one we claimed at).
-    if let Some(c) = next.cloud.claimed_at
-        && forbids(&c, &ours)
-    {
+
+    /// Row 13: a higher (or diverged) mark fences, whoever holds the VIP.
+    fn forbidding_mark(&self, next: &mut Memory) -> Option<Decided> {
+        let MarkView::Read { marks } = &self.obs.marks else {
+            return None;
+        };
+        let m = marks
+            .iter()
+            .filter(|m| forbids(m, &self.ours))
+            .max_by_key(|m| m.timeline)?;
+        let f = Fenced {
+            by: *m,
+            holder: format!("node {} (mark on the subnet)", m.node_id),
+        };
+        Some(self.stale(next, &f))
+    }
+
+    /// Row 13: our own last claim, remembered, fences as our own mark does once
+    /// visible (PostgreSQL came back on an older timeline than one we claimed at).
+    fn own_claim_above_timeline(&self, next: &mut Memory) -> Option<Decided> {
+        let c = next.cloud.claimed_at.filter(|c| forbids(c, &self.ours))?;
         let f = Fenced {
             by: c,
             holder: format!("node {} (this node's own claim)", c.node_id),
         };
-        return rules.stale(next, &f);
+        Some(self.stale(next, &f))
     }
-    // 3. The holder at EC2.
-    match &obs.cloud {
-        CloudView::Disabled => eligible_kernel_only(&obs.kernel, policy),
-        CloudView::Me { claim } => match claim.valid() {
-            Some(c) if c.is_foreign_to(ours.system_id) => {
-                rules.foreign(next, "our own ENI's claim".to_owned(), c)
+
+    /// Rows 14-22: the holder at EC2.
+    fn by_holder(&self, next: &mut Memory) -> Decided {
+        let (obs, ours, timeline) = (self.obs, self.ours, self.ours.timeline);
+        match &obs.cloud {
+            CloudView::Disabled => eligible_kernel_only(&obs.kernel, self.policy),
+            CloudView::Me { claim } => match claim.valid() {
+                Some(c) if c.is_foreign_to(ours.system_id) => {
+                    self.foreign(next, "our own ENI's claim".to_owned(), c)
+                }
+                claim => self.holding(next, claim == Some(ours)),
+            },
+            CloudView::Nobody => self.take_from_nobody(next),
+            CloudView::Other { eni, claim } => match claim.valid() {
+                Some(c) if c.is_foreign_to(ours.system_id) => {
+                    self.foreign(next, format!("{eni}'s claim"), c)
+                }
+                Some(c) if c.timeline >= timeline => {
+                    let f = Fenced {
+                        by: c,
+                        holder: eni.clone(),
+                    };
+                    self.stale(next, &f)
+                }
+                evidence => self.take_from(next, eni, evidence.is_some()),
+            },
+            CloudView::NotChecked => self.not_checked(next),
+            CloudView::Unknown { reason, kind, .. } => {
+                self.cloud_unknown(next, reason, kind.needs_operator())
             }
-            claim => rules.holding(next, claim == Some(ours)),
-        },
-        CloudView::Nobody => rules.take_from_nobody(next),
-        CloudView::Other { eni, claim } => match claim.valid() {
-            Some(c) if c.is_foreign_to(ours.system_id) => {
-                rules.foreign(next, format!("{eni}'s claim"), c)
-            }
-            Some(c) if c.timeline >= timeline => {
-                let f = Fenced {
-                    by: c,
-                    holder: eni.clone(),
-                };
-                rules.stale(next, &f)
-            }
-            evidence => rules.take_from(next, eni, evidence.is_some()),
-        },
-        CloudView::NotChecked => match next.cloud.settled.clone() {
-            Some((tl, Settled::Me)) if tl == timeline => rules.holding(next, true),
-            Some((tl, Settled::Settling { holder, until })) if tl == timeline => {
-                rules.settling(&holder, until)
+        }
+    }
+
+    /// Not asked this pass: a settled answer stands; else as EC2 unknown, backing off.
+    fn not_checked(&self, next: &mut Memory) -> Decided {
+        match next.cloud.settled.clone() {
+            Some((tl, Settled::Me)) if tl == self.ours.timeline => self.holding(next, true),
+            Some((tl, Settled::Settling { holder, until })) if tl == self.ours.timeline => {
+                self.settling(&holder, until)
             }
             _ => {
                 let why = next
@@ -117,11 +163,8 @@ pub(super) fn eligible_with_cloud(
                     .last_error
                     .clone()
                     .unwrap_or_else(|| "not yet confirmed".into());
-                rules.cloud_unknown(next, &format!("backing off: {why}"), false)
+                self.cloud_unknown(next, &format!("backing off: {why}"), false)
             }
-        },
-        CloudView::Unknown { reason, kind, .. } => {
-            rules.cloud_unknown(next, reason, kind.needs_operator())
         }
     }
 }

@@ -1535,3 +1535,36 @@ pub(super) fn apply(plan: &Plan, o: &Observation) -> (KernelView, CloudView) {
     }
     (kernel, cloud)
 }
+
+/// Every rule the decision table names is a function of `decide/`.
+#[test]
+fn the_table_names_rules_that_exist() {
+    let table = include_str!("../../../docs/decision-table.md");
+    let sources = [
+        include_str!("local_rules.rs"),
+        include_str!("cloud_rules.rs"),
+        include_str!("after.rs"),
+    ]
+    .concat();
+    let mut named = 0;
+    for line in table.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = line.split('|').collect();
+        if !cells[1].trim().starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        let Some(rule) = cells.len().checked_sub(3).map(|i| cells[i]) else {
+            continue;
+        };
+        for name in rule.split('`').skip(1).step_by(2) {
+            if name.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !name.starts_with("row_")
+            {
+                named += 1;
+                assert!(
+                    sources.contains(&format!("fn {name}(")),
+                    "no rule fn {name}"
+                );
+            }
+        }
+    }
+    assert!(named >= 23, "{named} rule names found");
+}
