@@ -9,6 +9,7 @@ use crate::core::claim::Claim;
 use crate::core::observation::{ClaimTag, FailureKind, MarkView};
 use crate::core::observation::{CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays};
 use crate::core::plan::{Event, Plan, Step, Verdict};
+use crate::core::test_support::{observation, primary, standby};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -34,20 +35,6 @@ pub(super) fn with_cloud() -> Policy {
     }
 }
 
-fn primary(tl: u32) -> PgView {
-    PgView::Known {
-        role: PgRole::Primary { timeline: tl },
-        repmgr: RepmgrSays::SelfPrimary,
-    }
-}
-
-fn standby() -> PgView {
-    PgView::Known {
-        role: PgRole::Standby,
-        repmgr: RepmgrSays::SelfNotPrimary,
-    }
-}
-
 const PRESENT: KernelView = KernelView::Present { prefix_len: 32 };
 
 pub(super) fn claim(tl: u32, node: i32) -> ClaimTag {
@@ -66,17 +53,7 @@ fn other(tag: ClaimTag) -> CloudView {
 }
 
 fn obs(now: u64, pg: PgView, kernel: KernelView, cloud: CloudView) -> Observation {
-    Observation {
-        now: S(now),
-        pg,
-        marks: match cloud {
-            CloudView::Disabled => MarkView::NotRead,
-            _ => MarkView::Read { marks: vec![] },
-        },
-        kernel,
-        cloud,
-        system_id: None,
-    }
+    observation(S(now), pg, kernel, cloud)
 }
 
 fn run(o: &Observation, mem: &Memory, policy: &Policy) -> (Plan, Memory) {
