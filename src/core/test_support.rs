@@ -1,8 +1,14 @@
-//! Builders the unit tests share (test builds only): the common PostgreSQL views
-//! and the one place that builds an `Observation` (its fields grow).
+//! Builders the unit tests and the fuzz checks share (test and fuzz-checks builds
+//! only): the test policies, the common PostgreSQL views and the one place that
+//! builds an `Observation` (its fields grow).
+
+// The fuzz checks use only some of them.
+#![cfg_attr(not(test), allow(dead_code))]
 
 use std::time::Duration;
 
+use crate::core::backoff::Backoff;
+use crate::core::decide::{CloudPolicy, Policy};
 use crate::core::observation::{
     CloudView, KernelView, MarkView, Observation, PgRole, PgView, RepmgrSays,
 };
@@ -41,5 +47,30 @@ pub(crate) fn observation(
         kernel,
         cloud,
         system_id: None,
+    }
+}
+
+/// The unit tests' kernel-only policy: node 1, /32, a 10 s pg-unknown hold.
+pub(crate) fn kernel_only() -> Policy {
+    Policy {
+        node_id: 1,
+        prefix_len: 32,
+        pg_unknown_hold: Duration::from_secs(10),
+        cloud: None,
+    }
+}
+
+/// The unit tests' EC2-mode policy: verify every 30 s, CRITICAL after 300 s
+/// unknown, a 60 s consistency bound, a fence command.
+pub(crate) fn with_cloud() -> Policy {
+    Policy {
+        cloud: Some(CloudPolicy {
+            verify_interval: Duration::from_secs(30),
+            cloud_unknown_hold: Duration::from_secs(300),
+            consistency_bound: Duration::from_secs(60),
+            backoff: Backoff::default(),
+            fence_configured: true,
+        }),
+        ..kernel_only()
     }
 }

@@ -4,36 +4,14 @@
 use std::time::Duration;
 
 use super::*;
-use crate::core::backoff::Backoff;
 use crate::core::claim::Claim;
 use crate::core::observation::{ClaimTag, FailureKind, MarkView};
 use crate::core::observation::{CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays};
 use crate::core::plan::{Event, Plan, Step, Verdict};
+pub(super) use crate::core::test_support::{kernel_only, with_cloud};
 use crate::core::test_support::{observation, primary, standby};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
-
-pub(super) fn kernel_only() -> Policy {
-    Policy {
-        node_id: 1,
-        prefix_len: 32,
-        pg_unknown_hold: S(10),
-        cloud: None,
-    }
-}
-
-pub(super) fn with_cloud() -> Policy {
-    Policy {
-        cloud: Some(CloudPolicy {
-            verify_interval: S(30),
-            cloud_unknown_hold: S(300),
-            consistency_bound: S(60),
-            backoff: Backoff::default(),
-            fence_configured: true,
-        }),
-        ..kernel_only()
-    }
-}
 
 const PRESENT: KernelView = KernelView::Present { prefix_len: 32 };
 
