@@ -11,7 +11,7 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::{AddressMessageBuilder, Handle};
 
-use crate::core::observation::KernelView;
+use crate::core::observation::{FailureKind, KernelView};
 use crate::pass::act::{Applied, KernelActuator, StepError};
 use crate::pass::observe::KernelSource;
 
@@ -302,10 +302,16 @@ impl KernelSource for Netlink {
 
 impl From<KernelError> for StepError {
     fn from(e: KernelError) -> Self {
+        // The errno, when there is one, is in the message already.
         StepError {
             code: e.errno().map(|n| format!("errno {n}")),
             message: e.to_string(),
-            needs_operator: e.errno() == Some(EPERM),
+            kind: if e.errno() == Some(EPERM) {
+                FailureKind::NeedsOperator
+            } else {
+                FailureKind::Transient
+            },
+            detail: e.to_string(),
         }
     }
 }

@@ -244,7 +244,7 @@ impl PlanReport {
             "severity:",
             &format!(
                 "{} (check exits {})",
-                severity_label(self.verdict.severity),
+                self.verdict.severity.as_str().to_ascii_uppercase(),
                 self.verdict.check_exit
             ),
         );
@@ -258,14 +258,6 @@ impl PlanReport {
             );
         }
         out
-    }
-}
-
-fn severity_label(s: Severity) -> &'static str {
-    match s {
-        Severity::Ok => "OK",
-        Severity::Warning => "WARNING",
-        Severity::Critical => "CRITICAL",
     }
 }
 
@@ -400,7 +392,7 @@ fn marks_part(m: &MarkView) -> MarksPart {
                 ..none
             }
         }
-        MarkView::Unknown { code, reason } => MarksPart {
+        MarkView::Unknown { code, reason, .. } => MarksPart {
             state: "unknown",
             code: code.clone(),
             reason: Some(reason.clone()),
@@ -439,7 +431,7 @@ fn cloud_part(ctx: &PlanContext, c: &CloudView) -> CloudPart {
             format!("held by {eni}, {}", claim_text(claim)),
         ),
         CloudView::Nobody => part("nobody", None, None, format!("no ENI holds {}", ctx.vip)),
-        CloudView::Unknown { code, reason } => CloudPart {
+        CloudView::Unknown { code, reason, .. } => CloudPart {
             code: code.clone(),
             reason: Some(reason.clone()),
             ..part(

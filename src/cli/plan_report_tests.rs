@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::core::decide::eligibility;
+use crate::core::observation::FailureKind;
+use crate::core::test_support::{observation, primary};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
 
@@ -24,26 +26,8 @@ fn ctx(ec2: bool) -> PlanContext {
     }
 }
 
-/// The one place that builds an `Observation` (its fields grow).
 fn obs(pg: PgView, kernel: KernelView, cloud: CloudView) -> Observation {
-    Observation {
-        now: Duration::ZERO,
-        pg,
-        marks: match cloud {
-            CloudView::Disabled => MarkView::NotRead,
-            _ => MarkView::Read { marks: vec![] },
-        },
-        kernel,
-        cloud,
-        system_id: None,
-    }
-}
-
-fn primary(timeline: u32) -> PgView {
-    PgView::Known {
-        role: PgRole::Primary { timeline },
-        repmgr: RepmgrSays::SelfPrimary,
-    }
+    observation(Duration::ZERO, pg, kernel, cloud)
 }
 
 fn plan(steps: Vec<Step>, verdict: Verdict) -> Plan {
@@ -278,6 +262,7 @@ fn releases_unknowns_fences_and_converged_plans() {
         PgView::Unknown("connection refused".into()),
         KernelView::Absent,
         CloudView::Unknown {
+            kind: FailureKind::Throttled,
             code: Some("RequestLimitExceeded".into()),
             reason: "slow down".into(),
         },

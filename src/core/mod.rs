@@ -8,3 +8,5 @@ pub mod claim;
 pub mod decide;
 pub mod observation;
 pub mod plan;
+#[cfg(any(test, feature = "fuzz-checks"))]
+pub(crate) mod test_support;

@@ -71,8 +71,10 @@ pub enum CloudView {
         claim: ClaimTag,
     },
     Nobody,
-    /// The call failed; `code` is the AWS error code when there was one.
+    /// The call failed: `kind` is what the adapter made of it; `code` is the
+    /// service's error code when there was one, for display only.
     Unknown {
+        kind: FailureKind,
         code: Option<String>,
         reason: String,
     },
@@ -105,8 +107,10 @@ pub enum MarkView {
     NotRead,
     /// Every valid mark found (an unreadable one is ignored, as an unreadable claim is).
     Read { marks: Vec<Claim> },
-    /// DescribeTags failed; `code` is the AWS error code when there was one.
+    /// DescribeTags failed: `kind` as for `CloudView::Unknown`; `code` (display
+    /// only) is the service's error code when there was one.
     Unknown {
+        kind: FailureKind,
         code: Option<String>,
         reason: String,
     },
@@ -125,17 +129,27 @@ pub struct Observation {
     pub system_id: Option<u64>,
 }
 
-/// AWS error codes that no retry will fix: an operator must act (missing IAM
-/// permission, bad credentials, wrong ENI or subnet id). Verdicts with these are
-/// CRITICAL.
-pub fn code_needs_operator(code: &str) -> bool {
-    matches!(
-        code,
-        "UnauthorizedOperation"
-            | "AuthFailure"
-            | "InvalidClientTokenId"
-            | "OptInRequired"
-            | "Blocked"
-    ) || code.starts_with("InvalidNetworkInterfaceID")
-        || code.starts_with("InvalidSubnetID")
+/// What a failed call means for the decision, as the adapter that made the call
+/// classified it (the core never reads a service's error codes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Worth retrying: a timeout, a transport error, a server error, an answer that
+    /// made no sense.
+    #[default]
+    Transient,
+    /// The service asked us to slow down: retried with backoff, as transient ones are.
+    Throttled,
+    /// No retry will fix it: an operator must act (a missing permission, bad
+    /// credentials). Verdicts with it are CRITICAL.
+    NeedsOperator,
+    /// The service does not show the resource (yet): a wrong id, or one that is not
+    /// visible yet. Start-up waits for it; a pass treats it as needing an operator.
+    NotFound,
+}
+
+impl FailureKind {
+    /// Does this failure need an operator (a CRITICAL verdict)?
+    pub fn needs_operator(self) -> bool {
+        matches!(self, FailureKind::NeedsOperator | FailureKind::NotFound)
+    }
 }

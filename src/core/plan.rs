@@ -60,6 +60,25 @@ pub enum Severity {
     Critical = 2,
 }
 
+impl Severity {
+    pub const ALL: [Severity; 3] = [Severity::Ok, Severity::Warning, Severity::Critical];
+
+    /// "ok", "warning", "critical": the one label (health JSON, as serde writes it;
+    /// upper-cased in monitoring-plugin lines).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Ok => "ok",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// The severity `as_str` names.
+    pub fn from_label(label: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.as_str() == label)
+    }
+}
+
 /// The one-line state of this node, as `STATUS=`, in health and in `check`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -170,42 +189,40 @@ impl Verdict {
             | Verdict::Ec2Settling { .. } => Severity::Warning,
         }
     }
+}
 
-    /// Short stable name (metrics label, health JSON).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Verdict::Holding => "holding",
-            Verdict::Standby { .. } => "standby",
-            Verdict::WritableNotEligible { .. } => "writable-not-eligible",
-            Verdict::Acquiring => "acquiring",
-            Verdict::Releasing { .. } => "releasing",
-            Verdict::PgUnknownHolding { .. } => "pg-unknown-holding",
-            Verdict::PgUnknown { .. } => "pg-unknown",
-            Verdict::StalePrimary { .. } => "stale-primary",
-            Verdict::CloudUnknown { .. } => "cloud-unknown",
-            Verdict::Ec2Settling { .. } => "ec2-settling",
-            Verdict::ForeignClaim { .. } => "foreign-claim",
-            Verdict::KernelUnknown { .. } => "kernel-unknown",
-            Verdict::ActionFailed { .. } => "action-failed",
+/// Every verdict's kind, declared once: `Verdict::kind()` and `Verdict::KINDS` both
+/// come from this list (a variant missing from it does not compile).
+macro_rules! verdict_kinds {
+    ($($variant:ident => $name:literal,)*) => {
+        impl Verdict {
+            /// Short stable name (metrics label, health JSON).
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Verdict::$variant { .. } => $name,)*
+                }
+            }
+
+            /// Every kind, for metrics that must list all label values.
+            pub const KINDS: [&'static str; [$($name),*].len()] = [$($name),*];
         }
-    }
+    };
+}
 
-    /// Every kind, for metrics that must list all label values.
-    pub const KINDS: [&'static str; 13] = [
-        "holding",
-        "standby",
-        "writable-not-eligible",
-        "acquiring",
-        "releasing",
-        "pg-unknown-holding",
-        "pg-unknown",
-        "stale-primary",
-        "cloud-unknown",
-        "ec2-settling",
-        "foreign-claim",
-        "kernel-unknown",
-        "action-failed",
-    ];
+verdict_kinds! {
+    Holding => "holding",
+    Standby => "standby",
+    WritableNotEligible => "writable-not-eligible",
+    Acquiring => "acquiring",
+    Releasing => "releasing",
+    PgUnknownHolding => "pg-unknown-holding",
+    PgUnknown => "pg-unknown",
+    StalePrimary => "stale-primary",
+    CloudUnknown => "cloud-unknown",
+    Ec2Settling => "ec2-settling",
+    ForeignClaim => "foreign-claim",
+    KernelUnknown => "kernel-unknown",
+    ActionFailed => "action-failed",
 }
 
 impl fmt::Display for Verdict {

@@ -5,12 +5,9 @@
 
 use std::time::Duration;
 
-use crate::core::backoff::Backoff;
 use crate::core::claim::{self, Claim};
-use crate::core::decide::{self, CloudPolicy, Memory, Policy};
-use crate::core::observation::{
-    ClaimTag, CloudView, KernelView, MarkView, Observation, PgRole, PgView, RepmgrSays,
-};
+use crate::core::decide::{self, Memory};
+use crate::core::observation::{ClaimTag, CloudView, KernelView, MarkView, Observation};
 use crate::core::plan::Step;
 
 pub fn claim_tag(data: &[u8]) {
@@ -22,25 +19,11 @@ pub fn claim_tag(data: &[u8]) {
         assert!(c.timeline > 0 && c.node_id > 0, "{c:?}");
         assert_eq!(claim::parse(&c.to_string()), tag, "round trip of {value:?}");
     }
-    let policy = Policy {
-        node_id: 1,
-        prefix_len: 32,
-        pg_unknown_hold: Duration::from_secs(10),
-        cloud: Some(CloudPolicy {
-            verify_interval: Duration::from_secs(30),
-            cloud_unknown_hold: Duration::from_secs(300),
-            consistency_bound: Duration::from_secs(60),
-            backoff: Backoff::default(),
-            fence_configured: true,
-        }),
-    };
+    let policy = crate::core::test_support::with_cloud();
     for ours in [1, 2, 7, u32::MAX] {
         let look = |cloud: CloudView| Observation {
             now: Duration::from_secs(100),
-            pg: PgView::Known {
-                role: PgRole::Primary { timeline: ours },
-                repmgr: RepmgrSays::SelfPrimary,
-            },
+            pg: crate::core::test_support::primary(ours),
             kernel: KernelView::Absent,
             cloud,
             marks: MarkView::Read { marks: vec![] },

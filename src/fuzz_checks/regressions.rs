@@ -42,7 +42,7 @@ fn every_seed_and_saved_crash_passes_its_check() {
 fn seeds_reach_the_paths_that_matter() {
     use crate::config;
     use crate::core::claim::{self, Claim};
-    use crate::core::observation::{ClaimTag, CloudView};
+    use crate::core::observation::{ClaimTag, CloudView, FailureKind};
     use crate::fuzz_checks::observe_canned;
     let seed = |t: &str, n: &str| {
         std::fs::read(
@@ -90,14 +90,20 @@ fn seeds_reach_the_paths_that_matter() {
     assert_eq!(ec2("nobody.xml"), CloudView::Nobody);
     assert!(matches!(
         ec2("two-holders.xml"),
-        CloudView::Unknown { code: None, .. }
+        CloudView::Unknown {
+            kind: FailureKind::Transient,
+            code: None,
+            ..
+        }
     ));
     assert!(matches!(
         ec2("unauthorized.xml"),
-        CloudView::Unknown { code: Some(c), .. } if c == "UnauthorizedOperation"
+        CloudView::Unknown { kind: FailureKind::NeedsOperator, code: Some(c), .. }
+            if c == "UnauthorizedOperation"
     ));
     assert!(matches!(
         ec2("throttled.xml"),
-        CloudView::Unknown { code: Some(c), .. } if c == "RequestLimitExceeded"
+        CloudView::Unknown { kind: FailureKind::Throttled, code: Some(c), .. }
+            if c == "RequestLimitExceeded"
     ));
 }

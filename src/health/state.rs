@@ -43,13 +43,10 @@ pub struct Snapshot {
 impl Snapshot {
     /// Exit code and one line, monitoring-plugin style.
     pub fn check_line(&self) -> (i32, String) {
-        let code = match self.severity.as_str() {
-            "ok" => 0,
-            "warning" => 1,
-            "critical" => 2,
-            _ => 3,
+        let (code, label) = match Severity::from_label(&self.severity) {
+            Some(s) => (s as i32, s.as_str().to_ascii_uppercase()),
+            None => (3, "UNKNOWN".to_owned()),
         };
-        let label = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][usize::try_from(code).unwrap_or(3)];
         (code, format!("VIP-ARBITER {label} - {}", self.verdict))
     }
 }
@@ -106,12 +103,7 @@ pub fn snapshot(
         cloud: describe_cloud(&o.cloud),
         verdict: r.verdict.to_string(),
         verdict_kind: r.verdict.kind().into(),
-        severity: match r.verdict.severity() {
-            Severity::Ok => "ok",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-        .into(),
+        severity: r.verdict.severity().as_str().into(),
         converged: r.converged(),
         last_pass_unix_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -161,7 +153,7 @@ fn describe_cloud(c: &CloudView) -> String {
         CloudView::Me { claim: t } => format!("this ENI ({})", claim(t)),
         CloudView::Other { eni, claim: t } => format!("{eni} ({})", claim(t)),
         CloudView::Nobody => "nobody".into(),
-        CloudView::Unknown { code, reason } => match code {
+        CloudView::Unknown { code, reason, .. } => match code {
             Some(code) => format!("unknown: {reason} ({code})"),
             None => format!("unknown: {reason}"),
         },

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::core::claim::Claim;
 use crate::core::decide::StepOutcome;
+use crate::core::observation::FailureKind;
 use crate::core::plan::Step;
 use crate::pass::observe::bounded;
 
@@ -19,21 +20,29 @@ pub enum Applied {
     AlreadyDone,
 }
 
-/// A failed step, as the loop records it. `code` keeps the AWS error code or the
-/// errno, so the policy and the operator can tell throttling from a missing permission.
+/// A failed step, as the loop records it. `kind` is what the adapter made of the
+/// failure (a missing permission needs an operator; throttling does not); `code`
+/// keeps the service's error code or the errno, for logs only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepError {
+    /// For the logs and the memory (`settle()`'s last error).
     pub message: String,
     pub code: Option<String>,
-    pub needs_operator: bool,
+    pub kind: FailureKind,
+    /// The failure as the verdict shows it: the message, with the code when the
+    /// message does not say it already (the adapter knows which).
+    pub detail: String,
 }
 
 impl StepError {
+    /// A transient failure without a code.
     pub fn plain(message: impl Into<String>) -> Self {
+        let message = message.into();
         StepError {
-            message: message.into(),
+            detail: message.clone(),
+            message,
             code: None,
-            needs_operator: false,
+            kind: FailureKind::Transient,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use crate::core::decide::{self, Eligibility, Memory, Policy};
-use crate::core::observation::{CloudView, MarkView, Observation, Tick};
+use crate::core::observation::{CloudView, FailureKind, MarkView, Observation, Tick};
 use crate::core::plan::{Event, Plan, Verdict};
 use crate::pass::act::{self, CloudActuator, Done, Fencer, KernelActuator};
 use crate::pass::observe::{self, CloudSource, KernelSource, PgSource};
@@ -69,12 +69,20 @@ where
         (Some(_), false) => (CloudView::NotChecked, MarkView::NotRead),
         (Some(_), true) => {
             let holder = observe::bounded(limits.cloud, world.cloud.observe(), |reason| {
-                CloudView::Unknown { code: None, reason }
+                CloudView::Unknown {
+                    kind: FailureKind::Transient,
+                    code: None,
+                    reason,
+                }
             });
             let marks = async {
                 if marks_due {
                     observe::bounded(limits.cloud, world.cloud.marks(), |reason| {
-                        MarkView::Unknown { code: None, reason }
+                        MarkView::Unknown {
+                            kind: FailureKind::Transient,
+                            code: None,
+                            reason,
+                        }
                     })
                     .await
                 } else {
@@ -126,13 +134,8 @@ where
     {
         Some((step, e)) => Verdict::ActionFailed {
             step,
-            error: match &e.code {
-                Some(code) if !e.message.contains(code.as_str()) => {
-                    format!("{} ({code})", e.message)
-                }
-                _ => e.message.clone(),
-            },
-            needs_operator: e.needs_operator,
+            error: e.detail.clone(),
+            needs_operator: e.kind.needs_operator(),
             floor: plan.verdict.severity(),
         },
         None => plan.verdict.clone(),

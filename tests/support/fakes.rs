@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use vip_arbiter::core::claim::Claim;
 use vip_arbiter::core::observation::{
-    ClaimTag, CloudView, KernelView, MarkView, PgRole, PgView, RepmgrSays,
+    ClaimTag, CloudView, FailureKind, KernelView, MarkView, PgRole, PgView, RepmgrSays,
 };
 use vip_arbiter::pass::act::{Applied, CloudActuator, Fencer, KernelActuator, StepError};
 use vip_arbiter::pass::observe::{CloudSource, KernelSource, PgReport, PgSource};
@@ -73,10 +73,16 @@ impl Fake {
             w.ec2_calls.push(action);
             if w.ec2_failures > 0 {
                 w.ec2_failures -= 1;
+                let message = format!("{action}: injected");
                 return Err(StepError {
-                    message: format!("{action}: injected"),
+                    detail: format!("{message} ({})", w.ec2_failure_code),
+                    message,
                     code: Some(w.ec2_failure_code.clone()),
-                    needs_operator: w.ec2_failure_code == "UnauthorizedOperation",
+                    kind: if w.ec2_failure_code == "UnauthorizedOperation" {
+                        FailureKind::NeedsOperator
+                    } else {
+                        FailureKind::Transient
+                    },
                 });
             }
             Ok(())
@@ -138,6 +144,7 @@ impl CloudSource for Fake {
     async fn observe(&self) -> CloudView {
         if let Err(e) = self.ec2_call("DescribeNetworkInterfaces") {
             return CloudView::Unknown {
+                kind: e.kind,
                 code: e.code,
                 reason: e.message,
             };
@@ -162,6 +169,7 @@ impl CloudSource for Fake {
     async fn marks(&self) -> MarkView {
         if let Err(e) = self.ec2_call("DescribeTags") {
             return MarkView::Unknown {
+                kind: e.kind,
                 code: e.code,
                 reason: e.message,
             };

@@ -5,6 +5,7 @@
 //! (UnassignPrivateIpAddresses). Every call is counted by action and result; every
 //! error keeps its AWS error code.
 
+pub mod errors;
 pub mod imds;
 pub mod setup;
 
@@ -12,11 +13,13 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
 
+pub use crate::adapters::ec2::errors::Ec2Error;
+use crate::adapters::ec2::errors::{ENI_NOT_FOUND, step_error};
 use crate::core::claim::{self, Claim};
-use crate::core::observation::{ClaimTag, CloudView, MarkView, code_needs_operator};
+use crate::core::observation::{ClaimTag, CloudView, FailureKind, MarkView};
 use crate::health::metrics::Metrics;
 use crate::pass::act::{CloudActuator, StepError};
 use crate::pass::observe::CloudSource;
@@ -29,74 +32,6 @@ pub struct Ec2 {
     eni_id: String,
     subnet_id: String,
     metrics: Arc<Metrics>,
-}
-
-/// A failed EC2 call: the action, the AWS error code (when EC2 sent one) and text.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{action}: {message}")]
-pub struct Ec2Error {
-    pub action: &'static str,
-    pub code: Option<String>,
-    pub message: String,
-}
-
-impl Ec2Error {
-    fn from_sdk<E, R>(action: &'static str, e: &SdkError<E, R>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
-    {
-        let (code, message) = match e {
-            SdkError::ServiceError(se) => (
-                se.err().code().map(str::to_owned),
-                se.err().message().unwrap_or("service error").to_owned(),
-            ),
-            SdkError::TimeoutError(_) => (None, "timed out".to_owned()),
-            SdkError::DispatchFailure(_) => (
-                None,
-                format!("cannot reach EC2: {}", DisplayErrorContext(e)),
-            ),
-            other => (
-                other.code().map(str::to_owned),
-                DisplayErrorContext(other).to_string(),
-            ),
-        };
-        Ec2Error {
-            action,
-            code,
-            message,
-        }
-    }
-
-    /// The metrics label for this failure.
-    fn label(&self) -> &str {
-        self.code.as_deref().unwrap_or("transport")
-    }
-
-    pub fn needs_operator(&self) -> bool {
-        self.code.as_deref().is_some_and(code_needs_operator)
-    }
-}
-
-impl From<Ec2Error> for StepError {
-    fn from(e: Ec2Error) -> Self {
-        let needs_operator = e.needs_operator();
-        let message = match e.code.as_deref() {
-            Some("UnauthorizedOperation") => {
-                format!(
-                    "{}: not allowed: grant IAM action ec2:{} ({})",
-                    e.action, e.action, e.message
-                )
-            }
-            Some(code) => format!("{}: {} ({code})", e.action, e.message),
-            None => e.to_string(),
-        };
-        StepError {
-            message,
-            code: e.code,
-            needs_operator,
-        }
-    }
 }
 
 /// Who holds the VIP, from a DescribeNetworkInterfaces answer.
@@ -132,6 +67,7 @@ pub fn holder_of(nics: &[NetworkInterface], vip: Ipv4Addr, own_eni: &str) -> Clo
             claim: tag_of(one),
         },
         many => CloudView::Unknown {
+            kind: FailureKind::Transient,
             code: None,
             reason: format!(
                 "VIP on {} ENIs at once: {}",
@@ -314,6 +250,7 @@ impl CloudSource for Ec2 {
         match self.describe(false).await {
             Ok(nics) => holder_of(&nics, self.vip, &self.eni_id),
             Err(e) => CloudView::Unknown {
+                kind: e.kind(),
                 reason: e.to_string(),
                 code: e.code,
             },
@@ -326,6 +263,7 @@ impl CloudSource for Ec2 {
                 marks: marks_of(&tags, self.vip),
             },
             Err(e) => MarkView::Unknown {
+                kind: e.kind(),
                 reason: e.to_string(),
                 code: e.code,
             },
@@ -349,11 +287,9 @@ impl CloudActuator for Ec2 {
     async fn verify(&self) -> Result<(), StepError> {
         match self.observe().await {
             CloudView::Me { .. } => Ok(()),
-            CloudView::Unknown { code, reason } => Err(StepError {
-                needs_operator: code.as_deref().is_some_and(code_needs_operator),
-                message: format!("verify: {reason}"),
-                code,
-            }),
+            CloudView::Unknown { code, reason, .. } => {
+                Err(step_error(format!("verify: {reason}"), code))
+            }
             other => Err(StepError::plain(format!(
                 "verify: EC2 does not show the VIP on {}: {other:?}",
                 self.eni_id
@@ -427,7 +363,7 @@ impl Ec2 {
                 .find(|n| n.network_interface_id() == Some(self.eni_id.as_str()))
                 .ok_or_else(|| Ec2Error {
                     action: ACTION,
-                    code: Some("InvalidNetworkInterfaceID.NotFound".into()),
+                    code: Some(ENI_NOT_FOUND.into()),
                     message: format!("no ENI {}", self.eni_id),
                 })?;
             Ok(OwnEni {

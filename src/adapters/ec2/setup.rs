@@ -39,11 +39,6 @@ pub const ENI_WAIT: Duration = Duration::from_secs(120);
 pub const ENI_WAIT_ENV: &str = "VA_TEST_ENI_WAIT_MS";
 const ENI_RETRY_FIRST: Duration = Duration::from_secs(1);
 const ENI_RETRY_MAX: Duration = Duration::from_secs(16);
-/// Codes that mean "EC2 does not show it (yet)": retried at start-up.
-const NOT_FOUND: &[&str] = &[
-    "InvalidNetworkInterfaceID.NotFound",
-    "InvalidSubnetID.NotFound",
-];
 
 /// `ENI_WAIT`, or `VA_TEST_ENI_WAIT_MS` when set to a number.
 pub fn eni_wait() -> Duration {
@@ -240,10 +235,6 @@ pub fn compare(p: &Placement, here: &Here, eni: &OwnEni) -> EniCheck {
     EniCheck::Good(good)
 }
 
-fn not_found(e: &Ec2Error) -> bool {
-    e.code.as_deref().is_some_and(|c| NOT_FOUND.contains(&c))
-}
-
 fn eni_error_line(p: &Placement, e: &Ec2Error) -> String {
     format!(
         "ENI {}: {e} ({})",
@@ -284,7 +275,7 @@ pub async fn wait_for_eni(
                 EniCheck::Mismatch(line) => return Err(line),
                 EniCheck::NotYet(why) => format!("ENI {}: {why}", p.eni_id),
             },
-            Err(e) if not_found(&e) => eni_error_line(p, &e),
+            Err(e) if e.not_found() => eni_error_line(p, &e),
             Err(e) => return Ok(vec![(false, eni_error_line(p, &e))]),
         };
         let waited = started.elapsed();
@@ -348,10 +339,8 @@ pub async fn checks(
     }
     let allowed = |r: Result<(), Ec2Error>, action: &str| match r {
         Ok(()) => (true, format!("ec2:{action} allowed")),
-        Err(e) if e.code.as_deref() == Some("DryRunOperation") => {
-            (true, format!("ec2:{action} allowed (DryRun)"))
-        }
-        Err(e) if e.code.as_deref() == Some("UnauthorizedOperation") => (
+        Err(e) if e.dry_run_ok() => (true, format!("ec2:{action} allowed (DryRun)")),
+        Err(e) if e.unauthorized() => (
             false,
             format!(
                 "ec2:{action} not allowed: add it to the instance role's policy (etc/iam-policy.json)"

@@ -7,7 +7,11 @@
 use std::time::Duration;
 
 use super::*;
+use crate::core::claim::Claim;
 use crate::core::observation::{ClaimTag, MarkView};
+use crate::core::observation::{CloudView, KernelView, Observation};
+use crate::core::plan::{Plan, Step, Verdict};
+use crate::core::test_support::primary;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -18,13 +22,6 @@ fn policy(node: i32) -> Policy {
     Policy {
         node_id: node,
         ..super::tests::with_cloud()
-    }
-}
-
-fn primary(tl: u32) -> PgView {
-    PgView::Known {
-        role: PgRole::Primary { timeline: tl },
-        repmgr: RepmgrSays::SelfPrimary,
     }
 }
 

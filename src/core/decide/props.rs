@@ -26,7 +26,9 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestR
 
 use super::tests::{apply, check_invariants, claim, kernel_only, with_cloud};
 use super::*;
-use crate::core::observation::{ClaimTag, MarkView};
+use crate::core::observation::{ClaimTag, FailureKind, MarkView};
+use crate::core::observation::{CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays};
+use crate::core::plan::{Plan, Step, Verdict};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -125,18 +127,32 @@ fn holder() -> impl Strategy<Value = CloudView> {
     ]
 }
 
-/// No code, a code a retry fixes, codes that need an operator.
-fn error_code() -> impl Strategy<Value = Option<String>> {
+/// No code, a code a retry fixes, codes that need an operator (as the adapter
+/// classifies them).
+fn error_code() -> impl Strategy<Value = Failure> {
     prop_oneof![
-        Just(None),
-        Just(Some("RequestLimitExceeded".to_owned())),
-        Just(Some("UnauthorizedOperation".to_owned())),
-        Just(Some("InvalidNetworkInterfaceID.NotFound".to_owned())),
+        Just((FailureKind::Transient, None)),
+        Just((
+            FailureKind::Throttled,
+            Some("RequestLimitExceeded".to_owned())
+        )),
+        Just((
+            FailureKind::NeedsOperator,
+            Some("UnauthorizedOperation".to_owned())
+        )),
+        Just((
+            FailureKind::NotFound,
+            Some("InvalidNetworkInterfaceID.NotFound".to_owned())
+        )),
     ]
 }
 
-fn cloud_unknown(code: Option<String>) -> CloudView {
+/// A failed call: its kind and its code.
+type Failure = (FailureKind, Option<String>);
+
+fn cloud_unknown((kind, code): Failure) -> CloudView {
     CloudView::Unknown {
+        kind,
         code,
         reason: "describe failed".into(),
     }
@@ -157,7 +173,7 @@ enum CloudStep {
     /// As the loop: asked when `cloud_due` says so, and EC2 tells the truth.
     Loop,
     /// As `Loop`, but a describe made this pass fails.
-    Fails(Option<String>),
+    Fails(Failure),
     /// Someone moved the VIP or changed a tag at EC2 before this pass; then as `Loop`.
     Moved(CloudView),
     /// This view, whatever `cloud_due` says. A holder view becomes the truth (EC2

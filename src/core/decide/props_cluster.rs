@@ -71,11 +71,16 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 
+use super::cloud_rules::forbids;
 use super::*;
+use crate::core::claim::Claim;
 use crate::core::observation::{ClaimTag, MarkView};
+use crate::core::observation::{
+    CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays, Tick,
+};
+use crate::core::plan::{Event, Step, Verdict};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
-const S: fn(u64) -> Duration = Duration::from_secs;
 
 /// EC2's consistency bound (the policy's and the model's lag).
 const BOUND_MS: u64 = 60_000;
@@ -109,19 +114,15 @@ fn config() -> Config {
     }
 }
 
+/// The cluster properties' policy (bound `BOUND`, `VERIFY`) for `node_id`.
 fn policy(node_id: i32) -> Policy {
-    Policy {
+    let p = Policy {
         node_id,
-        prefix_len: 32,
-        pg_unknown_hold: S(10),
-        cloud: Some(CloudPolicy {
-            verify_interval: VERIFY,
-            cloud_unknown_hold: S(300),
-            backoff: Backoff::default(),
-            fence_configured: true,
-            consistency_bound: BOUND,
-        }),
-    }
+        ..crate::core::test_support::with_cloud()
+    };
+    let cp = p.cloud.as_ref().expect("EC2 mode");
+    assert_eq!((cp.consistency_bound, cp.verify_interval), (BOUND, VERIFY));
+    p
 }
 
 fn claim_of(timeline: u32, node: usize) -> Claim {

@@ -4,45 +4,14 @@
 use std::time::Duration;
 
 use super::*;
-use crate::core::observation::{ClaimTag, MarkView};
+use crate::core::claim::Claim;
+use crate::core::observation::{ClaimTag, FailureKind, MarkView};
+use crate::core::observation::{CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays};
+use crate::core::plan::{Event, Plan, Step, Verdict};
+pub(super) use crate::core::test_support::{kernel_only, with_cloud};
+use crate::core::test_support::{observation, primary, standby};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
-
-pub(super) fn kernel_only() -> Policy {
-    Policy {
-        node_id: 1,
-        prefix_len: 32,
-        pg_unknown_hold: S(10),
-        cloud: None,
-    }
-}
-
-pub(super) fn with_cloud() -> Policy {
-    Policy {
-        cloud: Some(CloudPolicy {
-            verify_interval: S(30),
-            cloud_unknown_hold: S(300),
-            consistency_bound: S(60),
-            backoff: Backoff::default(),
-            fence_configured: true,
-        }),
-        ..kernel_only()
-    }
-}
-
-fn primary(tl: u32) -> PgView {
-    PgView::Known {
-        role: PgRole::Primary { timeline: tl },
-        repmgr: RepmgrSays::SelfPrimary,
-    }
-}
-
-fn standby() -> PgView {
-    PgView::Known {
-        role: PgRole::Standby,
-        repmgr: RepmgrSays::SelfNotPrimary,
-    }
-}
 
 const PRESENT: KernelView = KernelView::Present { prefix_len: 32 };
 
@@ -62,17 +31,7 @@ fn other(tag: ClaimTag) -> CloudView {
 }
 
 fn obs(now: u64, pg: PgView, kernel: KernelView, cloud: CloudView) -> Observation {
-    Observation {
-        now: S(now),
-        pg,
-        marks: match cloud {
-            CloudView::Disabled => MarkView::NotRead,
-            _ => MarkView::Read { marks: vec![] },
-        },
-        kernel,
-        cloud,
-        system_id: None,
-    }
+    observation(S(now), pg, kernel, cloud)
 }
 
 fn run(o: &Observation, mem: &Memory, policy: &Policy) -> (Plan, Memory) {
@@ -558,6 +517,7 @@ fn row_fenced_stays_fenced_until_timeline_passes() {
     // Whatever later passes see (EC2 throttled, nobody with the mark not visible,
     // not checked), the node stays fenced; no second fence command, no new event.
     let unknown = CloudView::Unknown {
+        kind: FailureKind::Throttled,
         code: Some("RequestLimitExceeded".into()),
         reason: "throttled".into(),
     };
@@ -754,6 +714,7 @@ fn row_marks_unreadable_never_take() {
     let o = with_marks(
         obs(0, primary(3), KernelView::Absent, CloudView::Nobody),
         MarkView::Unknown {
+            kind: FailureKind::Throttled,
             code: Some("RequestLimitExceeded".into()),
             reason: "throttled".into(),
         },
@@ -837,6 +798,7 @@ fn row_stale_without_fence_command_only_removes() {
 fn row_cloud_unknown_never_adds_keeps_holder_critical_after_hold() {
     let p = with_cloud();
     let unknown = || CloudView::Unknown {
+        kind: FailureKind::Throttled,
         code: Some("RequestLimitExceeded".into()),
         reason: "throttled".into(),
     };
@@ -1006,6 +968,7 @@ fn budget_failures_back_off() {
     let p = with_cloud();
     let elig = Eligibility::Eligible { timeline: 3 };
     let unknown = CloudView::Unknown {
+        kind: FailureKind::Transient,
         code: None,
         reason: "503".into(),
     };
@@ -1190,6 +1153,7 @@ fn all_cloud() -> Vec<CloudView> {
         CloudView::NotChecked,
         CloudView::Nobody,
         CloudView::Unknown {
+            kind: FailureKind::NeedsOperator,
             code: Some("UnauthorizedOperation".into()),
             reason: "denied".into(),
         },
@@ -1525,4 +1489,37 @@ pub(super) fn apply(plan: &Plan, o: &Observation) -> (KernelView, CloudView) {
         }
     }
     (kernel, cloud)
+}
+
+/// Every rule the decision table names is a function of `decide/`.
+#[test]
+fn the_table_names_rules_that_exist() {
+    let table = include_str!("../../../docs/decision-table.md");
+    let sources = [
+        include_str!("local_rules.rs"),
+        include_str!("cloud_rules.rs"),
+        include_str!("after.rs"),
+    ]
+    .concat();
+    let mut named = 0;
+    for line in table.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = line.split('|').collect();
+        if !cells[1].trim().starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        let Some(rule) = cells.len().checked_sub(3).map(|i| cells[i]) else {
+            continue;
+        };
+        for name in rule.split('`').skip(1).step_by(2) {
+            if name.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !name.starts_with("row_")
+            {
+                named += 1;
+                assert!(
+                    sources.contains(&format!("fn {name}(")),
+                    "no rule fn {name}"
+                );
+            }
+        }
+    }
+    assert!(named >= 23, "{named} rule names found");
 }

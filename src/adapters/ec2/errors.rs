@@ -1,0 +1,189 @@
+//! EC2's errors: the one place that reads AWS error codes. A failed call keeps its
+//! code for display (logs, health, `plan`) and gets a `FailureKind`, which is all the
+//! core and the pass look at.
+
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::core::observation::FailureKind;
+use crate::pass::act::StepError;
+
+/// The caller lacks the IAM permission for the action.
+const UNAUTHORIZED: &str = "UnauthorizedOperation";
+/// A dry run that would have succeeded.
+const DRY_RUN_OK: &str = "DryRunOperation";
+/// EC2 does not know our ENI (also what `describe_own_eni` says when EC2 answers
+/// without it).
+pub const ENI_NOT_FOUND: &str = "InvalidNetworkInterfaceID.NotFound";
+/// Codes that mean "EC2 does not show it (yet)": retried at start-up.
+const NOT_FOUND: &[&str] = &[ENI_NOT_FOUND, "InvalidSubnetID.NotFound"];
+/// Codes that no retry will fix: an operator must act (missing IAM permission, bad
+/// credentials, wrong ENI or subnet id).
+const NEEDS_OPERATOR: &[&str] = &[
+    UNAUTHORIZED,
+    "AuthFailure",
+    "InvalidClientTokenId",
+    "OptInRequired",
+    "Blocked",
+];
+/// Prefixes of codes that need an operator too (a malformed or unknown id).
+const NEEDS_OPERATOR_PREFIXES: &[&str] = &["InvalidNetworkInterfaceID", "InvalidSubnetID"];
+/// EC2 asks us to slow down.
+const THROTTLED: &[&str] = &["RequestLimitExceeded", "Throttling", "ThrottlingException"];
+
+/// What an AWS error code (or its absence: a timeout, a transport error, an answer
+/// that made no sense) means for the decision.
+pub fn kind_of(code: Option<&str>) -> FailureKind {
+    let Some(code) = code else {
+        return FailureKind::Transient;
+    };
+    if NOT_FOUND.contains(&code) {
+        FailureKind::NotFound
+    } else if NEEDS_OPERATOR.contains(&code)
+        || NEEDS_OPERATOR_PREFIXES.iter().any(|p| code.starts_with(p))
+    {
+        FailureKind::NeedsOperator
+    } else if THROTTLED.contains(&code) {
+        FailureKind::Throttled
+    } else {
+        FailureKind::Transient
+    }
+}
+
+/// A failed EC2 call: the action, the AWS error code (when EC2 sent one) and text.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{action}: {message}")]
+pub struct Ec2Error {
+    pub action: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl Ec2Error {
+    pub(crate) fn from_sdk<E, R>(action: &'static str, e: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let (code, message) = match e {
+            SdkError::ServiceError(se) => (
+                se.err().code().map(str::to_owned),
+                se.err().message().unwrap_or("service error").to_owned(),
+            ),
+            SdkError::TimeoutError(_) => (None, "timed out".to_owned()),
+            SdkError::DispatchFailure(_) => (
+                None,
+                format!("cannot reach EC2: {}", DisplayErrorContext(e)),
+            ),
+            other => (
+                other.code().map(str::to_owned),
+                DisplayErrorContext(other).to_string(),
+            ),
+        };
+        Ec2Error {
+            action,
+            code,
+            message,
+        }
+    }
+
+    /// The metrics label for this failure.
+    pub(crate) fn label(&self) -> &str {
+        self.code.as_deref().unwrap_or("transport")
+    }
+
+    pub fn kind(&self) -> FailureKind {
+        kind_of(self.code.as_deref())
+    }
+
+    pub fn needs_operator(&self) -> bool {
+        self.kind().needs_operator()
+    }
+
+    /// EC2 does not show the ENI or the subnet (yet).
+    pub fn not_found(&self) -> bool {
+        self.kind() == FailureKind::NotFound
+    }
+
+    /// The call lacks its IAM permission.
+    pub fn unauthorized(&self) -> bool {
+        self.code.as_deref() == Some(UNAUTHORIZED)
+    }
+
+    /// A dry run that would have succeeded.
+    pub fn dry_run_ok(&self) -> bool {
+        self.code.as_deref() == Some(DRY_RUN_OK)
+    }
+}
+
+/// A step error from a failed call: `message` for the logs, `detail` (the message,
+/// with the code when it does not say it already) for the verdict.
+pub fn step_error(message: String, code: Option<String>) -> StepError {
+    let detail = match &code {
+        Some(code) if !message.contains(code.as_str()) => format!("{message} ({code})"),
+        _ => message.clone(),
+    };
+    StepError {
+        kind: kind_of(code.as_deref()),
+        message,
+        code,
+        detail,
+    }
+}
+
+impl From<Ec2Error> for StepError {
+    fn from(e: Ec2Error) -> Self {
+        let message = if e.unauthorized() {
+            format!(
+                "{}: not allowed: grant IAM action ec2:{} ({})",
+                e.action, e.action, e.message
+            )
+        } else if let Some(code) = e.code.as_deref() {
+            format!("{}: {} ({code})", e.action, e.message)
+        } else {
+            e.to_string()
+        };
+        step_error(message, e.code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_classified_as_before() {
+        for code in [
+            "UnauthorizedOperation",
+            "AuthFailure",
+            "InvalidClientTokenId",
+            "OptInRequired",
+            "Blocked",
+            "InvalidNetworkInterfaceID.Malformed",
+            "InvalidSubnetID.Malformed",
+            "InvalidNetworkInterfaceID.NotFound",
+            "InvalidSubnetID.NotFound",
+        ] {
+            assert!(kind_of(Some(code)).needs_operator(), "{code}");
+        }
+        for code in [None, Some("RequestLimitExceeded"), Some("InternalError")] {
+            assert!(!kind_of(code).needs_operator(), "{code:?}");
+        }
+        assert_eq!(
+            kind_of(Some("InvalidSubnetID.NotFound")),
+            FailureKind::NotFound
+        );
+        assert_eq!(
+            kind_of(Some("RequestLimitExceeded")),
+            FailureKind::Throttled
+        );
+    }
+
+    #[test]
+    fn the_verdict_shows_the_code_once() {
+        let e = step_error("verify: nope".into(), Some("Blocked".into()));
+        assert_eq!(e.detail, "verify: nope (Blocked)");
+        assert!(e.kind.needs_operator());
+        let e = step_error("x: y (Blocked)".into(), Some("Blocked".into()));
+        assert_eq!(e.detail, "x: y (Blocked)");
+    }
+}

@@ -1,0 +1,68 @@
+//! The after-steps of `decide()`: what every pass does around the rule that decided
+//! it (follow a promotion, lift a fence, end the pg-unknown hold, start a
+//! stale-primary incident once).
+
+use super::eligibility::promotion_pending;
+use super::{Eligibility, Fenced, Memory, PROMOTION_FOLLOW, Policy};
+use crate::core::observation::Observation;
+use crate::core::plan::{Event, Step};
+
+/// Remember when this node was first seen out of recovery with repmgr still saying
+/// standby; within `PROMOTION_FOLLOW` of that, look again soon (the plan's
+/// `look_again_soon`).
+pub(super) fn follow_promotion(obs: &Observation, mem: &Memory, next: &mut Memory) -> bool {
+    next.promotion_seen_at = if promotion_pending(&obs.pg) {
+        Some(mem.promotion_seen_at.unwrap_or(obs.now))
+    } else {
+        None
+    };
+    next.promotion_seen_at
+        .is_some_and(|since| obs.now.saturating_sub(since) < PROMOTION_FOLLOW)
+}
+
+/// A fence lifts when this node's timeline passes the claim that fenced it.
+pub(super) fn lift_fence(elig: &Eligibility, next: &mut Memory, events: &mut Vec<Event>) -> bool {
+    if let (Eligibility::Eligible { timeline }, Some(f)) = (elig, &next.fenced)
+        && *timeline > f.by.timeline
+    {
+        events.push(Event::FenceLifted { by: f.by });
+        next.fenced = None;
+        return true;
+    }
+    false
+}
+
+/// PostgreSQL known again: the pg-unknown hold is over.
+pub(super) fn end_pg_hold(elig: &Eligibility, next: &mut Memory, events: &mut Vec<Event>) {
+    if !matches!(elig, Eligibility::Unknown(_)) && next.pg_unknown_since.take().is_some() {
+        if !next.pg_hold_released {
+            events.push(Event::PgUnknownHoldEnded { released: false });
+        }
+        next.pg_hold_released = false;
+    }
+}
+
+/// A new stale-primary incident (this pass fenced a node that was not fenced, or
+/// whose old fence just lifted): log once, run the fence command once.
+pub(super) fn start_stale_incident(
+    was: Option<&Fenced>,
+    next: &Memory,
+    steps: &mut Vec<Step>,
+    events: &mut Vec<Event>,
+    policy: &Policy,
+) {
+    let Some(now) = &next.fenced else {
+        return;
+    };
+    if was == Some(now) {
+        return;
+    }
+    events.push(Event::StaleIncidentStarted {
+        holder: now.holder.clone(),
+    });
+    if policy.cloud.as_ref().is_some_and(|c| c.fence_configured) {
+        steps.push(Step::Fence {
+            holder: now.holder.clone(),
+        });
+    }
+}

@@ -1,0 +1,394 @@
+//! The claim-protocol rows (eligible, EC2 mode): the fence, the subnet's marks and
+//! who holds the VIP at EC2 decide what we may do. One named rule per row of
+//! docs/decision-table.md.
+
+use super::local_rules::{eligible_kernel_only, remove_unless_absent};
+use super::{CloudPolicy, Fenced, Memory, Policy, Settled};
+use crate::core::claim::Claim;
+use crate::core::observation::{CloudView, KernelView, MarkView, Observation, Tick};
+use crate::core::plan::{Step, Verdict};
+
+/// Does `claim` (another ENI's, or a mark) forbid `ours` from holding the VIP? A
+/// claim of the same database system (or of an unknown one) with a higher timeline,
+/// or with the same timeline from another node (two promotions from one timeline
+/// have diverged), or our own node's with a higher timeline.
+pub(super) fn forbids(claim: &Claim, ours: &Claim) -> bool {
+    !claim.is_foreign_to(ours.system_id)
+        && (claim.timeline > ours.timeline
+            || (claim.timeline == ours.timeline && claim.node_id != ours.node_id))
+}
+
+/// What a rule decides: the steps and the verdict.
+type Decided = (Vec<Step>, Verdict);
+
+/// The claim-protocol rows: the first rule that applies decides; else the holder at
+/// EC2 does (`by_holder`).
+pub(super) fn eligible_with_cloud<'a>(
+    obs: &'a Observation,
+    next: &mut Memory,
+    policy: &'a Policy,
+    cp: &'a CloudPolicy,
+    timeline: u32,
+) -> Decided {
+    let ours = Claim {
+        timeline,
+        node_id: policy.node_id,
+        system_id: obs.system_id,
+    };
+    let rules = CloudRules {
+        obs,
+        policy,
+        cp,
+        ours,
+    };
+    let in_order: [fn(&CloudRules<'a>, &mut Memory) -> Option<Decided>; 5] = [
+        CloudRules::fence_sticks,
+        CloudRules::holder_claim_at_or_above_ours,
+        CloudRules::foreign_mark,
+        CloudRules::forbidding_mark,
+        CloudRules::own_claim_above_timeline,
+    ];
+    in_order
+        .iter()
+        .find_map(|rule| rule(&rules, next))
+        .unwrap_or_else(|| rules.by_holder(next))
+}
+
+/// The rules, in the order `eligible_with_cloud` tries them.
+impl<'a> CloudRules<'a> {
+    /// Row 11: a fenced node stays fenced whatever this pass could see.
+    fn fence_sticks(&self, next: &mut Memory) -> Option<Decided> {
+        let f = next.fenced.clone()?;
+        Some(self.stale(next, &f))
+    }
+
+    /// Row 17: the holder's own claim, when it fences us (named by its ENI: what an
+    /// operator looks for).
+    fn holder_claim_at_or_above_ours(&self, next: &mut Memory) -> Option<Decided> {
+        let CloudView::Other { eni, claim } = &self.obs.cloud else {
+            return None;
+        };
+        let c = claim.valid()?;
+        if c.is_foreign_to(self.ours.system_id) || c.timeline < self.ours.timeline {
+            return None;
+        }
+        let f = Fenced {
+            by: c,
+            holder: eni.clone(),
+        };
+        Some(self.stale(next, &f))
+    }
+
+    /// Row 12: a mark of another database system blocks (the subnet's marks outlive
+    /// every ENI).
+    fn foreign_mark(&self, next: &mut Memory) -> Option<Decided> {
+        let MarkView::Read { marks } = &self.obs.marks else {
+            return None;
+        };
+        let m = marks
+            .iter()
+            .find(|m| m.is_foreign_to(self.ours.system_id))?;
+        Some(self.foreign(next, format!("the subnet's mark of node {}", m.node_id), *m))
+    }
+
+    /// Row 13: a higher (or diverged) mark fences, whoever holds the VIP.
+    fn forbidding_mark(&self, next: &mut Memory) -> Option<Decided> {
+        let MarkView::Read { marks } = &self.obs.marks else {
+            return None;
+        };
+        let m = marks
+            .iter()
+            .filter(|m| forbids(m, &self.ours))
+            .max_by_key(|m| m.timeline)?;
+        let f = Fenced {
+            by: *m,
+            holder: format!("node {} (mark on the subnet)", m.node_id),
+        };
+        Some(self.stale(next, &f))
+    }
+
+    /// Row 13: our own last claim, remembered, fences as our own mark does once
+    /// visible (PostgreSQL came back on an older timeline than one we claimed at).
+    fn own_claim_above_timeline(&self, next: &mut Memory) -> Option<Decided> {
+        let c = next.cloud.claimed_at.filter(|c| forbids(c, &self.ours))?;
+        let f = Fenced {
+            by: c,
+            holder: format!("node {} (this node's own claim)", c.node_id),
+        };
+        Some(self.stale(next, &f))
+    }
+
+    /// Rows 14-22: the holder at EC2.
+    fn by_holder(&self, next: &mut Memory) -> Decided {
+        let (obs, ours, timeline) = (self.obs, self.ours, self.ours.timeline);
+        match &obs.cloud {
+            CloudView::Disabled => eligible_kernel_only(&obs.kernel, self.policy),
+            CloudView::Me { claim } => match claim.valid() {
+                Some(c) if c.is_foreign_to(ours.system_id) => {
+                    self.foreign(next, "our own ENI's claim".to_owned(), c)
+                }
+                claim => self.holding(next, claim == Some(ours)),
+            },
+            CloudView::Nobody => self.take_from_nobody(next),
+            CloudView::Other { eni, claim } => match claim.valid() {
+                Some(c) if c.is_foreign_to(ours.system_id) => {
+                    self.foreign(next, format!("{eni}'s claim"), c)
+                }
+                Some(c) if c.timeline >= timeline => {
+                    let f = Fenced {
+                        by: c,
+                        holder: eni.clone(),
+                    };
+                    self.stale(next, &f)
+                }
+                evidence => self.take_from(next, eni, evidence.is_some()),
+            },
+            CloudView::NotChecked => self.not_checked(next),
+            CloudView::Unknown { reason, kind, .. } => {
+                self.cloud_unknown(next, reason, kind.needs_operator())
+            }
+        }
+    }
+
+    /// Not asked this pass: a settled answer stands; else as EC2 unknown, backing off.
+    fn not_checked(&self, next: &mut Memory) -> Decided {
+        match next.cloud.settled.clone() {
+            Some((tl, Settled::Me)) if tl == self.ours.timeline => self.holding(next, true),
+            Some((tl, Settled::Settling { holder, until })) if tl == self.ours.timeline => {
+                self.settling(&holder, until)
+            }
+            _ => {
+                let why = next
+                    .cloud
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "not yet confirmed".into());
+                self.cloud_unknown(next, &format!("backing off: {why}"), false)
+            }
+        }
+    }
+}
+
+/// The pieces of the claim protocol, over one pass's observation.
+struct CloudRules<'a> {
+    obs: &'a Observation,
+    policy: &'a Policy,
+    cp: &'a CloudPolicy,
+    ours: Claim,
+}
+
+impl CloudRules<'_> {
+    fn kernel_ok(&self) -> bool {
+        matches!(self.obs.kernel, KernelView::Present { prefix_len } if prefix_len == self.policy.prefix_len)
+    }
+
+    fn add(&self) -> Step {
+        Step::AddKernel {
+            prefix_len: self.policy.prefix_len,
+        }
+    }
+
+    /// EC2 says (or a settled answer says) the VIP is ours: make sure of the kernel
+    /// address and of our claim.
+    fn holding(&self, next: &mut Memory, claim_current: bool) -> (Vec<Step>, Verdict) {
+        let mut steps = vec![];
+        if !self.kernel_ok() {
+            steps.push(self.add());
+        }
+        if !claim_current {
+            steps.push(Step::WriteClaim(self.ours));
+        } else {
+            next.cloud.settled = Some((self.ours.timeline, Settled::Me));
+        }
+        next.cloud.held_at = Some(self.ours.timeline);
+        let verdict = if steps.is_empty() {
+            Verdict::Holding
+        } else {
+            Verdict::Acquiring
+        };
+        (steps, verdict)
+    }
+
+    /// Fenced: never take; the kernel address goes, and so does the EC2 assignment if
+    /// EC2 shows it on our ENI (a takeover lagging reads allowed): the rightful
+    /// primary then sees "nobody" and takes it at once.
+    fn stale(&self, next: &mut Memory, f: &Fenced) -> (Vec<Step>, Verdict) {
+        let mut steps = remove_unless_absent(&self.obs.kernel);
+        if matches!(self.obs.cloud, CloudView::Me { .. }) {
+            steps.push(Step::ReleaseCloud);
+        }
+        next.fenced.get_or_insert_with(|| f.clone());
+        next.cloud.held_at = None;
+        next.cloud.settled = Some((
+            self.ours.timeline,
+            Settled::Stale {
+                holder: f.holder.clone(),
+                holder_timeline: f.by.timeline,
+            },
+        ));
+        (
+            steps,
+            Verdict::StalePrimary {
+                holder: f.holder.clone(),
+                holder_timeline: f.by.timeline,
+                our_timeline: self.ours.timeline,
+            },
+        )
+    }
+
+    /// Another database system's claim: neither compared nor overridden. A holder
+    /// keeps what it has (adding the kernel address EC2 confirms); nobody takes.
+    fn foreign(&self, next: &mut Memory, place: String, claim: Claim) -> (Vec<Step>, Verdict) {
+        let me = matches!(self.obs.cloud, CloudView::Me { .. })
+            || (matches!(self.obs.cloud, CloudView::NotChecked)
+                && matches!(&next.cloud.settled, Some((tl, Settled::Me)) if *tl == self.ours.timeline));
+        let steps = if me && !self.kernel_ok() {
+            vec![self.add()]
+        } else {
+            vec![]
+        };
+        (
+            steps,
+            Verdict::ForeignClaim {
+                place,
+                claim,
+                ours: self.ours.system_id,
+            },
+        )
+    }
+
+    /// Claim → assign → verify → add. Only with the marks read this pass: a claim is
+    /// never written without knowing the highest one.
+    fn take_over(&self, next: &mut Memory, holder: &str) -> (Vec<Step>, Verdict) {
+        match &self.obs.marks {
+            MarkView::Read { .. } => {}
+            MarkView::Unknown { kind, reason, .. } => {
+                return self.cloud_unknown(
+                    next,
+                    &format!("reading the claim marks: {reason}"),
+                    kind.needs_operator(),
+                );
+            }
+            // A holder's looks skip the marks; the next look reads them.
+            MarkView::NotRead => {
+                next.cloud.settled = None;
+                return (
+                    vec![],
+                    Verdict::Ec2Settling {
+                        holder: holder.to_owned(),
+                        remaining_ms: 0,
+                    },
+                );
+            }
+        }
+        let mut steps = vec![
+            Step::WriteClaim(self.ours),
+            Step::AssignCloud,
+            Step::VerifyCloud,
+        ];
+        if !self.kernel_ok() {
+            steps.push(self.add());
+        }
+        (steps, Verdict::Acquiring)
+    }
+
+    /// Nobody holds the VIP: take it at once, unless we assigned it to ourselves less
+    /// than the consistency bound ago. Then "nobody" may be a read from before our own
+    /// assign, hiding a node that has taken the VIP from us since: wait until our
+    /// assign is older than the bound (a read then shows what came after it).
+    fn take_from_nobody(&self, next: &mut Memory) -> (Vec<Step>, Verdict) {
+        if let Some(took) = next.cloud.took_at {
+            let until = took + self.cp.consistency_bound;
+            if self.obs.now < until {
+                next.cloud.settled = Some((
+                    self.ours.timeline,
+                    Settled::Settling {
+                        holder: "nobody".to_owned(),
+                        until,
+                    },
+                ));
+                return self.settling("nobody", until);
+            }
+        }
+        self.take_over(next, "nobody")
+    }
+
+    /// Another ENI holds the VIP with no visible claim, or a lower one. Take it at once
+    /// only when its claim is visible and lower AND we did not hold or claim the VIP at
+    /// this timeline (the normal failover: the old primary's claim has long been
+    /// visible). Otherwise its claim may simply not be visible yet: wait until it has
+    /// been seen holding for the consistency bound (its claim, written before its
+    /// assign, is then visible), keeping whatever the kernel has. (The wait counts from
+    /// a look made the bound after our own last assign at the earliest: see
+    /// `absorb_observation`.)
+    fn take_from(&self, next: &mut Memory, eni: &str, lower_claim: bool) -> (Vec<Step>, Verdict) {
+        let tl = self.ours.timeline;
+        let claimed_here = match &self.obs.marks {
+            MarkView::Read { marks } => marks
+                .iter()
+                .any(|m| m.node_id == self.ours.node_id && m.timeline == tl),
+            _ => false,
+        };
+        let held_here = next.cloud.held_at == Some(tl)
+            || next.cloud.claimed_at == Some(self.ours)
+            || claimed_here;
+        if held_here || !lower_claim {
+            let since = match &next.cloud.other_since {
+                Some((held_by, at)) if held_by == eni => *at,
+                _ => self.obs.now,
+            };
+            let until = since + self.cp.consistency_bound;
+            if self.obs.now < until {
+                next.cloud.settled = Some((
+                    tl,
+                    Settled::Settling {
+                        holder: eni.to_owned(),
+                        until,
+                    },
+                ));
+                return self.settling(eni, until);
+            }
+        }
+        self.take_over(next, eni)
+    }
+
+    fn settling(&self, holder: &str, until: Tick) -> (Vec<Step>, Verdict) {
+        (
+            vec![],
+            Verdict::Ec2Settling {
+                holder: holder.to_owned(),
+                remaining_ms: u64::try_from(until.saturating_sub(self.obs.now).as_millis())
+                    .unwrap_or(u64::MAX),
+            },
+        )
+    }
+
+    /// EC2 cannot be asked: never add a kernel address without a confirmation. A node
+    /// whose last answer was "me" keeps its address (in EC2 mode the VPC delivers by
+    /// the ENI mapping: removing it protects nobody), CRITICAL after
+    /// `cloud_unknown_hold`; any other node removes it.
+    fn cloud_unknown(
+        &self,
+        next: &Memory,
+        reason: &str,
+        needs_operator: bool,
+    ) -> (Vec<Step>, Verdict) {
+        let cloud = &next.cloud;
+        let was_holder = cloud.last_answer_me(self.ours.timeline);
+        let past_hold = cloud
+            .me_at
+            .is_none_or(|at| self.obs.now.saturating_sub(at) >= self.cp.cloud_unknown_hold);
+        let reason = reason.to_owned();
+        let verdict = |keeping: bool| Verdict::CloudUnknown {
+            reason: reason.clone(),
+            keeping,
+            needs_operator,
+            past_hold: keeping && past_hold,
+        };
+        match (&self.obs.kernel, was_holder) {
+            (KernelView::Absent, _) => (vec![], verdict(false)),
+            (_, true) => (vec![], verdict(true)),
+            (_, false) => (vec![Step::RemoveKernel], verdict(false)),
+        }
+    }
+}

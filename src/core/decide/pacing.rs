@@ -1,0 +1,87 @@
+//! When to look: whether a pass asks EC2 (`cloud_due`) and reads the marks
+//! (`marks_due`), and the paces that follow a promotion or a settling holder.
+
+use std::time::Duration;
+
+use super::{CloudMemory, CloudPolicy, Eligibility, Memory, Policy, Settled};
+use crate::core::observation::{KernelView, Tick};
+
+/// After `repmgr standby promote` the server leaves recovery about one
+/// `promote_check_interval` (1 s at least) before repmgr records it as primary; only
+/// then is the node eligible. For this long after first seeing that state a pass looks
+/// again after `FOLLOW_INTERVAL` rather than the configured interval, so the takeover
+/// starts within a fraction of a second of repmgr's write, kick or no kick. Bounded:
+/// a node left in that state (repmgr never catches up) goes back to the normal pace.
+pub const PROMOTION_FOLLOW: Duration = Duration::from_secs(10);
+/// The pace while following a promotion (the fastest interval the config allows).
+pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
+/// While settling (waiting out EC2's lag before a takeover), look this often.
+pub const SETTLING_LOOK: Duration = Duration::from_secs(5);
+
+/// After a takeover a holder re-checks EC2 after 1, 2, 4 … s, up to `verify_interval`:
+/// a wrong move (a takeover that lagging reads allowed) is seen within seconds.
+fn reverify_period(cloud: &CloudMemory, cp: &CloudPolicy) -> Duration {
+    Duration::from_secs(1u64 << cloud.reverify.min(20)).min(cp.verify_interval)
+}
+
+/// Should this pass call DescribeNetworkInterfaces? Keeps a standby at zero calls and
+/// a converged primary at one call per `verify_interval`.
+pub fn cloud_due(
+    elig: &Eligibility,
+    kernel: &KernelView,
+    mem: &Memory,
+    now: Tick,
+    policy: &Policy,
+) -> bool {
+    let Some(cp) = &policy.cloud else {
+        return false;
+    };
+    if mem.cloud.retry_at.is_some_and(|at| now < at) {
+        return false;
+    }
+    let age = mem.cloud.checked_at.map(|at| now.saturating_sub(at));
+    let younger = |limit: Duration| age.is_some_and(|a| a < limit);
+    match elig {
+        Eligibility::NotEligible(_) => false,
+        // Only to learn whether someone else took over: every pass during the hold,
+        // then once per verify_interval.
+        Eligibility::Unknown(_) => {
+            if matches!(kernel, KernelView::Absent) {
+                return false;
+            }
+            let long = mem
+                .pg_unknown_since
+                .is_some_and(|since| now.saturating_sub(since) >= policy.pg_unknown_hold);
+            !(long && younger(cp.verify_interval))
+        }
+        Eligibility::Eligible { timeline } => {
+            let fresh = match &mem.cloud.settled {
+                Some((tl, settled)) if tl == timeline => match settled {
+                    Settled::Me => younger(reverify_period(&mem.cloud, cp)),
+                    Settled::Stale { .. } => younger(cp.verify_interval),
+                    Settled::Settling { until, .. } => {
+                        now < *until && younger(SETTLING_LOOK.min(cp.verify_interval))
+                    }
+                },
+                _ => false,
+            };
+            !fresh
+        }
+    }
+}
+
+/// Should a look at EC2 also read the subnet's marks (DescribeTags)? Yes, unless this
+/// node is a settled holder past its re-verify schedule and well past its takeover:
+/// the steady state stays at one call per `verify_interval`.
+pub fn marks_due(elig: &Eligibility, mem: &Memory, now: Tick, policy: &Policy) -> bool {
+    let (Some(cp), Eligibility::Eligible { timeline }) = (&policy.cloud, elig) else {
+        return false;
+    };
+    let steady_me = matches!(&mem.cloud.settled, Some((tl, Settled::Me)) if tl == timeline)
+        && reverify_period(&mem.cloud, cp) >= cp.verify_interval
+        && mem
+            .cloud
+            .took_at
+            .is_none_or(|t| now.saturating_sub(t) >= cp.consistency_bound * 2);
+    !steady_me
+}

@@ -1,0 +1,75 @@
+//! Fold what the steps did into memory, after acting.
+
+use super::absorb::note_cloud_failure;
+use super::{Memory, Policy, Settled};
+use crate::core::observation::Tick;
+use crate::core::plan::Step;
+
+/// The outcome of carrying out one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOutcome {
+    pub step: Step,
+    pub error: Option<String>,
+}
+
+/// Fold the act results into memory: a failed cloud step backs off; a verified
+/// takeover or a refreshed claim settles the cloud state for `timeline`.
+pub fn settle(
+    mem: &Memory,
+    outcomes: &[StepOutcome],
+    now: Tick,
+    policy: &Policy,
+    jitter: u32,
+    timeline: Option<u32>,
+) -> Memory {
+    let mut next = mem.clone();
+    // A claim or an assign that EC2 accepted counts even when a later step failed (a
+    // verify whose read lags): remember the claim's timeline, and start the re-verify
+    // schedule (1, 2, 4 … s, reading the marks) from the assign.
+    for o in outcomes.iter().filter(|o| o.error.is_none()) {
+        match &o.step {
+            Step::WriteClaim(c) => next.cloud.claimed_at = Some(*c),
+            Step::AssignCloud => {
+                next.cloud.took_at = Some(now);
+                next.cloud.reverify = 0;
+                next.cloud.other_since = None;
+            }
+            _ => {}
+        }
+    }
+    let is_cloud = |s: &Step| {
+        matches!(
+            s,
+            Step::WriteClaim(_) | Step::AssignCloud | Step::VerifyCloud | Step::ReleaseCloud
+        )
+    };
+    if let Some(failed) = outcomes
+        .iter()
+        .find(|o| is_cloud(&o.step) && o.error.is_some())
+    {
+        next.cloud.settled = None;
+        let msg = failed.error.clone().unwrap_or_default();
+        note_cloud_failure(&mut next.cloud, &msg, now, policy, jitter);
+        return next;
+    }
+    let Some(tl) = timeline else {
+        return next;
+    };
+    if outcomes.iter().any(|o| o.step == Step::VerifyCloud) {
+        // A verified takeover: re-check after 1, 2, 4 … s (a wrong move that lagging
+        // reads allowed shows within seconds), reading the marks meanwhile.
+        next.cloud.me_at = Some(now);
+        next.cloud.checked_at = Some(now);
+        next.cloud.settled = Some((tl, Settled::Me));
+        next.cloud.held_at = Some(tl);
+    } else if outcomes.iter().any(|o| o.step == Step::ReleaseCloud) {
+        next.cloud.held_at = None;
+        next.cloud.me_at = None;
+    } else if outcomes
+        .iter()
+        .any(|o| matches!(o.step, Step::WriteClaim(_)))
+    {
+        next.cloud.settled = Some((tl, Settled::Me));
+    }
+    next
+}
