@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::core::decide::eligibility;
 use crate::core::observation::FailureKind;
-use crate::core::test_support::{observation, primary};
+use crate::core::test_support::{observation, primary, primary_saying, standby};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
 
@@ -41,6 +41,11 @@ fn plan(steps: Vec<Step>, verdict: Verdict) -> Plan {
 
 fn report(c: &PlanContext, o: &Observation, p: &Plan) -> PlanReport {
     PlanReport::new(c, o, &eligibility(&o.pg), p)
+}
+
+/// The report's JSON, parsed.
+fn json_of(r: &PlanReport) -> Value {
+    serde_json::from_str(&r.to_json()).expect("json")
 }
 
 fn claim(timeline: u32, node_id: i32) -> Claim {
@@ -89,7 +94,7 @@ step 3:       DescribeNetworkInterfaces addresses.private-ip-address=10.0.0.5 su
 step 4:       ip addr add 10.0.0.5/24 dev ens5  # add_kernel: add the VIP to the interface
 "
     );
-    let v: Value = serde_json::from_str(&r.to_json()).expect("json");
+    let v: Value = json_of(&r);
     assert_eq!(v["format"], 1);
     assert_eq!(v["mode"], "ec2");
     assert_eq!(v["eni"], "eni-0a1");
@@ -145,7 +150,7 @@ fn the_json_shape_is_stable() {
         CloudView::Disabled,
     );
     let p = plan(vec![Step::AddKernel { prefix_len: 24 }], Verdict::Acquiring);
-    let v: Value = serde_json::from_str(&report(&c, &o, &p).to_json()).expect("json");
+    let v: Value = json_of(&report(&c, &o, &p));
     let keys = |v: &Value| {
         let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
         k.sort();
@@ -227,10 +232,7 @@ fn releases_unknowns_fences_and_converged_plans() {
     // A standby releasing its kernel address, kernel-only.
     let c = ctx(false);
     let o = obs(
-        PgView::Known {
-            role: PgRole::Standby,
-            repmgr: RepmgrSays::SelfNotPrimary,
-        },
+        standby(),
         KernelView::Present { prefix_len: 24 },
         CloudView::Disabled,
     );
@@ -285,7 +287,7 @@ fn releases_unknowns_fences_and_converged_plans() {
     ] {
         assert!(text.contains(want), "{want:?} in\n{text}");
     }
-    let v: Value = serde_json::from_str(&r.to_json()).expect("json");
+    let v: Value = json_of(&r);
     assert_eq!(v["ec2"]["code"], "RequestLimitExceeded");
     assert_eq!(v["repmgr"]["says"], "unknown");
     assert_eq!(v["verdict"]["severity"], "critical");
@@ -323,7 +325,7 @@ fn releases_unknowns_fences_and_converged_plans() {
         text.contains("step 2:       /bin/sh -c \"/usr/local/bin/fence-old-primary\" with VIP_FENCE_HOLDER_ENI=eni-0ff VIP_FENCE_VIP=10.0.0.5 VIP_FENCE_NODE_ID=2  # fence"),
         "{text}"
     );
-    let v: Value = serde_json::from_str(&r.to_json()).expect("json");
+    let v: Value = json_of(&r);
     assert_eq!(v["ec2"]["claim"]["state"], "invalid");
     assert_eq!(v["verdict"]["kind"], "stale-primary");
     assert_eq!(v["verdict"]["check_exit"], 2);
@@ -347,10 +349,7 @@ fn every_repmgr_answer_has_its_words() {
         ),
         (RepmgrSays::NoMetadata, "no-metadata", "does not exist"),
     ] {
-        let pg = PgView::Known {
-            role: PgRole::Primary { timeline: 2 },
-            repmgr: says,
-        };
+        let pg = primary_saying(2, says);
         let r = report(
             &ctx(false),
             &obs(pg, KernelView::Absent, CloudView::Disabled),
