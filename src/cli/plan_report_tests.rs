@@ -30,6 +30,11 @@ fn obs(pg: PgView, kernel: KernelView, cloud: CloudView) -> Observation {
     observation(Duration::ZERO, pg, kernel, cloud)
 }
 
+/// The VIP on the interface with `prefix_len`.
+fn on(prefix_len: u8) -> KernelView {
+    KernelView::Present { prefix_len }
+}
+
 fn plan(steps: Vec<Step>, verdict: Verdict) -> Plan {
     Plan {
         steps,
@@ -144,11 +149,7 @@ step 4:       ip addr add 10.0.0.5/24 dev ens5  # add_kernel: add the VIP to the
 fn the_json_shape_is_stable() {
     // Every key is always there, null when it does not apply: scripts can rely on it.
     let c = ctx(false);
-    let o = obs(
-        primary(3),
-        KernelView::Present { prefix_len: 20 },
-        CloudView::Disabled,
-    );
+    let o = obs(primary(3), on(20), CloudView::Disabled);
     let p = plan(vec![Step::AddKernel { prefix_len: 24 }], Verdict::Acquiring);
     let v: Value = json_of(&report(&c, &o, &p));
     let keys = |v: &Value| {
@@ -178,31 +179,25 @@ fn the_json_shape_is_stable() {
             "vip"
         ]
     );
-    assert_eq!(keys(&v["postgres"]), ["reason", "role", "text", "timeline"]);
-    assert_eq!(
-        keys(&v["repmgr"]),
-        ["active_primary", "other_primary", "says", "text"]
-    );
-    assert_eq!(
-        keys(&v["kernel"]),
-        ["prefix_len", "reason", "state", "text"]
-    );
-    assert_eq!(
-        keys(&v["marks"]),
-        ["code", "marks", "reason", "state", "text"]
-    );
-    assert_eq!(
-        keys(&v["ec2"]),
-        ["claim", "code", "holder", "reason", "state", "text"]
-    );
-    assert_eq!(
-        keys(&v["eligibility"]),
-        ["reason", "state", "text", "timeline"]
-    );
-    assert_eq!(
-        keys(&v["verdict"]),
-        ["check_exit", "kind", "severity", "text"]
-    );
+    // Each object's keys.
+    let objects: [(&str, &[&str]); 7] = [
+        ("postgres", &["reason", "role", "text", "timeline"]),
+        (
+            "repmgr",
+            &["active_primary", "other_primary", "says", "text"],
+        ),
+        ("kernel", &["prefix_len", "reason", "state", "text"]),
+        ("marks", &["code", "marks", "reason", "state", "text"]),
+        (
+            "ec2",
+            &["claim", "code", "holder", "reason", "state", "text"],
+        ),
+        ("eligibility", &["reason", "state", "text", "timeline"]),
+        ("verdict", &["check_exit", "kind", "severity", "text"]),
+    ];
+    for (key, want) in objects {
+        assert_eq!(keys(&v[key]), want, "{key}");
+    }
     assert_eq!(
         keys(&v["steps"][0]),
         [
@@ -230,19 +225,14 @@ fn the_json_shape_is_stable() {
 #[test]
 fn releases_unknowns_fences_and_converged_plans() {
     // A standby releasing its kernel address, kernel-only.
-    let c = ctx(false);
-    let o = obs(
-        standby(),
-        KernelView::Present { prefix_len: 24 },
-        CloudView::Disabled,
-    );
+    let o = obs(standby(), on(24), CloudView::Disabled);
     let p = plan(
         vec![Step::RemoveKernel],
         Verdict::Releasing {
             reason: "in recovery".into(),
         },
     );
-    let text = report(&c, &o, &p).render_text();
+    let text = report(&ctx(false), &o, &p).render_text();
     for want in [
         "postgresql:   standby (in recovery)\n",
         "repmgr.nodes: node 2 is a standby (or witness) row (active primary: node 2)\n",
@@ -297,7 +287,7 @@ fn releases_unknowns_fences_and_converged_plans() {
     // A stale primary: an unreadable claim on our side, the fence with its environment.
     let o = obs(
         primary(4),
-        KernelView::Present { prefix_len: 24 },
+        on(24),
         CloudView::Me {
             claim: ClaimTag::Invalid("needs both timeline and node".into()),
         },

@@ -95,6 +95,26 @@ pub(crate) fn proptest_config(default_cases: u32) -> proptest::test_runner::Conf
     }
 }
 
+/// A file's property tests: one `#[test]` a case strategy, each case run through
+/// `$check` (returning `Result<_, TestCaseError>`), under the proptest config `$config`.
+#[cfg(test)]
+macro_rules! case_properties {
+    ($config:expr, $check:path; $($(#[$meta:meta])* fn $name:ident(case in $strategy:expr);)+) => {
+        proptest::proptest! {
+            #![proptest_config($config)]
+            $(
+                $(#[$meta])*
+                #[test]
+                fn $name(case in $strategy) {
+                    $check(&case)?;
+                }
+            )+
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use case_properties;
+
 /// `per_strategy` cases drawn from each of `strategies` in turn by one deterministic
 /// runner (the fixed-seed samples the generator checks count over).
 #[cfg(test)]

@@ -189,25 +189,14 @@ fn the_wait_for_a_holder_starts_the_bound_after_our_own_assign() {
     let mut n = Node::new(2);
     let p0 = n.pass((S(1000), 2), ABSENT, held_by(1, 1), &[(1, 1)], None);
     assert_eq!(p0.steps[..3], takeover(2, 2)[..]);
-    let p1 = n.pass(
-        (S(1001), 2),
-        PRESENT,
-        held_by(1, 1),
-        &[(1, 1), (2, 2)],
-        None,
-    );
+    let both = [(1, 1), (2, 2)];
+    let p1 = n.pass((S(1001), 2), PRESENT, held_by(1, 1), &both, None);
     assert!(!takes(&p1), "{p1:?}");
     assert_eq!(
         n.mem.cloud.other_since, None,
         "a read from before our assign"
     );
-    let p2 = n.pass(
-        (S(1120), 2),
-        PRESENT,
-        held_by(1, 1),
-        &[(1, 1), (2, 2)],
-        None,
-    );
+    let p2 = n.pass((S(1120), 2), PRESENT, held_by(1, 1), &both, None);
     assert!(!takes(&p2), "{p2:?}");
     assert_eq!(
         p2.verdict,

@@ -29,7 +29,8 @@ use crate::core::observation::{ClaimTag, FailureKind, MarkView};
 use crate::core::observation::{CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays};
 use crate::core::plan::{Plan, Step, Verdict};
 use crate::core::test_support::{
-    deterministic_sample, eligible_timeline, observation, proptest_config, with_marks,
+    case_properties, deterministic_sample, eligible_timeline, observation, proptest_config,
+    with_marks,
 };
 
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -632,32 +633,23 @@ fn run_case(case: &Case) -> Result<Tally, TestCaseError> {
 
 // ---- the properties ---------------------------------------------------------
 
-proptest! {
-    #![proptest_config(config())]
+case_properties! {
+    config(), run_case;
 
     /// (1) never add or take while not eligible, (2) never take from an equal or
     /// higher claim (in the view and in the truth), every single-pass invariant, and
     /// zero EC2 looks while not eligible: over any sequence, with failing steps.
-    #[test]
-    fn sequences_keep_the_invariants(case in case()) {
-        run_case(&case)?;
-    }
+    fn sequences_keep_the_invariants(case in case());
 
     /// (3) Idempotence: after a pass whose steps all succeeded, deciding again on the
     /// world as `apply` leaves it (and as the loop would look at it a second later)
     /// plans no acquire step, here in mostly quiet sequences where memory ages.
-    #[test]
-    fn idempotent_after_acting_in_quiet_sequences(case in quiet_case()) {
-        run_case(&case)?;
-    }
+    fn idempotent_after_acting_in_quiet_sequences(case in quiet_case());
 
     /// Memory cannot smuggle a takeover in: once another ENI holds the VIP with a
     /// valid claim, no later pass with a timeline ≤ that claim writes a claim or
     /// assigns, whatever was settled, confirmed or backed off before.
-    #[test]
-    fn stale_takeover_is_never_undone(case in case_with_stale_takeover()) {
-        run_case(&case)?;
-    }
+    fn stale_takeover_is_never_undone(case in case_with_stale_takeover());
 }
 
 /// The generators reach the interesting states: a fixed-seed sample of cases must

@@ -79,7 +79,8 @@ use crate::core::observation::{
 };
 use crate::core::plan::{Event, Plan, Step, Verdict};
 use crate::core::test_support::{
-    deterministic_sample, eligible_timeline, observation, proptest_config, with_cloud, with_marks,
+    case_properties, deterministic_sample, eligible_timeline, observation, proptest_config,
+    with_cloud, with_marks,
 };
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -1363,28 +1364,19 @@ fn check(case: &Case) -> Result<Tally, TestCaseError> {
 
 // ---- the properties ---------------------------------------------------------
 
-proptest! {
-    #![proptest_config(config())]
+case_properties! {
+    config(), check;
 
     /// Properties 1–4 over mostly quiet sequences, time from 0 to minutes a step.
-    #[test]
-    fn cluster_sequences_keep_the_properties(case in case()) {
-        check(&case)?;
-    }
+    fn cluster_sequences_keep_the_properties(case in case());
 
     /// The same over busy sequences: promotions, restarts and vanishes seconds apart,
     /// inside one another's consistency bound.
-    #[test]
-    fn busy_cluster_sequences_keep_the_properties(case in busy_case()) {
-        check(&case)?;
-    }
+    fn busy_cluster_sequences_keep_the_properties(case in busy_case());
 
     /// The same over split brains: stale primaries restarted at old timelines against
     /// the claims of fresh ones.
-    #[test]
-    fn split_brain_sequences_keep_the_properties(case in split_brain_case()) {
-        check(&case)?;
-    }
+    fn split_brain_sequences_keep_the_properties(case in split_brain_case());
 }
 
 /// The generators reach what the properties are about (otherwise they would pass

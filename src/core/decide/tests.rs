@@ -7,7 +7,7 @@ use super::*;
 use crate::core::claim::Claim;
 use crate::core::observation::{ClaimTag, FailureKind, MarkView};
 use crate::core::observation::{CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays};
-use crate::core::plan::{Event, Plan, Step, Verdict};
+use crate::core::plan::{Event, Plan, Severity, Step, Verdict};
 use crate::core::test_support::{
     claim_of, eligible_timeline, observation, primary, primary_saying, standby, with_marks,
 };
@@ -138,9 +138,9 @@ fn row_not_eligible_reasons_remove() {
                 }
             );
             let want = match (writable, pending) {
-                (false, _) => crate::core::plan::Severity::Ok,
-                (true, true) => crate::core::plan::Severity::Warning,
-                (true, false) => crate::core::plan::Severity::Critical,
+                (false, _) => Severity::Ok,
+                (true, true) => Severity::Warning,
+                (true, false) => Severity::Critical,
             };
             assert_eq!(p.verdict.severity(), want, "{why}: {:?}", p.verdict);
             // Past the promotion window, still writable and not eligible: CRITICAL.
@@ -150,9 +150,9 @@ fn row_not_eligible_reasons_remove() {
                 &policy,
             );
             let want = if writable {
-                crate::core::plan::Severity::Critical
+                Severity::Critical
             } else {
-                crate::core::plan::Severity::Ok
+                Severity::Ok
             };
             assert_eq!(p.verdict.severity(), want, "{why}: {:?}", p.verdict);
         }
@@ -458,10 +458,7 @@ fn row_fenced_stays_fenced_until_timeline_passes() {
         let (plan, next) = run(&obs(t, primary(5), KernelView::Absent, cloud), &m, &p);
         assert_eq!(plan.verdict.kind(), "stale-primary", "{plan:?}");
         assert!(plan.steps.is_empty() && plan.events.is_empty(), "{plan:?}");
-        assert_eq!(
-            plan.verdict.severity(),
-            crate::core::plan::Severity::Critical
-        );
+        assert_eq!(plan.verdict.severity(), Severity::Critical);
         m = next;
     }
     // Rejoined as a standby: harmless, OK, but the fence is remembered.
@@ -586,10 +583,7 @@ fn row_foreign_claim_blocks_and_is_not_overridden() {
     );
     assert!(plan.steps.is_empty(), "{plan:?}");
     assert_eq!(plan.verdict.kind(), "foreign-claim");
-    assert_eq!(
-        plan.verdict.severity(),
-        crate::core::plan::Severity::Critical
-    );
+    assert_eq!(plan.verdict.severity(), Severity::Critical);
     // Holding: keeps (and adds) the kernel address EC2 confirms, writes no claim.
     let (plan, _) = fresh(
         &ours(with_marks(
@@ -670,7 +664,7 @@ fn row_equal_or_higher_claim_is_stale_primary() {
                 }
             ]
         );
-        assert_eq!(p.verdict.severity(), crate::core::plan::Severity::Critical);
+        assert_eq!(p.verdict.severity(), Severity::Critical);
         assert_eq!(p.verdict.kind(), "stale-primary");
         assert_eq!(
             p.events,
@@ -734,16 +728,10 @@ fn row_cloud_unknown_never_adds_keeps_holder_critical_after_hold() {
             ..
         }
     ));
-    assert_eq!(
-        plan.verdict.severity(),
-        crate::core::plan::Severity::Warning
-    );
+    assert_eq!(plan.verdict.severity(), Severity::Warning);
     let (plan, _) = run(&obs(4000, primary(3), PRESENT, unknown()), &confirmed, &p);
     assert!(plan.steps.is_empty(), "{plan:?}");
-    assert_eq!(
-        plan.verdict.severity(),
-        crate::core::plan::Severity::Critical
-    );
+    assert_eq!(plan.verdict.severity(), Severity::Critical);
     // Never confirmed at this timeline (or the last answer was someone else): remove.
     let (plan, _) = run(&obs(399, primary(4), PRESENT, unknown()), &confirmed, &p);
     assert_eq!(plan.steps, vec![Step::RemoveKernel]);
@@ -771,10 +759,7 @@ fn row_pg_unknown_ec2_mode_keeps_until_another_holder() {
         &p,
     );
     assert!(plan.steps.is_empty());
-    assert_eq!(
-        plan.verdict.severity(),
-        crate::core::plan::Severity::Warning
-    );
+    assert_eq!(plan.verdict.severity(), Severity::Warning);
     let u = Eligibility::Unknown("x".into());
     assert!(
         cloud_due(&u, &PRESENT, &m, S(5), &p),
@@ -792,10 +777,7 @@ fn row_pg_unknown_ec2_mode_keeps_until_another_holder() {
     );
     assert!(plan.steps.is_empty(), "{plan:?}");
     assert_eq!(plan.verdict.kind(), "pg-unknown-holding");
-    assert_eq!(
-        plan.verdict.severity(),
-        crate::core::plan::Severity::Critical
-    );
+    assert_eq!(plan.verdict.severity(), Severity::Critical);
     assert!(!cloud_due(&u, &PRESENT, &m, S(89), &p));
     assert!(cloud_due(&u, &PRESENT, &m, S(90), &p));
     let (plan, _) = run(&obs(90, unknown, PRESENT, other(claim(4, 2))), &m, &p);
@@ -946,7 +928,7 @@ fn follow_a_promotion_repmgr_has_not_recorded_yet() {
             "{:?}",
             p0.verdict
         );
-        assert_eq!(p0.verdict.severity(), crate::core::plan::Severity::Warning);
+        assert_eq!(p0.verdict.severity(), Severity::Warning);
         let late = 100 + PROMOTION_FOLLOW.as_secs();
         let (p1, m1) = run(
             &obs(
@@ -971,7 +953,7 @@ fn follow_a_promotion_repmgr_has_not_recorded_yet() {
             &policy,
         );
         assert!(!p2.look_again_soon && p2.steps.is_empty());
-        assert_eq!(p2.verdict.severity(), crate::core::plan::Severity::Critical);
+        assert_eq!(p2.verdict.severity(), Severity::Critical);
         assert_eq!(m2.promotion_seen_at, Some(S(100)));
         // repmgr recorded the promotion: eligible, acts, and the follow-up ends.
         let (p3, m3) = run(
