@@ -1,6 +1,7 @@
 //! Builders the unit tests and the fuzz checks share (test and fuzz-checks builds
-//! only): the test policies, the common PostgreSQL views and the one place that
-//! builds an `Observation` (its fields grow).
+//! only): the test policies, the common PostgreSQL views and claims, and the one
+//! place that builds an `Observation` (its fields grow). For the unit tests only: the
+//! property tests' proptest config, fixed-seed sampling and `case_properties!`.
 
 // The fuzz checks use only some of them.
 #![cfg_attr(not(test), allow(dead_code))]

@@ -119,12 +119,9 @@ fn policy(node_id: i32) -> Policy {
     p
 }
 
+/// The claim of the node at index `node`.
 fn claim_of(timeline: u32, node: usize) -> Claim {
-    Claim {
-        timeline,
-        node_id: node_id(node),
-        system_id: None,
-    }
+    crate::core::test_support::claim_of(timeline, node_id(node))
 }
 
 fn node_id(index: usize) -> i32 {
