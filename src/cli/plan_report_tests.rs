@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::core::decide::eligibility;
 use crate::core::observation::FailureKind;
-use crate::core::test_support::{observation, primary};
+use crate::core::test_support::{observation, primary, primary_saying, standby};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
 
@@ -30,6 +30,11 @@ fn obs(pg: PgView, kernel: KernelView, cloud: CloudView) -> Observation {
     observation(Duration::ZERO, pg, kernel, cloud)
 }
 
+/// The VIP on the interface with `prefix_len`.
+fn on(prefix_len: u8) -> KernelView {
+    KernelView::Present { prefix_len }
+}
+
 fn plan(steps: Vec<Step>, verdict: Verdict) -> Plan {
     Plan {
         steps,
@@ -41,6 +46,11 @@ fn plan(steps: Vec<Step>, verdict: Verdict) -> Plan {
 
 fn report(c: &PlanContext, o: &Observation, p: &Plan) -> PlanReport {
     PlanReport::new(c, o, &eligibility(&o.pg), p)
+}
+
+/// The report's JSON, parsed.
+fn json_of(r: &PlanReport) -> Value {
+    serde_json::from_str(&r.to_json()).expect("json")
 }
 
 fn claim(timeline: u32, node_id: i32) -> Claim {
@@ -89,7 +99,7 @@ step 3:       DescribeNetworkInterfaces addresses.private-ip-address=10.0.0.5 su
 step 4:       ip addr add 10.0.0.5/24 dev ens5  # add_kernel: add the VIP to the interface
 "
     );
-    let v: Value = serde_json::from_str(&r.to_json()).expect("json");
+    let v: Value = json_of(&r);
     assert_eq!(v["format"], 1);
     assert_eq!(v["mode"], "ec2");
     assert_eq!(v["eni"], "eni-0a1");
@@ -139,13 +149,9 @@ step 4:       ip addr add 10.0.0.5/24 dev ens5  # add_kernel: add the VIP to the
 fn the_json_shape_is_stable() {
     // Every key is always there, null when it does not apply: scripts can rely on it.
     let c = ctx(false);
-    let o = obs(
-        primary(3),
-        KernelView::Present { prefix_len: 20 },
-        CloudView::Disabled,
-    );
+    let o = obs(primary(3), on(20), CloudView::Disabled);
     let p = plan(vec![Step::AddKernel { prefix_len: 24 }], Verdict::Acquiring);
-    let v: Value = serde_json::from_str(&report(&c, &o, &p).to_json()).expect("json");
+    let v: Value = json_of(&report(&c, &o, &p));
     let keys = |v: &Value| {
         let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
         k.sort();
@@ -173,31 +179,25 @@ fn the_json_shape_is_stable() {
             "vip"
         ]
     );
-    assert_eq!(keys(&v["postgres"]), ["reason", "role", "text", "timeline"]);
-    assert_eq!(
-        keys(&v["repmgr"]),
-        ["active_primary", "other_primary", "says", "text"]
-    );
-    assert_eq!(
-        keys(&v["kernel"]),
-        ["prefix_len", "reason", "state", "text"]
-    );
-    assert_eq!(
-        keys(&v["marks"]),
-        ["code", "marks", "reason", "state", "text"]
-    );
-    assert_eq!(
-        keys(&v["ec2"]),
-        ["claim", "code", "holder", "reason", "state", "text"]
-    );
-    assert_eq!(
-        keys(&v["eligibility"]),
-        ["reason", "state", "text", "timeline"]
-    );
-    assert_eq!(
-        keys(&v["verdict"]),
-        ["check_exit", "kind", "severity", "text"]
-    );
+    // Each object's keys.
+    let objects: [(&str, &[&str]); 7] = [
+        ("postgres", &["reason", "role", "text", "timeline"]),
+        (
+            "repmgr",
+            &["active_primary", "other_primary", "says", "text"],
+        ),
+        ("kernel", &["prefix_len", "reason", "state", "text"]),
+        ("marks", &["code", "marks", "reason", "state", "text"]),
+        (
+            "ec2",
+            &["claim", "code", "holder", "reason", "state", "text"],
+        ),
+        ("eligibility", &["reason", "state", "text", "timeline"]),
+        ("verdict", &["check_exit", "kind", "severity", "text"]),
+    ];
+    for (key, want) in objects {
+        assert_eq!(keys(&v[key]), want, "{key}");
+    }
     assert_eq!(
         keys(&v["steps"][0]),
         [
@@ -225,22 +225,14 @@ fn the_json_shape_is_stable() {
 #[test]
 fn releases_unknowns_fences_and_converged_plans() {
     // A standby releasing its kernel address, kernel-only.
-    let c = ctx(false);
-    let o = obs(
-        PgView::Known {
-            role: PgRole::Standby,
-            repmgr: RepmgrSays::SelfNotPrimary,
-        },
-        KernelView::Present { prefix_len: 24 },
-        CloudView::Disabled,
-    );
+    let o = obs(standby(), on(24), CloudView::Disabled);
     let p = plan(
         vec![Step::RemoveKernel],
         Verdict::Releasing {
             reason: "in recovery".into(),
         },
     );
-    let text = report(&c, &o, &p).render_text();
+    let text = report(&ctx(false), &o, &p).render_text();
     for want in [
         "postgresql:   standby (in recovery)\n",
         "repmgr.nodes: node 2 is a standby (or witness) row (active primary: node 2)\n",
@@ -285,7 +277,7 @@ fn releases_unknowns_fences_and_converged_plans() {
     ] {
         assert!(text.contains(want), "{want:?} in\n{text}");
     }
-    let v: Value = serde_json::from_str(&r.to_json()).expect("json");
+    let v: Value = json_of(&r);
     assert_eq!(v["ec2"]["code"], "RequestLimitExceeded");
     assert_eq!(v["repmgr"]["says"], "unknown");
     assert_eq!(v["verdict"]["severity"], "critical");
@@ -295,7 +287,7 @@ fn releases_unknowns_fences_and_converged_plans() {
     // A stale primary: an unreadable claim on our side, the fence with its environment.
     let o = obs(
         primary(4),
-        KernelView::Present { prefix_len: 24 },
+        on(24),
         CloudView::Me {
             claim: ClaimTag::Invalid("needs both timeline and node".into()),
         },
@@ -323,7 +315,7 @@ fn releases_unknowns_fences_and_converged_plans() {
         text.contains("step 2:       /bin/sh -c \"/usr/local/bin/fence-old-primary\" with VIP_FENCE_HOLDER_ENI=eni-0ff VIP_FENCE_VIP=10.0.0.5 VIP_FENCE_NODE_ID=2  # fence"),
         "{text}"
     );
-    let v: Value = serde_json::from_str(&r.to_json()).expect("json");
+    let v: Value = json_of(&r);
     assert_eq!(v["ec2"]["claim"]["state"], "invalid");
     assert_eq!(v["verdict"]["kind"], "stale-primary");
     assert_eq!(v["verdict"]["check_exit"], 2);
@@ -347,10 +339,7 @@ fn every_repmgr_answer_has_its_words() {
         ),
         (RepmgrSays::NoMetadata, "no-metadata", "does not exist"),
     ] {
-        let pg = PgView::Known {
-            role: PgRole::Primary { timeline: 2 },
-            repmgr: says,
-        };
+        let pg = primary_saying(2, says);
         let r = report(
             &ctx(false),
             &obs(pg, KernelView::Absent, CloudView::Disabled),

@@ -7,15 +7,15 @@
 use std::time::Duration;
 
 use super::*;
-use crate::core::claim::Claim;
 use crate::core::observation::{ClaimTag, MarkView};
-use crate::core::observation::{CloudView, KernelView, Observation};
+use crate::core::observation::{CloudView, KernelView};
 use crate::core::plan::{Plan, Step, Verdict};
-use crate::core::test_support::primary;
+use crate::core::test_support::{claim_of, eligible_timeline, observation, primary, with_marks};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 const MS: fn(u64) -> Duration = Duration::from_millis;
 const PRESENT: KernelView = KernelView::Present { prefix_len: 32 };
+const ABSENT: KernelView = KernelView::Absent;
 
 /// The cluster properties' policy (bound 60 s, verify_interval 30 s) for `node`.
 fn policy(node: i32) -> Policy {
@@ -25,67 +25,71 @@ fn policy(node: i32) -> Policy {
     }
 }
 
-fn claim(tl: u32, node: i32) -> Claim {
-    Claim {
-        timeline: tl,
-        node_id: node,
-        system_id: None,
-    }
-}
-
 /// Node `node`'s ENI holds the VIP with its claim at `tl`, as the read showed it.
 fn held_by(node: i32, tl: u32) -> CloudView {
     CloudView::Other {
         eni: format!("eni-node{node}"),
-        claim: ClaimTag::Valid(claim(tl, node)),
+        claim: ClaimTag::Valid(claim_of(tl, node)),
     }
 }
 
 fn me(tl: u32, node: i32) -> CloudView {
     CloudView::Me {
-        claim: ClaimTag::Valid(claim(tl, node)),
+        claim: ClaimTag::Valid(claim_of(tl, node)),
     }
 }
 
-fn marks(list: &[(u32, i32)]) -> MarkView {
+fn read(list: &[(u32, i32)]) -> MarkView {
     MarkView::Read {
-        marks: list.iter().map(|&(tl, node)| claim(tl, node)).collect(),
+        marks: list.iter().map(|&(tl, node)| claim_of(tl, node)).collect(),
     }
 }
 
-fn obs(now: Duration, tl: u32, kernel: KernelView, cloud: CloudView, m: MarkView) -> Observation {
-    Observation {
-        now,
-        pg: primary(tl),
-        kernel,
-        cloud,
-        marks: m,
-        system_id: None,
-    }
+/// One node replayed pass by pass: its policy and the memory its passes settled.
+struct Node {
+    policy: Policy,
+    mem: Memory,
 }
 
-/// One pass as pass/reconcile.rs runs it: decide, carry out the steps (step `fail`, if
-/// any, fails; a failed acquire step stops the plan) and settle.
-fn pass(mem: &Memory, o: &Observation, p: &Policy, fail: Option<usize>) -> (Plan, Memory) {
-    let jitter = u32::MAX / 2;
-    let (plan, next) = decide(o, mem, p, jitter);
-    let mut outcomes = vec![];
-    for (i, step) in plan.steps.iter().enumerate() {
-        let failed = fail == Some(i);
-        outcomes.push(StepOutcome {
-            step: step.clone(),
-            error: failed.then(|| "verify: EC2 does not show the VIP here yet".to_owned()),
-        });
-        if failed && step.is_acquire() {
-            break;
+impl Node {
+    /// Node `node` from a fresh start.
+    fn new(node: i32) -> Self {
+        Node {
+            policy: policy(node),
+            mem: Memory::default(),
         }
     }
-    let timeline = match eligibility(&o.pg) {
-        Eligibility::Eligible { timeline } => Some(timeline),
-        _ => None,
-    };
-    let settled = settle(&next, &outcomes, o.now, p, jitter, timeline);
-    (plan, settled)
+
+    /// One pass as pass/reconcile.rs runs it, as a primary at `tl` whose lagged reads
+    /// showed `cloud` and the `marks`: decide, carry out the steps (step `fail`, if
+    /// any, fails; a failed acquire step stops the plan) and settle into `mem`.
+    fn pass(
+        &mut self,
+        (now, tl): (Duration, u32),
+        kernel: KernelView,
+        cloud: CloudView,
+        marks: &[(u32, i32)],
+        fail: Option<usize>,
+    ) -> Plan {
+        let o = with_marks(observation(now, primary(tl), kernel, cloud), read(marks));
+        let p = &self.policy;
+        let jitter = u32::MAX / 2;
+        let (plan, next) = decide(&o, &self.mem, p, jitter);
+        let mut outcomes = vec![];
+        for (i, step) in plan.steps.iter().enumerate() {
+            let failed = fail == Some(i);
+            outcomes.push(StepOutcome {
+                step: step.clone(),
+                error: failed.then(|| "verify: EC2 does not show the VIP here yet".to_owned()),
+            });
+            if failed && step.is_acquire() {
+                break;
+            }
+        }
+        let timeline = eligible_timeline(&eligibility(&o.pg));
+        self.mem = settle(&next, &outcomes, o.now, p, jitter, timeline);
+        plan
+    }
 }
 
 fn takes(plan: &Plan) -> bool {
@@ -96,7 +100,7 @@ fn takes(plan: &Plan) -> bool {
 
 fn takeover(tl: u32, node: i32) -> Vec<Step> {
     vec![
-        Step::WriteClaim(claim(tl, node)),
+        Step::WriteClaim(claim_of(tl, node)),
         Step::AssignCloud,
         Step::VerifyCloud,
     ]
@@ -111,28 +115,12 @@ fn takeover(tl: u32, node: i32) -> Vec<Step> {
 /// older than the bound (keeping the kernel address), then take what is really free.
 #[test]
 fn nobody_just_after_our_takeover_is_not_taken_again() {
-    let p = policy(1);
-    let (p0, m0) = pass(
-        &Memory::default(),
-        &obs(
-            S(1000),
-            1,
-            KernelView::Absent,
-            CloudView::Nobody,
-            marks(&[]),
-        ),
-        &p,
-        None,
-    );
+    let mut n = Node::new(1);
+    let p0 = n.pass((S(1000), 1), ABSENT, CloudView::Nobody, &[], None);
     assert_eq!(p0.steps[..3], takeover(1, 1)[..]);
     let elig = Eligibility::Eligible { timeline: 1 };
-    assert!(cloud_due(&elig, &PRESENT, &m0, S(1001), &p));
-    let (p1, m1) = pass(
-        &m0,
-        &obs(S(1001), 1, PRESENT, CloudView::Nobody, marks(&[(1, 1)])),
-        &p,
-        None,
-    );
+    assert!(cloud_due(&elig, &PRESENT, &n.mem, S(1001), &n.policy));
+    let p1 = n.pass((S(1001), 1), PRESENT, CloudView::Nobody, &[(1, 1)], None);
     assert!(!takes(&p1), "{p1:?}");
     assert!(p1.steps.is_empty(), "keeps the kernel address: {p1:?}");
     assert_eq!(
@@ -143,20 +131,10 @@ fn nobody_just_after_our_takeover_is_not_taken_again() {
         }
     );
     // Looked at again while waiting, still without taking.
-    let (p2, m2) = pass(
-        &m1,
-        &obs(S(1030), 1, PRESENT, CloudView::Nobody, marks(&[(1, 1)])),
-        &p,
-        None,
-    );
+    let p2 = n.pass((S(1030), 1), PRESENT, CloudView::Nobody, &[(1, 1)], None);
     assert!(!takes(&p2), "{p2:?}");
     // The bound after our assign, a "nobody" is news: the VIP is free, take it.
-    let (p3, _) = pass(
-        &m2,
-        &obs(S(1060), 1, PRESENT, CloudView::Nobody, marks(&[(1, 1)])),
-        &p,
-        None,
-    );
+    let p3 = n.pass((S(1060), 1), PRESENT, CloudView::Nobody, &[(1, 1)], None);
     assert_eq!(p3.steps, takeover(1, 1), "{p3:?}");
 }
 
@@ -168,36 +146,14 @@ fn nobody_just_after_our_takeover_is_not_taken_again() {
 /// re-verify schedule, reading the marks).
 #[test]
 fn an_unverified_assign_counts_as_our_takeover() {
-    let p = policy(1);
-    let (p0, m0) = pass(
-        &Memory::default(),
-        &obs(
-            S(1000),
-            1,
-            KernelView::Absent,
-            CloudView::Nobody,
-            marks(&[]),
-        ),
-        &p,
-        Some(2),
-    );
+    let mut n = Node::new(1);
+    let p0 = n.pass((S(1000), 1), ABSENT, CloudView::Nobody, &[], Some(2));
     assert_eq!(p0.steps[..3], takeover(1, 1)[..]);
-    assert_eq!(m0.cloud.took_at, Some(S(1000)));
-    assert_eq!(m0.cloud.reverify, 0);
-    assert_eq!(m0.cloud.claimed_at, Some(claim(1, 1)));
-    assert_eq!(m0.cloud.held_at, None, "not confirmed");
-    let (p1, _) = pass(
-        &m0,
-        &obs(
-            S(1001),
-            1,
-            KernelView::Absent,
-            CloudView::Nobody,
-            marks(&[(1, 1)]),
-        ),
-        &p,
-        None,
-    );
+    assert_eq!(n.mem.cloud.took_at, Some(S(1000)));
+    assert_eq!(n.mem.cloud.reverify, 0);
+    assert_eq!(n.mem.cloud.claimed_at, Some(claim_of(1, 1)));
+    assert_eq!(n.mem.cloud.held_at, None, "not confirmed");
+    let p1 = n.pass((S(1001), 1), ABSENT, CloudView::Nobody, &[(1, 1)], None);
     assert!(!takes(&p1), "{p1:?}");
     assert_eq!(p1.verdict.kind(), "ec2-settling");
 }
@@ -212,32 +168,10 @@ fn an_unverified_assign_counts_as_our_takeover() {
 /// for the bound.
 #[test]
 fn a_claim_we_wrote_counts_as_holding_here() {
-    let p = policy(2);
-    let (p0, m0) = pass(
-        &Memory::default(),
-        &obs(
-            S(1000),
-            2,
-            KernelView::Absent,
-            held_by(1, 1),
-            marks(&[(1, 1)]),
-        ),
-        &p,
-        Some(2),
-    );
+    let mut n = Node::new(2);
+    let p0 = n.pass((S(1000), 2), ABSENT, held_by(1, 1), &[(1, 1)], Some(2));
     assert_eq!(p0.steps[..3], takeover(2, 2)[..]);
-    let (p1, _) = pass(
-        &m0,
-        &obs(
-            S(1001),
-            2,
-            KernelView::Absent,
-            held_by(1, 1),
-            marks(&[(1, 1)]),
-        ),
-        &p,
-        None,
-    );
+    let p1 = n.pass((S(1001), 2), ABSENT, held_by(1, 1), &[(1, 1)], None);
     assert!(!takes(&p1), "{p1:?}");
     assert_eq!(p1.verdict.kind(), "ec2-settling");
 }
@@ -252,34 +186,17 @@ fn a_claim_we_wrote_counts_as_holding_here() {
 /// earliest.
 #[test]
 fn the_wait_for_a_holder_starts_the_bound_after_our_own_assign() {
-    let p = policy(2);
-    let (p0, m0) = pass(
-        &Memory::default(),
-        &obs(
-            S(1000),
-            2,
-            KernelView::Absent,
-            held_by(1, 1),
-            marks(&[(1, 1)]),
-        ),
-        &p,
-        None,
-    );
+    let mut n = Node::new(2);
+    let p0 = n.pass((S(1000), 2), ABSENT, held_by(1, 1), &[(1, 1)], None);
     assert_eq!(p0.steps[..3], takeover(2, 2)[..]);
-    let (p1, m1) = pass(
-        &m0,
-        &obs(S(1001), 2, PRESENT, held_by(1, 1), marks(&[(1, 1), (2, 2)])),
-        &p,
-        None,
-    );
+    let both = [(1, 1), (2, 2)];
+    let p1 = n.pass((S(1001), 2), PRESENT, held_by(1, 1), &both, None);
     assert!(!takes(&p1), "{p1:?}");
-    assert_eq!(m1.cloud.other_since, None, "a read from before our assign");
-    let (p2, m2) = pass(
-        &m1,
-        &obs(S(1120), 2, PRESENT, held_by(1, 1), marks(&[(1, 1), (2, 2)])),
-        &p,
-        None,
+    assert_eq!(
+        n.mem.cloud.other_since, None,
+        "a read from before our assign"
     );
+    let p2 = n.pass((S(1120), 2), PRESENT, held_by(1, 1), &both, None);
     assert!(!takes(&p2), "{p2:?}");
     assert_eq!(
         p2.verdict,
@@ -288,7 +205,7 @@ fn the_wait_for_a_holder_starts_the_bound_after_our_own_assign() {
             remaining_ms: 60_000
         }
     );
-    assert_eq!(m2.cloud.other_since, Some(("eni-node1".into(), S(1120))));
+    assert_eq!(n.mem.cloud.other_since, Some(("eni-node1".into(), S(1120))));
 }
 
 /// Found with 2 nodes, n1 holding at timeline 1 from the start: n2 (timeline 2) takes
@@ -299,34 +216,13 @@ fn the_wait_for_a_holder_starts_the_bound_after_our_own_assign() {
 /// once. Now our own last claim, remembered, fences as our own mark does once visible.
 #[test]
 fn our_own_claim_above_our_timeline_fences() {
-    let p = policy(2);
-    let (p0, m0) = pass(
-        &Memory::default(),
-        &obs(
-            S(1000),
-            2,
-            KernelView::Absent,
-            held_by(1, 1),
-            marks(&[(1, 1)]),
-        ),
-        &p,
-        None,
-    );
+    let mut n = Node::new(2);
+    let p0 = n.pass((S(1000), 2), ABSENT, held_by(1, 1), &[(1, 1)], None);
     assert_eq!(p0.steps[..3], takeover(2, 2)[..]);
     let at = S(1012) + MS(524);
-    let (p1, m1) = pass(
-        &m0,
-        &obs(at, 3, PRESENT, me(2, 2), marks(&[(1, 1), (2, 2)])),
-        &p,
-        None,
-    );
-    assert_eq!(p1.steps, vec![Step::WriteClaim(claim(3, 2))]);
-    let (p2, m2) = pass(
-        &m1,
-        &obs(at, 2, PRESENT, held_by(1, 1), marks(&[(1, 1)])),
-        &p,
-        None,
-    );
+    let p1 = n.pass((at, 3), PRESENT, me(2, 2), &[(1, 1), (2, 2)], None);
+    assert_eq!(p1.steps, vec![Step::WriteClaim(claim_of(3, 2))]);
+    let p2 = n.pass((at, 2), PRESENT, held_by(1, 1), &[(1, 1)], None);
     assert!(!takes(&p2), "{p2:?}");
     assert_eq!(
         p2.verdict,
@@ -337,5 +233,5 @@ fn our_own_claim_above_our_timeline_fences() {
         }
     );
     assert!(p2.steps.contains(&Step::RemoveKernel), "{p2:?}");
-    assert_eq!(m2.fenced.map(|f| f.by), Some(claim(3, 2)));
+    assert_eq!(n.mem.fenced.map(|f| f.by), Some(claim_of(3, 2)));
 }

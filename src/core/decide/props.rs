@@ -21,14 +21,17 @@ use std::time::Duration;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, TestCaseError};
 
 use super::tests::{apply, check_invariants, claim, kernel_only, with_cloud};
 use super::*;
 use crate::core::observation::{ClaimTag, FailureKind, MarkView};
 use crate::core::observation::{CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays};
 use crate::core::plan::{Plan, Step, Verdict};
+use crate::core::test_support::{
+    case_properties, deterministic_sample, eligible_timeline, observation, proptest_config,
+    with_marks,
+};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -39,16 +42,7 @@ const MAX_PASSES: usize = 30;
 /// 512 cases a property (about 1.5 s each in a debug build); `PROPTEST_CASES=20000`
 /// for a deeper search.
 fn config() -> Config {
-    Config {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(512),
-        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
-            "proptest-regressions",
-        ))),
-        ..Config::default()
-    }
+    proptest_config(512)
 }
 
 // ---- strategies -------------------------------------------------------------
@@ -392,26 +386,26 @@ fn is_takeover_step(s: &Step) -> bool {
     matches!(s, Step::AssignCloud | Step::WriteClaim(_))
 }
 
-fn run_case(case: &Case) -> Result<Tally, TestCaseError> {
-    let policy = &case.policy;
-    let mut t = Tally::default();
-    let mut trace = format!("{policy:?}\n");
-    let mut pg = case.pg.clone();
-    let mut world_kernel = case.kernel.clone();
-    let mut world_cloud = case.cloud.clone();
-    let mut mem = Memory::default();
-    let mut now = S(1_000);
-    for (i, input) in case.passes.iter().enumerate() {
-        t.passes += 1;
-        now += input.dt;
+/// The simulated world a case runs in: PostgreSQL, the kernel address (never
+/// unknown) and what EC2 really shows.
+struct World {
+    pg: PgView,
+    kernel: KernelView,
+    cloud: CloudView,
+}
+
+impl World {
+    /// The world moves as `input` says; returns the kernel as this pass observes it
+    /// (an `Unknown` observation does not change the world).
+    fn advance(&mut self, input: &PassInput) -> KernelView {
         if let Some(p) = &input.pg {
-            pg = p.clone();
+            self.pg = p.clone();
         }
         let kernel = match &input.kernel {
-            None => world_kernel.clone(),
+            None => self.kernel.clone(),
             Some(k @ KernelView::Unknown(_)) => k.clone(),
             Some(k) => {
-                world_kernel = k.clone();
+                self.kernel = k.clone();
                 k.clone()
             }
         };
@@ -420,158 +414,218 @@ fn run_case(case: &Case) -> Result<Tally, TestCaseError> {
             | CloudStep::Any(
                 h @ (CloudView::Me { .. } | CloudView::Other { .. } | CloudView::Nobody),
             ) => {
-                world_cloud = h.clone();
+                self.cloud = h.clone();
             }
             _ => {}
         }
+        kernel
+    }
+}
 
-        // Observe, as reconcile::pass does.
-        let elig = eligibility(&pg);
-        let due = cloud_due(&elig, &kernel, &mem, now, policy);
-        if due && matches!(elig, Eligibility::NotEligible(_)) {
-            t.looks_while_not_eligible += 1;
+/// Observe, as reconcile::pass does: EC2 (and the marks) only when due. Counts a look
+/// while not eligible.
+fn observe(
+    world: &World,
+    kernel: KernelView,
+    input: &PassInput,
+    (mem, now, policy): (&Memory, Duration, &Policy),
+    t: &mut Tally,
+) -> (Observation, Eligibility, bool) {
+    let elig = eligibility(&world.pg);
+    let due = cloud_due(&elig, &kernel, mem, now, policy);
+    if due && matches!(elig, Eligibility::NotEligible(_)) {
+        t.looks_while_not_eligible += 1;
+    }
+    let cloud = match (&policy.cloud, &input.cloud) {
+        (None, _) => CloudView::Disabled,
+        (Some(_), CloudStep::Any(v)) => v.clone(),
+        (Some(_), _) if !due => CloudView::NotChecked,
+        (Some(_), CloudStep::Fails(code)) => cloud_unknown(code.clone()),
+        (Some(_), _) => world.cloud.clone(),
+    };
+    let marks = match &cloud {
+        CloudView::Disabled | CloudView::NotChecked => MarkView::NotRead,
+        _ if marks_due(&elig, mem, now, policy) => MarkView::Read { marks: vec![] },
+        _ => MarkView::NotRead,
+    };
+    let o = with_marks(observation(now, world.pg.clone(), kernel, cloud), marks);
+    (o, elig, due)
+}
+
+/// (1), (2) and the rest of the single-pass invariants, on accumulated memory; no
+/// look while not eligible; (2) against the truth. Counts stale truths, takeovers
+/// and holds.
+fn check_pass(
+    (o, mem, policy): (&Observation, &Memory, &Policy),
+    (plan, next): (&Plan, &Memory),
+    (elig, world_cloud): (&Eligibility, &CloudView),
+    trace: &str,
+    t: &mut Tally,
+) -> Result<(), TestCaseError> {
+    checked(trace, || check_invariants(o, mem, policy, plan, next))?;
+    prop_assert_eq!(
+        t.looks_while_not_eligible,
+        0,
+        "looked at EC2 while not eligible\n{}",
+        trace
+    );
+    // (2) against the truth, not just the view: whatever memory says and whether
+    // or not this pass looked, never take from an equal or higher valid claim.
+    if let (
+        Some(_),
+        Eligibility::Eligible { timeline },
+        CloudView::Other {
+            claim: ClaimTag::Valid(c),
+            ..
+        },
+    ) = (&policy.cloud, elig, world_cloud)
+        && c.timeline >= *timeline
+    {
+        t.stale_truth += 1;
+        prop_assert!(
+            !plan.steps.iter().any(is_takeover_step),
+            "took the VIP from an equal or higher claim\n{}",
+            trace
+        );
+    }
+    if plan.steps.contains(&Step::AssignCloud) {
+        t.takeovers += 1;
+    }
+    if plan.verdict == Verdict::Holding {
+        t.holding += 1;
+    }
+    Ok(())
+}
+
+/// Act, as act::execute: a failed acquire step stops the plan, a failed release
+/// step does not. Returns the outcomes and the plan of the steps that succeeded.
+fn act(plan: &Plan, fail: u8, t: &mut Tally) -> (Vec<StepOutcome>, Plan) {
+    let mut outcomes = Vec::with_capacity(plan.steps.len());
+    for (j, step) in plan.steps.iter().enumerate() {
+        let failed = j < 8 && fail & (1 << j) != 0;
+        outcomes.push(StepOutcome {
+            step: step.clone(),
+            error: failed.then(|| "injected failure".to_owned()),
+        });
+        if failed {
+            t.failed_steps += 1;
+            if step.is_acquire() {
+                break;
+            }
         }
-        let cloud = match (&policy.cloud, &input.cloud) {
-            (None, _) => CloudView::Disabled,
-            (Some(_), CloudStep::Any(v)) => v.clone(),
-            (Some(_), _) if !due => CloudView::NotChecked,
-            (Some(_), CloudStep::Fails(code)) => cloud_unknown(code.clone()),
-            (Some(_), _) => world_cloud.clone(),
+    }
+    let succeeded = Plan {
+        steps: outcomes
+            .iter()
+            .filter(|o| o.error.is_none())
+            .map(|o| o.step.clone())
+            .collect(),
+        ..plan.clone()
+    };
+    (outcomes, succeeded)
+}
+
+/// (3) Idempotence, with exactly the exclusions of exhaustive_idempotent_after_acting:
+/// only after every step succeeded, and not when the world was unknown (kernel or
+/// EC2 unknown, or EC2 not asked this pass). One more: a pass that waits out EC2's
+/// consistency bound (`ec2-settling`) may see the wait end a second later; that
+/// is the clock, not a plan that failed to converge.
+fn check_idempotent(
+    (o, elig, policy): (&Observation, &Eligibility, &Policy),
+    (plan, succeeded, settled): (&Plan, &Plan, &Memory),
+    (jitter, trace): (u32, &str),
+    t: &mut Tally,
+) -> Result<(), TestCaseError> {
+    let all_ok = succeeded.steps.len() == plan.steps.len();
+    let unknown_world = matches!(o.kernel, KernelView::Unknown(_))
+        || matches!(o.cloud, CloudView::Unknown { .. } | CloudView::NotChecked);
+    let waiting = matches!(plan.verdict, Verdict::Ec2Settling { .. });
+    if all_ok && !unknown_world && !waiting {
+        t.idempotence_checked += 1;
+        let (k2, c2) = apply(plan, o);
+        let o2 = Observation {
+            now: o.now + S(1),
+            kernel: k2,
+            cloud: c2,
+            ..o.clone()
         };
-        let marks = match &cloud {
-            CloudView::Disabled | CloudView::NotChecked => MarkView::NotRead,
-            _ if marks_due(&elig, &mem, now, policy) => MarkView::Read { marks: vec![] },
-            _ => MarkView::NotRead,
+        // As the loop would see it a second later: EC2 only if `cloud_due`.
+        let due2 = cloud_due(elig, &o2.kernel, settled, o2.now, policy);
+        let o3 = Observation {
+            cloud: match &o2.cloud {
+                CloudView::Disabled => CloudView::Disabled,
+                _ if !due2 => CloudView::NotChecked,
+                c => c.clone(),
+            },
+            ..o2.clone()
         };
-        let o = Observation {
-            now,
-            pg: pg.clone(),
-            kernel,
-            cloud,
-            marks,
-            system_id: None,
-        };
+        for again in [&o2, &o3] {
+            let (plan2, _) = decide(again, settled, policy, jitter);
+            prop_assert!(
+                !plan2.steps.iter().any(Step::is_acquire),
+                "not idempotent: after acting, {:?} / {:?} => {:?} {:?}\n  memory: {:?}\n{}",
+                again.kernel,
+                again.cloud,
+                plan2.steps,
+                plan2.verdict,
+                settled,
+                trace
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Run a case pass by pass: the world moves, the node observes, decides (checked),
+/// acts on the world and settles (checked for idempotence).
+fn run_case(case: &Case) -> Result<Tally, TestCaseError> {
+    let policy = &case.policy;
+    let mut t = Tally::default();
+    let mut trace = format!("{policy:?}\n");
+    let mut world = World {
+        pg: case.pg.clone(),
+        kernel: case.kernel.clone(),
+        cloud: case.cloud.clone(),
+    };
+    let mut mem = Memory::default();
+    let mut now = S(1_000);
+    for (i, input) in case.passes.iter().enumerate() {
+        t.passes += 1;
+        now += input.dt;
+        let kernel = world.advance(input);
+        let (o, elig, due) = observe(&world, kernel, input, (&mem, now, policy), &mut t);
 
         let (plan, next) = decide(&o, &mem, policy, input.jitter);
         let _ = writeln!(
             trace,
-            "pass {i} (+{:?}): {:?} / {:?} / {:?} [EC2 truth: {world_cloud:?}; cloud_due {due}]\n  \
+            "pass {i} (+{:?}): {:?} / {:?} / {:?} [EC2 truth: {:?}; cloud_due {due}]\n  \
              memory in: {mem:?}\n  => {:?} {:?} {:?}",
-            input.dt, o.pg, o.kernel, o.cloud, plan.steps, plan.verdict, plan.events
+            input.dt, o.pg, o.kernel, o.cloud, world.cloud, plan.steps, plan.verdict, plan.events
         );
+        check_pass(
+            (&o, &mem, policy),
+            (&plan, &next),
+            (&elig, &world.cloud),
+            &trace,
+            &mut t,
+        )?;
 
-        // (1), (2) and the rest of the single-pass invariants, on accumulated memory.
-        checked(&trace, || check_invariants(&o, &mem, policy, &plan, &next))?;
-        prop_assert_eq!(
-            t.looks_while_not_eligible,
-            0,
-            "looked at EC2 while not eligible\n{}",
-            trace
-        );
-        // (2) against the truth, not just the view: whatever memory says and whether
-        // or not this pass looked, never take from an equal or higher valid claim.
-        if let (
-            Some(_),
-            Eligibility::Eligible { timeline },
-            CloudView::Other {
-                claim: ClaimTag::Valid(c),
-                ..
-            },
-        ) = (&policy.cloud, &elig, &world_cloud)
-            && c.timeline >= *timeline
-        {
-            t.stale_truth += 1;
-            prop_assert!(
-                !plan.steps.iter().any(is_takeover_step),
-                "took the VIP from an equal or higher claim\n{}",
-                trace
-            );
-        }
-        if plan.steps.contains(&Step::AssignCloud) {
-            t.takeovers += 1;
-        }
-        if plan.verdict == Verdict::Holding {
-            t.holding += 1;
-        }
-
-        // Act, as act::execute: a failed acquire step stops the plan, a failed release
-        // step does not.
-        let mut outcomes = Vec::with_capacity(plan.steps.len());
-        for (j, step) in plan.steps.iter().enumerate() {
-            let failed = j < 8 && input.fail & (1 << j) != 0;
-            outcomes.push(StepOutcome {
-                step: step.clone(),
-                error: failed.then(|| "injected failure".to_owned()),
-            });
-            if failed {
-                t.failed_steps += 1;
-                if step.is_acquire() {
-                    break;
-                }
-            }
-        }
-        let succeeded = Plan {
-            steps: outcomes
-                .iter()
-                .filter(|o| o.error.is_none())
-                .map(|o| o.step.clone())
-                .collect(),
-            ..plan.clone()
-        };
+        let (outcomes, succeeded) = act(&plan, input.fail, &mut t);
         let truth = Observation {
-            kernel: world_kernel.clone(),
-            cloud: world_cloud.clone(),
+            kernel: world.kernel.clone(),
+            cloud: world.cloud.clone(),
             ..o.clone()
         };
-        (world_kernel, world_cloud) = apply(&succeeded, &truth);
-        let timeline = match elig {
-            Eligibility::Eligible { timeline } => Some(timeline),
-            _ => None,
-        };
+        (world.kernel, world.cloud) = apply(&succeeded, &truth);
+        let timeline = eligible_timeline(&elig);
         let settled = settle(&next, &outcomes, now, policy, input.jitter, timeline);
 
-        // (3) Idempotence, with exactly the exclusions of exhaustive_idempotent_after_acting:
-        // only after every step succeeded, and not when the world was unknown (kernel or
-        // EC2 unknown, or EC2 not asked this pass). One more: a pass that waits out EC2's
-        // consistency bound (`ec2-settling`) may see the wait end a second later; that
-        // is the clock, not a plan that failed to converge.
-        let all_ok = succeeded.steps.len() == plan.steps.len();
-        let unknown_world = matches!(o.kernel, KernelView::Unknown(_))
-            || matches!(o.cloud, CloudView::Unknown { .. } | CloudView::NotChecked);
-        let waiting = matches!(plan.verdict, Verdict::Ec2Settling { .. });
-        if all_ok && !unknown_world && !waiting {
-            t.idempotence_checked += 1;
-            let (k2, c2) = apply(&plan, &o);
-            let o2 = Observation {
-                now: now + S(1),
-                kernel: k2,
-                cloud: c2,
-                ..o.clone()
-            };
-            // As the loop would see it a second later: EC2 only if `cloud_due`.
-            let due2 = cloud_due(&elig, &o2.kernel, &settled, o2.now, policy);
-            let o3 = Observation {
-                cloud: match &o2.cloud {
-                    CloudView::Disabled => CloudView::Disabled,
-                    _ if !due2 => CloudView::NotChecked,
-                    c => c.clone(),
-                },
-                ..o2.clone()
-            };
-            for again in [&o2, &o3] {
-                let (plan2, _) = decide(again, &settled, policy, input.jitter);
-                prop_assert!(
-                    !plan2.steps.iter().any(Step::is_acquire),
-                    "not idempotent: after acting, {:?} / {:?} => {:?} {:?}\n  memory: {:?}\n{}",
-                    again.kernel,
-                    again.cloud,
-                    plan2.steps,
-                    plan2.verdict,
-                    settled,
-                    trace
-                );
-            }
-        }
+        check_idempotent(
+            (&o, &elig, policy),
+            (&plan, &succeeded, &settled),
+            (input.jitter, &trace),
+            &mut t,
+        )?;
         mem = settled;
     }
     Ok(t)
@@ -579,32 +633,23 @@ fn run_case(case: &Case) -> Result<Tally, TestCaseError> {
 
 // ---- the properties ---------------------------------------------------------
 
-proptest! {
-    #![proptest_config(config())]
+case_properties! {
+    config(), run_case;
 
     /// (1) never add or take while not eligible, (2) never take from an equal or
     /// higher claim (in the view and in the truth), every single-pass invariant, and
     /// zero EC2 looks while not eligible: over any sequence, with failing steps.
-    #[test]
-    fn sequences_keep_the_invariants(case in case()) {
-        run_case(&case)?;
-    }
+    fn sequences_keep_the_invariants(case in case());
 
     /// (3) Idempotence: after a pass whose steps all succeeded, deciding again on the
     /// world as `apply` leaves it (and as the loop would look at it a second later)
     /// plans no acquire step, here in mostly quiet sequences where memory ages.
-    #[test]
-    fn idempotent_after_acting_in_quiet_sequences(case in quiet_case()) {
-        run_case(&case)?;
-    }
+    fn idempotent_after_acting_in_quiet_sequences(case in quiet_case());
 
     /// Memory cannot smuggle a takeover in: once another ENI holds the VIP with a
     /// valid claim, no later pass with a timeline ≤ that claim writes a claim or
     /// assigns, whatever was settled, confirmed or backed off before.
-    #[test]
-    fn stale_takeover_is_never_undone(case in case_with_stale_takeover()) {
-        run_case(&case)?;
-    }
+    fn stale_takeover_is_never_undone(case in case_with_stale_takeover());
 }
 
 /// The generators reach the interesting states: a fixed-seed sample of cases must
@@ -612,18 +657,13 @@ proptest! {
 /// (otherwise the properties above would pass vacuously).
 #[test]
 fn generators_reach_the_interesting_states() {
-    let mut runner = TestRunner::deterministic();
     let mut total = Tally::default();
-    for strategy in [
+    let strategies = vec![
         case().boxed(),
         quiet_case().boxed(),
         case_with_stale_takeover().boxed(),
-    ] {
-        for _ in 0..100 {
-            let c = strategy.new_tree(&mut runner).unwrap().current();
-            total += run_case(&c).unwrap();
-        }
-    }
+    ];
+    deterministic_sample(strategies, 100, |c| total += run_case(&c).unwrap());
     assert!(total.passes > 2_000, "{total:?}");
     assert!(total.holding > 200, "{total:?}");
     assert!(total.takeovers > 50, "{total:?}");

@@ -68,8 +68,7 @@ use std::time::Duration;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, TestCaseError};
 
 use super::cloud_rules::forbids;
 use super::*;
@@ -78,7 +77,11 @@ use crate::core::observation::{ClaimTag, MarkView};
 use crate::core::observation::{
     CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays, Tick,
 };
-use crate::core::plan::{Event, Step, Verdict};
+use crate::core::plan::{Event, Plan, Step, Verdict};
+use crate::core::test_support::{
+    case_properties, deterministic_sample, eligible_timeline, observation, proptest_config,
+    with_cloud, with_marks,
+};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
@@ -102,35 +105,23 @@ const START: Duration = Duration::from_secs(1_000);
 
 /// 256 cases a property; `PROPTEST_CASES=20000` for a deeper search.
 fn config() -> Config {
-    Config {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(256),
-        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
-            "proptest-regressions",
-        ))),
-        ..Config::default()
-    }
+    proptest_config(256)
 }
 
 /// The cluster properties' policy (bound `BOUND`, `VERIFY`) for `node_id`.
 fn policy(node_id: i32) -> Policy {
     let p = Policy {
         node_id,
-        ..crate::core::test_support::with_cloud()
+        ..with_cloud()
     };
     let cp = p.cloud.as_ref().expect("EC2 mode");
     assert_eq!((cp.consistency_bound, cp.verify_interval), (BOUND, VERIFY));
     p
 }
 
+/// The claim of the node at index `node`.
 fn claim_of(timeline: u32, node: usize) -> Claim {
-    Claim {
-        timeline,
-        node_id: node_id(node),
-        system_id: None,
-    }
+    crate::core::test_support::claim_of(timeline, node_id(node))
 }
 
 fn node_id(index: usize) -> i32 {
@@ -866,6 +857,8 @@ impl Sim {
         }
     }
 
+    /// One pass of node `i`: observe through the lagged reads, decide, check the
+    /// fence (property 3), act on the truth, settle.
     fn pass(&mut self, i: usize, input: &NodeIn) -> Result<(), String> {
         self.note_holding(i);
         self.passes += 1;
@@ -873,6 +866,40 @@ impl Sim {
         let now = self.now;
         let node = self.nodes[i].clone();
         let policy = &node.policy;
+        let (o, elig, looked) = self.observe(i, &node, input);
+        let jitter = self.passes.wrapping_mul(2_654_435_761);
+        let (plan, next) = decide(&o, &node.mem, policy, jitter);
+        self.note_pass(i, &node, input, &o, looked, &plan);
+
+        let timeline = eligible_timeline(&elig);
+        self.check_fence(i, &node, timeline, &plan, &next)?;
+        let (outcomes, moved) = self.act(i, &node, input, &o, timeline, &plan)?;
+        let settled = settle(&next, &outcomes, now, policy, jitter, timeline);
+        self.note(|| {
+            let done: Vec<String> = outcomes
+                .iter()
+                .map(|o| match &o.error {
+                    None => format!("{} ok", o.step.kind()),
+                    Some(e) => format!("{} FAILED ({e})", o.step.kind()),
+                })
+                .collect();
+            format!("  done: [{}]", done.join(", "))
+        });
+        self.nodes[i].mem = settled;
+        self.note_holding(i);
+        self.incidents(moved.then_some(i))
+    }
+
+    /// What node `i` sees this pass: EC2 only when `cloud_due`, the marks only when
+    /// also `marks_due`, both through the lagged reads. Returns the observation, the
+    /// eligibility and (due, marks read).
+    fn observe(
+        &mut self,
+        i: usize,
+        node: &Node,
+        input: &NodeIn,
+    ) -> (Observation, Eligibility, (bool, bool)) {
+        let (now, policy) = (self.now, &node.policy);
         let pg = node.pg();
         let kernel = if node.kernel {
             KernelView::Present { prefix_len: 32 }
@@ -892,16 +919,21 @@ impl Sim {
         } else {
             MarkView::NotRead
         };
-        let o = Observation {
-            now,
-            pg,
-            kernel,
-            cloud,
-            marks,
-            system_id: None,
-        };
-        let jitter = self.passes.wrapping_mul(2_654_435_761);
-        let (plan, next) = decide(&o, &node.mem, policy, jitter);
+        let o = with_marks(observation(now, pg, kernel, cloud), marks);
+        (o, elig, (due, read_marks))
+    }
+
+    /// The trace's line for the pass: the truth before it, the view, memory and plan.
+    fn note_pass(
+        &mut self,
+        i: usize,
+        node: &Node,
+        input: &NodeIn,
+        o: &Observation,
+        (due, read_marks): (bool, bool),
+        plan: &Plan,
+    ) {
+        let now = self.now;
         let truth_before = self.trace.is_some().then(|| self.ec2.describe(now));
         self.note(|| {
             format!(
@@ -921,13 +953,18 @@ impl Sim {
                 plan.events,
             )
         });
+    }
 
-        let timeline = match elig {
-            Eligibility::Eligible { timeline } => Some(timeline),
-            _ => None,
-        };
-        // (3) A fenced node never claims nor assigns: the fence it came in with, or
-        // the one this pass put up.
+    /// (3) A fenced node never claims nor assigns: the fence it came in with, or the
+    /// one this pass put up. Counts stale incidents and settling waits.
+    fn check_fence(
+        &mut self,
+        i: usize,
+        node: &Node,
+        timeline: Option<u32>,
+        plan: &Plan,
+        next: &Memory,
+    ) -> Result<(), String> {
         let claims_or_assigns = plan
             .steps
             .iter()
@@ -952,8 +989,22 @@ impl Sim {
         if matches!(plan.verdict, Verdict::Ec2Settling { remaining_ms, .. } if remaining_ms > 0) {
             self.tally.settling_waits += 1;
         }
+        Ok(())
+    }
 
-        // Act on the truth, as act::execute: a failed acquire step stops the plan.
+    /// Act on the truth, as act::execute: a failed acquire step stops the plan; each
+    /// assign is checked (properties 1 and 2). Returns the outcomes and whether the
+    /// VIP moved to node `i`.
+    fn act(
+        &mut self,
+        i: usize,
+        node: &Node,
+        input: &NodeIn,
+        o: &Observation,
+        timeline: Option<u32>,
+        plan: &Plan,
+    ) -> Result<(Vec<StepOutcome>, bool), String> {
+        let now = self.now;
         let own_mark_before = (*self.ec2.marks[i].now(), self.ec2.marks[i].since());
         let claimed_before = timeline.is_some_and(|tl| {
             self.ec2.marks[i]
@@ -986,7 +1037,7 @@ impl Sim {
                     }
                     Step::AssignCloud => {
                         let tl = timeline.unwrap_or_default();
-                        self.check_assign(i, tl, claimed_before, own_mark_before, &o, &node.mem)?;
+                        self.check_assign(i, tl, claimed_before, own_mark_before, o, &node.mem)?;
                         self.tally.takeovers += 1;
                         self.ec2.holder.set(now, Some(i));
                         self.nodes[i].last_assign_ok = Some(injected.is_none());
@@ -1023,20 +1074,7 @@ impl Sim {
                 break;
             }
         }
-        let settled = settle(&next, &outcomes, now, policy, jitter, timeline);
-        self.note(|| {
-            let done: Vec<String> = outcomes
-                .iter()
-                .map(|o| match &o.error {
-                    None => format!("{} ok", o.step.kind()),
-                    Some(e) => format!("{} FAILED ({e})", o.step.kind()),
-                })
-                .collect();
-            format!("  done: [{}]", done.join(", "))
-        });
-        self.nodes[i].mem = settled;
-        self.note_holding(i);
-        self.incidents(moved.then_some(i))
+        Ok((outcomes, moved))
     }
 
     /// Count the passes each property was put to the test at (not vacuous).
@@ -1323,28 +1361,19 @@ fn check(case: &Case) -> Result<Tally, TestCaseError> {
 
 // ---- the properties ---------------------------------------------------------
 
-proptest! {
-    #![proptest_config(config())]
+case_properties! {
+    config(), check;
 
     /// Properties 1–4 over mostly quiet sequences, time from 0 to minutes a step.
-    #[test]
-    fn cluster_sequences_keep_the_properties(case in case()) {
-        check(&case)?;
-    }
+    fn cluster_sequences_keep_the_properties(case in case());
 
     /// The same over busy sequences: promotions, restarts and vanishes seconds apart,
     /// inside one another's consistency bound.
-    #[test]
-    fn busy_cluster_sequences_keep_the_properties(case in busy_case()) {
-        check(&case)?;
-    }
+    fn busy_cluster_sequences_keep_the_properties(case in busy_case());
 
     /// The same over split brains: stale primaries restarted at old timelines against
     /// the claims of fresh ones.
-    #[test]
-    fn split_brain_sequences_keep_the_properties(case in split_brain_case()) {
-        check(&case)?;
-    }
+    fn split_brain_sequences_keep_the_properties(case in split_brain_case());
 }
 
 /// The generators reach what the properties are about (otherwise they would pass
@@ -1352,21 +1381,16 @@ proptest! {
 /// vanishes, reads that hid a claim, wrong holds and their hand-backs.
 #[test]
 fn generators_reach_the_interesting_states() {
-    let mut runner = TestRunner::deterministic();
     let mut total = Tally::default();
-    for strategy in [
+    let strategies = vec![
         case().boxed(),
         busy_case().boxed(),
         split_brain_case().boxed(),
-    ] {
-        for _ in 0..200 {
-            let c = strategy.new_tree(&mut runner).unwrap().current();
-            match run(&c, false) {
-                Ok(t) => total += t,
-                Err(_) => panic!("{}", run(&c, true).unwrap_err()),
-            }
-        }
-    }
+    ];
+    deterministic_sample(strategies, 200, |c| match run(&c, false) {
+        Ok(t) => total += t,
+        Err(_) => panic!("{}", run(&c, true).unwrap_err()),
+    });
     eprintln!("{total:#?}");
     let at_least = |what: &str, n: u32, min: u32| {
         assert!(n >= min, "{what}: {n} < {min} in {total:#?}");

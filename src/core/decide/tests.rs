@@ -7,20 +7,18 @@ use super::*;
 use crate::core::claim::Claim;
 use crate::core::observation::{ClaimTag, FailureKind, MarkView};
 use crate::core::observation::{CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays};
-use crate::core::plan::{Event, Plan, Step, Verdict};
+use crate::core::plan::{Event, Plan, Severity, Step, Verdict};
+use crate::core::test_support::{
+    claim_of, eligible_timeline, observation, primary, primary_saying, standby, with_marks,
+};
 pub(super) use crate::core::test_support::{kernel_only, with_cloud};
-use crate::core::test_support::{observation, primary, standby};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
 const PRESENT: KernelView = KernelView::Present { prefix_len: 32 };
 
 pub(super) fn claim(tl: u32, node: i32) -> ClaimTag {
-    ClaimTag::Valid(Claim {
-        timeline: tl,
-        node_id: node,
-        system_id: None,
-    })
+    ClaimTag::Valid(claim_of(tl, node))
 }
 
 fn other(tag: ClaimTag) -> CloudView {
@@ -38,13 +36,14 @@ fn run(o: &Observation, mem: &Memory, policy: &Policy) -> (Plan, Memory) {
     decide(o, mem, policy, u32::MAX / 2)
 }
 
+/// `run` from a fresh memory.
+fn fresh(o: &Observation, policy: &Policy) -> (Plan, Memory) {
+    run(o, &Memory::default(), policy)
+}
+
 fn takeover(kernel_add: bool, tl: u32) -> Vec<Step> {
     let mut v = vec![
-        Step::WriteClaim(Claim {
-            timeline: tl,
-            node_id: 1,
-            system_id: None,
-        }),
+        Step::WriteClaim(claim_of(tl, 1)),
         Step::AssignCloud,
         Step::VerifyCloud,
     ];
@@ -58,9 +57,8 @@ fn takeover(kernel_add: bool, tl: u32) -> Vec<Step> {
 
 #[test]
 fn row_eligible_absent_adds() {
-    let (p, _) = run(
+    let (p, _) = fresh(
         &obs(0, primary(1), KernelView::Absent, CloudView::Disabled),
-        &Memory::default(),
         &kernel_only(),
     );
     assert_eq!(p.steps, vec![Step::AddKernel { prefix_len: 32 }]);
@@ -69,9 +67,8 @@ fn row_eligible_absent_adds() {
 
 #[test]
 fn row_eligible_present_holds() {
-    let (p, _) = run(
+    let (p, _) = fresh(
         &obs(0, primary(1), PRESENT, CloudView::Disabled),
-        &Memory::default(),
         &kernel_only(),
     );
     assert!(p.steps.is_empty());
@@ -81,11 +78,7 @@ fn row_eligible_present_holds() {
 #[test]
 fn row_eligible_wrong_prefix_readds() {
     let k = KernelView::Present { prefix_len: 24 };
-    let (p, _) = run(
-        &obs(0, primary(1), k, CloudView::Disabled),
-        &Memory::default(),
-        &kernel_only(),
-    );
+    let (p, _) = fresh(&obs(0, primary(1), k, CloudView::Disabled), &kernel_only());
     assert_eq!(p.steps, vec![Step::AddKernel { prefix_len: 32 }]);
 }
 
@@ -94,40 +87,16 @@ fn row_not_eligible_reasons_remove() {
     let cases = [
         (standby(), "in recovery"),
         (
-            PgView::Known {
-                role: PgRole::Primary { timeline: 2 },
-                repmgr: RepmgrSays::SelfNotPrimary,
-            },
+            primary_saying(2, RepmgrSays::SelfNotPrimary),
             "repmgr says standby",
         ),
+        (primary_saying(2, RepmgrSays::SelfInactive), "inactive"),
+        (primary_saying(2, RepmgrSays::OtherPrimary(2)), "node 2"),
         (
-            PgView::Known {
-                role: PgRole::Primary { timeline: 2 },
-                repmgr: RepmgrSays::SelfInactive,
-            },
-            "inactive",
-        ),
-        (
-            PgView::Known {
-                role: PgRole::Primary { timeline: 2 },
-                repmgr: RepmgrSays::OtherPrimary(2),
-            },
-            "node 2",
-        ),
-        (
-            PgView::Known {
-                role: PgRole::Primary { timeline: 2 },
-                repmgr: RepmgrSays::NotRegistered,
-            },
+            primary_saying(2, RepmgrSays::NotRegistered),
             "not registered",
         ),
-        (
-            PgView::Known {
-                role: PgRole::Primary { timeline: 2 },
-                repmgr: RepmgrSays::NoMetadata,
-            },
-            "does not exist",
-        ),
+        (primary_saying(2, RepmgrSays::NoMetadata), "does not exist"),
     ];
     for (pg, why) in cases {
         // A writable PostgreSQL that is not eligible is a split brain or broken
@@ -141,11 +110,7 @@ fn row_not_eligible_reasons_remove() {
             }
         );
         for policy in [kernel_only(), with_cloud()] {
-            let (p, _) = run(
-                &obs(0, pg.clone(), PRESENT, CloudView::NotChecked),
-                &Memory::default(),
-                &policy,
-            );
+            let (p, _) = fresh(&obs(0, pg.clone(), PRESENT, CloudView::NotChecked), &policy);
             assert_eq!(p.steps, vec![Step::RemoveKernel], "{why}");
             if writable {
                 assert!(
@@ -160,9 +125,8 @@ fn row_not_eligible_reasons_remove() {
                     p.verdict
                 );
             }
-            let (p, mem) = run(
+            let (p, mem) = fresh(
                 &obs(0, pg.clone(), KernelView::Absent, CloudView::NotChecked),
-                &Memory::default(),
                 &policy,
             );
             assert!(p.steps.is_empty());
@@ -174,9 +138,9 @@ fn row_not_eligible_reasons_remove() {
                 }
             );
             let want = match (writable, pending) {
-                (false, _) => crate::core::plan::Severity::Ok,
-                (true, true) => crate::core::plan::Severity::Warning,
-                (true, false) => crate::core::plan::Severity::Critical,
+                (false, _) => Severity::Ok,
+                (true, true) => Severity::Warning,
+                (true, false) => Severity::Critical,
             };
             assert_eq!(p.verdict.severity(), want, "{why}: {:?}", p.verdict);
             // Past the promotion window, still writable and not eligible: CRITICAL.
@@ -186,9 +150,9 @@ fn row_not_eligible_reasons_remove() {
                 &policy,
             );
             let want = if writable {
-                crate::core::plan::Severity::Critical
+                Severity::Critical
             } else {
-                crate::core::plan::Severity::Ok
+                Severity::Ok
             };
             assert_eq!(p.verdict.severity(), want, "{why}: {:?}", p.verdict);
         }
@@ -199,9 +163,8 @@ fn row_not_eligible_reasons_remove() {
 fn row_pg_unknown_holds_then_releases_and_logs_once() {
     let policy = kernel_only();
     let unknown = PgView::Unknown("connection refused".into());
-    let (p, m) = run(
+    let (p, m) = fresh(
         &obs(100, unknown.clone(), PRESENT, CloudView::Disabled),
-        &Memory::default(),
         &policy,
     );
     assert!(p.steps.is_empty());
@@ -244,9 +207,8 @@ fn row_pg_unknown_holds_then_releases_and_logs_once() {
 #[test]
 fn row_pg_unknown_recovered_within_hold_logs_end() {
     let unknown = PgView::Unknown("timeout".into());
-    let (_, m) = run(
+    let (_, m) = fresh(
         &obs(0, unknown, PRESENT, CloudView::Disabled),
-        &Memory::default(),
         &kernel_only(),
     );
     let (p, m) = run(
@@ -268,9 +230,8 @@ fn row_pg_unknown_zero_hold_releases_at_once() {
         pg_unknown_hold: Duration::ZERO,
         ..kernel_only()
     };
-    let (p, _) = run(
+    let (p, _) = fresh(
         &obs(0, PgView::Unknown("x".into()), PRESENT, CloudView::Disabled),
-        &Memory::default(),
         &policy,
     );
     assert_eq!(p.steps, vec![Step::RemoveKernel]);
@@ -278,9 +239,8 @@ fn row_pg_unknown_zero_hold_releases_at_once() {
 
 #[test]
 fn row_pg_unknown_released_early_when_ec2_moved() {
-    let (p, _) = run(
+    let (p, _) = fresh(
         &obs(0, PgView::Unknown("x".into()), PRESENT, other(claim(2, 2))),
-        &Memory::default(),
         &with_cloud(),
     );
     assert_eq!(p.steps, vec![Step::RemoveKernel]);
@@ -291,32 +251,23 @@ fn row_pg_unknown_released_early_when_ec2_moved() {
 #[test]
 fn row_me_ensures_kernel_and_refreshes_claim() {
     let p = with_cloud();
-    let (plan, m) = run(
+    let (plan, m) = fresh(
         &obs(
             0,
             primary(3),
             KernelView::Absent,
             CloudView::Me { claim: claim(3, 1) },
         ),
-        &Memory::default(),
         &p,
     );
     assert_eq!(plan.steps, vec![Step::AddKernel { prefix_len: 32 }]);
     assert_eq!(m.cloud.settled, Some((3, Settled::Me)));
-    let (plan, _) = run(
+    let (plan, _) = fresh(
         &obs(0, primary(4), PRESENT, CloudView::Me { claim: claim(3, 1) }),
-        &Memory::default(),
         &p,
     );
-    assert_eq!(
-        plan.steps,
-        vec![Step::WriteClaim(Claim {
-            timeline: 4,
-            node_id: 1,
-            system_id: None,
-        })]
-    );
-    let (plan, _) = run(
+    assert_eq!(plan.steps, vec![Step::WriteClaim(claim_of(4, 1))]);
+    let (plan, _) = fresh(
         &obs(
             0,
             primary(4),
@@ -325,20 +276,11 @@ fn row_me_ensures_kernel_and_refreshes_claim() {
                 claim: ClaimTag::Absent,
             },
         ),
-        &Memory::default(),
         &p,
     );
-    assert_eq!(
-        plan.steps,
-        vec![Step::WriteClaim(Claim {
-            timeline: 4,
-            node_id: 1,
-            system_id: None,
-        })]
-    );
-    let (plan, _) = run(
+    assert_eq!(plan.steps, vec![Step::WriteClaim(claim_of(4, 1))]);
+    let (plan, _) = fresh(
         &obs(0, primary(4), PRESENT, CloudView::Me { claim: claim(4, 1) }),
-        &Memory::default(),
         &p,
     );
     assert!(plan.steps.is_empty());
@@ -347,20 +289,8 @@ fn row_me_ensures_kernel_and_refreshes_claim() {
 
 fn marks(list: &[(u32, i32)]) -> MarkView {
     MarkView::Read {
-        marks: list
-            .iter()
-            .map(|&(timeline, node_id)| Claim {
-                timeline,
-                node_id,
-                system_id: None,
-            })
-            .collect(),
+        marks: list.iter().map(|&(tl, node)| claim_of(tl, node)).collect(),
     }
-}
-
-fn with_marks(mut o: Observation, m: MarkView) -> Observation {
-    o.marks = m;
-    o
 }
 
 /// Memory of a node that EC2 confirmed as the holder at `tl` (last answer "me" at `at`).
@@ -381,9 +311,8 @@ fn held(tl: u32, at: u64) -> Memory {
 #[test]
 fn row_nobody_or_lower_claim_takes_over_at_once() {
     for cloud in [CloudView::Nobody, other(claim(2, 2))] {
-        let (p, _) = run(
+        let (p, _) = fresh(
             &obs(0, primary(3), KernelView::Absent, cloud.clone()),
-            &Memory::default(),
             &with_cloud(),
         );
         assert_eq!(p.steps, takeover(true, 3), "{cloud:?}");
@@ -397,9 +326,8 @@ fn row_unclaimed_holder_waits_the_consistency_bound() {
     // No takeover before the holder has been seen for the bound; then, as before.
     for tag in [ClaimTag::Absent, ClaimTag::Invalid("garbage".into())] {
         let p = with_cloud();
-        let (p0, m0) = run(
+        let (p0, m0) = fresh(
             &obs(100, primary(3), KernelView::Absent, other(tag.clone())),
-            &Memory::default(),
             &p,
         );
         assert!(p0.steps.is_empty(), "{p0:?}");
@@ -458,7 +386,7 @@ fn row_taken_from_us_waits_the_consistency_bound() {
         obs(100, primary(5), PRESENT, other(claim(4, 2))),
         marks(&[(5, 1), (4, 2)]),
     );
-    let (p3, _) = run(&o, &Memory::default(), &p);
+    let (p3, _) = fresh(&o, &p);
     assert_eq!(p3.verdict.kind(), "ec2-settling", "{p3:?}");
 }
 
@@ -482,7 +410,7 @@ fn row_marks_fence_whoever_holds() {
             other(ClaimTag::Absent),
         ] {
             let o = with_marks(obs(0, primary(tl), PRESENT, cloud.clone()), marks(list));
-            let (plan, m) = run(&o, &Memory::default(), &p);
+            let (plan, m) = fresh(&o, &p);
             let takes = plan.steps.contains(&Step::AssignCloud);
             if fenced {
                 assert!(!takes, "{list:?} {cloud:?}: {plan:?}");
@@ -502,12 +430,11 @@ fn row_marks_fence_whoever_holds() {
 #[test]
 fn row_fenced_stays_fenced_until_timeline_passes() {
     let p = with_cloud();
-    let (p0, m0) = run(
+    let (p0, m0) = fresh(
         &with_marks(
             obs(0, primary(5), PRESENT, CloudView::Nobody),
             marks(&[(6, 2)]),
         ),
-        &Memory::default(),
         &p,
     );
     assert_eq!(p0.verdict.kind(), "stale-primary");
@@ -531,10 +458,7 @@ fn row_fenced_stays_fenced_until_timeline_passes() {
         let (plan, next) = run(&obs(t, primary(5), KernelView::Absent, cloud), &m, &p);
         assert_eq!(plan.verdict.kind(), "stale-primary", "{plan:?}");
         assert!(plan.steps.is_empty() && plan.events.is_empty(), "{plan:?}");
-        assert_eq!(
-            plan.verdict.severity(),
-            crate::core::plan::Severity::Critical
-        );
+        assert_eq!(plan.verdict.severity(), Severity::Critical);
         m = next;
     }
     // Rejoined as a standby: harmless, OK, but the fence is remembered.
@@ -555,16 +479,7 @@ fn row_fenced_stays_fenced_until_timeline_passes() {
         &ms,
         &p,
     );
-    assert_eq!(
-        plan.events,
-        vec![Event::FenceLifted {
-            by: Claim {
-                timeline: 6,
-                node_id: 2,
-                system_id: None
-            }
-        }]
-    );
+    assert_eq!(plan.events, vec![Event::FenceLifted { by: claim_of(6, 2) }]);
     assert_eq!(plan.steps, takeover(true, 7));
     assert!(ml.fenced.is_none());
 }
@@ -659,22 +574,18 @@ fn row_foreign_claim_blocks_and_is_not_overridden() {
         system_id: Some(222),
         ..o
     };
-    let (plan, _) = run(
+    let (plan, _) = fresh(
         &ours(with_marks(
             obs(0, primary(1), PRESENT, CloudView::Nobody),
             foreign.clone(),
         )),
-        &Memory::default(),
         &p,
     );
     assert!(plan.steps.is_empty(), "{plan:?}");
     assert_eq!(plan.verdict.kind(), "foreign-claim");
-    assert_eq!(
-        plan.verdict.severity(),
-        crate::core::plan::Severity::Critical
-    );
+    assert_eq!(plan.verdict.severity(), Severity::Critical);
     // Holding: keeps (and adds) the kernel address EC2 confirms, writes no claim.
-    let (plan, _) = run(
+    let (plan, _) = fresh(
         &ours(with_marks(
             obs(
                 0,
@@ -684,7 +595,6 @@ fn row_foreign_claim_blocks_and_is_not_overridden() {
             ),
             foreign,
         )),
-        &Memory::default(),
         &p,
     );
     assert_eq!(plan.steps, vec![Step::AddKernel { prefix_len: 32 }]);
@@ -699,12 +609,12 @@ fn row_foreign_claim_blocks_and_is_not_overridden() {
             system_id: Some(111),
         })),
     ));
-    let (plan, _) = run(&o, &Memory::default(), &p);
+    let (plan, _) = fresh(&o, &p);
     assert!(plan.steps.is_empty(), "{plan:?}");
     assert_eq!(plan.verdict.kind(), "foreign-claim");
     // A claim without a system id (older daemons) is compared by timeline.
     let o = ours(obs(0, primary(3), PRESENT, other(claim(2, 2))));
-    let (plan, _) = run(&o, &Memory::default(), &p);
+    let (plan, _) = fresh(&o, &p);
     assert!(plan.steps.contains(&Step::AssignCloud));
 }
 
@@ -719,7 +629,7 @@ fn row_marks_unreadable_never_take() {
             reason: "throttled".into(),
         },
     );
-    let (plan, m) = run(&o, &Memory::default(), &p);
+    let (plan, m) = fresh(&o, &p);
     assert!(plan.steps.is_empty(), "{plan:?}");
     assert_eq!(plan.verdict.kind(), "cloud-unknown");
     assert_eq!(m.cloud.failures, 1, "backs off");
@@ -741,9 +651,8 @@ fn row_marks_unreadable_never_take() {
 #[test]
 fn row_equal_or_higher_claim_is_stale_primary() {
     for tl in [3, 4, 99] {
-        let (p, m) = run(
+        let (p, m) = fresh(
             &obs(0, primary(3), PRESENT, other(claim(tl, 2))),
-            &Memory::default(),
             &with_cloud(),
         );
         assert_eq!(
@@ -755,7 +664,7 @@ fn row_equal_or_higher_claim_is_stale_primary() {
                 }
             ]
         );
-        assert_eq!(p.verdict.severity(), crate::core::plan::Severity::Critical);
+        assert_eq!(p.verdict.severity(), Severity::Critical);
         assert_eq!(p.verdict.kind(), "stale-primary");
         assert_eq!(
             p.events,
@@ -786,11 +695,7 @@ fn row_equal_or_higher_claim_is_stale_primary() {
 fn row_stale_without_fence_command_only_removes() {
     let mut policy = with_cloud();
     policy.cloud.as_mut().unwrap().fence_configured = false;
-    let (p, _) = run(
-        &obs(0, primary(3), PRESENT, other(claim(5, 2))),
-        &Memory::default(),
-        &policy,
-    );
+    let (p, _) = fresh(&obs(0, primary(3), PRESENT, other(claim(5, 2))), &policy);
     assert_eq!(p.steps, vec![Step::RemoveKernel]);
 }
 
@@ -802,11 +707,7 @@ fn row_cloud_unknown_never_adds_keeps_holder_critical_after_hold() {
         code: Some("RequestLimitExceeded".into()),
         reason: "throttled".into(),
     };
-    let (plan, m) = run(
-        &obs(0, primary(3), KernelView::Absent, unknown()),
-        &Memory::default(),
-        &p,
-    );
+    let (plan, m) = fresh(&obs(0, primary(3), KernelView::Absent, unknown()), &p);
     assert!(plan.steps.is_empty());
     assert_eq!(m.cloud.failures, 1);
     assert!(
@@ -827,16 +728,10 @@ fn row_cloud_unknown_never_adds_keeps_holder_critical_after_hold() {
             ..
         }
     ));
-    assert_eq!(
-        plan.verdict.severity(),
-        crate::core::plan::Severity::Warning
-    );
+    assert_eq!(plan.verdict.severity(), Severity::Warning);
     let (plan, _) = run(&obs(4000, primary(3), PRESENT, unknown()), &confirmed, &p);
     assert!(plan.steps.is_empty(), "{plan:?}");
-    assert_eq!(
-        plan.verdict.severity(),
-        crate::core::plan::Severity::Critical
-    );
+    assert_eq!(plan.verdict.severity(), Severity::Critical);
     // Never confirmed at this timeline (or the last answer was someone else): remove.
     let (plan, _) = run(&obs(399, primary(4), PRESENT, unknown()), &confirmed, &p);
     assert_eq!(plan.steps, vec![Step::RemoveKernel]);
@@ -864,10 +759,7 @@ fn row_pg_unknown_ec2_mode_keeps_until_another_holder() {
         &p,
     );
     assert!(plan.steps.is_empty());
-    assert_eq!(
-        plan.verdict.severity(),
-        crate::core::plan::Severity::Warning
-    );
+    assert_eq!(plan.verdict.severity(), Severity::Warning);
     let u = Eligibility::Unknown("x".into());
     assert!(
         cloud_due(&u, &PRESENT, &m, S(5), &p),
@@ -885,10 +777,7 @@ fn row_pg_unknown_ec2_mode_keeps_until_another_holder() {
     );
     assert!(plan.steps.is_empty(), "{plan:?}");
     assert_eq!(plan.verdict.kind(), "pg-unknown-holding");
-    assert_eq!(
-        plan.verdict.severity(),
-        crate::core::plan::Severity::Critical
-    );
+    assert_eq!(plan.verdict.severity(), Severity::Critical);
     assert!(!cloud_due(&u, &PRESENT, &m, S(89), &p));
     assert!(cloud_due(&u, &PRESENT, &m, S(90), &p));
     let (plan, _) = run(&obs(90, unknown, PRESENT, other(claim(4, 2))), &m, &p);
@@ -1000,11 +889,7 @@ fn settle_after_takeover_and_after_failure() {
     assert_eq!(m.cloud.settled, Some((3, Settled::Me)));
     assert_eq!(m.cloud.me_at, Some(S(7)));
     let failed = vec![
-        ok(Step::WriteClaim(Claim {
-            timeline: 3,
-            node_id: 1,
-            system_id: None,
-        })),
+        ok(Step::WriteClaim(claim_of(3, 1))),
         StepOutcome {
             step: Step::AssignCloud,
             error: Some("RequestLimitExceeded".into()),
@@ -1018,21 +903,17 @@ fn settle_after_takeover_and_after_failure() {
 
 #[test]
 fn follow_a_promotion_repmgr_has_not_recorded_yet() {
-    let pending = PgView::Known {
-        role: PgRole::Primary { timeline: 3 },
-        repmgr: RepmgrSays::SelfNotPrimary,
-    };
+    let pending = primary_saying(3, RepmgrSays::SelfNotPrimary);
     for policy in [kernel_only(), with_cloud()] {
         // Out of recovery, repmgr still says standby: not eligible, nothing to do, but
         // look again soon, for PROMOTION_FOLLOW from the first such pass.
-        let (p0, m0) = run(
+        let (p0, m0) = fresh(
             &obs(
                 100,
                 pending.clone(),
                 KernelView::Absent,
                 CloudView::NotChecked,
             ),
-            &Memory::default(),
             &policy,
         );
         assert!(p0.steps.is_empty() && p0.look_again_soon, "{p0:?}");
@@ -1047,7 +928,7 @@ fn follow_a_promotion_repmgr_has_not_recorded_yet() {
             "{:?}",
             p0.verdict
         );
-        assert_eq!(p0.verdict.severity(), crate::core::plan::Severity::Warning);
+        assert_eq!(p0.verdict.severity(), Severity::Warning);
         let late = 100 + PROMOTION_FOLLOW.as_secs();
         let (p1, m1) = run(
             &obs(
@@ -1072,7 +953,7 @@ fn follow_a_promotion_repmgr_has_not_recorded_yet() {
             &policy,
         );
         assert!(!p2.look_again_soon && p2.steps.is_empty());
-        assert_eq!(p2.verdict.severity(), crate::core::plan::Severity::Critical);
+        assert_eq!(p2.verdict.severity(), Severity::Critical);
         assert_eq!(m2.promotion_seen_at, Some(S(100)));
         // repmgr recorded the promotion: eligible, acts, and the follow-up ends.
         let (p3, m3) = run(
@@ -1093,9 +974,8 @@ fn follow_a_promotion_repmgr_has_not_recorded_yet() {
                 repmgr: RepmgrSays::SelfNotPrimary
             }
         );
-        let (p, _) = run(
+        let (p, _) = fresh(
             &obs(5, pg.clone(), PRESENT, CloudView::NotChecked),
-            &Memory::default(),
             &with_cloud(),
         );
         assert_eq!(p.look_again_soon, pending_like, "{pg:?}");
@@ -1192,11 +1072,7 @@ fn all_memory() -> Vec<Memory> {
                 holder_timeline: 5,
             }),
             fenced: Some(Fenced {
-                by: Claim {
-                    timeline: 5,
-                    node_id: 2,
-                    system_id: None,
-                },
+                by: claim_of(5, 2),
                 holder: "eni-0other".into(),
             }),
             ..Memory::default()
@@ -1233,9 +1109,10 @@ fn cloud_confirms(o: &Observation, m: &Memory, tl: u32) -> bool {
     }
 }
 
-#[test]
-fn exhaustive_invariants() {
-    let mut checked = 0u32;
+/// Every policy with every PostgreSQL, kernel and EC2 view it can see (EC2 disabled
+/// exactly when kernel-only), observed at 100 s.
+fn all_worlds() -> Vec<(Policy, Observation)> {
+    let mut worlds = vec![];
     for policy in all_policies() {
         for pg in all_pg() {
             for kernel in all_kernel() {
@@ -1243,14 +1120,23 @@ fn exhaustive_invariants() {
                     if policy.cloud.is_none() != matches!(cloud, CloudView::Disabled) {
                         continue;
                     }
-                    for mem in all_memory() {
-                        let o = obs(100, pg.clone(), kernel.clone(), cloud.clone());
-                        let (plan, next) = run(&o, &mem, &policy);
-                        check_invariants(&o, &mem, &policy, &plan, &next);
-                        checked += 1;
-                    }
+                    let o = obs(100, pg.clone(), kernel.clone(), cloud.clone());
+                    worlds.push((policy.clone(), o));
                 }
             }
+        }
+    }
+    worlds
+}
+
+#[test]
+fn exhaustive_invariants() {
+    let mut checked = 0u32;
+    for (policy, o) in all_worlds() {
+        for mem in all_memory() {
+            let (plan, next) = run(&o, &mem, &policy);
+            check_invariants(&o, &mem, &policy, &plan, &next);
+            checked += 1;
         }
     }
     assert!(checked > 5_000, "swept {checked} combinations");
@@ -1263,7 +1149,6 @@ pub(super) fn check_invariants(
     plan: &Plan,
     next: &Memory,
 ) {
-    let ctx = || format!("{o:?}\n{mem:?}\n{policy:?}\n=> {plan:?}");
     let adds = plan
         .steps
         .iter()
@@ -1272,7 +1157,27 @@ pub(super) fn check_invariants(
         .steps
         .iter()
         .any(|s| matches!(s, Step::AssignCloud | Step::WriteClaim(_)));
+    let pass = (o, mem, policy, plan);
     let elig = eligibility(&o.pg);
+    check_not_eligible_or_unknown(pass, (adds, takes), &elig);
+    if let Eligibility::Eligible { timeline } = elig {
+        check_eligible(pass, (adds, takes), timeline);
+    }
+    check_any_pass(pass, (adds, takes), &elig, next);
+}
+
+/// One decided pass under `check_invariants`: what it saw (with the memory it came
+/// in with), under which policy, and what it planned.
+type Decided<'a> = (&'a Observation, &'a Memory, &'a Policy, &'a Plan);
+
+fn context((o, mem, policy, plan): Decided) -> String {
+    format!("{o:?}\n{mem:?}\n{policy:?}\n=> {plan:?}")
+}
+
+/// Not eligible, a standby, PostgreSQL unknown (and its hold policy).
+fn check_not_eligible_or_unknown(pass: Decided, (adds, takes): (bool, bool), elig: &Eligibility) {
+    let (o, mem, policy, plan) = pass;
+    let ctx = || context(pass);
     // Never add or take when not eligible; a standby never adds, whatever else it sees.
     if !matches!(elig, Eligibility::Eligible { .. }) {
         assert!(!adds && !takes, "not eligible but acquiring: {}", ctx());
@@ -1299,85 +1204,95 @@ pub(super) fn check_invariants(
         );
         assert_eq!(plan.steps.len(), usize::from(should_remove), "{}", ctx());
     }
-    if let Eligibility::Eligible { timeline } = elig {
-        // Never take from a claim with an equal or higher timeline.
-        if let CloudView::Other {
-            claim: ClaimTag::Valid(c),
-            ..
-        } = &o.cloud
-            && c.timeline >= timeline
+}
+
+/// Eligible at `timeline`: the claim protocol's rules and a takeover's order.
+fn check_eligible(pass: Decided, (adds, takes): (bool, bool), timeline: u32) {
+    let (o, mem, policy, plan) = pass;
+    let ctx = || context(pass);
+    // Never take from a claim with an equal or higher timeline.
+    if let CloudView::Other {
+        claim: ClaimTag::Valid(c),
+        ..
+    } = &o.cloud
+        && c.timeline >= timeline
+    {
         {
-            {
-                assert!(!takes && !adds, "{}", ctx());
-                assert_eq!(plan.verdict.kind(), "stale-primary");
-            }
-        }
-        // A fenced node (its timeline not past the claim that fenced it) never takes.
-        if let Some(f) = &mem.fenced
-            && timeline <= f.by.timeline
-            && policy.cloud.is_some()
-        {
-            assert!(!takes, "fenced but taking: {}", ctx());
-            assert_eq!(plan.verdict.kind(), "stale-primary", "{}", ctx());
-        }
-        // Never take against a mark that forbids it (higher, or equal and another
-        // node's), whoever holds the VIP.
-        if let MarkView::Read { marks } = &o.marks
-            && marks.iter().any(|m| {
-                m.timeline > timeline || (m.timeline == timeline && m.node_id != policy.node_id)
-            })
-        {
-            assert!(!takes, "took against a mark: {}", ctx());
-        }
-        // Never take without the marks read this pass.
-        if takes && plan.steps.contains(&Step::AssignCloud) {
-            assert!(
-                matches!(o.marks, MarkView::Read { .. }),
-                "took without reading the marks: {}",
-                ctx()
-            );
-        }
-        // Never take from a holder with no visible claim before it has been seen
-        // holding for the consistency bound.
-        if let (
-            Some(cp),
-            CloudView::Other {
-                eni,
-                claim: ClaimTag::Absent | ClaimTag::Invalid(_),
-            },
-        ) = (&policy.cloud, &o.cloud)
-        {
-            let seen_since = match &mem.cloud.other_since {
-                Some((h, at)) if h == eni => *at,
-                _ => o.now,
-            };
-            if o.now.saturating_sub(seen_since) < cp.consistency_bound {
-                assert!(!takes, "took from an unclaimed holder too soon: {}", ctx());
-            }
-        }
-        // With EC2, the kernel address is only added after a confirmation.
-        if policy.cloud.is_some() && adds {
-            let verified_first = plan.steps.iter().position(|s| *s == Step::VerifyCloud)
-                < plan
-                    .steps
-                    .iter()
-                    .position(|s| matches!(s, Step::AddKernel { .. }));
-            assert!(
-                cloud_confirms(o, mem, timeline) || verified_first,
-                "{}",
-                ctx()
-            );
-        }
-        // Order of a takeover: claim, assign, verify, kernel.
-        if plan.steps.contains(&Step::AssignCloud) {
-            assert_eq!(
-                &plan.steps[..3],
-                &takeover(false, timeline)[..],
-                "{}",
-                ctx()
-            );
+            assert!(!takes && !adds, "{}", ctx());
+            assert_eq!(plan.verdict.kind(), "stale-primary");
         }
     }
+    // A fenced node (its timeline not past the claim that fenced it) never takes.
+    if let Some(f) = &mem.fenced
+        && timeline <= f.by.timeline
+        && policy.cloud.is_some()
+    {
+        assert!(!takes, "fenced but taking: {}", ctx());
+        assert_eq!(plan.verdict.kind(), "stale-primary", "{}", ctx());
+    }
+    // Never take against a mark that forbids it (higher, or equal and another
+    // node's), whoever holds the VIP.
+    if let MarkView::Read { marks } = &o.marks
+        && marks.iter().any(|m| {
+            m.timeline > timeline || (m.timeline == timeline && m.node_id != policy.node_id)
+        })
+    {
+        assert!(!takes, "took against a mark: {}", ctx());
+    }
+    // Never take without the marks read this pass.
+    if takes && plan.steps.contains(&Step::AssignCloud) {
+        assert!(
+            matches!(o.marks, MarkView::Read { .. }),
+            "took without reading the marks: {}",
+            ctx()
+        );
+    }
+    // Never take from a holder with no visible claim before it has been seen
+    // holding for the consistency bound.
+    if let (
+        Some(cp),
+        CloudView::Other {
+            eni,
+            claim: ClaimTag::Absent | ClaimTag::Invalid(_),
+        },
+    ) = (&policy.cloud, &o.cloud)
+    {
+        let seen_since = match &mem.cloud.other_since {
+            Some((h, at)) if h == eni => *at,
+            _ => o.now,
+        };
+        if o.now.saturating_sub(seen_since) < cp.consistency_bound {
+            assert!(!takes, "took from an unclaimed holder too soon: {}", ctx());
+        }
+    }
+    // With EC2, the kernel address is only added after a confirmation.
+    if policy.cloud.is_some() && adds {
+        let verified_first = plan.steps.iter().position(|s| *s == Step::VerifyCloud)
+            < plan
+                .steps
+                .iter()
+                .position(|s| matches!(s, Step::AddKernel { .. }));
+        assert!(
+            cloud_confirms(o, mem, timeline) || verified_first,
+            "{}",
+            ctx()
+        );
+    }
+    // Order of a takeover: claim, assign, verify, kernel.
+    if plan.steps.contains(&Step::AssignCloud) {
+        assert_eq!(
+            &plan.steps[..3],
+            &takeover(false, timeline)[..],
+            "{}",
+            ctx()
+        );
+    }
+}
+
+/// Whatever the eligibility: kernel-only, converged, add-and-remove, the pg clock.
+fn check_any_pass(pass: Decided, (adds, takes): (bool, bool), elig: &Eligibility, next: &Memory) {
+    let (o, _, policy, plan) = pass;
+    let ctx = || context(pass);
     // Only the cloud half may be missing when kernel-only.
     if policy.cloud.is_none() {
         assert!(
@@ -1413,44 +1328,31 @@ pub(super) fn check_invariants(
 /// (the plan is idempotent) and the second pass converges.
 #[test]
 fn exhaustive_idempotent_after_acting() {
-    for policy in all_policies() {
-        for pg in all_pg() {
-            for kernel in all_kernel() {
-                for cloud in all_cloud() {
-                    if policy.cloud.is_none() != matches!(cloud, CloudView::Disabled) {
-                        continue;
-                    }
-                    let o = obs(100, pg.clone(), kernel.clone(), cloud.clone());
-                    let (plan, mem) = run(&o, &Memory::default(), &policy);
-                    let (k2, c2) = apply(&plan, &o);
-                    let tl = match eligibility(&o.pg) {
-                        Eligibility::Eligible { timeline } => Some(timeline),
-                        _ => None,
-                    };
-                    let outcomes: Vec<StepOutcome> = plan
-                        .steps
-                        .iter()
-                        .map(|s| StepOutcome {
-                            step: s.clone(),
-                            error: None,
-                        })
-                        .collect();
-                    let mem = settle(&mem, &outcomes, o.now, &policy, 0, tl);
-                    let o2 = Observation {
-                        now: o.now + S(1),
-                        kernel: k2,
-                        cloud: c2,
-                        ..o.clone()
-                    };
-                    let (plan2, _) = run(&o2, &mem, &policy);
-                    let acquire2 = plan2.steps.iter().any(|s| s.is_acquire());
-                    let unknown_world = matches!(o.kernel, KernelView::Unknown(_))
-                        || matches!(o.cloud, CloudView::Unknown { .. } | CloudView::NotChecked);
-                    if !unknown_world {
-                        assert!(!acquire2, "{o:?} => {plan:?} then {o2:?} => {plan2:?}");
-                    }
-                }
-            }
+    for (policy, o) in all_worlds() {
+        let (plan, mem) = fresh(&o, &policy);
+        let (k2, c2) = apply(&plan, &o);
+        let tl = eligible_timeline(&eligibility(&o.pg));
+        let outcomes: Vec<StepOutcome> = plan
+            .steps
+            .iter()
+            .map(|s| StepOutcome {
+                step: s.clone(),
+                error: None,
+            })
+            .collect();
+        let mem = settle(&mem, &outcomes, o.now, &policy, 0, tl);
+        let o2 = Observation {
+            now: o.now + S(1),
+            kernel: k2,
+            cloud: c2,
+            ..o.clone()
+        };
+        let (plan2, _) = run(&o2, &mem, &policy);
+        let acquire2 = plan2.steps.iter().any(|s| s.is_acquire());
+        let unknown_world = matches!(o.kernel, KernelView::Unknown(_))
+            || matches!(o.cloud, CloudView::Unknown { .. } | CloudView::NotChecked);
+        if !unknown_world {
+            assert!(!acquire2, "{o:?} => {plan:?} then {o2:?} => {plan2:?}");
         }
     }
 }
