@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::repmgrd_bed::{ArbiterConf, BedOptions, KICK_ARBITER, RepmgrdBed, VIP};
+use support::repmgrd_bed::{ArbiterConf, BedOptions, RepmgrdBed, VIP};
 use support::sampler::{Role, Samples};
 use support::testbed::{Arbiter, kernel_has, wait_until};
 
@@ -26,10 +26,7 @@ fn main() {
     println!(
         "   vip-arbiter on both (EC2 mode, repmgr events kick it), moto as the EC2 API; VIP {VIP}"
     );
-    let bed = RepmgrdBed::start(BedOptions {
-        event_notification_command: Some(KICK_ARBITER.into()),
-        ..BedOptions::default()
-    });
+    let bed = RepmgrdBed::start(BedOptions::kicking());
     let ec2 = bed.start_ec2();
     let conf = ArbiterConf {
         ec2: Some(&ec2),

@@ -10,25 +10,14 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use support::Ran;
 use support::netns::Netns;
 use support::testbed::arbiter_bin;
 
 const NOBODY: u32 = 65534;
 
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
+/// What this file reads out of `check-config`'s output.
 impl Ran {
-    fn all(&self) -> String {
-        format!(
-            "exit {}\nstdout: {}\nstderr: {}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
     /// The lines of the host block.
     fn host(&self) -> Vec<&str> {
         self.stdout
@@ -51,8 +40,7 @@ impl Ran {
 }
 
 fn check_config(ns: &Netns, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
-    let out = ns
-        .exec(&arbiter_bin(), &["--config"])
+    ns.exec(&arbiter_bin(), &["--config"])
         .arg(config)
         .arg("check-config")
         .args(args)
@@ -60,12 +48,8 @@ fn check_config(ns: &Netns, config: &Path, args: &[&str], env: &[(&str, &str)]) 
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .envs(env.iter().copied())
         .output()
-        .expect("run vip-arbiter");
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .expect("run vip-arbiter")
+        .into()
 }
 
 fn write(path: &Path, text: &str, mode: u32) {

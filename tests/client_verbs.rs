@@ -17,6 +17,7 @@ use vip_arbiter::health::server::{self, HealthSource};
 use vip_arbiter::health::socket_access::KickAllow;
 use vip_arbiter::health::state::Snapshot;
 
+use support::Ran;
 use support::testbed::arbiter_bin;
 
 #[derive(Default)]
@@ -121,38 +122,18 @@ fn raw_server(path: &Path, response: &'static [u8]) -> std::thread::JoinHandle<(
     })
 }
 
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn all(&self) -> String {
-        format!(
-            "exit {}\nstdout: {}\nstderr: {}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
 /// The binary with only PATH in its environment (no VIP_ARBITER_*, no HOME).
 fn run(config: Option<&Path>, args: &[&str]) -> Ran {
     let mut cmd = Command::new(arbiter_bin());
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
-    let out = cmd
-        .args(args)
+    cmd.args(args)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .output()
-        .expect("run vip-arbiter");
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .expect("run vip-arbiter")
+        .into()
 }
 
 /// The plugin's contract: exactly one line on stdout, starting as plugins do.

@@ -12,8 +12,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::repmgrd_bed::{ArbiterConf, BedOptions, KICK_ARBITER, RepmgrdBed};
-use support::sampler::{Role, Samples};
+use support::repmgrd_bed::{ArbiterConf, BedOptions, RepmgrdBed};
+use support::sampler::{Role, Sample, Samples};
 use support::testbed::{kernel_has, wait_until};
 
 /// How long after an event the VIP must have followed it.
@@ -21,13 +21,27 @@ const FOLLOW: Duration = Duration::from_secs(2);
 /// Bound on the whole failover as observed (repmgrd: 3 × 2 s of reconnects, then promote).
 const FAILOVER_LIMIT: Duration = Duration::from_secs(60);
 
+/// After n1's crash: repmgrd on n2 says it promoted n2; when the record first saw n1
+/// down and n2 primary.
+fn promoted_by_repmgrd(bed: &RepmgrdBed, rec: &[Sample], table: &str) -> (Duration, Duration) {
+    assert!(
+        bed.repmgrd_log(2).contains("promoting standby to primary"),
+        "repmgrd promoted n2:\n{}",
+        bed.logs()
+    );
+    let down = rec
+        .first_time(|s| s.role[0] == Role::Down)
+        .unwrap_or_else(|| panic!("n1 never seen down\n{table}"));
+    let promoted = rec
+        .first_time(|s| s.role[1] == Role::Primary)
+        .unwrap_or_else(|| panic!("n2 never seen primary\n{table}"));
+    (down, promoted)
+}
+
 #[test]
 fn failover_by_repmgrd_moves_the_vip_at_ec2_and_in_the_kernels() {
-    let bed = RepmgrdBed::start(BedOptions {
-        // repmgr's events kick the arbiters (as postgres, through their sockets).
-        event_notification_command: Some(KICK_ARBITER.into()),
-        ..BedOptions::default()
-    });
+    // repmgr's events kick the arbiters (as postgres, through their sockets).
+    let bed = RepmgrdBed::start(BedOptions::kicking());
     let ec2 = bed.start_ec2();
     let conf = ArbiterConf {
         ec2: Some(&ec2),
@@ -64,22 +78,12 @@ fn failover_by_repmgrd_moves_the_vip_at_ec2_and_in_the_kernels() {
     let rec = sampler.stop();
     let table = rec.timeline();
 
-    assert!(
-        bed.repmgrd_log(2).contains("promoting standby to primary"),
-        "repmgrd promoted n2:\n{}",
-        bed.logs()
-    );
+    let (down, promoted) = promoted_by_repmgrd(&bed, &rec, &table);
     assert_eq!(rec.ec2_unanswered(), 0, "every sample asked EC2\n{table}");
     assert!(
         rec.double_ec2_samples().is_empty(),
         "VIP on two ENIs at EC2:\n{table}"
     );
-    let down = rec
-        .first_time(|s| s.role[0] == Role::Down)
-        .unwrap_or_else(|| panic!("n1 never seen down\n{table}"));
-    let promoted = rec
-        .first_time(|s| s.role[1] == Role::Primary)
-        .unwrap_or_else(|| panic!("n2 never seen primary\n{table}"));
     let on_n2 = rec
         .first_time_after(promoted, |s| s.ec2_is(&[&eni2]) && s.kernel[1])
         .unwrap_or_else(|| panic!("VIP never on n2 after its promotion\n{table}"));
@@ -128,10 +132,7 @@ fn failover_by_repmgrd_moves_the_vip_at_ec2_and_in_the_kernels() {
 
 #[test]
 fn kernel_only_failover() {
-    let bed = RepmgrdBed::start(BedOptions {
-        event_notification_command: Some(KICK_ARBITER.into()),
-        ..BedOptions::default()
-    });
+    let bed = RepmgrdBed::start(BedOptions::kicking());
     // The hold (2 s) is shorter than repmgrd's detection (3 × 2 s of reconnects), so n1
     // lets go before n2 is promoted: never two kernels.
     let conf = ArbiterConf {
@@ -159,17 +160,7 @@ fn kernel_only_failover() {
     let rec = sampler.stop();
     let table = rec.timeline();
 
-    assert!(
-        bed.repmgrd_log(2).contains("promoting standby to primary"),
-        "repmgrd promoted n2:\n{}",
-        bed.logs()
-    );
-    let down = rec
-        .first_time(|s| s.role[0] == Role::Down)
-        .unwrap_or_else(|| panic!("n1 never seen down\n{table}"));
-    let promoted = rec
-        .first_time(|s| s.role[1] == Role::Primary)
-        .unwrap_or_else(|| panic!("n2 never seen primary\n{table}"));
+    let (down, promoted) = promoted_by_repmgrd(&bed, &rec, &table);
     let on_n2 = rec
         .first_time_after(promoted, |s| s.kernel[1])
         .unwrap_or_else(|| panic!("VIP never in n2's kernel\n{table}"));

@@ -53,6 +53,14 @@ impl Bed {
         )
     }
 
+    /// What our adapter (on our ENI, with fresh metrics) sees at EC2 now.
+    fn observe_mine(&self) -> CloudView {
+        self.rt().block_on(
+            self.adapter(&self.me(), Arc::new(Metrics::default()))
+                .observe(),
+        )
+    }
+
     /// Put the VIP on `eni` by hand (as other tooling would), optionally with a claim tag.
     fn hand_assign(&self, eni: &str, claim: Option<Claim>) {
         let c = sdk_client(&self.emu().url);
@@ -88,6 +96,15 @@ impl Bed {
             .iter()
             .filter_map(|c| c["action"].as_str().map(str::to_owned))
             .collect()
+    }
+}
+
+/// A claim without a system id.
+fn claim_by(timeline: u32, node_id: i32) -> Claim {
+    Claim {
+        timeline,
+        node_id,
+        system_id: None,
     }
 }
 
@@ -206,11 +223,7 @@ fn row_nobody_claim_assign_verify_then_kernel_in_five_calls() {
     assert_eq!(
         marks,
         vip_arbiter::core::observation::MarkView::Read {
-            marks: vec![Claim {
-                timeline: 2,
-                node_id: 1,
-                system_id: None,
-            }]
+            marks: vec![claim_by(2, 1)]
         },
         "another node reads our mark on the subnet"
     );
@@ -229,18 +242,10 @@ fn row_nobody_claim_assign_verify_then_kernel_in_five_calls() {
     assert_eq!(assign["AllowReassignment"], json!("true"), "{assign}");
     assert_eq!(assign["NetworkInterfaceId"], json!(bed.me()), "{assign}");
     // Our claim is on our own ENI.
-    let seen = bed.rt().block_on(
-        bed.adapter(&bed.me(), Arc::new(Metrics::default()))
-            .observe(),
-    );
     assert_eq!(
-        seen,
+        bed.observe_mine(),
         CloudView::Me {
-            claim: ClaimTag::Valid(Claim {
-                timeline: 2,
-                node_id: 1,
-                system_id: None,
-            })
+            claim: ClaimTag::Valid(claim_by(2, 1))
         }
     );
     let m = n.metrics.prometheus();
@@ -279,14 +284,7 @@ fn row_other_eni_without_claim_is_taken_over_after_the_consistency_bound() {
 #[test]
 fn row_other_eni_with_lower_claim_is_taken_over() {
     let bed = bed();
-    bed.hand_assign(
-        &bed.other(),
-        Some(Claim {
-            timeline: 2,
-            node_id: 2,
-            system_id: None,
-        }),
-    );
+    bed.hand_assign(&bed.other(), Some(claim_by(2, 2)));
     let mut n = Node::new(&bed, 3);
     n.pass(&bed);
     assert_eq!(bed.holders(), vec![bed.me()]);
@@ -296,14 +294,7 @@ fn row_other_eni_with_lower_claim_is_taken_over() {
 fn row_other_eni_with_equal_or_higher_claim_is_stale_primary() {
     for theirs in [3, 4] {
         let bed = bed();
-        bed.hand_assign(
-            &bed.other(),
-            Some(Claim {
-                timeline: theirs,
-                node_id: 2,
-                system_id: None,
-            }),
-        );
+        bed.hand_assign(&bed.other(), Some(claim_by(theirs, 2)));
         let mut n = Node::new(&bed, 3);
         n.state.lock().expect("lock").kernel = Some(32);
         for _ in 0..60 {
@@ -333,14 +324,7 @@ fn row_other_eni_with_equal_or_higher_claim_is_stale_primary() {
 #[test]
 fn row_me_refreshes_claim_when_timeline_changes() {
     let bed = bed();
-    bed.hand_assign(
-        &bed.me(),
-        Some(Claim {
-            timeline: 1,
-            node_id: 1,
-            system_id: None,
-        }),
-    );
+    bed.hand_assign(&bed.me(), Some(claim_by(1, 1)));
     let mut n = Node::new(&bed, 1);
     n.pass(&bed);
     let mut actions = bed.actions();
@@ -359,18 +343,10 @@ fn row_me_refreshes_claim_when_timeline_changes() {
         actions,
         ["DescribeNetworkInterfaces", "DescribeTags", "CreateTags"]
     );
-    let seen = bed.rt().block_on(
-        bed.adapter(&bed.me(), Arc::new(Metrics::default()))
-            .observe(),
-    );
     assert_eq!(
-        seen,
+        bed.observe_mine(),
         CloudView::Me {
-            claim: ClaimTag::Valid(Claim {
-                timeline: 2,
-                node_id: 1,
-                system_id: None,
-            })
+            claim: ClaimTag::Valid(claim_by(2, 1))
         }
     );
 }
@@ -457,10 +433,7 @@ fn describe_errors_keep_the_aws_code() {
         "/_va/fault",
         Some(&json!({"kind": "http503", "seconds": 30})),
     );
-    let seen = bed.rt().block_on(
-        bed.adapter(&bed.me(), Arc::new(Metrics::default()))
-            .observe(),
-    );
+    let seen = bed.observe_mine();
     match seen {
         CloudView::Unknown { code, .. } => assert!(code.is_some(), "AWS error code kept"),
         other => panic!("expected unknown, got {other:?}"),

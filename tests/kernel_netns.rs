@@ -21,6 +21,18 @@ fn in_ns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) 
     support::testbed::in_netns(ns.name(), move |_| f())
 }
 
+/// What a fresh netlink adapter on `ens5` in `ns` sees of the VIP.
+fn observe_in(ns: &Netns) -> KernelView {
+    in_ns(ns, || {
+        rt().block_on(async {
+            Netlink::connect("ens5", VIP)
+                .expect("netlink")
+                .observe()
+                .await
+        })
+    })
+}
+
 #[test]
 fn add_twice_remove_twice_is_idempotent() {
     let ns = Netns::new("kern", "10.77.1.11/20");
@@ -118,23 +130,9 @@ fn wrong_prefix_and_missing_interface_are_clear_errors() {
 fn drift_by_hand_is_seen() {
     let ns = Netns::new("kdrift", "10.77.1.11/20");
     ns.add_address("ens5", "10.77.1.100/32");
-    let seen = in_ns(&ns, || {
-        rt().block_on(async {
-            Netlink::connect("ens5", VIP)
-                .expect("netlink")
-                .observe()
-                .await
-        })
-    });
+    let seen = observe_in(&ns);
     assert_eq!(seen, KernelView::Present { prefix_len: 32 });
     ns.del_address("ens5", "10.77.1.100/32");
-    let seen = in_ns(&ns, || {
-        rt().block_on(async {
-            Netlink::connect("ens5", VIP)
-                .expect("netlink")
-                .observe()
-                .await
-        })
-    });
+    let seen = observe_in(&ns);
     assert_eq!(seen, KernelView::Absent);
 }

@@ -80,23 +80,11 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let (_tx, rx) = tokio::sync::mpsc::channel(1);
-    with_loop_hup(config, reload, rx, |h, _| script(h)).await
+    with_world(fakes::shared(), config, reload, rx, |h, _| script(h)).await
 }
 
-async fn with_loop_hup<F, Fut>(
-    config: LoopConfig,
-    reload: ScriptedReload,
-    hangups: tokio::sync::mpsc::Receiver<()>,
-    script: F,
-) -> Harness
-where
-    F: FnOnce(Arc<Harness>, Slot) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    with_world(fakes::shared(), config, reload, hangups, script).await
-}
-
-/// The loop over a given fake world (so a test can restart the daemon on the same one).
+/// The loop over a given fake world (so a test can restart the daemon on the same one),
+/// with SIGHUPs from `hangups` and the reload's next answer in the `Slot`.
 async fn with_world<F, Fut>(
     state: fakes::Shared,
     config: LoopConfig,
@@ -237,25 +225,23 @@ fn a_promotion_repmgr_has_not_recorded_is_followed_closely_then_the_pace_returns
 
 #[test]
 fn stop_keeps_the_address_by_default_and_releases_on_request() {
-    let h = rt().block_on(with_loop(
-        cfg(Duration::from_millis(50), false),
-        no_reload(),
-        |_| async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        },
-    ));
+    // 200 ms of passes at 50 ms, then stop.
+    let run_then_stop = |release_on_stop| {
+        rt().block_on(with_loop(
+            cfg(Duration::from_millis(50), release_on_stop),
+            no_reload(),
+            |_| async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            },
+        ))
+    };
+    let h = run_then_stop(false);
     assert_eq!(
         h.state.lock().expect("lock").kernel,
         Some(32),
         "on_stop = keep"
     );
-    let h = rt().block_on(with_loop(
-        cfg(Duration::from_millis(50), true),
-        no_reload(),
-        |_| async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        },
-    ));
+    let h = run_then_stop(true);
     let w = h.state.lock().expect("lock");
     assert_eq!(w.kernel, None, "on_stop = release");
     assert_eq!(w.kernel_ops.last(), Some(&"remove"));
@@ -270,7 +256,8 @@ fn broken_reload_keeps_old_config_and_good_one_applies() {
         calls: calls.clone(),
     };
     let fast = cfg(Duration::from_millis(50), false);
-    rt().block_on(with_loop_hup(
+    rt().block_on(with_world(
+        fakes::shared(),
         cfg(Duration::from_secs(3600), false),
         reload,
         rx,

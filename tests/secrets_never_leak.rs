@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
+use support::Ran;
 use support::bed::Bed;
 use support::pg_cluster::{PG_BINDIR, PgCluster, PgNode, write_postgres_file};
 use support::testbed::{Arbiter, Hub, arbiter_bin, hand_assign, kernel_has, wait_until};
@@ -101,18 +102,6 @@ impl Seen {
     }
 }
 
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
 /// `vip-arbiter --config <config> <args>`, inside `ns` if given, with `env` (and
 /// nothing from a journald environment: output must reach our pipes).
 fn verb(config: &Path, ns: Option<&str>, env: &[(String, String)], args: &[&str]) -> Ran {
@@ -124,19 +113,14 @@ fn verb(config: &Path, ns: Option<&str>, env: &[(String, String)], args: &[&str]
         }
         None => Command::new(arbiter_bin()),
     };
-    let out = cmd
-        .arg("--config")
+    cmd.arg("--config")
         .arg(config)
         .args(args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env_remove("JOURNAL_STREAM")
         .output()
-        .unwrap_or_else(|e| panic!("run vip-arbiter {args:?}: {e}"));
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .unwrap_or_else(|e| panic!("run vip-arbiter {args:?}: {e}"))
+        .into()
 }
 
 /// The raw body of GET `path` on a daemon's socket.

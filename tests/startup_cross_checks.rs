@@ -112,6 +112,37 @@ impl Bed {
         )
     }
 
+    /// Run until it exits (at most 30 s, the ENI wait 60 s): it must exit 78; its one
+    /// configuration line.
+    fn refusal(&self, cfg: &Path, imds: Option<&FakeImds>) -> String {
+        let (code, err, _) = self.run_to_exit(cfg, imds, "60000", Duration::from_secs(30));
+        assert_eq!(code, Some(78), "{err}");
+        config_line(&err)
+    }
+
+    /// Wait (at most 30 s) until `child` has made its first pass; panics, with its
+    /// `log`, if it exits instead.
+    fn wait_first_pass(&self, child: &mut Child, log: &Path) {
+        wait_until(Duration::from_secs(30), "the first pass", || {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!(
+                    "vip-arbiter exited ({st}) instead of waiting: {}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            self.passed()
+        });
+    }
+
+    /// How many calls the emulator logged that asked for ENI `eni` by id.
+    fn asked_for(&self, eni: &str) -> usize {
+        self.emu()
+            .calls()
+            .iter()
+            .filter(|c| c["params"]["NetworkInterfaceId.1"] == eni)
+            .count()
+    }
+
     /// Whether the daemon answers on its health socket with a completed pass.
     fn passed(&self) -> bool {
         Command::new("curl")
@@ -147,10 +178,8 @@ fn an_eni_attached_to_another_instance_exits_78_and_names_both() {
     let cfg = bed.config(&eni1, bed.subnet());
     // IMDS says this host is n2's instance.
     let imds = FakeImds::start_in(bed.ns(1), &[("instance-id", &i2)]);
-    let (code, err, _) = bed.run_to_exit(&cfg, Some(&imds), "60000", Duration::from_secs(30));
-    assert_eq!(code, Some(78), "{err}");
     assert_eq!(
-        config_line(&err),
+        bed.refusal(&cfg, Some(&imds)),
         format!(
             "vip-arbiter: configuration: ENI {eni1} (aws.eni_id) is not this node's: it is attached to instance {i1}, not to this instance {i2}"
         )
@@ -159,17 +188,8 @@ fn an_eni_attached_to_another_instance_exits_78_and_names_both() {
     // The same ENI with IMDS saying n1's instance: it starts and says it checked.
     let imds = FakeImds::start_in(bed.ns(1), &[("instance-id", &i1)]);
     let log = bed.dir().join("ok.log");
-    let child = bed.spawn(&cfg, Some(&imds), "60000", &log);
-    let mut child = child;
-    wait_until(Duration::from_secs(30), "the first pass", || {
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!(
-                "vip-arbiter exited ({st}) instead of waiting: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        bed.passed()
-    });
+    let mut child = bed.spawn(&cfg, Some(&imds), "60000", &log);
+    bed.wait_first_pass(&mut child, &log);
     assert_eq!(stop(child), Some(0));
     let text = std::fs::read_to_string(&log).expect("log");
     assert!(
@@ -189,10 +209,8 @@ fn an_eni_in_another_subnet_exits_78_and_names_both() {
     let far = bed.emu().setup_world("10.78.0.0/16", "10.78.0.0/20", &[]);
     let far = far["subnet_id"].as_str().expect("subnet");
     let cfg = bed.config(&eni1, far);
-    let (code, err, _) = bed.run_to_exit(&cfg, None, "60000", Duration::from_secs(30));
-    assert_eq!(code, Some(78), "{err}");
     assert_eq!(
-        config_line(&err),
+        bed.refusal(&cfg, None),
         format!(
             "vip-arbiter: configuration: ENI {eni1} (aws.eni_id) is not this node's: it is in subnet {}, not {far} (aws.subnet_id)",
             bed.subnet()
@@ -208,10 +226,8 @@ fn an_eni_with_another_mac_exits_78_and_names_both() {
     let (eni2, i2) = bed.eni_of("n2");
     let cfg = bed.config(&eni2, bed.subnet());
     let imds = FakeImds::start_in(bed.ns(1), &[("instance-id", &i2)]);
-    let (code, err, _) = bed.run_to_exit(&cfg, Some(&imds), "60000", Duration::from_secs(30));
-    assert_eq!(code, Some(78), "{err}");
     assert_eq!(
-        config_line(&err),
+        bed.refusal(&cfg, Some(&imds)),
         format!(
             "vip-arbiter: configuration: ENI {eni2} (aws.eni_id) is not this node's: its MAC is {}, not ens5's {}",
             mac_for(N2),
@@ -227,22 +243,13 @@ fn an_eni_that_shows_late_is_waited_for_then_the_daemon_starts() {
     let cfg = bed.config(LATE, subnet);
     let log = bed.dir().join("late.log");
     let started = Instant::now();
-    let child = bed.spawn(&cfg, None, "30000", &log);
+    let mut child = bed.spawn(&cfg, None, "30000", &log);
     std::thread::sleep(Duration::from_secs(3));
     assert!(!bed.passed(), "started before its ENI existed");
     // The replacement node's ENI appears at EC2 only now.
     let late = bed.emu().add_eni(subnet, "n1", N1, LATE);
     assert_eq!(late["enis"]["n1"]["eni_id"], LATE, "{late}");
-    let mut child = child;
-    wait_until(Duration::from_secs(30), "the first pass", || {
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!(
-                "vip-arbiter exited ({st}) instead of waiting: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        bed.passed()
-    });
+    bed.wait_first_pass(&mut child, &log);
     assert!(started.elapsed() >= Duration::from_secs(3));
     assert_eq!(stop(child), Some(0));
     let text = std::fs::read_to_string(&log).expect("log");
@@ -252,12 +259,7 @@ fn an_eni_that_shows_late_is_waited_for_then_the_daemon_starts() {
         "{text}"
     );
     assert!(text.contains(&format!("ok: ENI {LATE} exists")), "{text}");
-    let by_id = bed
-        .emu()
-        .calls()
-        .iter()
-        .filter(|c| c["params"]["NetworkInterfaceId.1"] == LATE)
-        .count();
+    let by_id = bed.asked_for(LATE);
     assert!(
         (3..=5).contains(&by_id),
         "asked at about 0, 1, 3 (and 7) s, then found: {by_id}"
@@ -282,11 +284,6 @@ fn an_eni_that_never_shows_exits_78_after_the_bound() {
             && line.contains("still after 3s of retries"),
         "{line}"
     );
-    let by_id = bed
-        .emu()
-        .calls()
-        .iter()
-        .filter(|c| c["params"]["NetworkInterfaceId.1"] == LATE)
-        .count();
+    let by_id = bed.asked_for(LATE);
     assert!((3..=4).contains(&by_id), "asked at 0, 1 and 3 s: {by_id}");
 }

@@ -3,7 +3,8 @@
 //! only what is special to it. The map:
 //!
 //! * [`require_root`] (here): the one root check; a test that needs root fails, never
-//!   skips.
+//!   skips. [`Ran`] (here): a finished `vip-arbiter` command's exit code and output,
+//!   for the files that run the binary's verbs.
 //! * `reaper`: the one cleanup guard. A `Reaper` owns child processes and cleanup steps
 //!   and undoes them on drop, newest first; optionally a watchdog shell that does the
 //!   same if the test process dies without unwinding. `reaper::terminate` (SIGTERM,
@@ -55,4 +56,32 @@ pub fn require_root(what: &str) {
         uid, "0",
         "{what} needs root; euid is {uid} (run it as root via scripts/test)"
     );
+}
+
+/// A finished command: its exit code (-1 if a signal ended it) and its output as text.
+/// A test file adds its own `impl Ran` for what it reads out of the output.
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<std::process::Output> for Ran {
+    fn from(out: std::process::Output) -> Ran {
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Ran {
+    /// Everything, for a failure message: the exit code, stdout and stderr.
+    pub fn all(&self) -> String {
+        format!(
+            "exit {}\nstdout: {}\nstderr: {}",
+            self.code, self.stdout, self.stderr
+        )
+    }
 }

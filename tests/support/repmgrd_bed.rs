@@ -84,6 +84,17 @@ impl Default for BedOptions {
     }
 }
 
+impl BedOptions {
+    /// The defaults, with repmgr's events kicking the arbiters (`KICK_ARBITER`), as in
+    /// production.
+    pub fn kicking() -> BedOptions {
+        BedOptions {
+            event_notification_command: Some(KICK_ARBITER.into()),
+            ..BedOptions::default()
+        }
+    }
+}
+
 /// How long each part of `RepmgrdBed::start` took.
 #[derive(Clone, Debug, Default)]
 pub struct StartTimes {

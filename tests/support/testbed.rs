@@ -295,12 +295,7 @@ impl Emulator {
     /// Which ENIs hold `ip` right now.
     pub fn holders(&self, ip: &str) -> Vec<String> {
         let v = self.control("GET", &format!("/_va/holder?ip={ip}"), None);
-        v["holders"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|h| h.as_str().map(str::to_owned))
-            .collect()
+        holder_list(&v)
     }
 
     /// Add a lag rule (eventual consistency; docs/ec2-emulator.md, "Lag mode"): tag
@@ -355,12 +350,7 @@ impl Emulator {
             v.get("error").is_none(),
             "holder of {ip} as seen by {reader}: {v}"
         );
-        v["holders"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|h| h.as_str().map(str::to_owned))
-            .collect()
+        holder_list(&v)
     }
 
     /// The call log: (action, status, error code, source ip).
@@ -370,6 +360,16 @@ impl Emulator {
             .cloned()
             .unwrap_or_default()
     }
+}
+
+/// The `holders` array of a `/_va/holder` answer (none if it has none).
+fn holder_list(v: &Value) -> Vec<String> {
+    v["holders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// What it takes to ask the emulator where an address is, from another thread.
