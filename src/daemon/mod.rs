@@ -201,13 +201,13 @@ async fn build_cloud(
                 format!("ENI {} not cross-checked: {e}", placement.eni_id),
             )],
         };
-        let (_, lines) =
+        let found =
             crate::adapters::ec2::setup::checks(&ec2, &placement, s.vip, s.node_id, eni).await;
-        for line in &lines {
-            if line.starts_with("FAIL") {
-                tracing::error!(check = %line, "start-up self-test");
+        for f in &found {
+            if f.ok {
+                info!(check = %f, "start-up self-test");
             } else {
-                info!(check = %line, "start-up self-test");
+                tracing::error!(check = %f, "start-up self-test");
             }
         }
     }

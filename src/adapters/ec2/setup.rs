@@ -142,7 +142,11 @@ pub async fn self_test(
                 Ok(h) => check_eni_once(&ec2, &p, &h).await,
                 Err(e) => vec![(false, format!("ENI {} not cross-checked: {e}", p.eni_id))],
             };
-            checks(&ec2, &p, s.vip, s.node_id, eni).await
+            let found = checks(&ec2, &p, s.vip, s.node_id, eni).await;
+            (
+                found.iter().all(|f| f.ok),
+                found.iter().map(Finding::to_string).collect(),
+            )
         }
         Err(e) => (false, vec![format!("FAIL: {e}")]),
     }
@@ -306,13 +310,9 @@ pub async fn checks(
     vip: Ipv4Addr,
     node_id: i32,
     eni: Vec<(bool, String)>,
-) -> (bool, Vec<String>) {
+) -> Vec<Finding> {
     let mut lines = Vec::new();
-    let mut ok = true;
-    let mut say = |good: bool, line: String| {
-        ok &= good;
-        lines.push(format!("{}: {line}", if good { "ok" } else { "FAIL" }));
-    };
+    let mut say = |ok: bool, what: String| lines.push(Finding { ok, what });
     say(
         true,
         format!(
@@ -383,7 +383,21 @@ pub async fn checks(
     for (good, line) in eni {
         say(good, line);
     }
-    (ok, lines)
+    lines
+}
+
+/// One line of the self-test: shown as "ok: …" or "FAIL: …".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub ok: bool,
+    pub what: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verdict = if self.ok { "ok" } else { "FAIL" };
+        write!(f, "{verdict}: {}", self.what)
+    }
 }
 
 #[cfg(test)]
