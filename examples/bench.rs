@@ -149,7 +149,12 @@ fn proc_figures(pid: u32) -> Value {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0);
-    json!({"vm_hwm_kib": field("VmHWM:"), "vm_rss_kib": field("VmRSS:"), "threads": field("Threads:"), "cpu_seconds": cpu, "fds": fds})
+    json!({
+        "vm_hwm_kib": field("VmHWM:"), "vm_rss_kib": field("VmRSS:"),
+        // What the resident set is made of: heap and stacks, pages of the binary.
+        "rss_anon_kib": field("RssAnon:"), "rss_file_kib": field("RssFile:"),
+        "threads": field("Threads:"), "cpu_seconds": cpu, "fds": fds,
+    })
 }
 
 fn footprint(seconds: u64) -> Value {
@@ -185,7 +190,7 @@ fn footprint(seconds: u64) -> Value {
     json!({
         "kind": "footprint", "seconds": secs, "interval": "1s", "binary": support::testbed::arbiter_bin(),
         "summary": {
-            "steady_rss_kib": end["vm_rss_kib"], "peak_rss_kib": end["vm_hwm_kib"], "threads": end["threads"], "fds": end["fds"],
+            "steady_rss_kib": end["vm_rss_kib"], "steady_rss_anon_kib": end["rss_anon_kib"], "steady_rss_file_kib": end["rss_file_kib"], "peak_rss_kib": end["vm_hwm_kib"], "threads": end["threads"], "fds": end["fds"],
             "cpu_seconds_per_hour": cpu / secs * 3600.0, "cpu_percent_of_one_core": cpu / secs * 100.0,
             "ec2_calls_per_hour_primary": per_hour(bed.addr(1)), "ec2_calls_per_hour_standby": per_hour(bed.addr(2)),
         },
