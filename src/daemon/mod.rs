@@ -166,7 +166,7 @@ pub async fn run(
 /// EC2 mode: the adapter, after the start-up self-test (`check-config --online`'s
 /// checks) is logged. An ENI that is not this node's (another instance's, another
 /// subnet's, another MAC's), or that EC2 still does not show after
-/// `cloud_setup::ENI_WAIT`, is a configuration error; anything else (an outage, a
+/// `adapters::ec2::setup::ENI_WAIT`, is a configuration error; anything else (an outage, a
 /// missing permission) is logged and the loop reports it as it acts.
 async fn build_cloud(
     s: &Settings,
@@ -183,7 +183,7 @@ async fn build_cloud(
     info!(eni = ec2.eni_id(), subnet = %placement.subnet_id, "EC2 mode");
     if self_test {
         // Before READY: the ENI must be this node's (retried while EC2 does not show
-        // it yet, cloud_setup::ENI_WAIT); a mismatch is a configuration error.
+        // it yet, adapters::ec2::setup::ENI_WAIT); a mismatch is a configuration error.
         let eni = match crate::adapters::ec2::setup::here(s, kernel, &placement).await {
             Ok(here) => crate::adapters::ec2::setup::wait_for_eni(
                 &ec2,
