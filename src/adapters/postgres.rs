@@ -32,8 +32,8 @@ use tracing::{debug, warn};
 use crate::config::conninfo::PgSettings;
 use crate::core::backoff::Backoff;
 use crate::core::observation::{PgRole, PgView, RepmgrSays};
+use crate::pass::jitter;
 use crate::pass::observe::{PgReport, PgSource};
-use crate::pass::run_loop::jitter;
 
 /// Reconnect schedule: 250 ms, 500 ms, 1 s, 2 s, 2 s, ... (before jitter). Short,
 /// because `pg_unknown_hold` (10 s by default) runs while we are disconnected.

@@ -17,6 +17,7 @@ use crate::daemon::systemd;
 use crate::health::metrics::{Info, PassRecord};
 use crate::health::state::{HealthState, Identity, snapshot};
 use crate::pass::act::{CloudActuator, Fencer, KernelActuator};
+use crate::pass::jitter;
 use crate::pass::observe::{CloudSource, KernelSource, PgSource};
 use crate::pass::reconcile::{self, Limits, World};
 
@@ -339,14 +340,4 @@ fn count_observer_failures(
     if matches!(o.cloud, CloudView::Unknown { .. }) {
         m.observer_failure("cloud");
     }
-}
-
-/// Jitter for backoff schedules: the low bits of the wall clock, mixed. Spread is
-/// all that matters. `core::backoff` only scales a delay by the number it is given.
-pub fn jitter() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-        .wrapping_mul(2_654_435_761)
 }
