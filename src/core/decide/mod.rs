@@ -17,7 +17,10 @@ mod settle;
 
 pub use eligibility::{Eligibility, eligibility};
 pub use memory::{CloudMemory, Fenced, Memory, Settled};
-pub use pacing::{FOLLOW_INTERVAL, PROMOTION_FOLLOW, SETTLING_LOOK, cloud_due, marks_due};
+pub use pacing::{
+    FOLLOW_INTERVAL, PROMOTION_FOLLOW, SETTLING_LOOK, UNKNOWN_LOOK, UNKNOWN_WATCH, cloud_due,
+    marks_due,
+};
 pub use policy::{CloudPolicy, Policy};
 pub use settle::{StepOutcome, settle};
 

@@ -17,6 +17,15 @@ pub const PROMOTION_FOLLOW: Duration = Duration::from_secs(10);
 pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
 /// While settling (waiting out EC2's lag before a takeover), look this often.
 pub const SETTLING_LOOK: Duration = Duration::from_secs(5);
+/// A node whose PostgreSQL is unknown and that still has the kernel address looks at
+/// EC2 at least this often for `UNKNOWN_WATCH` from the start of the unknown, so it
+/// gives the address up within about a second of repmgr's failover moving the VIP.
+pub const UNKNOWN_LOOK: Duration = Duration::from_secs(1);
+/// How long the unknown node keeps looking at `UNKNOWN_LOOK`: long enough for repmgrd's
+/// failover after a crash (its defaults: 6 reconnect attempts 10 s apart, then the
+/// promotion) with room to spare. After that nobody is expected to take over soon and
+/// the looks back off to `verify_interval` (at most 300 calls in one incident).
+pub const UNKNOWN_WATCH: Duration = Duration::from_secs(300);
 
 /// After a takeover a holder re-checks EC2 after 1, 2, 4 … s, up to `verify_interval`:
 /// a wrong move (a takeover that lagging reads allowed) is seen within seconds.
@@ -44,15 +53,19 @@ pub fn cloud_due(
     match elig {
         Eligibility::NotEligible(_) => false,
         // Only to learn whether someone else took over: every pass during the hold,
+        // then once per UNKNOWN_LOOK while a failover may still come (UNKNOWN_WATCH),
         // then once per verify_interval.
         Eligibility::Unknown(_) => {
             if matches!(kernel, KernelView::Absent) {
                 return false;
             }
-            let long = mem
-                .pg_unknown_since
-                .is_some_and(|since| now.saturating_sub(since) >= policy.pg_unknown_hold);
-            !(long && younger(cp.verify_interval))
+            let unknown_for = mem.pg_unknown_since.map(|since| now.saturating_sub(since));
+            let pace = match unknown_for {
+                Some(d) if d >= policy.pg_unknown_hold && d >= UNKNOWN_WATCH => cp.verify_interval,
+                Some(d) if d >= policy.pg_unknown_hold => UNKNOWN_LOOK.min(cp.verify_interval),
+                _ => return true,
+            };
+            !younger(pace)
         }
         Eligibility::Eligible { timeline } => {
             let fresh = match &mem.cloud.settled {

@@ -744,8 +744,9 @@ fn row_cloud_unknown_never_adds_keeps_holder_critical_after_hold() {
 #[test]
 fn row_pg_unknown_ec2_mode_keeps_until_another_holder() {
     // EC2 mode: an unknown PostgreSQL keeps the address past pg_unknown_hold
-    // (CRITICAL then) for as long as EC2 shows no other holder; its looks back off to
-    // verify_interval once the hold has run out.
+    // (CRITICAL then) for as long as EC2 shows no other holder. It looks every pass
+    // during the hold, then once per UNKNOWN_LOOK while a failover may come
+    // (UNKNOWN_WATCH from the start), then once per verify_interval.
     let p = with_cloud();
     let unknown = PgView::Unknown("too many connections".into());
     let (plan, m) = run(
@@ -778,9 +779,31 @@ fn row_pg_unknown_ec2_mode_keeps_until_another_holder() {
     assert!(plan.steps.is_empty(), "{plan:?}");
     assert_eq!(plan.verdict.kind(), "pg-unknown-holding");
     assert_eq!(plan.verdict.severity(), Severity::Critical);
-    assert!(!cloud_due(&u, &PRESENT, &m, S(89), &p));
-    assert!(cloud_due(&u, &PRESENT, &m, S(90), &p));
-    let (plan, _) = run(&obs(90, unknown, PRESENT, other(claim(4, 2))), &m, &p);
+    // Past the hold, inside the watch: a look a second, so a failover that comes
+    // after the hold is seen at once (the soak's kernel double holder).
+    assert!(!cloud_due(
+        &u,
+        &PRESENT,
+        &m,
+        Duration::from_millis(60_500),
+        &p
+    ));
+    assert!(cloud_due(&u, &PRESENT, &m, S(61), &p));
+    let (_, late) = run(
+        &obs(
+            UNKNOWN_WATCH.as_secs(),
+            unknown.clone(),
+            PRESENT,
+            CloudView::Me { claim: claim(3, 1) },
+        ),
+        &m,
+        &p,
+    );
+    // Past the watch: once per verify_interval (30 s here).
+    let w = UNKNOWN_WATCH.as_secs();
+    assert!(!cloud_due(&u, &PRESENT, &late, S(w + 29), &p));
+    assert!(cloud_due(&u, &PRESENT, &late, S(w + 30), &p));
+    let (plan, _) = run(&obs(61, unknown, PRESENT, other(claim(4, 2))), &m, &p);
     assert_eq!(plan.steps, vec![Step::RemoveKernel]);
 }
 
