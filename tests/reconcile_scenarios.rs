@@ -8,7 +8,7 @@ use std::time::Duration;
 use support::fakes::{self, Fake, ME, OTHER, Shared};
 use vip_arbiter::core::backoff::Backoff;
 use vip_arbiter::core::claim::Claim;
-use vip_arbiter::core::decide::{CloudPolicy, Memory, Policy};
+use vip_arbiter::core::decide::{CloudPolicy, Memory, Policy, UNKNOWN_WATCH};
 use vip_arbiter::core::plan::Verdict;
 use vip_arbiter::pass::reconcile::{self, Limits, PassReport, World};
 
@@ -24,6 +24,14 @@ fn policy(cloud: bool) -> Policy {
             backoff: Backoff::default(),
             fence_configured: true,
         }),
+    }
+}
+
+fn claim(timeline: u32, node_id: i32) -> Claim {
+    Claim {
+        timeline,
+        node_id,
+        system_id: None,
     }
 }
 
@@ -360,6 +368,58 @@ fn pg_unknown_keeps_for_the_hold_then_releases() {
         kept, 10,
         "kept for pg_unknown_hold = 10 s at one pass a second"
     );
+}
+
+/// EC2 mode: the primary's PostgreSQL crashes and repmgrd's failover comes after
+/// pg_unknown_hold (its default is a minute). The old node kept its address (EC2 still
+/// said "me"); it gives it up at the first pass after the move, not a verify_interval
+/// later. Its looks: every pass during the hold, one a second until UNKNOWN_WATCH,
+/// then one per verify_interval.
+#[test]
+fn pg_unknown_in_ec2_mode_releases_at_once_after_a_late_failover_and_backs_off() {
+    let primary_at_ec2 = |n: &Node| {
+        n.set(|w| {
+            w.pg = Some(fakes::primary(1));
+            w.holder = Some(ME.into());
+            w.kernel = Some(32);
+            w.tags.insert(ME.into(), claim(1, 1));
+        })
+    };
+    let mut n = Node::new(true);
+    primary_at_ec2(&n);
+    n.pass();
+    n.set(|w| w.pg = None);
+    for _ in 0..60 {
+        let r = n.pass();
+        assert_eq!(r.verdict.kind(), "pg-unknown-holding");
+    }
+    assert_eq!(n.get(|w| w.kernel), Some(32), "kept past the hold");
+    n.set(|w| {
+        w.holder = Some(OTHER.into());
+        w.tags.insert(OTHER.into(), claim(2, 2));
+    });
+    n.pass();
+    assert_eq!(n.get(|w| w.kernel), None, "released at the next pass");
+
+    // No failover at all: count the looks.
+    let mut n = Node::new(true);
+    primary_at_ec2(&n);
+    n.pass();
+    n.set(|w| {
+        w.pg = None;
+        w.ec2_calls.clear();
+    });
+    let watch = UNKNOWN_WATCH.as_secs();
+    for _ in 0..watch {
+        n.pass();
+    }
+    assert_eq!(n.calls() as u64, watch, "one look a second while watching");
+    n.set(|w| w.ec2_calls.clear());
+    for _ in 0..3600 {
+        n.pass();
+    }
+    assert_eq!(n.calls(), 120, "then one per verify_interval (30 s)");
+    assert_eq!(n.get(|w| w.kernel), Some(32), "kept throughout");
 }
 
 #[test]
