@@ -1,6 +1,6 @@
 //! The after-steps of `decide()`: what every pass does around the rule that decided
-//! it (follow a promotion, lift a fence, end the pg-unknown hold, start a
-//! stale-primary incident once).
+//! it (follow a promotion, lift a fence, end the pg-unknown hold, forget a holder not
+//! watched, start a stale-primary incident once).
 
 use super::eligibility::promotion_pending;
 use super::{Eligibility, Fenced, Memory, PROMOTION_FOLLOW, Policy};
@@ -20,13 +20,16 @@ pub(super) fn follow_promotion(obs: &Observation, mem: &Memory, next: &mut Memor
         .is_some_and(|since| obs.now.saturating_sub(since) < PROMOTION_FOLLOW)
 }
 
-/// A fence lifts when this node's timeline passes the claim that fenced it.
+/// A fence lifts when this node's timeline passes the claim that fenced it. The
+/// looks made while fenced were for an older timeline: a wait for a holder starts
+/// again from this pass (before the rule reads it).
 pub(super) fn lift_fence(elig: &Eligibility, next: &mut Memory, events: &mut Vec<Event>) -> bool {
     if let (Eligibility::Eligible { timeline }, Some(f)) = (elig, &next.fenced)
         && *timeline > f.by.timeline
     {
         events.push(Event::FenceLifted { by: f.by });
         next.fenced = None;
+        next.cloud.other_since = None;
         return true;
     }
     false
@@ -39,6 +42,17 @@ pub(super) fn end_pg_hold(elig: &Eligibility, next: &mut Memory, events: &mut Ve
             events.push(Event::PgUnknownHoldEnded { released: false });
         }
         next.pg_hold_released = false;
+    }
+}
+
+/// The wait for another holder (`other_since`) counts only looks this node made while
+/// eligible: a pass that is not eligible (a standby stops looking, an unknown
+/// PostgreSQL looks only to give its address up) starts the count again. A holder seen
+/// long ago, and not watched since, may have lost the VIP and taken it again under a
+/// claim not yet visible. (A fence that lifts starts it again too: `lift_fence`.)
+pub(super) fn forget_unwatched_holder(elig: &Eligibility, next: &mut Memory) {
+    if !matches!(elig, Eligibility::Eligible { .. }) {
+        next.cloud.other_since = None;
     }
 }
 

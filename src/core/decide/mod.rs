@@ -25,7 +25,9 @@ pub use policy::{CloudPolicy, Policy};
 pub use settle::{StepOutcome, settle};
 
 use absorb::absorb_observation;
-use after::{end_pg_hold, follow_promotion, lift_fence, start_stale_incident};
+use after::{
+    end_pg_hold, follow_promotion, forget_unwatched_holder, lift_fence, start_stale_incident,
+};
 use cloud_rules::eligible_with_cloud;
 use local_rules::{eligible_kernel_only, not_eligible, pg_unknown};
 
@@ -60,6 +62,7 @@ pub fn decide(obs: &Observation, mem: &Memory, policy: &Policy, jitter: u32) -> 
     };
 
     end_pg_hold(&elig, &mut next, &mut events);
+    forget_unwatched_holder(&elig, &mut next);
     start_stale_incident(was_fenced.as_ref(), &next, &mut steps, &mut events, policy);
     (
         Plan {

@@ -360,6 +360,68 @@ fn row_unclaimed_holder_waits_the_consistency_bound() {
 }
 
 #[test]
+fn a_holder_seen_only_before_a_standby_spell_is_waited_for_again() {
+    // Seen holding without a claim, then this node was a standby (no looks) for long:
+    // the holder may have lost the VIP and taken it again under a claim not visible
+    // yet, so the wait starts over when the node is eligible again. The same after a
+    // spell of unknown PostgreSQL.
+    let p = with_cloud();
+    let unclaimed = || other(ClaimTag::Absent);
+    let (_, m0) = fresh(&obs(100, primary(3), KernelView::Absent, unclaimed()), &p);
+    assert_eq!(m0.cloud.other_since, Some(("eni-0other".into(), S(100))));
+    let between = [standby(), PgView::Unknown("connection refused".into())];
+    for pg in between {
+        let (_, m1) = run(
+            &obs(130, pg, KernelView::Absent, CloudView::NotChecked),
+            &m0,
+            &p,
+        );
+        assert_eq!(m1.cloud.other_since, None, "forgotten");
+        let (p2, m2) = run(
+            &obs(500, primary(3), KernelView::Absent, unclaimed()),
+            &m1,
+            &p,
+        );
+        assert!(p2.steps.is_empty(), "{p2:?}");
+        assert_eq!(p2.verdict.kind(), "ec2-settling");
+        assert_eq!(m2.cloud.other_since, Some(("eni-0other".into(), S(500))));
+    }
+    // Eligible all along (looks paced, not every pass): the wait keeps its start.
+    let (_, m1) = run(
+        &obs(130, primary(3), KernelView::Absent, CloudView::NotChecked),
+        &m0,
+        &p,
+    );
+    assert_eq!(m1.cloud.other_since, Some(("eni-0other".into(), S(100))));
+    // Fenced at timeline 3 meanwhile (its looks were for that timeline), then promoted
+    // past the fence: the wait starts at the pass the fence lifts.
+    let fenced = Memory {
+        fenced: Some(Fenced {
+            by: claim_of(4, 2),
+            holder: "eni-0other".into(),
+        }),
+        ..m0
+    };
+    let (p2, m2) = run(
+        &obs(500, primary(5), KernelView::Absent, unclaimed()),
+        &fenced,
+        &p,
+    );
+    assert_eq!(p2.events, vec![Event::FenceLifted { by: claim_of(4, 2) }]);
+    assert!(p2.steps.is_empty(), "{p2:?}");
+    assert_eq!(
+        m2.cloud.settled,
+        Some((
+            5,
+            Settled::Settling {
+                holder: "eni-0other".into(),
+                until: S(560)
+            }
+        ))
+    );
+}
+
+#[test]
 fn row_taken_from_us_waits_the_consistency_bound() {
     // We held the VIP at this timeline; now another ENI shows it with a lower claim
     // (its new, higher claim may not be visible yet): keep the kernel as it is, wait
