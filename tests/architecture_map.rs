@@ -106,3 +106,34 @@ fn lib_rs_layout_names_every_top_level_module() {
         );
     }
 }
+
+/// proptest keeps failing seeds in `proptest-regressions/<path under src/>.txt` and
+/// replays only the file at its source's path: a seed file whose source moved is read
+/// by nothing (the layout change orphaned two that way). Every seed file has its source.
+#[test]
+fn every_saved_proptest_seed_file_has_its_source() {
+    let mut seeds = BTreeSet::new();
+    let dir = root().join("proptest-regressions");
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read proptest-regressions") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(&dir).expect("under the dir");
+                seeds.insert(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    assert!(!seeds.is_empty(), "no saved seeds at all under {dir:?}");
+    for seed in &seeds {
+        let source = seed
+            .strip_suffix(".txt")
+            .map(|s| root().join("src").join(format!("{s}.rs")));
+        assert!(
+            source.as_ref().is_some_and(|s| s.is_file()),
+            "proptest-regressions/{seed} has no source at {source:?}: move it beside its test's path"
+        );
+    }
+}

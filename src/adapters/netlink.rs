@@ -312,6 +312,8 @@ impl From<KernelError> for StepError {
                 FailureKind::Transient
             },
             detail: e.to_string(),
+            // The kernel answers every request; an error means it did nothing.
+            refused: true,
         }
     }
 }

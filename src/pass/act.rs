@@ -32,10 +32,15 @@ pub struct StepError {
     /// The failure as the verdict shows it: the message, with the code when the
     /// message does not say it already (the adapter knows which).
     pub detail: String,
+    /// The other side answered no, so nothing was carried out. False when no answer
+    /// came (a timeout, a lost connection) or the service failed on its side: the call
+    /// may have gone through.
+    pub refused: bool,
 }
 
 impl StepError {
-    /// A transient failure without a code.
+    /// A transient failure without a code and without an answer (a timeout): the
+    /// call may have gone through.
     pub fn plain(message: impl Into<String>) -> Self {
         let message = message.into();
         StepError {
@@ -43,6 +48,7 @@ impl StepError {
             message,
             code: None,
             kind: FailureKind::Transient,
+            refused: false,
         }
     }
 }
@@ -74,9 +80,9 @@ pub struct Done {
 
 impl Done {
     pub fn outcome(&self) -> StepOutcome {
-        StepOutcome {
-            step: self.step.clone(),
-            error: self.result.as_ref().err().map(|e| e.message.clone()),
+        match &self.result {
+            Ok(_) => StepOutcome::done(self.step.clone()),
+            Err(e) => StepOutcome::failed(self.step.clone(), e.message.clone(), !e.refused),
         }
     }
 }

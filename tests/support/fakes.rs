@@ -83,6 +83,7 @@ impl Fake {
                     } else {
                         FailureKind::Transient
                     },
+                    refused: true,
                 });
             }
             Ok(())

@@ -29,6 +29,19 @@ const NEEDS_OPERATOR: &[&str] = &[
 const NEEDS_OPERATOR_PREFIXES: &[&str] = &["InvalidNetworkInterfaceID", "InvalidSubnetID"];
 /// EC2 asks us to slow down.
 const THROTTLED: &[&str] = &["RequestLimitExceeded", "Throttling", "ThrottlingException"];
+/// EC2 failed on its side: the call may or may not have been carried out.
+const SERVER_SIDE: &[&str] = &[
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "Unavailable",
+];
+
+/// Did EC2 answer no (nothing was carried out)? Any code but a server-side failure;
+/// no code means no answer (a timeout, a transport error): it may have gone through.
+pub fn refused(code: Option<&str>) -> bool {
+    code.is_some_and(|c| !SERVER_SIDE.contains(&c))
+}
 
 /// What an AWS error code (or its absence: a timeout, a transport error, an answer
 /// that made no sense) means for the decision.
@@ -124,6 +137,7 @@ pub fn step_error(message: String, code: Option<String>) -> StepError {
     };
     StepError {
         kind: kind_of(code.as_deref()),
+        refused: refused(code.as_deref()),
         message,
         code,
         detail,
@@ -176,6 +190,25 @@ mod tests {
             kind_of(Some("RequestLimitExceeded")),
             FailureKind::Throttled
         );
+    }
+
+    #[test]
+    fn only_an_answer_that_says_no_is_a_refusal() {
+        // EC2 said no: nothing was done.
+        for code in [
+            "RequestLimitExceeded",
+            "UnauthorizedOperation",
+            "InvalidParameterValue",
+        ] {
+            assert!(refused(Some(code)), "{code}");
+            assert!(step_error("x".into(), Some(code.into())).refused, "{code}");
+        }
+        // No answer, or EC2 failed on its side: it may have gone through.
+        for code in [None, Some("InternalError"), Some("ServiceUnavailable")] {
+            assert!(!refused(code), "{code:?}");
+            assert!(!step_error("x".into(), code.map(str::to_owned)).refused);
+        }
+        assert!(!StepError::plain("timed out after 2s").refused);
     }
 
     #[test]

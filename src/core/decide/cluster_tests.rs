@@ -49,6 +49,9 @@ fn read(list: &[(u32, i32)]) -> MarkView {
 struct Node {
     policy: Policy,
     mem: Memory,
+    /// How a failed step fails: `false` a refusal or a failed verify (nothing done),
+    /// `true` no answer (a timeout: it may have gone through).
+    fail_unanswered: bool,
 }
 
 impl Node {
@@ -57,6 +60,7 @@ impl Node {
         Node {
             policy: policy(node),
             mem: Memory::default(),
+            fail_unanswered: false,
         }
     }
 
@@ -78,9 +82,14 @@ impl Node {
         let mut outcomes = vec![];
         for (i, step) in plan.steps.iter().enumerate() {
             let failed = fail == Some(i);
-            outcomes.push(StepOutcome {
-                step: step.clone(),
-                error: failed.then(|| "verify: EC2 does not show the VIP here yet".to_owned()),
+            outcomes.push(match (failed, self.fail_unanswered) {
+                (false, _) => StepOutcome::done(step.clone()),
+                (true, false) => StepOutcome::failed(
+                    step.clone(),
+                    "verify: EC2 does not show the VIP here yet",
+                    false,
+                ),
+                (true, true) => StepOutcome::failed(step.clone(), "timed out", true),
             });
             if failed && step.is_acquire() {
                 break;
@@ -156,6 +165,29 @@ fn an_unverified_assign_counts_as_our_takeover() {
     let p1 = n.pass((S(1001), 1), ABSENT, CloudView::Nobody, &[(1, 1)], None);
     assert!(!takes(&p1), "{p1:?}");
     assert_eq!(p1.verdict.kind(), "ec2-settling");
+}
+
+/// The same with the assign itself unanswered (a timeout after EC2 carried it out; the
+/// cluster properties' `fail#1(timeout, applied)`): n1 cannot tell that it took the
+/// VIP, n2 takes it from n1, and n1's next read shows nobody, from before its own
+/// assign. Before, a failed assign left no record and n1 took the VIP back from n2.
+/// Now an assign without an answer counts as made for every wait: n1 waits the bound
+/// from it, then takes what is really free.
+#[test]
+fn an_unanswered_assign_counts_as_our_takeover() {
+    let mut n = Node::new(1);
+    n.fail_unanswered = true;
+    let p0 = n.pass((S(1000), 1), ABSENT, CloudView::Nobody, &[], Some(1));
+    assert_eq!(p0.steps[..2], takeover(1, 1)[..2]);
+    assert_eq!(n.mem.cloud.took_at, Some(S(1000)));
+    assert_eq!(n.mem.cloud.claimed_at, Some(claim_of(1, 1)));
+    assert_eq!(n.mem.cloud.held_at, None, "not confirmed");
+    assert_eq!(n.mem.cloud.failures, 1, "a failure all the same: backoff");
+    let p1 = n.pass((S(1002), 1), ABSENT, CloudView::Nobody, &[(1, 1)], None);
+    assert!(!takes(&p1), "{p1:?}");
+    assert_eq!(p1.verdict.kind(), "ec2-settling");
+    let p2 = n.pass((S(1060), 1), ABSENT, CloudView::Nobody, &[(1, 1)], None);
+    assert_eq!(p2.steps[..3], takeover(1, 1)[..], "{p2:?}");
 }
 
 /// Found with 2 nodes, n1 holding at timeline 1 from the start: at 1000 s n2, promoted

@@ -11,7 +11,7 @@
 //! every pass so far (observation, truth, plan, memory), and proptest prints the shrunk
 //! input.
 //!
-//! Failing seeds are saved next to the sources (`proptest-regressions/decide_props.txt`,
+//! Failing seeds are saved next to the sources (`proptest-regressions/core/decide/props.txt`,
 //! proptest's usual place, set explicitly in `config()`): commit that file with the fix,
 //! and turn the shrunk case into a table test in tests.rs.
 
@@ -503,9 +503,12 @@ fn act(plan: &Plan, fail: u8, t: &mut Tally) -> (Vec<StepOutcome>, Plan) {
     let mut outcomes = Vec::with_capacity(plan.steps.len());
     for (j, step) in plan.steps.iter().enumerate() {
         let failed = j < 8 && fail & (1 << j) != 0;
+        // Refused: a failed step changed nothing (the cluster properties also inject
+        // timeouts that went through).
         outcomes.push(StepOutcome {
             step: step.clone(),
             error: failed.then(|| "injected failure".to_owned()),
+            maybe_done: false,
         });
         if failed {
             t.failed_steps += 1;

@@ -49,8 +49,6 @@
 //! * claimed at T but never held the VIP at T (`claimed_never_held`: its assign failed);
 //! * takes from a holder that took the VIP from nobody or a third node, not from it
 //!   (`third_party`: that takeover may be a moment old);
-//! * does not know it held: its last assign went through but was reported failed, as a
-//!   timeout (`unknown_assign`);
 //! * takes from a holder whose claims ≥ T were all written after it took the VIP, a
 //!   holder re-promoted in place (`raised_claim`).
 //!
@@ -60,7 +58,7 @@
 //!
 //! On a failure the message carries the whole run (every pass: the truth, each node's
 //! lagged view, its memory, plan and step outcomes), and proptest prints the shrunk
-//! case. Failing seeds are saved in `proptest-regressions/decide_props_cluster.txt`.
+//! case. Failing seeds are saved in `proptest-regressions/core/decide/props_cluster.txt`.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -164,19 +162,33 @@ impl fmt::Debug for Lags {
 }
 
 /// One node's pass in one step: its reads' lags, and maybe an injected failure of
-/// its plan's `step`-th step (a cloud step only), `applied` or not at EC2 (a timeout
-/// after the call went through, or a refused call).
+/// its plan's `step`-th step (a cloud step only).
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct NodeIn {
     lags: Lags,
-    fault: Option<(u8, bool)>,
+    fault: Option<(u8, Fault)>,
+}
+
+/// How an injected failure looks to the node, and what EC2 did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// EC2 answered no: nothing was done.
+    Refused,
+    /// No answer (a timeout): the node cannot tell whether EC2 `applied` it.
+    TimedOut { applied: bool },
 }
 
 impl fmt::Debug for NodeIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.lags)?;
-        if let Some((step, applied)) = self.fault {
-            write!(f, " fail#{step}{}", if applied { "(applied)" } else { "" })?;
+        match self.fault {
+            Some((step, Fault::Refused)) => write!(f, " fail#{step}(refused)")?,
+            Some((step, Fault::TimedOut { applied })) => write!(
+                f,
+                " fail#{step}(timeout{})",
+                if applied { ", applied" } else { "" }
+            )?,
+            None => {}
         }
         Ok(())
     }
@@ -265,7 +277,14 @@ impl NodeIn {
                 marks: [lag_of(c[2]), lag_of(c[3]), lag_of(c[4])],
                 verify: lag_of(c[5]),
             },
-            fault: (c[6] >= 61_000).then(|| ((c[6] % 4) as u8, c[6] % 8 >= 4)),
+            fault: (c[6] >= 61_000).then(|| {
+                let fault = match c[6] % 16 {
+                    4..=7 | 12..=15 => Fault::TimedOut { applied: true },
+                    8..=11 => Fault::TimedOut { applied: false },
+                    _ => Fault::Refused,
+                };
+                ((c[6] % 4) as u8, fault)
+            }),
         }
     }
 }
@@ -484,9 +503,6 @@ struct Node {
     mem: Memory,
     /// The timelines at which this node was the true holder at one of its passes.
     held_at: Vec<u32>,
-    /// Whether this node's last assign that EC2 carried out was reported done (`false`:
-    /// an injected failure after EC2 acted, as a timeout).
-    last_assign_ok: Option<bool>,
 }
 
 impl Node {
@@ -532,9 +548,6 @@ struct Tally {
     /// ... by a node that claimed at its timeline but never held the VIP at it (its
     /// assign failed, or was never planned): nothing to take back, the residual's race.
     claimed_never_held: u32,
-    /// ... by a node whose last assign went through at EC2 but was reported failed (a
-    /// timeout): it cannot know it held.
-    unknown_assign: u32,
     /// ... from a holder whose forbidding claim was written after it took the VIP (a
     /// holder re-promoted in place): not visible for up to the bound, whatever the wait.
     raised_claim: u32,
@@ -594,7 +607,6 @@ impl std::ops::AddAssign for Tally {
         self.residual += o.residual;
         self.unclaimed_other += o.unclaimed_other;
         self.claimed_never_held += o.claimed_never_held;
-        self.unknown_assign += o.unknown_assign;
         self.raised_claim += o.raised_claim;
         self.third_party += o.third_party;
         self.claimed_takeovers += o.claimed_takeovers;
@@ -685,7 +697,6 @@ impl Sim {
                 alive: true,
                 mem: Memory::default(),
                 held_at: vec![],
-                last_assign_ok: None,
             })
             .collect();
         let mut sim = Sim {
@@ -1025,11 +1036,12 @@ impl Sim {
             let injected = input
                 .fault
                 .filter(|(at, _)| usize::from(*at) == k && is_cloud);
-            let mut error = injected.map(|_| "injected failure".to_owned());
+            let mut error = injected.map(|(_, f)| format!("injected failure ({f:?})"));
+            let maybe_done = matches!(injected, Some((_, Fault::TimedOut { .. })));
             if injected.is_some() {
                 self.tally.injected_faults += 1;
             }
-            if injected.is_none_or(|(_, applied)| applied) {
+            if injected.is_none_or(|(_, f)| f == Fault::TimedOut { applied: true }) {
                 match step {
                     Step::WriteClaim(c) => {
                         self.ec2.tags[i].set(now, Some(*c));
@@ -1040,7 +1052,6 @@ impl Sim {
                         self.check_assign(i, tl, claimed_before, own_mark_before, o, &node.mem)?;
                         self.tally.takeovers += 1;
                         self.ec2.holder.set(now, Some(i));
-                        self.nodes[i].last_assign_ok = Some(injected.is_none());
                         moved = true;
                     }
                     Step::VerifyCloud => {
@@ -1069,6 +1080,7 @@ impl Sim {
             outcomes.push(StepOutcome {
                 step: step.clone(),
                 error,
+                maybe_done,
             });
             if stop {
                 break;
@@ -1146,8 +1158,6 @@ impl Sim {
                     t.claimed_never_held += 1;
                 } else if from != Some(i) {
                     t.third_party += 1;
-                } else if node.last_assign_ok == Some(false) {
-                    t.unknown_assign += 1;
                 } else if [&self.ec2.tags[y], &self.ec2.marks[y]]
                     .iter()
                     .all(|h| tl_of(*h.at(took)).is_none_or(|c| c < tl))

@@ -10,6 +10,31 @@ use crate::core::plan::Step;
 pub struct StepOutcome {
     pub step: Step,
     pub error: Option<String>,
+    /// A failure after which the step may still have been carried out: no answer came
+    /// (a timeout, a lost connection) or the service failed on its side. `settle`
+    /// counts such a claim or assign as made for whatever makes this node wait or look
+    /// again, and never as a success.
+    pub maybe_done: bool,
+}
+
+impl StepOutcome {
+    /// The step was carried out.
+    pub fn done(step: Step) -> Self {
+        StepOutcome {
+            step,
+            error: None,
+            maybe_done: false,
+        }
+    }
+
+    /// The step failed; `maybe_done` when it may have been carried out all the same.
+    pub fn failed(step: Step, error: impl Into<String>, maybe_done: bool) -> Self {
+        StepOutcome {
+            step,
+            error: Some(error.into()),
+            maybe_done,
+        }
+    }
 }
 
 /// Fold the act results into memory: a failed cloud step backs off; a verified
@@ -25,8 +50,14 @@ pub fn settle(
     let mut next = mem.clone();
     // A claim or an assign that EC2 accepted counts even when a later step failed (a
     // verify whose read lags): remember the claim's timeline, and start the re-verify
-    // schedule (1, 2, 4 … s, reading the marks) from the assign.
-    for o in outcomes.iter().filter(|o| o.error.is_none()) {
+    // schedule (1, 2, 4 … s, reading the marks) from the assign. One that timed out
+    // may have gone through, and counts the same: the claim makes a holder that took
+    // the VIP from us wait the bound, the assign makes "nobody" and the old holder,
+    // read within the bound after it, wait too (they may be reads from before it).
+    for o in outcomes
+        .iter()
+        .filter(|o| o.error.is_none() || o.maybe_done)
+    {
         match &o.step {
             Step::WriteClaim(c) => next.cloud.claimed_at = Some(*c),
             Step::AssignCloud => {

@@ -588,7 +588,7 @@ fn reverify_schedule_after_takeover() {
     let elig = Eligibility::Eligible { timeline: 3 };
     let done: Vec<StepOutcome> = takeover(true, 3)
         .into_iter()
-        .map(|step| StepOutcome { step, error: None })
+        .map(StepOutcome::done)
         .collect();
     let mut m = settle(&Memory::default(), &done, S(100), &p, 0, Some(3));
     let mut looks = vec![];
@@ -968,22 +968,82 @@ fn budget_failures_back_off() {
 #[test]
 fn settle_after_takeover_and_after_failure() {
     let p = with_cloud();
-    let ok = |step: Step| StepOutcome { step, error: None };
-    let done: Vec<StepOutcome> = takeover(true, 3).into_iter().map(ok).collect();
+    let done: Vec<StepOutcome> = takeover(true, 3)
+        .into_iter()
+        .map(StepOutcome::done)
+        .collect();
     let m = settle(&Memory::default(), &done, S(7), &p, 0, Some(3));
     assert_eq!(m.cloud.settled, Some((3, Settled::Me)));
     assert_eq!(m.cloud.me_at, Some(S(7)));
     let failed = vec![
-        ok(Step::WriteClaim(claim_of(3, 1))),
-        StepOutcome {
-            step: Step::AssignCloud,
-            error: Some("RequestLimitExceeded".into()),
-        },
+        StepOutcome::done(Step::WriteClaim(claim_of(3, 1))),
+        StepOutcome::failed(Step::AssignCloud, "RequestLimitExceeded", false),
     ];
     let m = settle(&m, &failed, S(8), &p, u32::MAX, Some(3));
     assert_eq!(m.cloud.settled, None);
     assert_eq!(m.cloud.failures, 1);
     assert_eq!(m.cloud.retry_at, Some(S(9)));
+}
+
+#[test]
+fn a_timed_out_claim_or_assign_counts_as_maybe_made() {
+    // No answer to the assign (a timeout, a lost connection, a 5xx): it may have gone
+    // through. It is not a success (backoff, nothing settled), but it counts for what
+    // makes this node wait: a "nobody" read within the bound may be from before it.
+    let p = with_cloud();
+    let claim = StepOutcome::done(Step::WriteClaim(claim_of(3, 1)));
+    let assign = |maybe_done| StepOutcome::failed(Step::AssignCloud, "timed out", maybe_done);
+    let timed_out = settle(
+        &Memory::default(),
+        &[claim.clone(), assign(true)],
+        S(8),
+        &p,
+        0,
+        Some(3),
+    );
+    assert_eq!(timed_out.cloud.took_at, Some(S(8)));
+    assert_eq!(timed_out.cloud.claimed_at, Some(claim_of(3, 1)));
+    assert_eq!(
+        (timed_out.cloud.settled.clone(), timed_out.cloud.failures),
+        (None, 1)
+    );
+    let refused = settle(
+        &Memory::default(),
+        &[claim, assign(false)],
+        S(8),
+        &p,
+        0,
+        Some(3),
+    );
+    assert_eq!(refused.cloud.took_at, None);
+    // A claim whose CreateTags timed out counts as our claim too.
+    let m = settle(
+        &Memory::default(),
+        &[StepOutcome::failed(
+            Step::WriteClaim(claim_of(3, 1)),
+            "timed out",
+            true,
+        )],
+        S(8),
+        &p,
+        0,
+        Some(3),
+    );
+    assert_eq!(m.cloud.claimed_at, Some(claim_of(3, 1)));
+    // Nobody, read after the backoff: after a refusal take it; after a timeout wait
+    // until the assign is older than the bound (60 s).
+    let nobody = obs(10, primary(3), KernelView::Absent, CloudView::Nobody);
+    let (plan, _) = run(&nobody, &refused, &p);
+    assert_eq!(plan.steps, takeover(true, 3), "{plan:?}");
+    let (plan, _) = run(&nobody, &timed_out, &p);
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    assert_eq!(plan.verdict.kind(), "ec2-settling");
+    let (plan, _) = run(
+        &obs(68, primary(3), KernelView::Absent, CloudView::Nobody),
+        &timed_out,
+        &p,
+    );
+    assert_eq!(plan.steps, takeover(true, 3), "{plan:?}");
 }
 
 #[test]
@@ -1420,10 +1480,7 @@ fn exhaustive_idempotent_after_acting() {
         let outcomes: Vec<StepOutcome> = plan
             .steps
             .iter()
-            .map(|s| StepOutcome {
-                step: s.clone(),
-                error: None,
-            })
+            .map(|s| StepOutcome::done(s.clone()))
             .collect();
         let mem = settle(&mem, &outcomes, o.now, &policy, 0, tl);
         let o2 = Observation {
