@@ -314,11 +314,19 @@ impl RepmgrdBed {
         self.node(id).timeline()
     }
 
-    /// Bounded wait until node `id` is out of recovery.
+    /// Bounded wait until node `id` is out of recovery; on a timeout the panic carries
+    /// both nodes' repmgrd and PostgreSQL logs (why repmgrd did not promote).
     pub fn wait_primary(&self, id: u32, limit: Duration) -> Duration {
-        wait_until(limit, &format!("node{id} to be primary"), || {
-            self.role(id) == Role::Primary
-        })
+        let start = Instant::now();
+        while self.role(id) != Role::Primary {
+            assert!(
+                start.elapsed() < limit,
+                "timed out after {limit:?} waiting for node{id} to be primary\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        start.elapsed()
     }
 
     /// Bounded wait until the primary shows node `id` streaming.
