@@ -157,6 +157,11 @@ fn proc_figures(pid: u32) -> Value {
     })
 }
 
+/// The footprint's EC2 budget counts from this long into its window: twice the default
+/// consistency bound (the marks are read on every look for that long after a
+/// takeover), and 30 s more.
+const POST_TAKEOVER: Duration = Duration::from_secs(150);
+
 fn footprint(seconds: u64) -> Value {
     let bed = RepmgrdBed::start(BedOptions::default());
     let ec2 = bed.start_ec2();
@@ -175,6 +180,10 @@ fn footprint(seconds: u64) -> Value {
     ec2.emu.control("DELETE", "/_va/calls", None);
     let start = proc_figures(pid);
     let t0 = Instant::now();
+    let t0_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64();
     let mut series = Vec::new();
     while t0.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_secs(10));
@@ -184,6 +193,19 @@ fn footprint(seconds: u64) -> Value {
     let hours = t0.elapsed().as_secs_f64() / 3600.0;
     let calls = ec2.emu.calls();
     let per_hour = |src: &str| calls.iter().filter(|c| c["source"] == src).count() as f64 / hours;
+    // For twice the consistency bound after its takeover (which ended just before t0)
+    // the holder re-checks after 1, 2, 4 … s and reads the marks on every look
+    // (docs/decision-table.md): the steady state is what comes after that.
+    let after = POST_TAKEOVER.as_secs_f64();
+    let steady_per_hour = |src: &str| {
+        let n = calls
+            .iter()
+            .filter(|c| {
+                c["source"] == src && c["t"].as_f64().is_some_and(|t| t >= t0_epoch + after)
+            })
+            .count();
+        n as f64 / ((t0.elapsed().as_secs_f64() - after).max(1.0) / 3600.0)
+    };
     let cpu =
         end["cpu_seconds"].as_f64().unwrap_or(0.0) - start["cpu_seconds"].as_f64().unwrap_or(0.0);
     let secs = t0.elapsed().as_secs_f64();
@@ -193,6 +215,8 @@ fn footprint(seconds: u64) -> Value {
             "steady_rss_kib": end["vm_rss_kib"], "steady_rss_anon_kib": end["rss_anon_kib"], "steady_rss_file_kib": end["rss_file_kib"], "peak_rss_kib": end["vm_hwm_kib"], "threads": end["threads"], "fds": end["fds"],
             "cpu_seconds_per_hour": cpu / secs * 3600.0, "cpu_percent_of_one_core": cpu / secs * 100.0,
             "ec2_calls_per_hour_primary": per_hour(bed.addr(1)), "ec2_calls_per_hour_standby": per_hour(bed.addr(2)),
+            "ec2_calls_per_hour_primary_steady": steady_per_hour(bed.addr(1)), "ec2_calls_per_hour_standby_steady": steady_per_hour(bed.addr(2)),
+            "steady_from_s": after,
         },
         "start": start, "end": end, "series": series,
     })
