@@ -184,15 +184,7 @@ fn connection_exhaustion_keeps_the_vip_through_the_reserved_superuser_slot() {
     // Ordinary clients take every non-reserved slot (max_connections 20, 3 reserved).
     let sock = p.socket_dir().display().to_string();
     let port = p.port().to_string();
-    let hogs = support::testbed::Hogs::start(&sock, &port, "app", 20, 30);
-    wait_until(
-        Duration::from_secs(10),
-        "clients exhaust the non-reserved slots",
-        || {
-            p.try_psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'")
-                .is_ok_and(|n| n.trim() == "16")
-        },
-    );
+    let hogs = support::testbed::Hogs::fill(&sock, &port, "app", 20, 30, Duration::from_secs(30));
     let refused = std::process::Command::new("psql")
         .args([
             "-XAtq", "-h", &sock, "-p", &port, "-U", "app", "-d", "postgres", "-c", "SELECT 1",

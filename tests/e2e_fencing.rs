@@ -230,20 +230,9 @@ fn d_no_connection_slot_for_the_arbiter_keeps_the_vip_serving() {
         .and_then(|s| s.parse::<i64>().ok())
         .unwrap_or(-1)
     };
-    // Fill every non-reserved slot but the arbiter's, then kill its session. Other
-    // clients come and go (repmgrd, a `repmgr` check), so a hog can be refused or a
-    // slot freed after the count: top up until none is free, a second apart, for 40 s
-    // at most.
-    let mut hogs = Vec::new();
-    wait_until(Duration::from_secs(40), "no free ordinary slot", || {
-        let f = free();
-        if f > 0 {
-            let n = usize::try_from(f).expect("free slots");
-            hogs.push(support::testbed::Hogs::start(&sock, &port, "app", n, 60));
-            std::thread::sleep(Duration::from_secs(1));
-        }
-        f == 0
-    });
+    // Fill every non-reserved slot but the arbiter's, then kill its session.
+    let n = usize::try_from(free().max(1)).expect("free slots");
+    let _hogs = support::testbed::Hogs::fill(&sock, &port, "app", n, 60, Duration::from_secs(40));
     let sampler = bed.sampler(Some(&ec2), Duration::from_secs(60));
     // Its session killed, it must not get a slot back: the role's own limit is reached
     // too (SQLSTATE 53300, as for the server's), so no reconnect can race the hogs.

@@ -698,4 +698,33 @@ impl Hogs {
         }
         Hogs(reaper)
     }
+
+    /// Ordinary clients (role `user`) until every slot an ordinary client may take is
+    /// taken: a probe connection as `user` is refused. Other clients come and go (a
+    /// hog can be refused, a slot freed after it), so this tops up a second apart,
+    /// for `limit` at most, `per_round` hogs a round.
+    pub fn fill(
+        sock: &str,
+        port: &str,
+        user: &str,
+        per_round: usize,
+        seconds: u32,
+        limit: Duration,
+    ) -> Vec<Hogs> {
+        let mut hogs = Vec::new();
+        wait_until(limit, "no slot left for an ordinary client", || {
+            let probe = Command::new("psql")
+                .args([
+                    "-XAtq", "-h", sock, "-p", port, "-U", user, "-d", "postgres", "-c", "SELECT 1",
+                ])
+                .output()
+                .expect("psql");
+            if probe.status.success() {
+                hogs.push(Hogs::start(sock, port, user, per_round, seconds));
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            !probe.status.success()
+        });
+        hogs
+    }
 }
