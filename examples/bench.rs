@@ -190,7 +190,8 @@ fn footprint(seconds: u64) -> Value {
         series.push(json!({"t": t0.elapsed().as_secs(), "proc": proc_figures(pid)}));
     }
     let end = proc_figures(pid);
-    let hours = t0.elapsed().as_secs_f64() / 3600.0;
+    let secs = t0.elapsed().as_secs_f64();
+    let hours = secs / 3600.0;
     let calls = ec2.emu.calls();
     let per_hour = |src: &str| calls.iter().filter(|c| c["source"] == src).count() as f64 / hours;
     // For twice the consistency bound after its takeover (which ended just before t0)
@@ -204,11 +205,10 @@ fn footprint(seconds: u64) -> Value {
                 c["source"] == src && c["t"].as_f64().is_some_and(|t| t >= t0_epoch + after)
             })
             .count();
-        n as f64 / ((t0.elapsed().as_secs_f64() - after).max(1.0) / 3600.0)
+        n as f64 / ((secs - after).max(1.0) / 3600.0)
     };
     let cpu =
         end["cpu_seconds"].as_f64().unwrap_or(0.0) - start["cpu_seconds"].as_f64().unwrap_or(0.0);
-    let secs = t0.elapsed().as_secs_f64();
     json!({
         "kind": "footprint", "seconds": secs, "interval": "1s", "binary": support::testbed::arbiter_bin(),
         "summary": {

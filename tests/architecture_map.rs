@@ -10,16 +10,21 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn source_files(dir: &Path, out: &mut BTreeSet<String>) {
-    for entry in std::fs::read_dir(dir).expect("read src") {
+/// The files ending in `.{ext}` below `dir`, as paths relative to `base`.
+fn files_ending(dir: &Path, ext: &str, base: &Path, out: &mut BTreeSet<String>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {dir:?}: {e}")) {
         let path = entry.expect("dir entry").path();
         if path.is_dir() {
-            source_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            let rel = path.strip_prefix(root()).expect("under the root");
+            files_ending(&path, ext, base, out);
+        } else if path.extension().is_some_and(|e| e == ext) {
+            let rel = path.strip_prefix(base).expect("under the base");
             out.insert(rel.to_string_lossy().into_owned());
         }
     }
+}
+
+fn source_files(dir: &Path, out: &mut BTreeSet<String>) {
+    files_ending(dir, "rs", root(), out);
 }
 
 /// The `src/…` paths in the first column of the module map's table.
@@ -114,25 +119,14 @@ fn lib_rs_layout_names_every_top_level_module() {
 fn every_saved_proptest_seed_file_has_its_source() {
     let mut seeds = BTreeSet::new();
     let dir = root().join("proptest-regressions");
-    let mut stack = vec![dir.clone()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read proptest-regressions") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(&dir).expect("under the dir");
-                seeds.insert(rel.to_string_lossy().into_owned());
-            }
-        }
-    }
+    files_ending(&dir, "txt", &dir, &mut seeds);
     assert!(!seeds.is_empty(), "no saved seeds at all under {dir:?}");
     for seed in &seeds {
-        let source = seed
-            .strip_suffix(".txt")
-            .map(|s| root().join("src").join(format!("{s}.rs")));
+        let source = root()
+            .join("src")
+            .join(Path::new(seed).with_extension("rs"));
         assert!(
-            source.as_ref().is_some_and(|s| s.is_file()),
+            source.is_file(),
             "proptest-regressions/{seed} has no source at {source:?}: move it beside its test's path"
         );
     }

@@ -105,14 +105,7 @@ fn failover_takeover_costs_five_calls_and_orders_kernel_last() {
     n.set(|w| {
         w.pg = Some(fakes::primary(2));
         w.holder = Some(OTHER.into());
-        w.tags.insert(
-            OTHER.into(),
-            Claim {
-                timeline: 1,
-                node_id: 2,
-                system_id: None,
-            },
-        );
+        w.tags.insert(OTHER.into(), claim(1, 2));
     });
     let r = n.pass();
     assert_eq!(r.verdict, Verdict::Acquiring);
@@ -130,14 +123,7 @@ fn failover_takeover_costs_five_calls_and_orders_kernel_last() {
         n.get(|w| (w.holder.clone(), w.kernel)),
         (Some(ME.into()), Some(32))
     );
-    assert_eq!(
-        n.get(|w| w.tags[ME]),
-        Claim {
-            timeline: 2,
-            node_id: 1,
-            system_id: None,
-        }
-    );
+    assert_eq!(n.get(|w| w.tags[ME]), claim(2, 1));
     let r = n.pass();
     assert_eq!(r.verdict, Verdict::Holding);
     assert!(r.converged());
@@ -155,14 +141,7 @@ fn stale_primary_never_takes_back_and_fences_once() {
         w.pg = Some(fakes::primary(1));
         w.kernel = Some(32);
         w.holder = Some(OTHER.into());
-        w.tags.insert(
-            OTHER.into(),
-            Claim {
-                timeline: 2,
-                node_id: 2,
-                system_id: None,
-            },
-        );
+        w.tags.insert(OTHER.into(), claim(2, 2));
     });
     for _ in 0..60 {
         let r = n.pass();
@@ -205,14 +184,7 @@ fn equal_timelines_never_flap() {
     a.set(|w| {
         w.pg = Some(fakes::primary(3));
         w.holder = Some(OTHER.into());
-        w.tags.insert(
-            OTHER.into(),
-            Claim {
-                timeline: 3,
-                node_id: 2,
-                system_id: None,
-            },
-        );
+        w.tags.insert(OTHER.into(), claim(3, 2));
     });
     for _ in 0..10 {
         a.pass();
@@ -289,14 +261,7 @@ fn converged_primary_verifies_once_per_verify_interval() {
         w.pg = Some(fakes::primary(1));
         w.holder = Some(ME.into());
         w.kernel = Some(32);
-        w.tags.insert(
-            ME.into(),
-            Claim {
-                timeline: 1,
-                node_id: 1,
-                system_id: None,
-            },
-        );
+        w.tags.insert(ME.into(), claim(1, 1));
     });
     // The first hour starts with the re-verify schedule (1, 2, 4 … s, with the marks);
     // the steady state is one describe per verify_interval.
@@ -317,14 +282,7 @@ fn ec2_drift_is_repaired_within_verify_interval_and_the_consistency_bound() {
         w.pg = Some(fakes::primary(2));
         w.holder = Some(ME.into());
         w.kernel = Some(32);
-        w.tags.insert(
-            ME.into(),
-            Claim {
-                timeline: 2,
-                node_id: 1,
-                system_id: None,
-            },
-        );
+        w.tags.insert(ME.into(), claim(2, 1));
     });
     n.pass();
     // Someone moves the VIP by hand to the standby's ENI, which has no claim tag. Its

@@ -32,7 +32,7 @@ use super::pg_cluster::{
 };
 use super::reaper::Reaper;
 use super::sampler::{Role, SampledNode, Sampler};
-use super::testbed::{Arbiter, Hub, arbiter_bin, aws_env, wait_until};
+use super::testbed::{Arbiter, Hub, arbiter_bin, aws_env, wait_until, wait_until_explained};
 
 pub use super::bed::{Ec2, VIP};
 pub const SUBNET_CIDR: &str = "10.77.0.0/20";
@@ -317,16 +317,12 @@ impl RepmgrdBed {
     /// Bounded wait until node `id` is out of recovery; on a timeout the panic carries
     /// both nodes' repmgrd and PostgreSQL logs (why repmgrd did not promote).
     pub fn wait_primary(&self, id: u32, limit: Duration) -> Duration {
-        let start = Instant::now();
-        while self.role(id) != Role::Primary {
-            assert!(
-                start.elapsed() < limit,
-                "timed out after {limit:?} waiting for node{id} to be primary\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        start.elapsed()
+        wait_until_explained(
+            limit,
+            &format!("node{id} to be primary"),
+            || self.role(id) == Role::Primary,
+            || self.logs(),
+        )
     }
 
     /// Bounded wait until the primary shows node `id` streaming.

@@ -42,13 +42,25 @@ pub fn rt() -> tokio::runtime::Runtime {
 }
 
 /// Poll `cond` every 50 ms until it holds or `limit` passes; bounded, never hangs.
-pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
+pub fn wait_until(limit: Duration, what: &str, cond: impl FnMut() -> bool) -> Duration {
+    wait_until_explained(limit, what, cond, String::new)
+}
+
+/// `wait_until`, with `explain()` (logs, state) appended to the timeout's panic.
+pub fn wait_until_explained(
+    limit: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+    explain: impl FnOnce() -> String,
+) -> Duration {
     let start = Instant::now();
     while !cond() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        if start.elapsed() >= limit {
+            panic!(
+                "timed out after {limit:?} waiting for {what}\n{}",
+                explain()
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     start.elapsed()
@@ -700,9 +712,9 @@ impl Hogs {
     }
 
     /// Ordinary clients (role `user`) until every slot an ordinary client may take is
-    /// taken: a probe connection as `user` is refused. Other clients come and go (a
-    /// hog can be refused, a slot freed after it), so this tops up a second apart,
-    /// for `limit` at most, `per_round` hogs a round.
+    /// taken (`slot_for(…)` says no). Other clients come and go (a hog can be refused,
+    /// a slot freed after it), so this tops up a second apart, for `limit` at most,
+    /// `per_round` hogs a round.
     pub fn fill(
         sock: &str,
         port: &str,
@@ -713,18 +725,37 @@ impl Hogs {
     ) -> Vec<Hogs> {
         let mut hogs = Vec::new();
         wait_until(limit, "no slot left for an ordinary client", || {
-            let probe = Command::new("psql")
-                .args([
-                    "-XAtq", "-h", sock, "-p", port, "-U", user, "-d", "postgres", "-c", "SELECT 1",
-                ])
-                .output()
-                .expect("psql");
-            if probe.status.success() {
+            let free = slot_for(sock, port, user);
+            if free {
                 hogs.push(Hogs::start(sock, port, user, per_round, seconds));
                 std::thread::sleep(Duration::from_secs(1));
             }
-            !probe.status.success()
+            !free
         });
         hogs
     }
+}
+
+/// Does a new connection as `user` get in? `false` only when PostgreSQL refuses it for
+/// want of a slot (the non-reserved slots are taken, or the role's own limit is
+/// reached); any other failure (no server, no such role) panics, so a test never
+/// takes a broken bed for an exhausted one.
+pub fn slot_for(sock: &str, port: &str, user: &str) -> bool {
+    let out = Command::new("psql")
+        .args([
+            "-XAtq", "-h", sock, "-p", port, "-U", user, "-d", "postgres", "-c", "SELECT 1",
+        ])
+        .output()
+        .expect("psql");
+    if out.status.success() {
+        return true;
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("remaining connection slots are reserved")
+            || err.contains("too many connections")
+            || err.contains("too many clients"),
+        "psql as {user} failed for another reason than a full server: {err}"
+    );
+    false
 }

@@ -59,11 +59,17 @@ pub fn cloud_due(
             if matches!(kernel, KernelView::Absent) {
                 return false;
             }
-            let unknown_for = mem.pg_unknown_since.map(|since| now.saturating_sub(since));
-            let pace = match unknown_for {
-                Some(d) if d >= policy.pg_unknown_hold && d >= UNKNOWN_WATCH => cp.verify_interval,
-                Some(d) if d >= policy.pg_unknown_hold => UNKNOWN_LOOK.min(cp.verify_interval),
-                _ => return true,
+            let Some(since) = mem.pg_unknown_since else {
+                return true;
+            };
+            let unknown_for = now.saturating_sub(since);
+            if unknown_for < policy.pg_unknown_hold {
+                return true;
+            }
+            let pace = if unknown_for < UNKNOWN_WATCH {
+                UNKNOWN_LOOK.min(cp.verify_interval)
+            } else {
+                cp.verify_interval
             };
             !younger(pace)
         }
