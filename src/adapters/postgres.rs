@@ -419,6 +419,8 @@ pub fn system_id_of(rows: &[Vec<Option<String>>]) -> Option<u64> {
 pub struct NodeRow {
     pub id: i32,
     pub primary: bool,
+    /// `type = 'witness'`: repmgr's witness, a writable server that never holds the VIP.
+    pub witness: bool,
     pub active: bool,
 }
 
@@ -427,6 +429,9 @@ pub fn repmgr_says(nodes: &[NodeRow], node_id: i32) -> RepmgrSays {
     let Some(me) = nodes.iter().find(|n| n.id == node_id) else {
         return RepmgrSays::NotRegistered;
     };
+    if me.witness {
+        return RepmgrSays::SelfWitness;
+    }
     if !me.primary {
         return RepmgrSays::SelfNotPrimary;
     }
@@ -479,6 +484,7 @@ fn parse_node(r: &[Option<String>]) -> Result<NodeRow, String> {
     Ok(NodeRow {
         id,
         primary: r.get(1).and_then(|v| v.as_deref()) == Some("primary"),
+        witness: r.get(1).and_then(|v| v.as_deref()) == Some("witness"),
         active: parse_bool(r.get(2))?,
     })
 }
@@ -509,6 +515,7 @@ mod tests {
         NodeRow {
             id,
             primary,
+            witness: false,
             active,
         }
     }
@@ -534,6 +541,14 @@ mod tests {
         assert_eq!(
             repmgr_says(&[row(1, true, true), row(2, true, true)], 1),
             RepmgrSays::OtherPrimary(2)
+        );
+        let witness = NodeRow {
+            witness: true,
+            ..row(3, false, true)
+        };
+        assert_eq!(
+            repmgr_says(&[row(1, true, true), witness], 3),
+            RepmgrSays::SelfWitness
         );
     }
 

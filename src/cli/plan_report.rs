@@ -309,7 +309,12 @@ fn repmgr_part(ctx: &PlanContext, pg: &PgView) -> RepmgrPart {
         RepmgrSays::SelfNotPrimary => (
             "self-not-primary",
             None,
-            format!("node {n} is a standby (or witness) row"),
+            format!("node {n} is a standby row"),
+        ),
+        RepmgrSays::SelfWitness => (
+            "self-witness",
+            None,
+            format!("node {n} is repmgr's witness"),
         ),
         RepmgrSays::SelfInactive => (
             "self-inactive",

@@ -235,7 +235,7 @@ fn releases_unknowns_fences_and_converged_plans() {
     let text = report(&ctx(false), &o, &p).render_text();
     for want in [
         "postgresql:   standby (in recovery)\n",
-        "repmgr.nodes: node 2 is a standby (or witness) row (active primary: node 2)\n",
+        "repmgr.nodes: node 2 is a standby row (active primary: node 2)\n",
         "kernel:       10.0.0.5/24 is on ens5\n",
         "ec2:          disabled (kernel-only mode)\n",
         "eligibility:  not eligible: in recovery\n",

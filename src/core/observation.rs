@@ -34,8 +34,10 @@ pub enum PgRole {
 pub enum RepmgrSays {
     /// This node's row is `type = 'primary'`, `active`, and no other active primary row exists.
     SelfPrimary,
-    /// This node's row exists but is a standby (or witness) row.
+    /// This node's row exists but is a standby row.
     SelfNotPrimary,
+    /// This node's row is repmgr's witness: a writable server that never holds the VIP.
+    SelfWitness,
     /// This node's row is a primary row but `active = false`.
     SelfInactive,
     /// Another node's row is an active primary too (repmgr disagrees with itself).

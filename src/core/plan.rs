@@ -86,6 +86,9 @@ pub enum Verdict {
     Holding,
     /// Not eligible and the VIP is not here.
     Standby { reason: String },
+    /// repmgr's witness (its `repmgr.nodes` row is `type = 'witness'`): never holds
+    /// the VIP, in any mode, and is OK while the VIP is not here.
+    Witness,
     /// PostgreSQL is writable (out of recovery) but repmgr does not make it eligible:
     /// a split brain or broken metadata. `recording`: within `PROMOTION_FOLLOW` of
     /// first seeing it with repmgr still saying standby (a promotion repmgr has not
@@ -143,7 +146,7 @@ pub enum Verdict {
 impl Verdict {
     pub fn severity(&self) -> Severity {
         match self {
-            Verdict::Holding | Verdict::Standby { .. } => Severity::Ok,
+            Verdict::Holding | Verdict::Standby { .. } | Verdict::Witness => Severity::Ok,
             Verdict::StalePrimary { .. }
             | Verdict::PgUnknown { .. }
             | Verdict::ForeignClaim { .. } => Severity::Critical,
@@ -212,6 +215,7 @@ macro_rules! verdict_kinds {
 verdict_kinds! {
     Holding => "holding",
     Standby => "standby",
+    Witness => "witness",
     WritableNotEligible => "writable-not-eligible",
     Acquiring => "acquiring",
     Releasing => "releasing",
@@ -230,6 +234,10 @@ impl fmt::Display for Verdict {
         match self {
             Verdict::Holding => write!(f, "holding: primary, VIP here"),
             Verdict::Standby { reason } => write!(f, "standby: {reason}; VIP not here"),
+            Verdict::Witness => write!(
+                f,
+                "witness: repmgr's witness never holds the VIP; VIP not here"
+            ),
             Verdict::WritableNotEligible { reason, recording } => write!(
                 f,
                 "writable-not-eligible: PostgreSQL is writable but {reason}{}; VIP not here",

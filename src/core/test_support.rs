@@ -12,7 +12,7 @@ use crate::core::backoff::Backoff;
 use crate::core::claim::Claim;
 use crate::core::decide::{CloudPolicy, Eligibility, Policy};
 use crate::core::observation::{
-    CloudView, KernelView, MarkView, Observation, PgRole, PgView, RepmgrSays,
+    ClaimTag, CloudView, KernelView, MarkView, Observation, PgRole, PgView, RepmgrSays,
 };
 
 /// An eligible primary's view at `timeline`.
@@ -45,8 +45,8 @@ pub(crate) fn standby() -> PgView {
     }
 }
 
-/// One pass's observation at `now`: the marks read (and none found) whenever the
-/// cloud side is enabled, no `system_id`.
+/// One pass's observation at `now`: the marks read whenever EC2 is asked (none found, but a holder's own: its claim tag and its mark are written
+/// together), no `system_id`.
 pub(crate) fn observation(
     now: Duration,
     pg: PgView,
@@ -56,8 +56,11 @@ pub(crate) fn observation(
     Observation {
         now,
         pg,
-        marks: match cloud {
-            CloudView::Disabled => MarkView::NotRead,
+        marks: match &cloud {
+            CloudView::Disabled | CloudView::NotChecked => MarkView::NotRead,
+            CloudView::Me {
+                claim: ClaimTag::Valid(c),
+            } => MarkView::Read { marks: vec![*c] },
             _ => MarkView::Read { marks: vec![] },
         },
         kernel,

@@ -40,9 +40,15 @@ pub fn claim_tag(data: &[u8]) {
         );
         let takes = plan.steps.contains(&Step::AssignCloud);
         match tag.valid() {
-            Some(c) if c.timeline >= ours => {
+            Some(c) if c.timeline > ours || (c.timeline == ours && c.node_id == 1) => {
                 assert!(!takes, "took from {c:?} with timeline {ours}");
                 assert_eq!(plan.verdict.kind(), "stale-primary");
+            }
+            // Another node's equal claim: a diverged promotion, waited out for the
+            // bound by a node that never held the VIP here.
+            Some(c) if c.timeline == ours => {
+                assert!(!takes, "took from {c:?} with timeline {ours}");
+                assert_eq!(plan.verdict.kind(), "ec2-settling");
             }
             // A visible lower claim (the old primary's) is taken from at once; no
             // claim, or an unreadable one, may be a claim not visible yet: wait.

@@ -82,7 +82,8 @@ impl Done {
     pub fn outcome(&self) -> StepOutcome {
         match &self.result {
             Ok(_) => StepOutcome::done(self.step.clone()),
-            Err(e) => StepOutcome::failed(self.step.clone(), e.message.clone(), !e.refused),
+            Err(e) => StepOutcome::failed(self.step.clone(), e.message.clone(), !e.refused)
+                .of_kind(e.kind),
         }
     }
 }

@@ -16,14 +16,23 @@ const DRY_RUN_OK: &str = "DryRunOperation";
 pub const ENI_NOT_FOUND: &str = "InvalidNetworkInterfaceID.NotFound";
 /// Codes that mean "EC2 does not show it (yet)": retried at start-up.
 const NOT_FOUND: &[&str] = &[ENI_NOT_FOUND, "InvalidSubnetID.NotFound"];
+/// The ENI has no room for another secondary private IP (its instance type's limit).
+const IP_LIMIT: &str = "PrivateIpAddressLimitExceeded";
+/// EC2 refused a value: for the assign, the VIP is not in this ENI's subnet.
+const INVALID_VALUE: &str = "InvalidParameterValue";
 /// Codes that no retry will fix: an operator must act (missing IAM permission, bad
-/// credentials, wrong ENI or subnet id).
+/// credentials, wrong ENI or subnet id, an ENI without room for the VIP, a VIP outside
+/// the ENI's subnet). They are tried again no faster than once a `verify_interval`.
 const NEEDS_OPERATOR: &[&str] = &[
     UNAUTHORIZED,
     "AuthFailure",
     "InvalidClientTokenId",
     "OptInRequired",
     "Blocked",
+    IP_LIMIT,
+    INVALID_VALUE,
+    "InvalidParameterCombination",
+    "TagLimitExceeded",
 ];
 /// Prefixes of codes that need an operator too (a malformed or unknown id).
 const NEEDS_OPERATOR_PREFIXES: &[&str] = &["InvalidNetworkInterfaceID", "InvalidSubnetID"];
@@ -151,12 +160,35 @@ impl From<Ec2Error> for StepError {
                 "{}: not allowed: grant IAM action ec2:{} ({})",
                 e.action, e.action, e.message
             )
+        } else if let Some(hint) = what_to_do(e.code.as_deref()) {
+            format!(
+                "{}: {} ({}): {hint}",
+                e.action,
+                e.message,
+                e.code.as_deref().unwrap_or_default()
+            )
         } else if let Some(code) = e.code.as_deref() {
             format!("{}: {} ({code})", e.action, e.message)
         } else {
             e.to_string()
         };
         step_error(message, e.code)
+    }
+}
+
+/// One line that says what to do about a refusal that will not pass by itself.
+fn what_to_do(code: Option<&str>) -> Option<&'static str> {
+    match code? {
+        IP_LIMIT => Some(
+            "this ENI has no room for another secondary private IP: free one or use an instance type with more",
+        ),
+        INVALID_VALUE => {
+            Some("check that the VIP lies in this ENI's subnet (vip-arbiter check-config --online)")
+        }
+        "TagLimitExceeded" => Some(
+            "the subnet or ENI has 50 tags: remove unused ones (vip-arbiter retire-claim for old marks)",
+        ),
+        _ => None,
     }
 }
 
@@ -176,6 +208,10 @@ mod tests {
             "InvalidSubnetID.Malformed",
             "InvalidNetworkInterfaceID.NotFound",
             "InvalidSubnetID.NotFound",
+            // Refusals that will not pass by themselves (issue 18, sequence 3).
+            "PrivateIpAddressLimitExceeded",
+            "InvalidParameterValue",
+            "TagLimitExceeded",
         ] {
             assert!(kind_of(Some(code)).needs_operator(), "{code}");
         }
@@ -209,6 +245,29 @@ mod tests {
             assert!(!step_error("x".into(), code.map(str::to_owned)).refused);
         }
         assert!(!StepError::plain("timed out after 2s").refused);
+    }
+
+    #[test]
+    fn a_refusal_that_will_not_pass_says_what_to_do() {
+        let e = StepError::from(Ec2Error {
+            action: "AssignPrivateIpAddresses",
+            code: Some("PrivateIpAddressLimitExceeded".into()),
+            message: "Number of private addresses will exceed limit.".into(),
+        });
+        assert!(e.kind.needs_operator() && e.refused);
+        assert!(
+            e.detail
+                .contains("no room for another secondary private IP"),
+            "{}",
+            e.detail
+        );
+        assert_eq!(e.detail.lines().count(), 1);
+        let e = StepError::from(Ec2Error {
+            action: "AssignPrivateIpAddresses",
+            code: Some("InvalidParameterValue".into()),
+            message: "Address does not fall within the subnet's address range".into(),
+        });
+        assert!(e.detail.contains("check-config --online"), "{}", e.detail);
     }
 
     #[test]

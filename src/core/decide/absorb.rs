@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::{CloudMemory, Policy};
-use crate::core::observation::{CloudView, MarkView, Observation, Tick};
+use crate::core::backoff::delay_for;
+use crate::core::observation::{CloudView, FailureKind, MarkView, Observation, Tick};
 
 /// Fold this pass's cloud answer into memory (backoff on failure).
 pub(super) fn absorb_observation(
@@ -16,15 +17,21 @@ pub(super) fn absorb_observation(
     let mut next = mem.clone();
     match &obs.cloud {
         CloudView::Disabled | CloudView::NotChecked => {}
-        CloudView::Unknown { reason, .. } => {
+        CloudView::Unknown { reason, kind, .. } => {
             next.settled = None;
-            note_cloud_failure(&mut next, reason, now, policy, jitter);
+            next.failing_takeover = false;
+            let pending = mem.me_at.is_none_or(|_| mem.me_at != mem.checked_at);
+            note_cloud_failure(&mut next, reason, *kind, pending, now, policy, jitter);
         }
         answered => {
             next.checked_at = Some(now);
-            next.failures = 0;
+            // A good describe ends a run of failed describes; a takeover that keeps
+            // failing keeps its backoff (settle ends it when a takeover step succeeds).
+            if !mem.failing_takeover {
+                next.failures = 0;
+                next.last_error = None;
+            }
             next.retry_at = None;
-            next.last_error = None;
             next.settled = None;
             match answered {
                 CloudView::Me { .. } => {
@@ -33,6 +40,7 @@ pub(super) fn absorb_observation(
                     next.reverify = next.reverify.saturating_add(1);
                 }
                 CloudView::Other { eni, .. } => {
+                    next.other_seen_at = Some(now);
                     // The wait for a holder counts from a look made the bound after our
                     // own last assign at the earliest: a read before then may show the
                     // holder as it was before we took the VIP from it.
@@ -48,25 +56,40 @@ pub(super) fn absorb_observation(
                 }
                 _ => next.other_since = None,
             }
-            if let MarkView::Unknown { reason, .. } = &obs.marks
+            if let MarkView::Unknown { reason, kind, .. } = &obs.marks
                 && !matches!(answered, CloudView::Me { .. })
             {
-                note_cloud_failure(&mut next, reason, now, policy, jitter);
+                next.failing_takeover = false;
+                note_cloud_failure(&mut next, reason, *kind, true, now, policy, jitter);
             }
         }
     }
     next
 }
 
+/// A failed cloud call: count it and wait before the next one, by its cause
+/// (`backoff::delay_for`). `pending`: this node wants the VIP and does not hold it
+/// (a takeover is pending), so an outage is retried closely.
 pub(super) fn note_cloud_failure(
     mem: &mut CloudMemory,
     error: &str,
+    kind: FailureKind,
+    pending: bool,
     now: Tick,
     policy: &Policy,
     jitter: u32,
 ) {
     mem.failures = mem.failures.saturating_add(1);
-    let backoff = policy.cloud.as_ref().map(|c| c.backoff).unwrap_or_default();
-    mem.retry_at = Some(now + backoff.delay(mem.failures, jitter));
+    let delay = policy.cloud.as_ref().map_or(Duration::ZERO, |c| {
+        delay_for(
+            &c.backoff,
+            kind,
+            pending,
+            c.verify_interval,
+            mem.failures,
+            jitter,
+        )
+    });
+    mem.retry_at = Some(now + delay);
     mem.last_error = Some(error.to_owned());
 }

@@ -54,6 +54,12 @@ pub(super) fn forget_unwatched_holder(elig: &Eligibility, next: &mut Memory) {
     if !matches!(elig, Eligibility::Eligible { .. }) {
         next.cloud.other_since = None;
     }
+    // A known standby (or otherwise not eligible) holds nothing: a later promotion
+    // did not hold the VIP "in place" at an older timeline (an unknown PostgreSQL
+    // keeps what it held; what it held at exactly one timeline is never forgotten).
+    if matches!(elig, Eligibility::NotEligible(_)) {
+        next.cloud.left_primary = true;
+    }
 }
 
 /// A new stale-primary incident (this pass fenced a node that was not fenced, or

@@ -9,13 +9,18 @@ use crate::core::observation::{CloudView, KernelView, MarkView, Observation, Tic
 use crate::core::plan::{Step, Verdict};
 
 /// Does `claim` (another ENI's, or a mark) forbid `ours` from holding the VIP? A
-/// claim of the same database system (or of an unknown one) with a higher timeline,
-/// or with the same timeline from another node (two promotions from one timeline
-/// have diverged), or our own node's with a higher timeline.
-pub(super) fn forbids(claim: &Claim, ours: &Claim) -> bool {
+/// claim of the same database system (or of an unknown one) with a higher timeline
+/// (our own node's too: PostgreSQL came back on an older timeline), or, when
+/// `equal_fences`, with the same timeline from another node: two promotions from one
+/// timeline diverged and the other one took the VIP from a node that held it here.
+/// Equal claims never fence a node that did not hold the VIP at this timeline (it
+/// may take only after the bound, `take_from`), nor the node EC2 shows holding it
+/// (the other side is fenced when it sees us hold): the cluster is never left
+/// without a VIP by a tie, nor given two.
+pub(super) fn forbids(claim: &Claim, ours: &Claim, equal_fences: bool) -> bool {
     !claim.is_foreign_to(ours.system_id)
         && (claim.timeline > ours.timeline
-            || (claim.timeline == ours.timeline && claim.node_id != ours.node_id))
+            || (equal_fences && claim.timeline == ours.timeline && claim.node_id != ours.node_id))
 }
 
 /// What a rule decides: the steps and the verdict.
@@ -35,11 +40,34 @@ pub(super) fn eligible_with_cloud<'a>(
         node_id: policy.node_id,
         system_id: obs.system_id,
     };
+    resolve_careful(obs, next, cp, policy.node_id, timeline);
+    let careful = next.careful_until.is_some();
+    let held_here = next.cloud.held_at == Some(timeline)
+        || next.cloud.took_timeline == Some(timeline)
+        || careful;
+    // Held the VIP at this timeline or, promoted in place since, at an older one
+    // (not after a spell as a known standby, `forget_unwatched_holder`).
+    let held_before = held_here
+        || next
+            .cloud
+            .held_max
+            .is_some_and(|h| h == timeline || (h < timeline && !next.cloud.left_primary));
+    let me_now = match &obs.cloud {
+        CloudView::Me { .. } => true,
+        CloudView::NotChecked => {
+            matches!(&next.cloud.settled, Some((tl, Settled::Me)) if *tl == timeline)
+        }
+        _ => false,
+    };
     let rules = CloudRules {
         obs,
         policy,
         cp,
         ours,
+        held_here,
+        held_before,
+        me_now,
+        overridden: next.overridden,
     };
     let in_order: [fn(&CloudRules<'a>, &mut Memory) -> Option<Decided>; 5] = [
         CloudRules::fence_sticks,
@@ -52,6 +80,34 @@ pub(super) fn eligible_with_cloud<'a>(
         .iter()
         .find_map(|rule| rule(&rules, next))
         .unwrap_or_else(|| rules.by_holder(next))
+}
+
+/// A daemon started without a readable journal (`Memory::careful`) does not know
+/// whether, or when, it last took the VIP. Its own mark on the subnet says whether it
+/// ever claimed: none (once the marks are read) and it never held the VIP, so there
+/// is nothing to be careful about; one, and it waits the bound from its start before
+/// any takeover (`take_over`), then counts the mark at this timeline as having held
+/// the VIP here (`held_here`), as an unanswered assign would.
+fn resolve_careful(obs: &Observation, next: &mut Memory, cp: &CloudPolicy, node: i32, tl: u32) {
+    let (Some(until), MarkView::Read { marks }) = (next.careful_until, &obs.marks) else {
+        return;
+    };
+    let own = marks
+        .iter()
+        .filter(|m| m.node_id == node)
+        .max_by_key(|m| m.timeline);
+    match own {
+        None => next.careful_until = None,
+        Some(m) if obs.now >= until => {
+            if m.timeline == tl {
+                next.cloud.took_timeline = Some(tl);
+                let start = until.saturating_sub(cp.consistency_bound);
+                next.cloud.took_at = next.cloud.took_at.max(Some(start));
+            }
+            next.careful_until = None;
+        }
+        Some(_) => {}
+    }
 }
 
 /// The rules, in the order `eligible_with_cloud` tries them.
@@ -69,7 +125,7 @@ impl<'a> CloudRules<'a> {
             return None;
         };
         let c = claim.valid()?;
-        if c.is_foreign_to(self.ours.system_id) || c.timeline < self.ours.timeline {
+        if !self.holder_fences(&c) {
             return None;
         }
         let f = Fenced {
@@ -96,9 +152,10 @@ impl<'a> CloudRules<'a> {
         let MarkView::Read { marks } = &self.obs.marks else {
             return None;
         };
+        let equal_fences = self.held_before && !self.me_now;
         let m = marks
             .iter()
-            .filter(|m| forbids(m, &self.ours))
+            .filter(|m| forbids(m, &self.ours, equal_fences) && Some(**m) != self.overridden)
             .max_by_key(|m| m.timeline)?;
         let f = Fenced {
             by: *m,
@@ -110,7 +167,10 @@ impl<'a> CloudRules<'a> {
     /// Row 13: our own last claim, remembered, fences as our own mark does once
     /// visible (PostgreSQL came back on an older timeline than one we claimed at).
     fn own_claim_above_timeline(&self, next: &mut Memory) -> Option<Decided> {
-        let c = next.cloud.claimed_at.filter(|c| forbids(c, &self.ours))?;
+        let c = next
+            .cloud
+            .claimed_at
+            .filter(|c| forbids(c, &self.ours, false) && Some(*c) != self.overridden)?;
         let f = Fenced {
             by: c,
             holder: format!("node {} (this node's own claim)", c.node_id),
@@ -134,14 +194,18 @@ impl<'a> CloudRules<'a> {
                 Some(c) if c.is_foreign_to(ours.system_id) => {
                     self.foreign(next, format!("{eni}'s claim"), c)
                 }
-                Some(c) if c.timeline >= timeline => {
+                Some(c) if self.holder_fences(&c) => {
                     let f = Fenced {
                         by: c,
                         holder: eni.clone(),
                     };
                     self.stale(next, &f)
                 }
-                evidence => self.take_from(next, eni, evidence.is_some()),
+                // A lower claim is evidence for a takeover at once (row 18); an equal
+                // one of a node that may be gone, or one the operator overrode, is not.
+                evidence => {
+                    self.take_from(next, eni, evidence.is_some_and(|c| c.timeline < timeline))
+                }
             },
             CloudView::NotChecked => self.not_checked(next),
             CloudView::Unknown { reason, kind, .. } => {
@@ -156,6 +220,9 @@ impl<'a> CloudRules<'a> {
             Some((tl, Settled::Me)) if tl == self.ours.timeline => self.holding(next, true),
             Some((tl, Settled::Settling { holder, until })) if tl == self.ours.timeline => {
                 self.settling(&holder, until)
+            }
+            Some((tl, Settled::Foreign { place, claim, me })) if tl == self.ours.timeline => {
+                self.foreign_as(next, place, claim, me)
             }
             _ => {
                 let why = next
@@ -175,9 +242,46 @@ struct CloudRules<'a> {
     policy: &'a Policy,
     cp: &'a CloudPolicy,
     ours: Claim,
+    /// This node assigned the VIP to itself, or EC2 confirmed it, at this timeline: a
+    /// claim alone (its assign refused) is not holding.
+    held_here: bool,
+    /// This node held the VIP at this timeline or an older one: another node's equal
+    /// claim is then a diverged promotion that took it from us (it fences us).
+    held_before: bool,
+    /// EC2 shows our ENI holding the VIP this pass (or a settled "me" stands).
+    me_now: bool,
+    /// The claim an operator cleared our fence from: it fences no more.
+    overridden: Option<Claim>,
 }
 
 impl CloudRules<'_> {
+    /// Does the holder's own claim `c` make us a stale primary (row 17)? A higher
+    /// timeline always; an equal one when it is our own node's (an old ENI of ours)
+    /// or we held the VIP before at this timeline or an older one (a diverged
+    /// promotion took it from us).
+    fn holder_fences(&self, c: &Claim) -> bool {
+        if c.is_foreign_to(self.ours.system_id) || Some(*c) == self.overridden {
+            return false;
+        }
+        c.timeline > self.ours.timeline
+            || (c.timeline == self.ours.timeline
+                && (c.node_id == self.ours.node_id || self.held_before))
+    }
+
+    /// Our own mark on the subnet, when this pass read the marks.
+    fn own_mark(&self) -> Option<Option<Claim>> {
+        match &self.obs.marks {
+            MarkView::Read { marks } => Some(
+                marks
+                    .iter()
+                    .filter(|m| m.node_id == self.ours.node_id)
+                    .max_by_key(|m| m.timeline)
+                    .copied(),
+            ),
+            _ => None,
+        }
+    }
+
     fn kernel_ok(&self) -> bool {
         matches!(self.obs.kernel, KernelView::Present { prefix_len } if prefix_len == self.policy.prefix_len)
     }
@@ -191,6 +295,12 @@ impl CloudRules<'_> {
     /// EC2 says (or a settled answer says) the VIP is ours: make sure of the kernel
     /// address and of our claim.
     fn holding(&self, next: &mut Memory, claim_current: bool) -> (Vec<Step>, Verdict) {
+        // The holder keeps its mark: one missing (deleted by a third party, IaC) or
+        // below our claim is written again with the claim.
+        let mark_current = self
+            .own_mark()
+            .is_none_or(|m| m.is_some_and(|m| m.timeline >= self.ours.timeline));
+        let claim_current = claim_current && mark_current;
         let mut steps = vec![];
         if !self.kernel_ok() {
             steps.push(self.add());
@@ -201,6 +311,8 @@ impl CloudRules<'_> {
             next.cloud.settled = Some((self.ours.timeline, Settled::Me));
         }
         next.cloud.held_at = Some(self.ours.timeline);
+        next.cloud.held_max = next.cloud.held_max.max(Some(self.ours.timeline));
+        next.cloud.left_primary = false;
         let verdict = if steps.is_empty() {
             Verdict::Holding
         } else {
@@ -239,9 +351,27 @@ impl CloudRules<'_> {
     /// Another database system's claim: neither compared nor overridden. A holder
     /// keeps what it has (adding the kernel address EC2 confirms); nobody takes.
     fn foreign(&self, next: &mut Memory, place: String, claim: Claim) -> (Vec<Step>, Verdict) {
-        let me = matches!(self.obs.cloud, CloudView::Me { .. })
-            || (matches!(self.obs.cloud, CloudView::NotChecked)
-                && matches!(&next.cloud.settled, Some((tl, Settled::Me)) if *tl == self.ours.timeline));
+        let me = self.me_now;
+        self.foreign_as(next, place, claim, me)
+    }
+
+    /// Row 12/16, settled: looked at again once per `verify_interval` (`cloud_due`),
+    /// the address kept on the holder whatever a pass in between could see.
+    fn foreign_as(
+        &self,
+        next: &mut Memory,
+        place: String,
+        claim: Claim,
+        me: bool,
+    ) -> (Vec<Step>, Verdict) {
+        next.cloud.settled = Some((
+            self.ours.timeline,
+            Settled::Foreign {
+                place: place.clone(),
+                claim,
+                me,
+            },
+        ));
         let steps = if me && !self.kernel_ok() {
             vec![self.add()]
         } else {
@@ -281,6 +411,21 @@ impl CloudRules<'_> {
                 );
             }
         }
+        // Started without a readable journal and this node has claimed before (its
+        // mark is on the subnet, `resolve_careful`): when it last took the VIP is
+        // lost, so a read may predate a takeover from it. Wait the bound from the start.
+        if let Some(until) = next.careful_until
+            && self.obs.now < until
+        {
+            next.cloud.settled = Some((
+                self.ours.timeline,
+                Settled::Settling {
+                    holder: holder.to_owned(),
+                    until,
+                },
+            ));
+            return self.settling(holder, until);
+        }
         let mut steps = vec![
             Step::WriteClaim(self.ours),
             Step::AssignCloud,
@@ -297,8 +442,14 @@ impl CloudRules<'_> {
     /// assign, hiding a node that has taken the VIP from us since: wait until our
     /// assign is older than the bound (a read then shows what came after it).
     fn take_from_nobody(&self, next: &mut Memory) -> (Vec<Step>, Verdict) {
-        if let Some(took) = next.cloud.took_at {
-            let until = took + self.cp.consistency_bound;
+        // Nobody is not free within the bound after our own assign, nor after a read
+        // that showed another holder: either may be hidden by a lagging read.
+        let last = [next.cloud.took_at, next.cloud.other_seen_at]
+            .into_iter()
+            .flatten()
+            .max();
+        if let Some(last) = last {
+            let until = last + self.cp.consistency_bound;
             if self.obs.now < until {
                 next.cloud.settled = Some((
                     self.ours.timeline,
@@ -323,16 +474,7 @@ impl CloudRules<'_> {
     /// `absorb_observation`.)
     fn take_from(&self, next: &mut Memory, eni: &str, lower_claim: bool) -> (Vec<Step>, Verdict) {
         let tl = self.ours.timeline;
-        let claimed_here = match &self.obs.marks {
-            MarkView::Read { marks } => marks
-                .iter()
-                .any(|m| m.node_id == self.ours.node_id && m.timeline == tl),
-            _ => false,
-        };
-        let held_here = next.cloud.held_at == Some(tl)
-            || next.cloud.claimed_at == Some(self.ours)
-            || claimed_here;
-        if held_here || !lower_claim {
+        if self.held_here || !lower_claim {
             let since = match &next.cloud.other_since {
                 Some((held_by, at)) if held_by == eni => *at,
                 _ => self.obs.now,
@@ -363,32 +505,30 @@ impl CloudRules<'_> {
         )
     }
 
-    /// EC2 cannot be asked: never add a kernel address without a confirmation. A node
-    /// whose last answer was "me" keeps its address (in EC2 mode the VPC delivers by
-    /// the ENI mapping: removing it protects nobody), CRITICAL after
-    /// `cloud_unknown_hold`; any other node removes it.
+    /// EC2 cannot be asked: never add a kernel address without a confirmation, and
+    /// never remove one on an error: in EC2 mode the VPC delivers by the ENI mapping,
+    /// so an address on this eligible node protects nobody by going and takes the
+    /// database down if EC2 still delivers here (remove only on evidence: another
+    /// holder we may not take from, a fence). CRITICAL after `cloud_unknown_hold`.
     fn cloud_unknown(
         &self,
         next: &Memory,
         reason: &str,
         needs_operator: bool,
     ) -> (Vec<Step>, Verdict) {
-        let cloud = &next.cloud;
-        let was_holder = cloud.last_answer_me(self.ours.timeline);
-        let past_hold = cloud
+        let past_hold = next
+            .cloud
             .me_at
             .is_none_or(|at| self.obs.now.saturating_sub(at) >= self.cp.cloud_unknown_hold);
-        let reason = reason.to_owned();
-        let verdict = |keeping: bool| Verdict::CloudUnknown {
-            reason: reason.clone(),
-            keeping,
-            needs_operator,
-            past_hold: keeping && past_hold,
-        };
-        match (&self.obs.kernel, was_holder) {
-            (KernelView::Absent, _) => (vec![], verdict(false)),
-            (_, true) => (vec![], verdict(true)),
-            (_, false) => (vec![Step::RemoveKernel], verdict(false)),
-        }
+        let keeping = !matches!(self.obs.kernel, KernelView::Absent);
+        (
+            vec![],
+            Verdict::CloudUnknown {
+                reason: reason.to_owned(),
+                keeping,
+                needs_operator,
+                past_hold: keeping && past_hold,
+            },
+        )
     }
 }

@@ -18,7 +18,7 @@ const PRESENT: KernelView = KernelView::Present { prefix_len: 32 };
 const ABSENT: KernelView = KernelView::Absent;
 
 /// The cluster properties' policy (bound 60 s, verify_interval 30 s) for `node`.
-fn policy(node: i32) -> Policy {
+pub(super) fn policy(node: i32) -> Policy {
     Policy {
         node_id: node,
         ..super::tests::with_cloud()
@@ -26,14 +26,14 @@ fn policy(node: i32) -> Policy {
 }
 
 /// Node `node`'s ENI holds the VIP with its claim at `tl`, as the read showed it.
-fn held_by(node: i32, tl: u32) -> CloudView {
+pub(super) fn held_by(node: i32, tl: u32) -> CloudView {
     CloudView::Other {
         eni: format!("eni-node{node}"),
         claim: ClaimTag::Valid(claim_of(tl, node)),
     }
 }
 
-fn me(tl: u32, node: i32) -> CloudView {
+pub(super) fn me(tl: u32, node: i32) -> CloudView {
     CloudView::Me {
         claim: ClaimTag::Valid(claim_of(tl, node)),
     }
@@ -46,17 +46,17 @@ fn read(list: &[(u32, i32)]) -> MarkView {
 }
 
 /// One node replayed pass by pass: its policy and the memory its passes settled.
-struct Node {
-    policy: Policy,
-    mem: Memory,
+pub(super) struct Node {
+    pub(super) policy: Policy,
+    pub(super) mem: Memory,
     /// How a failed step fails: `false` a refusal or a failed verify (nothing done),
     /// `true` no answer (a timeout: it may have gone through).
-    fail_unanswered: bool,
+    pub(super) fail_unanswered: bool,
 }
 
 impl Node {
     /// Node `node` from a fresh start.
-    fn new(node: i32) -> Self {
+    pub(super) fn new(node: i32) -> Self {
         Node {
             policy: policy(node),
             mem: Memory::default(),
@@ -67,7 +67,7 @@ impl Node {
     /// One pass as pass/reconcile.rs runs it, as a primary at `tl` whose lagged reads
     /// showed `cloud` and the `marks`: decide, carry out the steps (step `fail`, if
     /// any, fails; a failed acquire step stops the plan) and settle into `mem`.
-    fn pass(
+    pub(super) fn pass(
         &mut self,
         (now, tl): (Duration, u32),
         kernel: KernelView,
@@ -101,13 +101,13 @@ impl Node {
     }
 }
 
-fn takes(plan: &Plan) -> bool {
+pub(super) fn takes(plan: &Plan) -> bool {
     plan.steps
         .iter()
         .any(|s| matches!(s, Step::WriteClaim(_) | Step::AssignCloud))
 }
 
-fn takeover(tl: u32, node: i32) -> Vec<Step> {
+pub(super) fn takeover(tl: u32, node: i32) -> Vec<Step> {
     vec![
         Step::WriteClaim(claim_of(tl, node)),
         Step::AssignCloud,

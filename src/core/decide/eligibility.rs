@@ -10,6 +10,9 @@ pub enum Eligibility {
     Unknown(String),
 }
 
+/// The reason a witness is not eligible (its verdict is `witness`, OK).
+pub const WITNESS: &str = "repmgr's witness never holds the VIP";
+
 /// Eligible = reachable AND not in recovery AND repmgr.nodes names this node an
 /// active primary (and no other active primary).
 pub fn eligibility(pg: &PgView) -> Eligibility {
@@ -29,6 +32,7 @@ pub fn eligibility(pg: &PgView) -> Eligibility {
             RepmgrSays::SelfNotPrimary => {
                 Eligibility::NotEligible("not in recovery but repmgr says standby".into())
             }
+            RepmgrSays::SelfWitness => Eligibility::NotEligible(WITNESS.into()),
             RepmgrSays::SelfInactive => {
                 Eligibility::NotEligible("repmgr marks this primary inactive".into())
             }

@@ -3,7 +3,7 @@
 
 use super::eligibility::promotion_pending;
 use super::{Memory, Policy};
-use crate::core::observation::{CloudView, KernelView, Observation, PgRole, PgView};
+use crate::core::observation::{CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays};
 use crate::core::plan::{Event, Step, Verdict};
 
 pub(super) fn remove_unless_absent(kernel: &KernelView) -> Vec<Step> {
@@ -22,6 +22,22 @@ pub(super) fn not_eligible(
 ) -> (Vec<Step>, Verdict) {
     let reason = reason.to_owned();
     let steps = remove_unless_absent(&obs.kernel);
+    let witness = matches!(
+        obs.pg,
+        PgView::Known {
+            repmgr: RepmgrSays::SelfWitness,
+            ..
+        }
+    );
+    if witness {
+        // repmgr's witness is writable by design: its own state, never a split brain.
+        let verdict = if steps.is_empty() {
+            Verdict::Witness
+        } else {
+            Verdict::Releasing { reason }
+        };
+        return (steps, verdict);
+    }
     let writable = matches!(
         obs.pg,
         PgView::Known {
@@ -59,7 +75,14 @@ pub(super) fn pg_unknown(
         });
     }
     let expired = obs.now.saturating_sub(since) >= policy.pg_unknown_hold;
-    let taken_elsewhere = matches!(obs.cloud, CloudView::Other { .. });
+    // Another holder is evidence only once our own assign is older than the bound: a
+    // read before then may show the holder we just took the VIP from.
+    let own_assign_recent = policy.cloud.as_ref().is_some_and(|c| {
+        mem.cloud
+            .took_at
+            .is_some_and(|took| obs.now < took + c.consistency_bound)
+    });
+    let taken_elsewhere = matches!(obs.cloud, CloudView::Other { .. }) && !own_assign_recent;
     let ec2_mode = policy.cloud.is_some();
     let reason = reason.to_owned();
     if matches!(obs.kernel, KernelView::Absent) {

@@ -5,7 +5,7 @@ use crate::core::observation::Tick;
 
 /// A conclusive cloud answer, remembered so a converged node need not ask again
 /// until its next look is due.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Settled {
     Me,
     Stale {
@@ -19,10 +19,22 @@ pub enum Settled {
         holder: String,
         until: Tick,
     },
+    /// A claim of another database system blocks us (row 12/16): looked at again once
+    /// per `verify_interval`, like any settled state. `me`: our ENI holds the VIP.
+    Foreign {
+        place: String,
+        claim: Claim,
+        me: bool,
+    },
 }
 
 /// What the cloud side remembers between passes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Everything a safety or liveness rule reads is journaled (`Memory::journaled`) and
+/// survives a restart; the times are on a clock that survives one too (the loop's
+/// `Tick` is boot time, and the journal adapter carries them across a reboot).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CloudMemory {
     /// Last time EC2 confirmed that our ENI holds the VIP.
     pub me_at: Option<Tick>,
@@ -30,29 +42,40 @@ pub struct CloudMemory {
     pub checked_at: Option<Tick>,
     /// The last conclusive answer and the timeline it was for.
     pub settled: Option<(u32, Settled)>,
-    /// Consecutive failed cloud calls, and when the next one is allowed.
+    /// Consecutive passes with a failed cloud call, and when the next one is allowed.
+    /// A good describe resets the count only when the failures were describes: a
+    /// takeover that keeps failing keeps backing off (`absorb`, `settle`).
     pub failures: u32,
+    /// The failures counted are of a takeover step (claim, assign, verify).
+    pub failing_takeover: bool,
     pub retry_at: Option<Tick>,
     pub last_error: Option<String>,
     /// The timeline at which EC2 last confirmed this node as the holder.
     pub held_at: Option<u32>,
+    /// The highest timeline at which this node ever held the VIP (EC2 confirmed it,
+    /// or it assigned it, answered or not). Never cleared: another node's equal claim
+    /// fences a node that held at that timeline (a diverged promotion took it).
+    pub held_max: Option<u32>,
+    /// Not eligible (a known standby) since `held_max` was last set: a promotion since
+    /// then did not hold the VIP in place at an older timeline.
+    pub left_primary: bool,
     /// The other ENI that held the VIP in the last answers, and since when.
     pub other_since: Option<(String, Tick)>,
     /// When this node last assigned the VIP to itself (verified or not: the verify's
-    /// read may lag the assign).
+    /// read may lag the assign) …
     pub took_at: Option<Tick>,
+    /// … and at which timeline. A claim alone is not a takeover: an assign EC2
+    /// refused never held the VIP here.
+    pub took_timeline: Option<u32>,
+    /// The last time a read showed another ENI holding the VIP (while eligible): for
+    /// the bound after it a "nobody" may be a read from before that holder's newer
+    /// claim, so nobody is not free yet.
+    pub other_seen_at: Option<Tick>,
     /// "Me" confirmations since then: the re-verify schedule (1, 2, 4 … s).
     pub reverify: u32,
     /// This node's last claim that EC2 accepted (whether or not the takeover it began
     /// was verified): it counts as our own mark does, before the mark is visible.
     pub claimed_at: Option<Claim>,
-}
-
-impl CloudMemory {
-    /// Did EC2's last answer say "me" at this timeline?
-    pub(super) fn last_answer_me(&self, timeline: u32) -> bool {
-        self.held_at == Some(timeline) && self.me_at.is_some() && self.me_at == self.checked_at
-    }
 }
 
 /// The claim that fenced this node, and where it was seen. Sticky: it outlives any
@@ -66,7 +89,8 @@ pub struct Fenced {
 }
 
 /// What `decide()` carries from one pass to the next.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Memory {
     /// When PostgreSQL became unknown (the hold runs from here).
     pub pg_unknown_since: Option<Tick>,
@@ -78,4 +102,51 @@ pub struct Memory {
     /// standby: a promotion whose metadata has not caught up yet.
     pub promotion_seen_at: Option<Tick>,
     pub cloud: CloudMemory,
+    /// Started without a readable journal (`Memory::careful`): until then no takeover
+    /// while the subnet shows a mark of this node (it took the VIP before and its
+    /// memory of when is lost).
+    pub careful_until: Option<Tick>,
+    /// The claim an operator cleared this node's fence from (`vip-arbiter unfence`):
+    /// that claim no longer fences this node (a higher one does, as a new incident).
+    pub overridden: Option<Claim>,
+}
+
+impl Memory {
+    /// What the journal keeps: everything but the answers a fresh look replaces (the
+    /// settled answer, the backoff, the last error, when EC2 last answered).
+    pub fn journaled(&self) -> Memory {
+        Memory {
+            cloud: CloudMemory {
+                checked_at: None,
+                settled: None,
+                failures: 0,
+                failing_takeover: false,
+                retry_at: None,
+                last_error: None,
+                ..self.cloud.clone()
+            },
+            ..self.clone()
+        }
+    }
+
+    /// The operator cleared the fence (`vip-arbiter unfence`): the claim that fenced
+    /// this node fences it no more (a higher one does, as a new incident), the next
+    /// pass looks at EC2 afresh, and our own remembered claim is forgotten (it would
+    /// fence again at once; our visible mark still counts). Returns the cleared fence.
+    pub fn unfence(&mut self) -> Option<Fenced> {
+        self.cloud.settled = None;
+        self.cloud.claimed_at = None;
+        let f = self.fenced.take()?;
+        self.overridden = Some(f.by);
+        Some(f)
+    }
+
+    /// The memory of a daemon started without a readable journal (none yet, or lost):
+    /// no takeover until the bound has passed if the subnet shows a mark of this node.
+    pub fn careful(now: Tick, policy: &super::Policy) -> Memory {
+        Memory {
+            careful_until: policy.cloud.as_ref().map(|c| now + c.consistency_bound),
+            ..Memory::default()
+        }
+    }
 }

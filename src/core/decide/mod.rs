@@ -85,4 +85,7 @@ mod props;
 mod cluster_tests;
 
 #[cfg(test)]
+mod sequence_tests;
+
+#[cfg(test)]
 mod props_cluster;

@@ -77,7 +77,7 @@ pub fn cloud_due(
             let fresh = match &mem.cloud.settled {
                 Some((tl, settled)) if tl == timeline => match settled {
                     Settled::Me => younger(reverify_period(&mem.cloud, cp)),
-                    Settled::Stale { .. } => younger(cp.verify_interval),
+                    Settled::Stale { .. } | Settled::Foreign { .. } => younger(cp.verify_interval),
                     Settled::Settling { until, .. } => {
                         now < *until && younger(SETTLING_LOOK.min(cp.verify_interval))
                     }
@@ -89,18 +89,10 @@ pub fn cloud_due(
     }
 }
 
-/// Should a look at EC2 also read the subnet's marks (DescribeTags)? Yes, unless this
-/// node is a settled holder past its re-verify schedule and well past its takeover:
-/// the steady state stays at one call per `verify_interval`.
-pub fn marks_due(elig: &Eligibility, mem: &Memory, now: Tick, policy: &Policy) -> bool {
-    let (Some(cp), Eligibility::Eligible { timeline }) = (&policy.cloud, elig) else {
-        return false;
-    };
-    let steady_me = matches!(&mem.cloud.settled, Some((tl, Settled::Me)) if tl == timeline)
-        && reverify_period(&mem.cloud, cp) >= cp.verify_interval
-        && mem
-            .cloud
-            .took_at
-            .is_none_or(|t| now.saturating_sub(t) >= cp.consistency_bound * 2);
-    !steady_me
+/// Should a look at EC2 also read the subnet's marks (DescribeTags)? On every look
+/// an eligible node makes, the settled holder's included: a holder reads the fence on
+/// each verify (one call per `verify_interval`, not per pass), so a newer primary's
+/// mark makes it hand the VIP back even when that primary's assign is refused.
+pub fn marks_due(elig: &Eligibility, _mem: &Memory, _now: Tick, policy: &Policy) -> bool {
+    policy.cloud.is_some() && matches!(elig, Eligibility::Eligible { .. })
 }

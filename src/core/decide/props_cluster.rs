@@ -71,7 +71,7 @@ use proptest::test_runner::{Config, TestCaseError};
 use super::cloud_rules::forbids;
 use super::*;
 use crate::core::claim::Claim;
-use crate::core::observation::{ClaimTag, MarkView};
+use crate::core::observation::{ClaimTag, FailureKind, MarkView};
 use crate::core::observation::{
     CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays, Tick,
 };
@@ -1081,6 +1081,7 @@ impl Sim {
                 step: step.clone(),
                 error,
                 maybe_done,
+                kind: FailureKind::Transient,
             });
             if stop {
                 break;
@@ -1105,8 +1106,9 @@ impl Sim {
                 self.tally.p1_taken_from_us += 1;
             }
         }
+        let held = self.nodes[i].held_at.contains(&tl);
         if self.ec2.marks.iter().any(|h| {
-            h.now().is_some_and(|m| forbids(&m, &ours))
+            h.now().is_some_and(|m| forbids(&m, &ours, held))
                 && self.now.saturating_sub(h.since()) >= BOUND
         }) {
             self.tally.p2_exposed += 1;
@@ -1196,7 +1198,9 @@ impl Sim {
         if claimed_before {
             self.tally.claimed_takeovers += 1;
         }
-        // (2) The mark outlives the ENI: a forbidding mark that every read shows.
+        // (2) The mark outlives the ENI: a forbidding mark that every read shows. An
+        // equal mark of another node forbids only a node that held the VIP at `tl`.
+        let held = self.nodes[i].held_at.contains(&tl);
         let mut near = false;
         for j in 0..self.nodes.len() {
             let (mark, since) = if j == i {
@@ -1205,7 +1209,7 @@ impl Sim {
                 (*self.ec2.marks[j].now(), self.ec2.marks[j].since())
             };
             let Some(m) = mark else { continue };
-            if forbids(&m, &ours) {
+            if forbids(&m, &ours, held) {
                 near = true;
                 if now.saturating_sub(since) >= BOUND {
                     return Err(self.fail(format!(
@@ -1236,7 +1240,7 @@ impl Sim {
                 .marks
                 .iter()
                 .filter_map(|h| *h.now())
-                .filter(|m| m.node_id != ours.node_id && forbids(m, &ours))
+                .filter(|m| m.node_id != ours.node_id && forbids(m, &ours, false))
                 .max_by_key(|m| m.timeline)
         };
         // End the incidents that are over.
@@ -1424,7 +1428,8 @@ fn generators_reach_the_interesting_states() {
     at_least("reads that hid a claim", total.hidden_claims, 1_000);
     at_least("verify failures", total.verify_failures, 200);
     at_least("injected faults", total.injected_faults, 20);
-    at_least("wrong moves", total.wrong_holds, 15);
+    // (fewer since a settled holder reads the marks on each verify: issue 18)
+    at_least("wrong moves", total.wrong_holds, 10);
     at_least("hand-backs", total.handbacks, 50);
     at_least("wrong moves handed back", total.undone_by_release, 5);
     at_least("wrong moves taken back", total.undone_by_takeover, 3);

@@ -2,7 +2,7 @@
 
 use super::absorb::note_cloud_failure;
 use super::{Memory, Policy, Settled};
-use crate::core::observation::Tick;
+use crate::core::observation::{FailureKind, Tick};
 use crate::core::plan::Step;
 
 /// The outcome of carrying out one step.
@@ -15,6 +15,8 @@ pub struct StepOutcome {
     /// counts such a claim or assign as made for whatever makes this node wait or look
     /// again, and never as a success.
     pub maybe_done: bool,
+    /// What the failure means (its backoff): transient unless the adapter said more.
+    pub kind: FailureKind,
 }
 
 impl StepOutcome {
@@ -24,6 +26,7 @@ impl StepOutcome {
             step,
             error: None,
             maybe_done: false,
+            kind: FailureKind::Transient,
         }
     }
 
@@ -33,7 +36,14 @@ impl StepOutcome {
             step,
             error: Some(error.into()),
             maybe_done,
+            kind: FailureKind::Transient,
         }
+    }
+
+    /// This failure, of `kind`.
+    #[must_use]
+    pub fn of_kind(self, kind: FailureKind) -> Self {
+        StepOutcome { kind, ..self }
     }
 }
 
@@ -62,6 +72,9 @@ pub fn settle(
             Step::WriteClaim(c) => next.cloud.claimed_at = Some(*c),
             Step::AssignCloud => {
                 next.cloud.took_at = Some(now);
+                next.cloud.took_timeline = timeline;
+                next.cloud.held_max = next.cloud.held_max.max(timeline);
+                next.cloud.left_primary = false;
                 next.cloud.reverify = 0;
                 next.cloud.other_since = None;
             }
@@ -74,14 +87,37 @@ pub fn settle(
             Step::WriteClaim(_) | Step::AssignCloud | Step::VerifyCloud | Step::ReleaseCloud
         )
     };
+    let takeover = |s: &Step| {
+        matches!(
+            s,
+            Step::WriteClaim(_) | Step::AssignCloud | Step::VerifyCloud
+        )
+    };
     if let Some(failed) = outcomes
         .iter()
         .find(|o| is_cloud(&o.step) && o.error.is_some())
     {
+        // A failing takeover backs off by its cause and keeps backing off through the
+        // good describes between its tries.
         next.cloud.settled = None;
+        next.cloud.failing_takeover = takeover(&failed.step);
         let msg = failed.error.clone().unwrap_or_default();
-        note_cloud_failure(&mut next.cloud, &msg, now, policy, jitter);
+        let pending = takeover(&failed.step);
+        note_cloud_failure(
+            &mut next.cloud,
+            &msg,
+            failed.kind,
+            pending,
+            now,
+            policy,
+            jitter,
+        );
         return next;
+    }
+    if outcomes.iter().any(|o| takeover(&o.step)) {
+        next.cloud.failures = 0;
+        next.cloud.failing_takeover = false;
+        next.cloud.last_error = None;
     }
     let Some(tl) = timeline else {
         return next;
@@ -93,6 +129,8 @@ pub fn settle(
         next.cloud.checked_at = Some(now);
         next.cloud.settled = Some((tl, Settled::Me));
         next.cloud.held_at = Some(tl);
+        next.cloud.held_max = next.cloud.held_max.max(Some(tl));
+        next.cloud.left_primary = false;
     } else if outcomes.iter().any(|o| o.step == Step::ReleaseCloud) {
         next.cloud.held_at = None;
         next.cloud.me_at = None;

@@ -82,6 +82,57 @@ fn row_eligible_wrong_prefix_readds() {
     assert_eq!(p.steps, vec![Step::AddKernel { prefix_len: 32 }]);
 }
 
+/// Row 2b: repmgr's witness runs a writable PostgreSQL with a `witness` row. It is
+/// its own eligibility: never a VIP, never an EC2 look, and OK (never the CRITICAL of
+/// a writable node repmgr does not make primary), in both modes.
+#[test]
+fn row_witness_is_ok_and_never_holds() {
+    let witness = primary_saying(1, RepmgrSays::SelfWitness);
+    for policy in [kernel_only(), with_cloud()] {
+        let elig = eligibility(&witness);
+        assert!(matches!(elig, Eligibility::NotEligible(_)), "{elig:?}");
+        assert!(!cloud_due(
+            &elig,
+            &PRESENT,
+            &Memory::default(),
+            S(0),
+            &policy
+        ));
+        let (p, mem) = fresh(
+            &obs(
+                0,
+                witness.clone(),
+                KernelView::Absent,
+                CloudView::NotChecked,
+            ),
+            &policy,
+        );
+        assert!(p.steps.is_empty());
+        assert_eq!(p.verdict, Verdict::Witness);
+        assert_eq!(p.verdict.severity(), Severity::Ok);
+        assert!(!p.look_again_soon);
+        // Long after: still OK (no promotion window that runs out).
+        let (p, _) = run(
+            &obs(
+                60,
+                witness.clone(),
+                KernelView::Absent,
+                CloudView::NotChecked,
+            ),
+            &mem,
+            &policy,
+        );
+        assert_eq!(p.verdict, Verdict::Witness);
+        // An address found on a witness goes.
+        let (p, _) = fresh(
+            &obs(0, witness.clone(), PRESENT, CloudView::NotChecked),
+            &policy,
+        );
+        assert_eq!(p.steps, vec![Step::RemoveKernel]);
+        assert_eq!(p.verdict.kind(), "releasing");
+    }
+}
+
 #[test]
 fn row_not_eligible_reasons_remove() {
     let cases = [
@@ -442,14 +493,35 @@ fn row_taken_from_us_waits_the_consistency_bound() {
     // Without the claim ever showing, the bound runs out and we take it back.
     let (p2, _) = run(&obs(160, primary(5), PRESENT, other(claim(4, 2))), &m0, &p);
     assert_eq!(p2.steps, takeover(false, 5), "{p2:?}");
-    // The same after a restart (memory lost): our own mark at this timeline on the
-    // subnet says we claimed here.
+    // The same after a restart that lost the journal: our own mark on the subnet says
+    // we claimed before, so the careful start waits the bound from the start …
     let o = with_marks(
         obs(100, primary(5), PRESENT, other(claim(4, 2))),
         marks(&[(5, 1), (4, 2)]),
     );
-    let (p3, _) = fresh(&o, &p);
+    let (p3, m3) = run(&o, &Memory::careful(S(100), &p), &p);
     assert_eq!(p3.verdict.kind(), "ec2-settling", "{p3:?}");
+    // … and after it counts that mark as having held here: the holder seen since the
+    // start has been seen for the bound, so the takeover comes only now.
+    let o = with_marks(
+        obs(161, primary(5), PRESENT, other(claim(4, 2))),
+        marks(&[(5, 1), (4, 2)]),
+    );
+    let (p4, m4) = run(&o, &m3, &p);
+    assert_eq!(p4.steps, takeover(false, 5), "{p4:?}");
+    assert_eq!(m4.careful_until, None);
+    assert_eq!(m4.cloud.took_timeline, Some(5));
+    // A claim alone is not holding: an assign EC2 refused (issue 18, sequence 4) does
+    // not make the node wait the bound when the old holder's lower claim is visible.
+    let refused_claim = Memory {
+        cloud: CloudMemory {
+            claimed_at: Some(claim_of(5, 1)),
+            ..CloudMemory::default()
+        },
+        ..Memory::default()
+    };
+    let (p5, _) = run(&o, &refused_claim, &p);
+    assert_eq!(p5.steps, takeover(false, 5), "{p5:?}");
 }
 
 #[test]
@@ -459,7 +531,7 @@ fn row_marks_fence_whoever_holds() {
     type Case<'a> = (&'a [(u32, i32)], u32, bool);
     let cases: [Case; 6] = [
         (&[(6, 2)], 5, true),          // higher mark of another node
-        (&[(5, 2)], 5, true),          // equal, another node: diverged promotions
+        (&[(5, 2)], 5, false),         // equal, another node, and we never held here (issue 18, 5a)
         (&[(6, 1)], 5, true),          // our own node claimed higher once
         (&[(5, 1), (4, 2)], 5, false), // our own mark at our timeline, lower others
         (&[(4, 2)], 5, false),
@@ -583,7 +655,8 @@ fn row_wrong_move_is_handed_back() {
 #[test]
 fn reverify_schedule_after_takeover() {
     // After a verified takeover: looks after 1, 2, 4, 8, 16 s, then every
-    // verify_interval; the marks are read until then and for 2 x the bound.
+    // verify_interval; the marks are read on every look (the holder reads the fence
+    // on each verify: issue 18, sequence 3).
     let p = with_cloud();
     let elig = Eligibility::Eligible { timeline: 3 };
     let done: Vec<StepOutcome> = takeover(true, 3)
@@ -614,12 +687,7 @@ fn reverify_schedule_after_takeover() {
         vec![1.0, 3.0, 7.0, 15.0, 31.0, 61.0, 91.0, 121.0, 151.0, 181.0]
     );
     let read: Vec<bool> = looks.iter().map(|l| l.1).collect();
-    assert_eq!(
-        read,
-        vec![
-            true, true, true, true, true, true, true, false, false, false
-        ]
-    );
+    assert_eq!(read, vec![true; 10]);
 }
 
 #[test]
@@ -712,9 +780,17 @@ fn row_marks_unreadable_never_take() {
 
 #[test]
 fn row_equal_or_higher_claim_is_stale_primary() {
-    for tl in [3, 4, 99] {
-        let (p, m) = fresh(
-            &obs(0, primary(3), PRESENT, other(claim(tl, 2))),
+    // (the holder's claim, whether we held the VIP at our timeline 3)
+    for (tl, mem) in [
+        (3, held(3, 0)),
+        (4, Memory::default()),
+        (99, Memory::default()),
+    ] {
+        let mut mem = mem;
+        mem.cloud.settled = None;
+        let (p, m) = run(
+            &obs(1, primary(3), PRESENT, other(claim(tl, 2))),
+            &mem,
             &with_cloud(),
         );
         assert_eq!(
@@ -794,13 +870,32 @@ fn row_cloud_unknown_never_adds_keeps_holder_critical_after_hold() {
     let (plan, _) = run(&obs(4000, primary(3), PRESENT, unknown()), &confirmed, &p);
     assert!(plan.steps.is_empty(), "{plan:?}");
     assert_eq!(plan.verdict.severity(), Severity::Critical);
-    // Never confirmed at this timeline (or the last answer was someone else): remove.
+    // Never confirmed at this timeline, the last answer someone else's, or no memory
+    // at all (a restart during the outage, issue 18 sequence 1): an error is no
+    // evidence, the address stays (and is never added).
     let (plan, _) = run(&obs(399, primary(4), PRESENT, unknown()), &confirmed, &p);
-    assert_eq!(plan.steps, vec![Step::RemoveKernel]);
+    assert!(plan.steps.is_empty(), "{plan:?}");
     let mut other_last = confirmed.clone();
     other_last.cloud.checked_at = Some(S(200));
     let (plan, _) = run(&obs(399, primary(3), PRESENT, unknown()), &other_last, &p);
-    assert_eq!(plan.steps, vec![Step::RemoveKernel]);
+    assert!(plan.steps.is_empty(), "{plan:?}");
+    for mem in [Memory::default(), Memory::careful(S(10), &p)] {
+        let (plan, _) = run(&obs(10, primary(3), PRESENT, unknown()), &mem, &p);
+        assert!(plan.steps.is_empty(), "{plan:?}");
+        assert!(matches!(
+            plan.verdict,
+            Verdict::CloudUnknown { keeping: true, .. }
+        ));
+        let (plan, _) = run(
+            &obs(10, primary(3), KernelView::Absent, unknown()),
+            &mem,
+            &p,
+        );
+        assert!(
+            plan.steps.is_empty(),
+            "never added without a confirmation: {plan:?}"
+        );
+    }
 }
 
 #[test]
@@ -1339,7 +1434,13 @@ fn check_not_eligible_or_unknown(pass: Decided, (adds, takes): (bool, bool), eli
     if let Eligibility::Unknown(_) = elig {
         let since = mem.pg_unknown_since.unwrap_or(o.now);
         let expired = o.now - since >= policy.pg_unknown_hold && policy.cloud.is_none();
-        let moved = matches!(o.cloud, CloudView::Other { .. });
+        // Another holder is evidence once our own assign is older than the bound.
+        let own_assign_recent = policy.cloud.as_ref().is_some_and(|cp| {
+            mem.cloud
+                .took_at
+                .is_some_and(|t| o.now < t + cp.consistency_bound)
+        });
+        let moved = matches!(o.cloud, CloudView::Other { .. }) && !own_assign_recent;
         let should_remove = (expired || moved) && !matches!(o.kernel, KernelView::Absent);
         assert_eq!(
             plan.steps.contains(&Step::RemoveKernel),
@@ -1355,16 +1456,32 @@ fn check_not_eligible_or_unknown(pass: Decided, (adds, takes): (bool, bool), eli
 fn check_eligible(pass: Decided, (adds, takes): (bool, bool), timeline: u32) {
     let (o, mem, policy, plan) = pass;
     let ctx = || context(pass);
-    // Never take from a claim with an equal or higher timeline.
+    // Never take from a claim with an equal or higher timeline: a higher one (or an
+    // equal one once we held the VIP here) makes us a stale primary; an equal one of
+    // another node is waited out for the bound (issue 18, sequence 5).
     if let CloudView::Other {
         claim: ClaimTag::Valid(c),
         ..
     } = &o.cloud
         && c.timeline >= timeline
     {
-        {
+        let held = held_before(mem, timeline);
+        let watched = policy.cloud.as_ref().is_some_and(|cp| {
+            mem.cloud
+                .other_since
+                .as_ref()
+                .is_some_and(|(_, since)| o.now >= *since + cp.consistency_bound)
+        });
+        let fenced = mem
+            .fenced
+            .as_ref()
+            .is_some_and(|f| f.by.timeline >= timeline);
+        if c.timeline > timeline || held || c.node_id == policy.node_id || fenced {
             assert!(!takes && !adds, "{}", ctx());
-            assert_eq!(plan.verdict.kind(), "stale-primary");
+            assert_eq!(plan.verdict.kind(), "stale-primary", "{}", ctx());
+        } else if !watched {
+            // Never at once: waited out first.
+            assert!(!takes && !adds, "{}", ctx());
         }
     }
     // A fenced node (its timeline not past the claim that fenced it) never takes.
@@ -1376,10 +1493,14 @@ fn check_eligible(pass: Decided, (adds, takes): (bool, bool), timeline: u32) {
         assert_eq!(plan.verdict.kind(), "stale-primary", "{}", ctx());
     }
     // Never take against a mark that forbids it (higher, or equal and another
-    // node's), whoever holds the VIP.
+    // node's once we held the VIP here and EC2 does not show us holding it), whoever
+    // holds the VIP.
+    let held = held_before(mem, timeline);
+    let me_now = matches!(o.cloud, CloudView::Me { .. });
     if let MarkView::Read { marks } = &o.marks
         && marks.iter().any(|m| {
-            m.timeline > timeline || (m.timeline == timeline && m.node_id != policy.node_id)
+            m.timeline > timeline
+                || (m.timeline == timeline && m.node_id != policy.node_id && held && !me_now)
         })
     {
         assert!(!takes, "took against a mark: {}", ctx());
@@ -1487,6 +1608,7 @@ fn exhaustive_idempotent_after_acting() {
             now: o.now + S(1),
             kernel: k2,
             cloud: c2,
+            marks: marks_after(&plan, &o.marks),
             ..o.clone()
         };
         let (plan2, _) = run(&o2, &mem, &policy);
@@ -1497,6 +1619,32 @@ fn exhaustive_idempotent_after_acting() {
             assert!(!acquire2, "{o:?} => {plan:?} then {o2:?} => {plan2:?}");
         }
     }
+}
+
+/// Did this node hold the VIP at `tl`, or in place at an older timeline (what makes
+/// another node's equal claim fence it)? The invariants' own statement of the rule.
+pub(super) fn held_before(mem: &Memory, tl: u32) -> bool {
+    let c = &mem.cloud;
+    c.held_at == Some(tl)
+        || c.took_timeline == Some(tl)
+        || mem.careful_until.is_some()
+        || c.held_max
+            .is_some_and(|h| h == tl || (h < tl && !c.left_primary))
+}
+
+/// The marks after a plan succeeded: a claim writes this node's mark.
+pub(super) fn marks_after(plan: &Plan, marks: &MarkView) -> MarkView {
+    let MarkView::Read { marks } = marks else {
+        return marks.clone();
+    };
+    let mut marks = marks.clone();
+    for s in &plan.steps {
+        if let Step::WriteClaim(c) = s {
+            marks.retain(|m| m.node_id != c.node_id);
+            marks.push(*c);
+        }
+    }
+    MarkView::Read { marks }
 }
 
 /// What the world looks like after a plan succeeded.
