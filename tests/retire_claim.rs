@@ -2,8 +2,8 @@
 //! namespaces; the config names the ENI and subnet, so neither IMDS nor the interface
 //! is asked): the dry run prints the plan and changes nothing, `--apply` deletes the
 //! node's subnet mark and its ENI claim and nothing else, the live holder's claim is
-//! refused without `--force` and removed with it, an unknown node has nothing to
-//! retire, and the refusals that need no EC2 at all.
+//! refused without `--force` and removed with it, an EC2 error is one line with its AWS
+//! code, an unknown node has nothing to retire, and the refusals that need no EC2.
 
 mod support;
 
@@ -269,6 +269,44 @@ fn the_live_holders_claim_is_refused_without_force_and_removed_with_it() {
     assert!(!bed.tags(bed.eni(2)).contains_key(&claim_key()));
     // The VIP itself is not touched.
     assert_eq!(bed.holders(), vec![bed.eni(2).to_owned()]);
+}
+
+#[test]
+fn an_ec2_error_is_one_line_with_its_aws_code_and_deletes_nothing() {
+    let bed = bed();
+    bed.diverged();
+    let before = bed.all_tags();
+    for (action, args) in [
+        ("DeleteTags", &["--node", "2", "--apply"][..]),
+        ("DescribeTags", &["--node", "2"]),
+    ] {
+        bed.emu().control(
+            "POST",
+            "/_va/fault",
+            Some(&serde_json::json!({"kind": "unauthorized", "seconds": 60, "actions": [action]})),
+        );
+        let r = bed.retire(args);
+        bed.emu().control("DELETE", "/_va/fault", None);
+        assert_eq!(r.code, 1, "{action}: {}", r.all());
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        let want = if action == "DeleteTags" { 2 } else { 1 };
+        assert_eq!(
+            lines.len(),
+            want,
+            "{action}: one line a failure: {}",
+            r.all()
+        );
+        for l in lines {
+            assert!(
+                l.contains(&format!("not allowed: grant IAM action ec2:{action}"))
+                    && l.ends_with("(UnauthorizedOperation)"),
+                "{action}: {}",
+                r.all()
+            );
+        }
+        assert!(r.tag_lines().is_empty(), "{action}: {}", r.all());
+    }
+    assert_eq!(bed.all_tags(), before);
 }
 
 #[test]
