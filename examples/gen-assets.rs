@@ -148,9 +148,19 @@ fn commands(r: &mut Roff, cmd: &clap::Command) {
             .collect();
         for a in &args {
             if let Some(l) = a.get_long() {
-                head.push(roman(" ["));
+                let required = a.is_required_set();
+                head.push(roman(if required { " " } else { " [" }));
                 head.push(bold(format!("--{l}")));
-                head.push(roman("]"));
+                if let Some([value]) = a
+                    .get_value_names()
+                    .filter(|_| a.get_action().takes_values())
+                {
+                    head.push(roman(" "));
+                    head.push(italic(value.to_string()));
+                }
+                if !required {
+                    head.push(roman("]"));
+                }
             }
         }
         if sub
@@ -256,6 +266,12 @@ fn prose(r: &mut Roff) {
                 "plan",
                 "0, or 1 when it cannot observe at all (no such interface, EC2 setup failing).",
             ),
+            (
+                "retire-claim",
+                "0 done, dry run printed, or nothing to retire; 1 refused (that node's ENI holds \
+                 the VIP, or it is this node, without --force; a node id below 1) or an EC2 call \
+                 failed (the AWS error code named); 78 configuration error, or kernel-only mode.",
+            ),
         ],
     );
     section(
@@ -309,6 +325,10 @@ fn prose(r: &mut Roff) {
         (
             "What a pass would do now, for a script:",
             "vip-arbiter plan --json | jq -r '.verdict.kind, (.steps[] | .call)'",
+        ),
+        (
+            "Retire a gone node's claim (its subnet mark and ENI claim); drop --apply for a dry run:",
+            "vip-arbiter retire-claim --node 2 --apply",
         ),
         (
             "The health snapshot:",

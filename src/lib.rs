@@ -22,7 +22,7 @@
 //! - [`daemon`]: the composition root of `vip-arbiter run`, reload, shutdown,
 //!   systemd and logging.
 //! - [`cli`]: the command line and the verbs that are not the daemon (`plan`,
-//!   `check-config`, the socket clients).
+//!   `check-config`, `retire-claim`, the socket clients).
 //! - [`fuzz_checks`]: what the fuzz targets (fuzz/) check, built only for the unit
 //!   tests and with the `fuzz-checks` feature, never into the shipped binary.
 

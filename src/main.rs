@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vip_arbiter::cli::{self, Cli, Command, Contract};
-use vip_arbiter::cli::{client_socket, host_check};
+use vip_arbiter::cli::{client_socket, host_check, retire_claim};
 use vip_arbiter::config::{self, ConfigErrors};
 use vip_arbiter::daemon::shutdown::Shutdown;
 use vip_arbiter::daemon::{self, logging};
@@ -64,6 +64,12 @@ async fn dispatch(cli: Cli) -> i32 {
         }
         Command::Kick { client, .. } => {
             return cli::kick(&client_socket::resolve(client.socket.as_deref(), path)).await;
+        }
+        Command::RetireClaim { node, .. } => {
+            if let Err(why) = retire_claim::node_id(*node) {
+                eprintln!("vip-arbiter retire-claim: refused: {why}");
+                return retire_claim::EXIT_REFUSED;
+            }
         }
         _ => {}
     }
@@ -135,6 +141,14 @@ async fn dispatch(cli: Cli) -> i32 {
                     eprintln!("vip-arbiter plan: {e}");
                     1
                 }
+            }
+        }
+        Command::RetireClaim { node, apply, force } => {
+            // Warnings only (IMDS discovery): the verb's own lines are its output.
+            let _ = logging::init("warn");
+            match retire_claim::node_id(node) {
+                Ok(node) => retire_claim::run(&s, node, apply, force).await,
+                Err(_) => retire_claim::EXIT_REFUSED, // refused above
             }
         }
         Command::Run => {

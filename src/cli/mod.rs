@@ -4,6 +4,7 @@
 pub mod client_socket;
 pub mod host_check;
 pub mod plan_report;
+pub mod retire_claim;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -76,6 +77,22 @@ pub enum Command {
     /// Clear this node's stale-primary fence (after the operator has made sure this
     /// node may hold the VIP again). Root or the service user only.
     Unfence,
+    /// Retire a node's claim for the VIP (EC2 mode): its mark on the subnet and the
+    /// claim tags naming it on ENIs, for a node that is gone. Prints what it would
+    /// delete and changes nothing unless --apply. Exit 0 done or dry run (also nothing
+    /// to retire), 1 refused or an EC2 error, 78 configuration error.
+    RetireClaim {
+        /// The node whose claim to retire (its repmgr node_id, 1 or more).
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        node: i64,
+        /// Delete the tags (ec2:DeleteTags); without it, only print them.
+        #[arg(long)]
+        apply: bool,
+        /// Retire it even when that node's ENI holds the VIP at EC2 now, or when it is
+        /// this node.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// What the client verbs share: they need only the daemon's socket.

@@ -279,6 +279,15 @@ pub async fn plan_once(s: &Settings) -> Result<crate::cli::plan_report::PlanRepo
     Ok(PlanReport::new(&ctx, &observation, &elig, &plan))
 }
 
+/// One-shot EC2 verbs (`retire-claim`): the adapter as `plan` builds it (the ENI and
+/// subnet from the config, else IMDS; no start-up self-test). `None` in kernel-only mode.
+pub async fn cloud_once(
+    s: &Settings,
+) -> Result<Option<(Ec2, crate::adapters::ec2::setup::Placement)>, StartupError> {
+    let kernel = Netlink::connect(&s.interface, s.vip)?;
+    build_cloud(s, &kernel, Arc::new(Metrics::default()), false).await
+}
+
 /// `check-config --online`: the EC2 self-test.
 pub async fn online_check(s: &Settings) -> Result<(bool, Vec<String>), StartupError> {
     let kernel = Netlink::connect(&s.interface, s.vip)?;

@@ -23,7 +23,7 @@ fixes one is noticed):
     and addresses.primary are not implemented (HTTP 500).  Corrected: the first
     two match any private IPv4 address (primary or secondary), device-index
     matches attached ENIs only, and several values match if any one does.
-    subnet-id, network-interface-id and tag:* were already right (kept).
+    subnet-id, network-interface-id, tag:* and tag-key were already right (kept).
   * DryRun on AssignPrivateIpAddresses / UnassignPrivateIpAddresses is ignored
     and the change is made.  EC2's API model has NO DryRun member for these two
     actions (botocore and aws-sdk-ec2 refuse to send one), and EC2 answers a

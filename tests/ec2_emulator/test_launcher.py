@@ -531,6 +531,38 @@ def test_create_tags_on_eni_and_subnet_in_one_call_and_delete_on_subnet(ec2, wor
         "InvalidSubnetID.NotFound"
 
 
+def test_retire_claim_calls_tag_key_filter_and_delete_tags_by_value(ec2, world):
+    """`vip-arbiter retire-claim`'s calls: the ENIs carrying a claim key in the subnet
+    (tag-key and subnet-id filters, wherever the VIP is), then DeleteTags of one key with
+    the value it was read with, on the subnet and on an ENI: a value rewritten since stays."""
+    n1, n2, n3, sn, vip = world["id"]["n1"], world["id"]["n2"], world["id"]["n3"], world["subnet_id"], world["vip"]
+    key, mark = f"vip-arbiter:{vip}", f"vip-arbiter:{vip}/node-2"
+    ec2.create_tags(Resources=[n1, sn], Tags=[{"Key": key, "Value": "timeline=3;node=1"}])
+    ec2.create_tags(Resources=[n2, sn], Tags=[{"Key": key, "Value": "timeline=3;node=2"},
+                                              {"Key": mark, "Value": "timeline=3;node=2"}])
+    ec2.create_tags(Resources=[n3], Tags=[{"Key": key + "x", "Value": "not ours"}])
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=[vip])
+
+    def claimed(subnet):
+        r = ec2.describe_network_interfaces(Filters=[{"Name": "tag-key", "Values": [key]},
+                                                     {"Name": "subnet-id", "Values": [subnet]}])
+        return sorted((e["NetworkInterfaceId"], {t["Key"]: t["Value"] for t in e["TagSet"]}[key])
+                      for e in r["NetworkInterfaces"])
+
+    assert claimed(sn) == sorted([(n1, "timeline=3;node=1"), (n2, "timeline=3;node=2")])
+    assert claimed("subnet-00000000") == []
+    # A value that no longer matches deletes nothing, on either resource type ...
+    ec2.delete_tags(Resources=[sn], Tags=[{"Key": mark, "Value": "timeline=2;node=2"}])
+    ec2.delete_tags(Resources=[n2], Tags=[{"Key": key, "Value": "timeline=2;node=2"}])
+    assert tags_of(ec2, sn)[mark] == "timeline=3;node=2" and tags_of(ec2, n2)[key] == "timeline=3;node=2"
+    # ... the value read deletes exactly that key on exactly that resource.
+    ec2.delete_tags(Resources=[sn], Tags=[{"Key": mark, "Value": "timeline=3;node=2"}])
+    ec2.delete_tags(Resources=[n2], Tags=[{"Key": key, "Value": "timeline=3;node=2"}])
+    assert mark not in tags_of(ec2, sn) and tags_of(ec2, sn)[key] == "timeline=3;node=2"
+    assert key not in tags_of(ec2, n2) and tags_of(ec2, n2)[mark] == "timeline=3;node=2"
+    assert claimed(sn) == [(n1, "timeline=3;node=1")]
+
+
 def test_describe_tags_filters(ec2, world):
     n1, n2, sn = world["id"]["n1"], world["id"]["n2"], world["subnet_id"]
     key = f"claim-{world['net']}"  # unique to this world: other tests' tags never match

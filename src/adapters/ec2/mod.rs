@@ -2,8 +2,9 @@
 //! subnet's high-water marks (DescribeTags on the subnet), our claim (one CreateTags
 //! on our own ENI and the subnet), the move (AssignPrivateIpAddresses with
 //! AllowReassignment) and the hand-back of a fenced node
-//! (UnassignPrivateIpAddresses). Every call is counted by action and result; every
-//! error keeps its AWS error code.
+//! (UnassignPrivateIpAddresses); for the operator's `retire-claim`, the ENIs carrying
+//! a claim tag (DescribeNetworkInterfaces by tag key) and DeleteTags. Every call is
+//! counted by action and result; every error keeps its AWS error code.
 
 pub mod errors;
 pub mod imds;
@@ -100,6 +101,10 @@ impl Ec2 {
 
     pub fn eni_id(&self) -> &str {
         &self.eni_id
+    }
+
+    pub fn subnet_id(&self) -> &str {
+        &self.subnet_id
     }
 
     fn count<T>(&self, action: &'static str, r: &Result<T, Ec2Error>) {
@@ -205,6 +210,52 @@ impl Ec2 {
                 .collect())
         })
         .await
+    }
+
+    /// Every ENI in our subnet that carries a claim tag for the VIP, wherever the VIP is
+    /// (one DescribeNetworkInterfaces filtered by tag key and subnet), as (ENI id, the
+    /// tag's value). The answer is checked again: never trust the filter alone.
+    pub async fn claims_on_enis(&self) -> Result<Vec<(String, String)>, Ec2Error> {
+        let key = claim::tag_key(self.vip);
+        let sent = self
+            .client
+            .describe_network_interfaces()
+            .filters(Filter::builder().name("tag-key").values(&key).build())
+            .filters(
+                Filter::builder()
+                    .name("subnet-id")
+                    .values(&self.subnet_id)
+                    .build(),
+            )
+            .send();
+        self.call("DescribeNetworkInterfaces", sent, |o| {
+            Ok(o.network_interfaces()
+                .iter()
+                .filter(|n| n.subnet_id() == Some(self.subnet_id.as_str()))
+                .filter_map(|n| {
+                    let value = n
+                        .tag_set()
+                        .iter()
+                        .find(|t| t.key() == Some(key.as_str()))?
+                        .value()?;
+                    Some((n.network_interface_id()?.to_owned(), value.to_owned()))
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// DeleteTags of one tag on one resource (our subnet or an ENI), given with its
+    /// value: EC2 then deletes it only while it still has that value, so a tag
+    /// rewritten since it was read stays.
+    pub async fn delete_tag(&self, resource: &str, key: &str, value: &str) -> Result<(), Ec2Error> {
+        let sent = self
+            .client
+            .delete_tags()
+            .resources(resource)
+            .tags(Tag::builder().key(key).value(value).build())
+            .send();
+        self.call("DeleteTags", sent, |_| Ok(())).await
     }
 
     /// UnassignPrivateIpAddresses of the VIP from our own ENI. An ENI that does not
