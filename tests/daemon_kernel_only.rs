@@ -365,7 +365,7 @@ fn plan_prints_what_it_would_do_and_changes_nothing() {
     let text = plan(n2, cluster.node2(), false);
     for want in [
         "postgresql:   standby (in recovery)\n",
-        "repmgr.nodes: node 2 is a standby (or witness) row (active primary: node 1)\n",
+        "repmgr.nodes: node 2 is a standby row (active primary: node 1)\n",
         "eligibility:  not eligible: in recovery\n",
         "verdict:      standby: in recovery; VIP not here\n",
         "severity:     OK (check exits 0)\n",

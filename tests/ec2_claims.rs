@@ -20,6 +20,7 @@ use vip_arbiter::core::claim::{self, Claim};
 use vip_arbiter::core::decide::{CloudPolicy, Memory, Policy};
 use vip_arbiter::core::observation::{ClaimTag, CloudView};
 use vip_arbiter::health::metrics::Metrics;
+use vip_arbiter::pass::journal::{Kept, Nowhere};
 use vip_arbiter::pass::observe::CloudSource;
 use vip_arbiter::pass::reconcile::{self, Limits, PassReport, World};
 
@@ -163,8 +164,8 @@ impl Node {
             &self.mem,
             &policy(),
             limits,
-            self.now,
-            u32::MAX,
+            (self.now, u32::MAX),
+            &mut Kept::new(Nowhere),
         ));
         self.mem = mem;
         self.now += Duration::from_secs(1);

@@ -10,6 +10,7 @@ use vip_arbiter::core::backoff::Backoff;
 use vip_arbiter::core::claim::Claim;
 use vip_arbiter::core::decide::{CloudPolicy, Memory, Policy, UNKNOWN_WATCH};
 use vip_arbiter::core::plan::Verdict;
+use vip_arbiter::pass::journal::{Kept, Nowhere};
 use vip_arbiter::pass::reconcile::{self, Limits, PassReport, World};
 
 fn policy(cloud: bool) -> Policy {
@@ -86,8 +87,8 @@ impl Node {
             &self.mem,
             &self.policy,
             LIMITS,
-            self.now,
-            u32::MAX,
+            (self.now, u32::MAX),
+            &mut Kept::new(Nowhere),
         ));
         self.mem = mem;
         self.now += Duration::from_secs(1);

@@ -33,7 +33,7 @@ fn cfg(interval: Duration, release_on_stop: bool) -> LoopConfig {
             cloud: Duration::from_secs(1),
             step: Duration::from_secs(1),
         },
-        fence_file: None,
+        state_file: None,
         release_on_stop,
     }
 }
@@ -121,6 +121,7 @@ where
         shutdown: shutdown.clone(),
         reload,
         hangups: Some(hangups),
+        journals: vip_arbiter::daemon::journal_for,
     };
     let h = Arc::new(Harness {
         state,
@@ -350,7 +351,7 @@ fn a_fence_outlives_a_restart_runs_the_fence_command_once_and_unfence_clears_it(
         backoff: vip_arbiter::core::backoff::Backoff::default(),
         fence_configured: true,
     });
-    config.fence_file = Some(file.clone());
+    config.state_file = Some(file.clone());
     let world = fakes::shared();
     {
         let mut w = world.lock().expect("lock");
@@ -368,7 +369,6 @@ fn a_fence_outlives_a_restart_runs_the_fence_command_once_and_unfence_clears_it(
             },
         );
     }
-    type Script = fn(Arc<Harness>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
     let run = |world: fakes::Shared, script: Script| {
         let (_tx, rx) = tokio::sync::mpsc::channel(1);
         rt().block_on(with_world(
@@ -415,10 +415,184 @@ fn a_fence_outlives_a_restart_runs_the_fence_command_once_and_unfence_clears_it(
             );
         })
     });
-    assert!(!file.exists(), "unfence removed the fence file");
+    // The journal stays, without the fence, and remembers the claim it was cleared
+    // from: a restart does not fence again from that claim nor run the command again.
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("the journal")).expect("json");
+    assert!(kept["memory"]["fenced"].is_null(), "{kept}");
+    assert_eq!(kept["memory"]["overridden"]["timeline"], 6, "{kept}");
     let w = world.lock().expect("lock");
     assert_eq!(w.fences.len(), 1, "the fence command ran once in all");
     assert_eq!(w.holder.as_deref(), Some(fakes::ME));
+}
+
+/// The EC2-mode config the journal tests run with, its state file at `file`.
+fn journaled(file: &std::path::Path) -> LoopConfig {
+    let mut config = cfg(Duration::from_millis(100), false);
+    config.policy.cloud = Some(vip_arbiter::core::decide::CloudPolicy {
+        verify_interval: Duration::from_secs(30),
+        cloud_unknown_hold: Duration::from_secs(300),
+        consistency_bound: Duration::from_secs(60),
+        backoff: vip_arbiter::core::backoff::Backoff::default(),
+        fence_configured: false,
+    });
+    config.state_file = Some(file.to_owned());
+    config
+}
+
+type Script = fn(Arc<Harness>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// One daemon run over `world` with `config`, for `script`'s length.
+fn daemon_run(world: &fakes::Shared, config: &LoopConfig, script: Script) {
+    let (_tx, rx) = tokio::sync::mpsc::channel(1);
+    rt().block_on(with_world(
+        world.clone(),
+        config.clone(),
+        no_reload(),
+        rx,
+        move |h, _| script(h),
+    ));
+}
+
+fn verdict(h: &Harness) -> String {
+    h.health.current().expect("snapshot").verdict_kind.clone()
+}
+
+/// Issue 18: a daemon killed after a takeover starts again knowing it: the journal
+/// (write-ahead, then settled) keeps when it assigned, so a "nobody" read within the
+/// bound after that assign is not taken at once (it may predate the assign and hide
+/// a node that took the VIP since), exactly as if the daemon had not stopped.
+#[test]
+fn a_restart_continues_from_the_journal() {
+    use vip_arbiter::core::claim::Claim;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("state.json");
+    let config = journaled(&file);
+    let world = fakes::shared();
+    {
+        let mut w = world.lock().expect("lock");
+        w.pg = Some(fakes::primary(6));
+        w.holder = Some(fakes::OTHER.into());
+        let old = Claim {
+            timeline: 5,
+            node_id: 2,
+            system_id: None,
+        };
+        w.tags.insert(fakes::OTHER.into(), old);
+        w.marks.insert(2, old);
+    }
+    daemon_run(&world, &config, |h| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(verdict(&h), "holding");
+        })
+    });
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("journal")).expect("json");
+    assert_eq!(kept["memory"]["cloud"]["took_timeline"], 6, "{kept}");
+    // The VIP vanishes (an ENI detached, a read that lags): after the restart the node
+    // waits the bound from its own assign instead of taking it at once.
+    world.lock().expect("lock").holder = None;
+    daemon_run(&world, &config, |h| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(verdict(&h), "ec2-settling");
+        })
+    });
+    assert_eq!(world.lock().expect("lock").holder, None, "not taken again");
+    // Without the journal (deleted), a careful start waits too: its mark is there.
+    std::fs::remove_file(&file).expect("rm");
+    daemon_run(&world, &config, |h| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(verdict(&h), "ec2-settling");
+        })
+    });
+    assert_eq!(world.lock().expect("lock").holder, None, "not taken again");
+}
+
+/// Issue 18, sequence 1: the holder's daemon restarts while every EC2 call fails. The
+/// address stays (the VPC still delivers to this ENI) and is CRITICAL only past the
+/// hold; before, the first failed describe with an empty memory removed it.
+#[test]
+fn a_restart_during_an_ec2_outage_keeps_the_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("state.json");
+    let config = journaled(&file);
+    let world = fakes::shared();
+    {
+        let mut w = world.lock().expect("lock");
+        w.pg = Some(fakes::primary(5));
+        w.holder = Some(fakes::ME.into());
+        w.kernel = Some(32);
+    }
+    daemon_run(&world, &config, |h| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(verdict(&h), "holding");
+        })
+    });
+    for journal in [true, false] {
+        if !journal {
+            std::fs::remove_file(&file).expect("rm");
+        }
+        {
+            let mut w = world.lock().expect("lock");
+            w.ec2_failures = 1_000;
+            w.ec2_failure_code = "ServiceUnavailable".into();
+        }
+        daemon_run(&world, &config, |h| {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                assert_eq!(verdict(&h), "cloud-unknown");
+            })
+        });
+        let w = world.lock().expect("lock");
+        assert_eq!(w.kernel, Some(32), "journal {journal}: the address stays");
+        assert!(!w.kernel_ops.contains(&"remove"), "{:?}", w.kernel_ops);
+    }
+}
+
+/// A takeover that cannot be journaled first is not made, and the verdict is
+/// CRITICAL until the state file can be written again.
+#[test]
+fn an_unwritable_state_file_blocks_the_takeover_and_is_critical() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("no-such-dir").join("state.json");
+    let config = journaled(&file);
+    let world = fakes::shared();
+    {
+        let mut w = world.lock().expect("lock");
+        w.pg = Some(fakes::primary(3));
+        w.holder = None;
+    }
+    daemon_run(&world, &config, |h| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let s = h.health.current().expect("snapshot");
+            assert_eq!(s.verdict_kind, "action-failed");
+            assert_eq!(s.severity, "critical");
+            assert!(s.verdict.contains("write_state_file"), "{}", s.verdict);
+        })
+    });
+    {
+        let w = world.lock().expect("lock");
+        assert_eq!(w.holder, None);
+        assert!(
+            !w.ec2_calls.contains(&"AssignPrivateIpAddresses"),
+            "{:?}",
+            w.ec2_calls
+        );
+        assert!(!w.ec2_calls.contains(&"CreateTags"), "{:?}", w.ec2_calls);
+    }
+    // The directory appears: the next run takes the VIP.
+    std::fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
+    daemon_run(&world, &config, |h| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(verdict(&h), "holding");
+        })
+    });
 }
 
 /// One notification as the test's NOTIFY_SOCKET received it, and when.

@@ -4,3 +4,4 @@ pub mod ec2;
 pub mod fence;
 pub mod netlink;
 pub mod postgres;
+pub mod state_file;

@@ -264,8 +264,10 @@ async fn check_result(path: &Path) -> (i32, String) {
     }
 }
 
-/// Ask the running daemon to clear its fence; with no daemon, remove the fence file.
-pub async fn unfence(socket: &Path, fence_file: Option<&Path>) -> i32 {
+/// Ask the running daemon to clear its fence; with no daemon, clear it in the state
+/// file (the journal: the claim that fenced this node is recorded as overridden, so
+/// the next start does not fence again from it, nor run `fence_command` again).
+pub async fn unfence(socket: &Path, state_file: Option<&Path>) -> i32 {
     match client::request(socket, "POST", "/unfence", CLIENT_TIMEOUT).await {
         Ok(r) if r.status == 202 => {
             println!("vip-arbiter: fence cleared (the next pass decides afresh)");
@@ -275,30 +277,50 @@ pub async fn unfence(socket: &Path, fence_file: Option<&Path>) -> i32 {
             eprintln!("vip-arbiter unfence: {} {}", r.status, r.body.trim());
             1
         }
-        Err(e) => match fence_file.map(std::fs::remove_file) {
-            Some(Ok(())) => {
-                println!(
-                    "vip-arbiter is not running ({e}); removed its fence file {}",
-                    fence_file
-                        .map(Path::display)
-                        .map(|d| d.to_string())
-                        .unwrap_or_default()
-                );
-                0
-            }
-            Some(Err(fe)) if fe.kind() == std::io::ErrorKind::NotFound => {
-                println!("vip-arbiter is not running ({e}) and no fence is kept");
-                0
-            }
-            Some(Err(fe)) => {
-                eprintln!("vip-arbiter is not running ({e}); cannot remove the fence file: {fe}");
-                1
-            }
+        Err(e) => match state_file {
+            Some(path) => unfence_file(path, &e.to_string()),
             None => {
                 eprintln!("vip-arbiter is not answering on {}: {e}", socket.display());
                 1
             }
         },
+    }
+}
+
+/// `unfence` with no daemon: edit the journal in the state file.
+fn unfence_file(path: &Path, why: &str) -> i32 {
+    use crate::pass::journal::Journal as _;
+    let mut file = crate::adapters::state_file::StateFile::new(path);
+    let now = crate::pass::journal::boot_time();
+    let mut loaded = match file.load(now) {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            println!("vip-arbiter is not running ({why}) and no fence is kept");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("vip-arbiter is not running ({why}); cannot read the state file: {e}");
+            return 1;
+        }
+    };
+    let Some(f) = loaded.memory.unfence() else {
+        println!("vip-arbiter is not running ({why}) and this node is not fenced");
+        return 0;
+    };
+    match file.save(&loaded.memory.journaled(), now) {
+        Ok(()) => {
+            println!(
+                "vip-arbiter is not running ({why}); cleared the fence in {} (was: {} with claim {})",
+                path.display(),
+                f.holder,
+                f.by
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("vip-arbiter is not running ({why}); {e}");
+            1
+        }
     }
 }
 

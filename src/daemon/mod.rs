@@ -16,6 +16,7 @@ use crate::adapters::ec2::Ec2;
 use crate::adapters::fence::ShellFence;
 use crate::adapters::netlink::{KernelError, Netlink};
 use crate::adapters::postgres::{PgObserver, PgTimeouts};
+use crate::adapters::state_file::StateFile;
 use crate::config::{OnStop, Settings};
 use crate::core::backoff::Backoff;
 use crate::core::decide::{CloudPolicy, Policy};
@@ -26,6 +27,7 @@ use crate::health::metrics::Metrics;
 use crate::health::server;
 use crate::health::socket_access::KickAllow;
 use crate::health::state::{HealthState, Identity};
+use crate::pass::journal::{Journal, Nowhere};
 use crate::pass::reconcile::{Limits, World};
 use crate::pass::run_loop::{self, Control, LoopConfig};
 
@@ -80,7 +82,15 @@ pub fn loop_config(s: &Settings, prefix_len: u8) -> LoopConfig {
             step: CLOUD_CALL_LIMIT,
         },
         release_on_stop: s.on_stop == OnStop::Release,
-        fence_file: s.aws.enabled.then(|| s.aws.state_file.clone()),
+        state_file: s.aws.enabled.then(|| s.aws.state_file.clone()),
+    }
+}
+
+/// The journal kept in the state file (`aws.state_file`), or none (kernel-only).
+pub fn journal_for(path: Option<&std::path::Path>) -> Box<dyn Journal + Send> {
+    match path {
+        Some(p) => Box::new(StateFile::new(p)),
+        None => Box::new(Nowhere),
     }
 }
 
@@ -154,6 +164,7 @@ pub async fn run(
             pg_timeouts,
         },
         hangups: Some(hangups),
+        journals: journal_for,
     };
     run_loop::run(&mut world, cfg, ctl).await;
     shutdown.trigger_graceful();

@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::core::decide::{self, Eligibility, Memory, Policy};
 use crate::core::observation::{CloudView, FailureKind, MarkView, Observation, Tick};
+use crate::core::plan::Step;
 use crate::core::plan::{Event, Plan, Verdict};
 use crate::pass::act::{self, CloudActuator, Done, Fencer, KernelActuator};
+use crate::pass::journal::{Journal, Kept};
 use crate::pass::observe::{self, CloudSource, KernelSource, PgSource};
 
 /// The things a pass talks to.
@@ -46,19 +48,26 @@ impl PassReport {
     }
 }
 
-pub async fn pass<P, K, C, F>(
+/// The step a verdict names when the journal cannot be written.
+pub const WRITE_STATE_FILE: &str = "write_state_file";
+
+/// One pass. The journal keeps the memory across restarts: the write-ahead intent
+/// before a claim or an assign (a takeover that cannot be remembered is not made),
+/// and the settled memory after; while it cannot be written the verdict is CRITICAL.
+pub async fn pass<P, K, C, F, J>(
     world: &mut World<P, K, C, F>,
     mem: &Memory,
     policy: &Policy,
     limits: Limits,
-    now: Tick,
-    jitter: u32,
+    (now, jitter): (Tick, u32),
+    journal: &mut Kept<J>,
 ) -> (PassReport, Memory)
 where
     P: PgSource,
     K: KernelSource + KernelActuator,
     C: CloudSource + CloudActuator,
     F: Fencer,
+    J: Journal,
 {
     let (pg, kernel) = observe::gather_local(&mut world.pg, &world.kernel, limits.observe).await;
     let elig = decide::eligibility(&pg.view);
@@ -104,8 +113,28 @@ where
     for event in &plan.events {
         log_event(event);
     }
+    let timeline = match &elig {
+        Eligibility::Eligible { timeline } => Some(*timeline),
+        _ => None,
+    };
+    let mut steps = plan.steps.clone();
+    let mut journal_error = None;
+    let takeover = |s: &Step| matches!(s, Step::WriteClaim(_) | Step::AssignCloud);
+    if steps.iter().any(takeover) {
+        let intent = decide::intend(&mem, &steps, now, timeline);
+        if let Err(e) = journal.keep(&intent, now) {
+            error!(error = %e, "cannot journal the takeover before making it: {e}; not making it");
+            let assigning = steps.contains(&Step::AssignCloud);
+            steps.retain(|s| {
+                !(takeover(s)
+                    || *s == Step::VerifyCloud
+                    || (assigning && matches!(s, Step::AddKernel { .. })))
+            });
+            journal_error = Some(e);
+        }
+    }
     let done = act::execute(
-        &plan.steps,
+        &steps,
         &world.kernel,
         &world.cloud,
         &world.fencer,
@@ -123,11 +152,11 @@ where
         }
     }
     let outcomes: Vec<_> = done.iter().map(Done::outcome).collect();
-    let timeline = match &elig {
-        Eligibility::Eligible { timeline } => Some(*timeline),
-        _ => None,
-    };
     let mem = decide::settle(&mem, &outcomes, now, policy, jitter, timeline);
+    if let Err(e) = journal.keep(&mem, now) {
+        error!(error = %e, "cannot write the state file: {e} (retried every pass)");
+        journal_error.get_or_insert(e);
+    }
     let verdict = match done
         .iter()
         .find_map(|d| d.result.as_ref().err().map(|e| (d.step.kind(), e)))
@@ -138,7 +167,15 @@ where
             needs_operator: e.kind.needs_operator(),
             floor: plan.verdict.severity(),
         },
-        None => plan.verdict.clone(),
+        None => match journal_error {
+            Some(e) => Verdict::ActionFailed {
+                step: WRITE_STATE_FILE,
+                error: format!("{e}: fix the state file's directory (aws.state_file)"),
+                needs_operator: true,
+                floor: plan.verdict.severity(),
+            },
+            None => plan.verdict.clone(),
+        },
     };
     debug!(verdict = %verdict, steps = plan.steps.len(), cloud_checked = due, "pass done");
     (

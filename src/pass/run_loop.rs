@@ -18,54 +18,9 @@ use crate::health::metrics::{Info, PassRecord};
 use crate::health::state::{HealthState, Identity, snapshot};
 use crate::pass::act::{CloudActuator, Fencer, KernelActuator};
 use crate::pass::jitter;
+use crate::pass::journal::{Journal, Kept, Start, boot_time};
 use crate::pass::observe::{CloudSource, KernelSource, PgSource};
 use crate::pass::reconcile::{self, Limits, World};
-
-/// The fence on disk: one small JSON file, written whole (temp file + rename).
-mod fence_file {
-    use std::path::Path;
-
-    use tracing::{error, warn};
-
-    use crate::core::decide::Fenced;
-
-    pub fn load(path: &Path) -> Option<Fenced> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => {
-                error!(path = %path.display(), error = %e, "cannot read the fence file: {e}; starting unfenced");
-                return None;
-            }
-        };
-        match serde_json::from_str(&text) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                warn!(path = %path.display(), error = %e, "ignoring an unreadable fence file: {e}");
-                None
-            }
-        }
-    }
-
-    pub fn save(path: &Path, fenced: Option<&Fenced>) {
-        let result = match fenced {
-            None => match std::fs::remove_file(path) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                r => r,
-            },
-            Some(f) => {
-                let tmp = path.with_extension("tmp");
-                serde_json::to_vec(f)
-                    .map_err(std::io::Error::other)
-                    .and_then(|bytes| std::fs::write(&tmp, bytes))
-                    .and_then(|()| std::fs::rename(&tmp, path))
-            }
-        };
-        if let Err(e) = result {
-            error!(path = %path.display(), error = %e, "cannot write the fence file: {e} (the fence holds in memory)");
-        }
-    }
-}
 
 /// What a running loop may change on reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,8 +29,9 @@ pub struct LoopConfig {
     pub interval: Duration,
     pub limits: Limits,
     pub release_on_stop: bool,
-    /// Where a fence is kept across restarts (EC2 mode); `None`: memory only.
-    pub fence_file: Option<std::path::PathBuf>,
+    /// Where the journal is kept across restarts (EC2 mode: `aws.state_file`);
+    /// `None`: memory only (kernel-only mode).
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 /// How long a pass in progress may go on after a stop was asked for.
@@ -97,6 +53,8 @@ pub struct Control<R> {
     pub reload: R,
     /// One message per SIGHUP (the daemon forwards the signal; tests send directly).
     pub hangups: Option<mpsc::Receiver<()>>,
+    /// Opens the journal at `LoopConfig::state_file` (the daemon: the state file).
+    pub journals: Journals,
 }
 
 pub async fn run<P, K, C, F, R>(
@@ -110,14 +68,8 @@ pub async fn run<P, K, C, F, R>(
     F: Fencer + Sync,
     R: Reload,
 {
-    let started = Instant::now();
-    let mut mem = Memory {
-        fenced: cfg.fence_file.as_deref().and_then(fence_file::load),
-        ..Memory::default()
-    };
-    if let Some(f) = &mem.fenced {
-        error!(claim = %f.by, holder = %f.holder, "still fenced from before the restart: {} holds claim {} (clear with `vip-arbiter unfence`)", f.holder, f.by);
-    }
+    let mut journal = Kept::new((ctl.journals)(cfg.state_file.as_deref()));
+    let mut mem = start_memory(&mut journal, &cfg.policy);
     let mut passes: u64 = 0;
     let mut last_kind = "";
     let mut trigger = "startup";
@@ -126,18 +78,11 @@ pub async fn run<P, K, C, F, R>(
     loop {
         while ctl.kicks.try_recv().is_ok() {}
         if ctl.health.take_unfence() {
-            // Decide afresh: look at EC2 this pass, and forget our own remembered
-            // claim (it would fence again at once; our visible mark still counts).
-            mem.cloud.settled = None;
-            mem.cloud.claimed_at = None;
-            match mem.fenced.take() {
+            match mem.unfence() {
                 Some(f) => {
-                    warn!(claim = %f.by, holder = %f.holder, "fence cleared by the operator (was: {} with claim {})", f.holder, f.by)
+                    warn!(claim = %f.by, holder = %f.holder, "fence cleared by the operator (was: {} with claim {}); that claim fences this node no more", f.holder, f.by)
                 }
                 None => info!("unfence asked for, but this node is not fenced"),
-            }
-            if let Some(path) = cfg.fence_file.as_deref() {
-                fence_file::save(path, None);
             }
         }
         let pass_start = Instant::now();
@@ -149,8 +94,8 @@ pub async fn run<P, K, C, F, R>(
             &mem,
             &cfg.policy,
             cfg.limits,
-            pass_start - started,
-            jitter,
+            (boot_time(), jitter),
+            &mut journal,
         )
         .instrument(span);
         let result = tokio::select! {
@@ -161,11 +106,6 @@ pub async fn run<P, K, C, F, R>(
             warn!("stopping: abandoned the pass in progress");
             break;
         };
-        if next.fenced != mem.fenced
-            && let Some(path) = cfg.fence_file.as_deref()
-        {
-            fence_file::save(path, next.fenced.as_ref());
-        }
         mem = next;
         let took = pass_start.elapsed();
         let m = &ctl.health.metrics;
@@ -227,7 +167,12 @@ pub async fn run<P, K, C, F, R>(
             Wake::Kick => "kick",
             Wake::Stop => break,
             Wake::Hangup => {
+                let was = cfg.state_file.clone();
                 reload(&mut ctl.reload, &mut cfg, &status);
+                if cfg.state_file != was {
+                    // Kept in the new place from now on (written at the next pass).
+                    journal = Kept::new((ctl.journals)(cfg.state_file.as_deref()));
+                }
                 "reload"
             }
         };
@@ -238,6 +183,35 @@ pub async fn run<P, K, C, F, R>(
     } else {
         info!("stopping: keeping the kernel address as it is (on_stop = keep)");
     }
+}
+
+/// Opens the journal kept at a path (the state file); `None`: kernel-only mode.
+pub type Journals = fn(Option<&std::path::Path>) -> Box<dyn Journal + Send>;
+
+/// The memory to start from: the journal's, or a careful start (docs/operations.md,
+/// "The state file").
+fn start_memory(journal: &mut Kept<Box<dyn Journal + Send>>, policy: &Policy) -> Memory {
+    let now = boot_time();
+    let (mem, start) = journal.start(now, Memory::careful(now, policy));
+    let ec2 = policy.cloud.is_some();
+    match start {
+        Start::Journal => info!("state file read: continuing from the last run's journal"),
+        Start::Partial if ec2 => warn!(
+            "the state file holds only a fence (written by an older vip-arbiter): careful start (no takeover for the consistency bound if this node claimed before)"
+        ),
+        Start::NoJournal if ec2 => info!(
+            "no state file yet: careful start (no takeover for the consistency bound if this node claimed before)"
+        ),
+        Start::Unreadable(e) => error!(
+            error = %e,
+            "cannot read the state file: {e}; careful start (no takeover for the consistency bound if this node claimed before)"
+        ),
+        _ => {}
+    }
+    if let Some(f) = &mem.fenced {
+        error!(claim = %f.by, holder = %f.holder, "still fenced from before the restart: {} holds claim {} (clear with `vip-arbiter unfence`)", f.holder, f.by);
+    }
+    mem
 }
 
 enum Wake {

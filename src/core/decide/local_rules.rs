@@ -75,14 +75,7 @@ pub(super) fn pg_unknown(
         });
     }
     let expired = obs.now.saturating_sub(since) >= policy.pg_unknown_hold;
-    // Another holder is evidence only once our own assign is older than the bound: a
-    // read before then may show the holder we just took the VIP from.
-    let own_assign_recent = policy.cloud.as_ref().is_some_and(|c| {
-        mem.cloud
-            .took_at
-            .is_some_and(|took| obs.now < took + c.consistency_bound)
-    });
-    let taken_elsewhere = matches!(obs.cloud, CloudView::Other { .. }) && !own_assign_recent;
+    let taken_elsewhere = moved_elsewhere(obs, mem, policy);
     let ec2_mode = policy.cloud.is_some();
     let reason = reason.to_owned();
     if matches!(obs.kernel, KernelView::Absent) {
@@ -102,6 +95,26 @@ pub(super) fn pg_unknown(
             past_hold: expired,
         },
     )
+}
+
+/// Is this read evidence that the VIP belongs elsewhere, for a node whose PostgreSQL
+/// cannot be asked? Another holder whose claim is above any timeline we held at (a
+/// newer primary took it), or any other holder once our own assign is older than the
+/// bound; within the bound a holder with a lower claim may be a read from before our
+/// own takeover (issue 18, sequence 2).
+pub(super) fn moved_elsewhere(obs: &Observation, mem: &Memory, policy: &Policy) -> bool {
+    let CloudView::Other { claim, .. } = &obs.cloud else {
+        return false;
+    };
+    let newer = claim
+        .valid()
+        .is_some_and(|c| mem.cloud.held_max.is_none_or(|h| c.timeline > h));
+    let own_assign_recent = policy.cloud.as_ref().is_some_and(|c| {
+        mem.cloud
+            .took_at
+            .is_some_and(|took| obs.now < took + c.consistency_bound)
+    });
+    newer || !own_assign_recent
 }
 
 pub(super) fn eligible_kernel_only(kernel: &KernelView, policy: &Policy) -> (Vec<Step>, Verdict) {

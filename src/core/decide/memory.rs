@@ -141,6 +141,30 @@ impl Memory {
         Some(f)
     }
 
+    /// Every time this memory holds, moved by `f` (the journal carries them across a
+    /// reboot, where the boot clock starts again).
+    #[must_use]
+    pub fn map_ticks(&self, f: impl Fn(Tick) -> Tick) -> Memory {
+        let mut m = self.clone();
+        let opt = |t: &mut Option<Tick>| *t = t.map(&f);
+        opt(&mut m.pg_unknown_since);
+        opt(&mut m.promotion_seen_at);
+        opt(&mut m.careful_until);
+        let c = &mut m.cloud;
+        opt(&mut c.me_at);
+        opt(&mut c.checked_at);
+        opt(&mut c.retry_at);
+        opt(&mut c.took_at);
+        opt(&mut c.other_seen_at);
+        if let Some((_, since)) = &mut c.other_since {
+            *since = f(*since);
+        }
+        if let Some((_, Settled::Settling { until, .. })) = &mut c.settled {
+            *until = f(*until);
+        }
+        m
+    }
+
     /// The memory of a daemon started without a readable journal (none yet, or lost):
     /// no takeover until the bound has passed if the subnet shows a mark of this node.
     pub fn careful(now: Tick, policy: &super::Policy) -> Memory {

@@ -22,7 +22,7 @@ pub use pacing::{
     marks_due,
 };
 pub use policy::{CloudPolicy, Policy};
-pub use settle::{StepOutcome, settle};
+pub use settle::{StepOutcome, intend, settle};
 
 use absorb::absorb_observation;
 use after::{

@@ -98,7 +98,14 @@ fn seq2_a_lagged_read_then_a_failed_call_keeps_the_new_primarys_address() {
     );
     let (p, _) = decide(&o, &n.mem, &n.policy, 0);
     assert!(p.steps.is_empty(), "{p:?}");
-    // Past the bound, another holder is evidence: the unknown node lets go.
+    // A holder with a claim above ours is evidence at once (a newer primary took it)…
+    let o7 = Observation {
+        cloud: held_by(3, 7),
+        ..o.clone()
+    };
+    let (p, _) = decide(&o7, &n.mem, &n.policy, 0);
+    assert_eq!(p.steps, vec![Step::RemoveKernel]);
+    // … and past the bound, any other holder is.
     let o = Observation { now: S(1061), ..o };
     let (p, _) = decide(&o, &n.mem, &n.policy, 0);
     assert_eq!(p.steps, vec![Step::RemoveKernel]);

@@ -47,6 +47,35 @@ impl StepOutcome {
     }
 }
 
+/// A claim or assign that was (or may have been) carried out: remember it for every
+/// wait it makes.
+fn remember_made(next: &mut Memory, step: &Step, now: Tick, timeline: Option<u32>) {
+    match step {
+        Step::WriteClaim(c) => next.cloud.claimed_at = Some(*c),
+        Step::AssignCloud => {
+            next.cloud.took_at = Some(now);
+            next.cloud.took_timeline = timeline;
+            next.cloud.held_max = next.cloud.held_max.max(timeline);
+            next.cloud.left_primary = false;
+            next.cloud.reverify = 0;
+            next.cloud.other_since = None;
+        }
+        _ => {}
+    }
+}
+
+/// The write-ahead intent of a plan: memory as if its claim and assign were carried
+/// out (as an unanswered one counts). The loop journals it before the EC2 steps run,
+/// so a daemon killed in the middle of a takeover starts again knowing it may have
+/// taken the VIP.
+pub fn intend(mem: &Memory, steps: &[Step], now: Tick, timeline: Option<u32>) -> Memory {
+    let mut next = mem.clone();
+    for s in steps {
+        remember_made(&mut next, s, now, timeline);
+    }
+    next
+}
+
 /// Fold the act results into memory: a failed cloud step backs off; a verified
 /// takeover or a refreshed claim settles the cloud state for `timeline`.
 pub fn settle(
@@ -68,18 +97,7 @@ pub fn settle(
         .iter()
         .filter(|o| o.error.is_none() || o.maybe_done)
     {
-        match &o.step {
-            Step::WriteClaim(c) => next.cloud.claimed_at = Some(*c),
-            Step::AssignCloud => {
-                next.cloud.took_at = Some(now);
-                next.cloud.took_timeline = timeline;
-                next.cloud.held_max = next.cloud.held_max.max(timeline);
-                next.cloud.left_primary = false;
-                next.cloud.reverify = 0;
-                next.cloud.other_since = None;
-            }
-            _ => {}
-        }
+        remember_made(&mut next, &o.step, now, timeline);
     }
     let is_cloud = |s: &Step| {
         matches!(

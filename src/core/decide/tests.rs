@@ -1434,13 +1434,16 @@ fn check_not_eligible_or_unknown(pass: Decided, (adds, takes): (bool, bool), eli
     if let Eligibility::Unknown(_) = elig {
         let since = mem.pg_unknown_since.unwrap_or(o.now);
         let expired = o.now - since >= policy.pg_unknown_hold && policy.cloud.is_none();
-        // Another holder is evidence once our own assign is older than the bound.
+        // Another holder is evidence when its claim is above what we held, or once our
+        // own assign is older than the bound.
         let own_assign_recent = policy.cloud.as_ref().is_some_and(|cp| {
             mem.cloud
                 .took_at
                 .is_some_and(|t| o.now < t + cp.consistency_bound)
         });
-        let moved = matches!(o.cloud, CloudView::Other { .. }) && !own_assign_recent;
+        let newer = matches!(&o.cloud, CloudView::Other { claim: ClaimTag::Valid(c), .. }
+            if mem.cloud.held_max.is_none_or(|h| c.timeline > h));
+        let moved = matches!(o.cloud, CloudView::Other { .. }) && (newer || !own_assign_recent);
         let should_remove = (expired || moved) && !matches!(o.kernel, KernelView::Absent);
         assert_eq!(
             plan.steps.contains(&Step::RemoveKernel),
