@@ -291,12 +291,32 @@ fn row_other_eni_with_lower_claim_is_taken_over() {
     assert_eq!(bed.holders(), vec![bed.me()]);
 }
 
+/// Another node's equal claim (a diverged promotion) is waited out for the bound by a
+/// node that never held the VIP at this timeline, then taken over (issue 18, 5a).
+#[test]
+fn row_other_eni_with_an_equal_claim_is_taken_after_the_bound() {
+    let bed = bed();
+    bed.hand_assign(&bed.other(), Some(claim_by(3, 2)));
+    let mut n = Node::new(&bed, 3);
+    let r = n.pass(&bed);
+    assert_eq!(r.verdict.kind(), "ec2-settling", "{}", r.verdict);
+    assert_eq!(bed.holders(), vec![bed.other()]);
+    // The bound is 3 s here; passes are a second apart.
+    for _ in 0..4 {
+        n.pass(&bed);
+    }
+    assert_eq!(bed.holders(), vec![bed.me()], "taken after the bound");
+}
+
 #[test]
 fn row_other_eni_with_equal_or_higher_claim_is_stale_primary() {
+    // Equal: this node held the VIP at its timeline before (a diverged promotion
+    // took it from us); higher: always.
     for theirs in [3, 4] {
         let bed = bed();
         bed.hand_assign(&bed.other(), Some(claim_by(theirs, 2)));
         let mut n = Node::new(&bed, 3);
+        n.mem.cloud.held_max = Some(3);
         n.state.lock().expect("lock").kernel = Some(32);
         for _ in 0..60 {
             let r = n.pass(&bed);
@@ -330,10 +350,18 @@ fn row_me_refreshes_claim_when_timeline_changes() {
     n.pass(&bed);
     let mut actions = bed.actions();
     actions.sort();
+    // The claim tag is on the ENI but the subnet has no mark of ours (only the ENI was
+    // tagged): the holder writes its claim again, which writes the mark (issue 18, 6).
     assert_eq!(
         actions,
-        ["DescribeNetworkInterfaces", "DescribeTags"],
-        "converged: one look (with the marks), no writes"
+        ["CreateTags", "DescribeNetworkInterfaces", "DescribeTags"],
+        "the missing mark repaired"
+    );
+    bed.emu().control("DELETE", "/_va/calls", None);
+    n.pass(&bed);
+    assert!(
+        bed.actions().is_empty(),
+        "settled: no call until the next look"
     );
     bed.emu().control("DELETE", "/_va/calls", None);
     n.state.lock().expect("lock").pg = Some(fakes::primary(2));
