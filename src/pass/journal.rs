@@ -5,7 +5,7 @@
 //! every pass that changed it, and read at start. The file adapter lives in
 //! `adapters::state_file`; `InMemory` is the double the tests use.
 
-use crate::core::decide::Memory;
+use crate::core::decide::{Memory, Policy};
 use crate::core::observation::Tick;
 
 /// Where the journal is kept.
@@ -104,8 +104,11 @@ impl<J: Journal> Kept<J> {
         &self.inner
     }
 
-    /// Load at start; the memory to start from and what to say about it.
-    pub fn start(&mut self, now: Tick, careful: Memory) -> (Memory, Start) {
+    /// Load at start; the memory to start from and what to say about it: the
+    /// journal's, or a careful start (`Memory::fresh` with no journal yet,
+    /// `Memory::careful` with one that cannot be read).
+    pub fn start(&mut self, now: Tick, policy: &Policy) -> (Memory, Start) {
+        let careful = Memory::careful(now, policy);
         match self.inner.load(now) {
             Ok(Some(Loaded {
                 memory,
@@ -121,7 +124,7 @@ impl<J: Journal> Kept<J> {
                 },
                 Start::Partial,
             ),
-            Ok(None) => (careful, Start::NoJournal),
+            Ok(None) => (Memory::fresh(now, policy), Start::NoJournal),
             Err(e) => (careful, Start::Unreadable(e)),
         }
     }
@@ -164,7 +167,13 @@ mod tests {
     #[test]
     fn keeps_only_what_changed_and_remembers_a_failure() {
         let mut k = Kept::new(InMemory::default());
-        let (m, start) = k.start(Duration::ZERO, Memory::default());
+        let policy = Policy {
+            node_id: 1,
+            prefix_len: 32,
+            pg_unknown_hold: Duration::ZERO,
+            cloud: None,
+        };
+        let (m, start) = k.start(Duration::ZERO, &policy);
         assert_eq!(start, Start::NoJournal);
         k.keep(&m, Duration::ZERO).unwrap();
         k.keep(&m, Duration::ZERO).unwrap();

@@ -192,7 +192,7 @@ pub type Journals = fn(Option<&std::path::Path>) -> Box<dyn Journal + Send>;
 /// "The state file").
 fn start_memory(journal: &mut Kept<Box<dyn Journal + Send>>, policy: &Policy) -> Memory {
     let now = boot_time();
-    let (mem, start) = journal.start(now, Memory::careful(now, policy));
+    let (mem, start) = journal.start(now, policy);
     let ec2 = policy.cloud.is_some();
     match start {
         Start::Journal => info!("state file read: continuing from the last run's journal"),

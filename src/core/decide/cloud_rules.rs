@@ -40,14 +40,14 @@ pub(super) fn eligible_with_cloud<'a>(
         node_id: policy.node_id,
         system_id: obs.system_id,
     };
-    resolve_careful(obs, next, cp, policy.node_id, timeline);
-    let careful = next.careful_until.is_some();
-    let held_here = next.cloud.held_at == Some(timeline)
+    resolve_careful(obs, next, policy.node_id, timeline);
+    // Held the VIP (assigned it, answered or not, or EC2 confirmed it) at this
+    // timeline or, promoted in place since, at an older one (not after a spell as a
+    // known standby, `forget_unwatched_holder`); a careful start may have. A claim
+    // alone (its assign refused) is not holding.
+    let held_before = next.careful_until.is_some()
+        || next.cloud.held_at == Some(timeline)
         || next.cloud.took_timeline == Some(timeline)
-        || careful;
-    // Held the VIP at this timeline or, promoted in place since, at an older one
-    // (not after a spell as a known standby, `forget_unwatched_holder`).
-    let held_before = held_here
         || next
             .cloud
             .held_max
@@ -64,7 +64,6 @@ pub(super) fn eligible_with_cloud<'a>(
         policy,
         cp,
         ours,
-        held_here,
         held_before,
         me_now,
         overridden: next.overridden,
@@ -82,13 +81,14 @@ pub(super) fn eligible_with_cloud<'a>(
         .unwrap_or_else(|| rules.by_holder(next))
 }
 
-/// A daemon started without a readable journal (`Memory::careful`) does not know
-/// whether, or when, it last took the VIP. Its own mark on the subnet says whether it
-/// ever claimed: none (once the marks are read) and it never held the VIP, so there
-/// is nothing to be careful about; one, and it waits the bound from its start before
-/// any takeover (`take_over`), then counts the mark at this timeline as having held
-/// the VIP here (`held_here`), as an unanswered assign would.
-fn resolve_careful(obs: &Observation, next: &mut Memory, cp: &CloudPolicy, node: i32, tl: u32) {
+/// A daemon started without a readable journal does not know whether, or when, it
+/// last took the VIP. With no journal at all (`Memory::fresh`), its own mark on the
+/// subnet says whether it ever claimed: none and it never held the VIP, so there is
+/// nothing to be careful about. With one it could not read (`Memory::careful`), or
+/// with its mark visible, it waits the bound from its start before any takeover
+/// (`take_over`), then counts its mark at this timeline as having held the VIP here
+/// (`held_before`), as an unanswered assign would.
+fn resolve_careful(obs: &Observation, next: &mut Memory, node: i32, tl: u32) {
     let (Some(until), MarkView::Read { marks }) = (next.careful_until, &obs.marks) else {
         return;
     };
@@ -97,12 +97,17 @@ fn resolve_careful(obs: &Observation, next: &mut Memory, cp: &CloudPolicy, node:
         .filter(|m| m.node_id == node)
         .max_by_key(|m| m.timeline);
     match own {
-        None => next.careful_until = None,
+        // No journal and no mark: it never claimed, so it never assigned either.
+        None if !next.careful_strict => {
+            next.careful_until = None;
+            next.cloud.took_at = None;
+        }
+        None if obs.now >= until => next.careful_until = None,
+        None => {}
         Some(m) if obs.now >= until => {
             if m.timeline == tl {
                 next.cloud.took_timeline = Some(tl);
-                let start = until.saturating_sub(cp.consistency_bound);
-                next.cloud.took_at = next.cloud.took_at.max(Some(start));
+                next.cloud.held_max = next.cloud.held_max.max(Some(tl));
             }
             next.careful_until = None;
         }
@@ -242,11 +247,9 @@ struct CloudRules<'a> {
     policy: &'a Policy,
     cp: &'a CloudPolicy,
     ours: Claim,
-    /// This node assigned the VIP to itself, or EC2 confirmed it, at this timeline: a
-    /// claim alone (its assign refused) is not holding.
-    held_here: bool,
-    /// This node held the VIP at this timeline or an older one: another node's equal
-    /// claim is then a diverged promotion that took it from us (it fences us).
+    /// This node held the VIP at this timeline or, in place, an older one: a holder
+    /// seen now may have taken it from us (wait the bound), and another node's equal
+    /// claim is a diverged promotion that did (it fences us).
     held_before: bool,
     /// EC2 shows our ENI holding the VIP this pass (or a settled "me" stands).
     me_now: bool,
@@ -474,7 +477,7 @@ impl CloudRules<'_> {
     /// `absorb_observation`.)
     fn take_from(&self, next: &mut Memory, eni: &str, lower_claim: bool) -> (Vec<Step>, Verdict) {
         let tl = self.ours.timeline;
-        if self.held_here || !lower_claim {
+        if self.held_before || !lower_claim {
             let since = match &next.cloud.other_since {
                 Some((held_by, at)) if held_by == eni => *at,
                 _ => self.obs.now,

@@ -102,10 +102,13 @@ pub struct Memory {
     /// standby: a promotion whose metadata has not caught up yet.
     pub promotion_seen_at: Option<Tick>,
     pub cloud: CloudMemory,
-    /// Started without a readable journal (`Memory::careful`): until then no takeover
-    /// while the subnet shows a mark of this node (it took the VIP before and its
-    /// memory of when is lost).
+    /// Started without a readable journal (`Memory::careful`, `Memory::fresh`): until
+    /// then no takeover (for `fresh`, only while the subnet shows a mark of this node:
+    /// it took the VIP before and its memory of when is lost).
     pub careful_until: Option<Tick>,
+    /// The careful start does not end early when no mark of this node is visible
+    /// (`Memory::careful`, not `Memory::fresh`).
+    pub careful_strict: bool,
     /// The claim an operator cleared this node's fence from (`vip-arbiter unfence`):
     /// that claim no longer fences this node (a higher one does, as a new incident).
     pub overridden: Option<Claim>,
@@ -165,12 +168,35 @@ impl Memory {
         m
     }
 
-    /// The memory of a daemon started without a readable journal (none yet, or lost):
-    /// no takeover until the bound has passed if the subnet shows a mark of this node.
+    /// The memory of a daemon whose journal exists but cannot be read (corrupt, or
+    /// only the fence of an older version): no takeover until the bound has passed
+    /// since the start, whatever the marks show (a mark of this node younger than the
+    /// bound may not be visible yet).
     pub fn careful(now: Tick, policy: &super::Policy) -> Memory {
+        let Some(cp) = &policy.cloud else {
+            return Memory::default();
+        };
         Memory {
-            careful_until: policy.cloud.as_ref().map(|c| now + c.consistency_bound),
+            careful_until: Some(now + cp.consistency_bound),
+            careful_strict: true,
+            // As if it had assigned the VIP to itself just before the start (it may
+            // have): "nobody", and a holder seen within the bound, may be reads from
+            // before that assign.
+            cloud: CloudMemory {
+                took_at: Some(now),
+                ..CloudMemory::default()
+            },
             ..Memory::default()
+        }
+    }
+
+    /// The memory of a daemon with no journal yet (a first start, or the file
+    /// deleted): careful only if the subnet shows a mark of this node (it claimed
+    /// before, so its memory of when it held is gone); none, and it never claimed.
+    pub fn fresh(now: Tick, policy: &super::Policy) -> Memory {
+        Memory {
+            careful_strict: false,
+            ..Memory::careful(now, policy)
         }
     }
 }
