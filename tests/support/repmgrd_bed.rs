@@ -574,7 +574,11 @@ impl RepmgrdBed {
 
     /// `repmgr standby switchover --siblings-follow` on standby `id` (needs
     /// `BedOptions::ssh`); then wait until every other data node streams from it (the
-    /// old primary rejoined, the siblings followed) and the witness follows it.
+    /// old primary rejoined, the siblings followed). Beyond two nodes (three or more
+    /// data nodes, or a witness) also until the witness is registered under it and
+    /// repmgrd on every other node monitors it (`repmgrd_following`): a sibling's
+    /// repmgrd still reconnecting to its old upstream when the new primary fails finds
+    /// no primary and exits, and then never follows the next one.
     pub fn switchover_to(&self, id: u32) {
         assert!(
             self.sshd.child().is_some(),
@@ -594,14 +598,41 @@ impl RepmgrdBed {
         for other in self.data_ids().filter(|o| *o != id) {
             self.wait_streaming_from(other, id, Duration::from_secs(30));
         }
-        if self.witness {
-            wait_until_explained(
-                Duration::from_secs(30),
-                &format!("the witness following node{id}"),
-                || self.witness_upstream(id) == Some(id),
-                || self.logs(),
-            );
+        if self.ids().count() > 2 {
+            if self.witness {
+                wait_until_explained(
+                    Duration::from_secs(30),
+                    &format!("the witness registered under node{id}"),
+                    || self.witness_upstream(id) == Some(id),
+                    || self.logs(),
+                );
+            }
+            for other in self.ids().filter(|o| *o != id) {
+                wait_until_explained(
+                    Duration::from_secs(30),
+                    &format!("repmgrd on node{other} monitoring node{id}"),
+                    || self.repmgrd_following(other, id),
+                    || self.logs(),
+                );
+            }
         }
+    }
+
+    /// Whether repmgrd on node `id` (a standby or the witness) monitors `upstream`
+    /// now: not paused, and within the last 2 s it recorded `upstream` as seen
+    /// (`repmgr.get_upstream_node_id()`, `get_upstream_last_seen()`: repmgrd's shared
+    /// memory in that node's PostgreSQL, reset when the server restarts).
+    pub fn repmgrd_following(&self, id: u32, upstream: u32) -> bool {
+        let sql = "SELECT repmgr.get_upstream_node_id() || ' ' || \
+                   repmgr.get_upstream_last_seen() || ' ' || repmgr.repmgrd_is_paused()";
+        let Ok(out) = self.node(id).try_psql(sql) else {
+            return false;
+        };
+        let f: Vec<&str> = out.split_whitespace().collect();
+        let seen = f.get(1).and_then(|s| s.parse::<i64>().ok());
+        f.first() == Some(&upstream.to_string().as_str())
+            && seen.is_some_and(|s| (0..=2).contains(&s))
+            && f.get(2) == Some(&"false")
     }
 
     /// `repmgr -f <node id's conf> <args>` inside its namespace, killed (with its
