@@ -102,7 +102,7 @@ fn verdicts(a: &[Arbiter]) -> String {
 #[test]
 fn three_nodes_and_a_witness_the_vip_follows_switchovers_and_a_failover() {
     let t0 = Instant::now();
-    let mut bed = three_and_a_witness();
+    let bed = three_and_a_witness();
     let w = bed.witness_id().expect("a witness");
     assert_eq!((w, bed.addr(w), bed.short(w)), (4, "10.77.0.14", "w"));
     assert_eq!(bed.addr(3), "10.77.0.13");
@@ -172,11 +172,7 @@ fn three_nodes_and_a_witness_the_vip_follows_switchovers_and_a_failover() {
         rec.double_ec2_samples().is_empty(),
         "VIP on two ENIs at EC2:\n{table}"
     );
-    assert!(
-        rec.ec2_unanswered() <= 3,
-        "EC2 answered (almost) every sample: {} unanswered\n{table}",
-        rec.ec2_unanswered()
-    );
+    assert_eq!(rec.ec2_unanswered(), 0, "every sample asked EC2\n{table}");
     let moves: Vec<Vec<String>> = rec.moves_at_ec2().into_iter().map(|m| m.1).collect();
     let want: Vec<Vec<String>> = [2, 3, 1, new]
         .iter()
@@ -237,7 +233,6 @@ fn three_nodes_and_a_witness_the_vip_follows_switchovers_and_a_failover() {
     for (i, arb) in a.iter().enumerate() {
         assert!(arb.pid().is_some(), "a{} still runs", i + 1);
     }
-    bed.kill_repmgrd(1);
     eprintln!(
         "bed up and arbiters started at {up:?} (bed {:?}), converged on n1 at {converged:?}; \
          switchovers (to, repmgr, VIP after): {switch:?}; failover: n{new} elected {elected:?} \
