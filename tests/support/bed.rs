@@ -24,18 +24,24 @@ pub const VIP: &str = "10.77.0.100";
 /// Node i (1-based) is `NODES[i-1]`: (short name, primary address on `ens5`).
 pub const NODES: [(&str, &str); 2] = [("n1", "10.77.0.11"), ("n2", "10.77.0.12")];
 
+fn node_names() -> [&'static str; 2] {
+    NODES.map(|(n, _)| n)
+}
+
 fn idx(id: u32) -> usize {
     assert!(id == 1 || id == 2, "no node {id} (nodes are 1 and 2)");
     (id - 1) as usize
 }
 
 /// The EC2 emulator with the world `Emulator::setup` made: one ENI per node (or the
-/// ENIs asked for).
+/// ENIs asked for). Which ENI is node i's: the one named `NODES[i-1].0` (`in_hub`,
+/// `on_loopback`) or the i-th of the nodes given (`in_hub_per_node`).
 pub struct Ec2 {
     pub emu: Emulator,
     /// `setup`'s answer: `subnet_id`, `enis.<name>.{eni_id,instance_id}`.
     pub ids: Value,
-    /// Node i's ENI is `enis[i-1]` (empty when the world has no `n1`/`n2`).
+    /// Node i's ENI is `enis[i-1]` (`in_hub`, `on_loopback`: empty when the world has
+    /// no `n1`/`n2`).
     pub enis: Vec<String>,
     pub subnet: String,
 }
@@ -43,19 +49,30 @@ pub struct Ec2 {
 impl Ec2 {
     /// The emulator inside `hub`, set up with `enis` (name, primary address).
     pub fn in_hub(hub: &Hub, dir: &Path, enis: &[(&str, &str)]) -> Ec2 {
-        Ec2::set_up(Emulator::start(hub, dir), enis)
+        Ec2::set_up(Emulator::start(hub, dir), enis, &node_names())
+    }
+
+    /// The emulator inside `hub` with one ENI per node of `nodes` (short name, primary
+    /// address): node i's is the ENI of `nodes[i-1]` (any number of nodes, a witness
+    /// too).
+    pub fn in_hub_per_node(hub: &Hub, dir: &Path, nodes: &[(&str, &str)]) -> Ec2 {
+        let names: Vec<&str> = nodes.iter().map(|(n, _)| *n).collect();
+        let ec2 = Ec2::set_up(Emulator::start(hub, dir), nodes, &names);
+        assert_eq!(ec2.enis.len(), nodes.len(), "an ENI per node: {}", ec2.ids);
+        ec2
     }
 
     /// The emulator on loopback (no namespaces), set up with `enis`.
     pub fn on_loopback(dir: &Path, enis: &[(&str, &str)]) -> Ec2 {
-        Ec2::set_up(Emulator::on_loopback(dir), enis)
+        Ec2::set_up(Emulator::on_loopback(dir), enis, &node_names())
     }
 
-    fn set_up(emu: Emulator, enis: &[(&str, &str)]) -> Ec2 {
+    /// Set up `enis`; node i's ENI is the one named `by_node[i-1]` (as far as they go).
+    fn set_up(emu: Emulator, enis: &[(&str, &str)], by_node: &[&str]) -> Ec2 {
         let ids = emu.setup(enis);
-        let by_node = NODES
+        let by_node = by_node
             .iter()
-            .map_while(|(n, _)| ids["enis"][n]["eni_id"].as_str().map(str::to_owned))
+            .map_while(|n| ids["enis"][n]["eni_id"].as_str().map(str::to_owned))
             .collect();
         Ec2 {
             subnet: ids["subnet_id"].as_str().expect("subnet_id").to_owned(),
@@ -68,7 +85,7 @@ impl Ec2 {
     /// Node `id`'s ENI.
     pub fn eni(&self, id: u32) -> &str {
         self.enis
-            .get(idx(id))
+            .get((id as usize).wrapping_sub(1))
             .unwrap_or_else(|| panic!("no ENI for node {id} in {}", self.ids))
     }
 

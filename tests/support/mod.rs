@@ -15,9 +15,14 @@
 //!   file adds its own `impl Bed` (its daemon config, its questions). Also `VIP`,
 //!   `NODES` and `Ec2` (the emulator with its world), which `repmgrd_bed` shares.
 //! * `repmgrd_bed`: the end-to-end bed, richer and kept apart: PostgreSQL *inside* the
-//!   namespaces on TCP, repmgrd with automatic failover, sshd for switchover,
-//!   partitions, the arbiters' config for the e2e scenarios. Built from the same pieces
-//!   (`testbed::Hub`, `pg_cluster`, `bed::Ec2`, `testbed::Arbiter`, `Reaper`s).
+//!   namespaces on TCP, two data nodes by default or `BedOptions { data_nodes: 3,
+//!   witness: true, .. }` (n3 10.77.0.13, the witness `w` node 4 at 10.77.0.14, its
+//!   own PostgreSQL `witness register`ed), repmgrd with automatic failover on every
+//!   node, sshd for switchover, partitions, an ENI per namespace (`start_ec2`), the
+//!   arbiters' config for the e2e scenarios; helpers over all data nodes (`roles`,
+//!   `primary_id`, `wait_primary_among`, `wait_streaming_from`, `switchover_to`,
+//!   `crash`, `vip_only_on`). Built from the same pieces (`testbed::Hub`,
+//!   `pg_cluster`, `bed::Ec2`, `testbed::Arbiter`, `Reaper`s).
 //! * `testbed`: the pieces: `Hub` (hub namespace with a bridge, node namespaces with an
 //!   `ens5` into it), `Emulator` (the EC2 emulator, in the hub or on loopback) and its
 //!   `EmulatorHandle`, `Arbiter` (a `vip-arbiter run` in a namespace), `Hogs`, and
@@ -26,10 +31,12 @@
 //! * `netns`: a single throwaway namespace with a veth pair, for the kernel adapter and
 //!   the host checks.
 //! * `pg_cluster`: a real PostgreSQL 15 primary and repmgr standby (unix sockets, or
-//!   networked inside namespaces).
+//!   networked inside namespaces: then any number of standbys and optionally a repmgr
+//!   witness).
 //! * `fakes`: in-memory observers and actuators for loop-level fault cases.
 //! * `fake_imds`: a minimal IMDSv2 inside a namespace.
-//! * `sampler`: the 100 ms record of EC2 holders, kernels and roles for e2e assertions.
+//! * `sampler`: the 100 ms record of EC2 holders, kernels and roles for e2e assertions
+//!   (a witness's role is `Role::Witness`).
 //! * `soak`, `soak_report`: the soak core and what its record says.
 
 pub mod bed;

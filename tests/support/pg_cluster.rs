@@ -1,5 +1,6 @@
 //! A real PostgreSQL 15 primary + streaming standby managed by real repmgr 5.3, for
-//! integration tests. Needs root (everything PostgreSQL runs as the `postgres` OS user
+//! integration tests (networked: a primary, any number of standbys and optionally a
+//! repmgr witness). Needs root (everything PostgreSQL runs as the `postgres` OS user
 //! via `runuser`); without root, or with a binary missing, it panics with a message
 //! naming what is missing: tests fail, they never skip.
 //!
@@ -43,10 +44,15 @@ pub struct ClusterOptions {
     pub postgresql_conf_extra: String,
 }
 
-/// Where the nodes of a networked cluster live: node i (1-based) runs inside
+/// Where the nodes of a networked cluster live: data node i (1-based) runs inside
 /// `nodes[i-1].ns`, listens on port 5432 there and its conninfo is `host=<addr>`.
+/// Node 1 is the primary, every other data node a `standby clone`d, registered
+/// standby of it (at least two data nodes). The witness, if any, is node
+/// `nodes.len() + 1`: its own PostgreSQL (initdb'd on its own, never a clone) with
+/// repmgr in it, `witness register`ed against node 1.
 pub struct ClusterNetwork {
-    pub nodes: [NodeNet; 2],
+    pub nodes: Vec<NodeNet>,
+    pub witness: Option<NodeNet>,
     /// pg_hba.conf trusts this network (e.g. `10.77.0.0/20`) for all and replication.
     pub cidr: String,
 }
@@ -76,6 +82,8 @@ pub struct PgNode {
     dir: PathBuf,
     /// Networked nodes: the namespace the server (and repmgr) run in, and the address.
     net: Option<NodeNet>,
+    /// A repmgr witness (its own PostgreSQL, no replication), not a data node.
+    witness: bool,
 }
 
 impl PgCluster {
@@ -113,10 +121,23 @@ impl PgCluster {
                     PgNode::new(2, p2, &base, None),
                 ]
             }
-            Some(net) => (1..=2)
-                .zip(net.nodes.iter())
-                .map(|(id, n)| PgNode::new(id, NETWORKED_PORT, &base, Some(n.clone())))
-                .collect(),
+            Some(net) => {
+                assert!(
+                    net.nodes.len() >= 2,
+                    "a networked cluster has at least two data nodes"
+                );
+                let mut nodes: Vec<PgNode> = (1..)
+                    .zip(net.nodes.iter())
+                    .map(|(id, n)| PgNode::new(id, NETWORKED_PORT, &base, Some(n.clone())))
+                    .collect();
+                if let Some(w) = &net.witness {
+                    let id = nodes.len() as u32 + 1;
+                    let mut node = PgNode::new(id, NETWORKED_PORT, &base, Some(w.clone()));
+                    node.witness = true;
+                    nodes.push(node);
+                }
+                nodes
+            }
         };
         std::fs::create_dir(&base).unwrap_or_else(|e| panic!("mkdir {}: {e}", base.display()));
         // From here on a panic unwinds through `cluster`, whose reaper cleans up.
@@ -144,21 +165,16 @@ impl PgCluster {
     }
 
     fn bootstrap(&self, pg_extra: &str, cidr: Option<&str>) {
-        let (n1, n2) = (self.node1(), self.node2());
-
-        run_ok(
-            as_postgres(&format!("{PG_BINDIR}/initdb"), &self.base).args([
-                "-D",
-                path_str(&n1.data_dir()),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "--no-instructions",
-            ]),
-            "initdb node1",
-        );
+        let n1 = self.node1();
+        // The witness's initdb runs beside node1's (it is not a clone of anything).
+        let witness_initdb = self.witness().map(|w| {
+            initdb(w, &self.base)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn initdb {}: {e}", w.name))
+        });
+        run_ok(&mut initdb(n1, &self.base), "initdb node1");
         // Per-node settings (port, socket dir, listen address) live next to the data dir
         // in ../pg_node.conf: the include survives `standby clone` and pg_rewind, which
         // copy postgresql.conf from the other node.
@@ -181,7 +197,6 @@ impl PgCluster {
              {pg_extra}\n\
              include_if_exists = '../pg_node.conf'\n"
         );
-        append_file(&n1.data_dir().join("postgresql.conf"), &conf);
         // initdb's default pg_hba.conf trusts local connections; state it anyway.
         let mut hba = String::from("local all all trust\nlocal replication all trust\n");
         if let Some(cidr) = cidr {
@@ -190,35 +205,50 @@ impl PgCluster {
                 "host all all {cidr} trust\nhost replication all {cidr} trust\n"
             );
         }
-        write_postgres_file(&n1.data_dir().join("pg_hba.conf"), &hba);
+        let configure = |node: &PgNode| {
+            append_file(&node.data_dir().join("postgresql.conf"), &conf);
+            write_postgres_file(&node.data_dir().join("pg_hba.conf"), &hba);
+        };
+        let repmgr_db = |node: &PgNode| {
+            node.psql_db("postgres", "CREATE USER repmgr SUPERUSER");
+            node.psql_db("postgres", "CREATE DATABASE repmgr OWNER repmgr");
+        };
+        configure(n1);
         n1.start();
-        n1.psql_db("postgres", "CREATE USER repmgr SUPERUSER");
-        n1.psql_db("postgres", "CREATE DATABASE repmgr OWNER repmgr");
+        repmgr_db(n1);
         repmgr_ok(n1, &["primary", "register"]);
 
         let host1 = n1.host();
         let port1 = n1.port.to_string();
-        repmgr_ok(
-            n2,
-            &[
-                "-h",
-                &host1,
-                "-p",
-                &port1,
-                "-U",
-                "repmgr",
-                "-d",
-                "repmgr",
-                "standby",
-                "clone",
-                // Without it pg_basebackup waits for a spread checkpoint: ~90 s.
-                "--fast-checkpoint",
-            ],
-        );
-        n2.start();
-        repmgr_ok(n2, &["standby", "register"]);
-
-        self.wait_streaming();
+        let upstream = ["-h", &host1, "-p", &port1, "-U", "repmgr", "-d", "repmgr"];
+        for standby in self.standbys() {
+            let mut args = upstream.to_vec();
+            // Without --fast-checkpoint pg_basebackup waits for a spread checkpoint: ~90 s.
+            args.extend(["standby", "clone", "--fast-checkpoint"]);
+            repmgr_ok(standby, &args);
+            standby.start();
+            repmgr_ok(standby, &["standby", "register"]);
+        }
+        for standby in self.standbys() {
+            self.wait_streaming(standby);
+        }
+        if let (Some(w), Some(child)) = (self.witness(), witness_initdb) {
+            let out = child
+                .wait_with_output()
+                .unwrap_or_else(|e| panic!("wait for initdb {}: {e}", w.name));
+            assert!(
+                out.status.success(),
+                "initdb {} failed:\n{}",
+                w.name,
+                output_text(&out)
+            );
+            configure(w);
+            w.start();
+            repmgr_db(w);
+            let mut args = upstream.to_vec();
+            args.extend(["witness", "register"]);
+            repmgr_ok(w, &args);
+        }
         let show = n1.repmgr(&["cluster", "show"]);
         assert!(
             show.status.success(),
@@ -230,31 +260,48 @@ impl PgCluster {
             "f",
             "node1 should be primary"
         );
-        assert_eq!(
-            n2.psql("SELECT pg_is_in_recovery()"),
-            "t",
-            "node2 should be in recovery"
-        );
+        for standby in self.standbys() {
+            assert_eq!(
+                standby.psql("SELECT pg_is_in_recovery()"),
+                "t",
+                "{} should be in recovery",
+                standby.name
+            );
+        }
     }
 
-    /// Wait until node1 shows node2 streaming in pg_stat_replication.
-    fn wait_streaming(&self) {
+    /// Wait until node1 shows `standby` streaming in pg_stat_replication.
+    fn wait_streaming(&self, standby: &PgNode) {
         let deadline = Instant::now() + Duration::from_secs(15);
+        let sql = format!(
+            "SELECT state FROM pg_stat_replication WHERE application_name = '{}'",
+            standby.name
+        );
         loop {
-            let state = self
-                .node1()
-                .psql("SELECT state FROM pg_stat_replication WHERE application_name = 'node2'");
+            let state = self.node1().psql(&sql);
             if state == "streaming" {
                 return;
             }
             if Instant::now() > deadline {
                 panic!(
-                    "node2 not streaming from node1 after 15 s (state {state:?})\nnode2 log:\n{}",
-                    self.node2().log_tail()
+                    "{} not streaming from node1 after 15 s (state {state:?})\n{} log:\n{}",
+                    standby.name,
+                    standby.name,
+                    standby.log_tail()
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The data nodes that started as standbys (node2 and up; not the witness).
+    pub fn standbys(&self) -> impl Iterator<Item = &PgNode> {
+        self.nodes.iter().skip(1).filter(|n| !n.witness)
+    }
+
+    /// The repmgr witness, if the cluster has one.
+    pub fn witness(&self) -> Option<&PgNode> {
+        self.nodes.iter().find(|n| n.witness)
     }
 
     pub fn base_dir(&self) -> &Path {
@@ -265,7 +312,7 @@ impl PgCluster {
         &self.nodes
     }
 
-    /// Node by repmgr node_id (1 or 2).
+    /// Node by repmgr node_id (1 or 2; networked: 1 up to the witness's).
     pub fn node(&self, id: u32) -> &PgNode {
         self.nodes
             .iter()
@@ -337,7 +384,13 @@ impl PgNode {
             port,
             dir: base.join(format!("node{id}")),
             net,
+            witness: false,
         }
+    }
+
+    /// A repmgr witness (its own PostgreSQL, `witness register`ed), not a data node.
+    pub fn is_witness(&self) -> bool {
+        self.witness
     }
 
     /// The network namespace this node runs in (networked clusters only).
@@ -558,6 +611,22 @@ impl PgNode {
             .output()
             .unwrap_or_else(|e| panic!("spawn pg_ctl: {e}"))
     }
+}
+
+/// `initdb` of `node`'s data dir (trust, superuser postgres, no fsync), not yet run.
+fn initdb(node: &PgNode, cwd: &Path) -> Command {
+    let mut cmd = as_postgres(&format!("{PG_BINDIR}/initdb"), cwd);
+    cmd.args([
+        "-D",
+        path_str(&node.data_dir()),
+        "-A",
+        "trust",
+        "-U",
+        "postgres",
+        "--no-sync",
+        "--no-instructions",
+    ]);
+    cmd
 }
 
 /// Root, the postgres user, and every binary the harness runs; panics naming what is

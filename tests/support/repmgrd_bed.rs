@@ -1,17 +1,25 @@
-//! The end-to-end testbed: real repmgrd automatic failover between two PostgreSQL 15
-//! nodes, each running INSIDE its own network namespace and talking to the other over
-//! TCP through the hub's bridge, like two EC2 instances in one subnet.
+//! The end-to-end testbed: real repmgrd automatic failover between PostgreSQL 15
+//! nodes (two by default, or more, and optionally a repmgr witness), each running
+//! INSIDE its own network namespace and talking to the others over TCP through the
+//! hub's bridge, like EC2 instances in one subnet.
 //!
 //! * hub namespace: bridge `br0` 10.77.0.1/20 (and, on demand, the EC2 emulator);
-//! * `n1` (10.77.0.11) and `n2` (10.77.0.12): `ens5` into the bridge; PostgreSQL on
-//!   port 5432 (every address of the namespace, so the VIP too once it is added) and
-//!   on a unix socket (psql from the tests uses it: it crosses namespaces and does not
-//!   depend on the link); repmgr conninfo `host=10.77.0.1x port=5432 …`;
-//! * node1 a registered primary, node2 a `standby clone --fast-checkpoint`d,
-//!   registered standby; `repmgrd --daemonize=false` on both, as postgres, inside the
-//!   node namespaces, children of the test; `failover=automatic`;
-//! * optionally (`BedOptions::ssh`) an sshd per node namespace on the node address,
-//!   with a key pair for postgres, so `repmgr standby switchover` works.
+//! * data node i (`BedOptions::data_nodes`, 2 by default) is `n<i>` at 10.77.0.(10+i)
+//!   (`n1` 10.77.0.11, `n2` 10.77.0.12, `n3` 10.77.0.13, …); the witness
+//!   (`BedOptions::witness`) is node N+1, `w`, at the next address (10.77.0.14 beside
+//!   three data nodes). Each has `ens5` into the bridge; PostgreSQL on port 5432
+//!   (every address of the namespace, so the VIP too once it is added) and on a unix
+//!   socket (psql from the tests uses it: it crosses namespaces and does not depend on
+//!   the link); repmgr conninfo `host=10.77.0.1x port=5432 …`;
+//! * node1 a registered primary, every other data node a `standby clone
+//!   --fast-checkpoint`d, registered standby; the witness its own initdb'd PostgreSQL
+//!   with repmgr preloaded, `witness register`ed against node1; `repmgrd
+//!   --daemonize=false` on every node, as postgres, inside the node namespaces,
+//!   children of the test; `failover=automatic` (with three or more data nodes,
+//!   `priority` 100, 90, 80, … so an election prefers the lower id at equal LSNs);
+//! * optionally (`BedOptions::ssh`) an sshd per node namespace (the witness's too:
+//!   `standby switchover --siblings-follow` re-registers it over ssh) on the node
+//!   address, with a key pair for postgres, so `repmgr standby switchover` works.
 //!
 //! On drop its reapers (`support::reaper::Reaper`) kill repmgrd and sshd, stop
 //! PostgreSQL, delete the namespaces and the directory. If the test process dies
@@ -36,9 +44,22 @@ use super::testbed::{Arbiter, Hub, arbiter_bin, aws_env, wait_until, wait_until_
 
 pub use super::bed::{Ec2, VIP};
 pub const SUBNET_CIDR: &str = "10.77.0.0/20";
-/// Node i (1-based) is `SHORT[i-1]` at `ADDR[i-1]` (the two-node bed's `NODES`).
-pub const SHORT: [&str; 2] = [NODES[0].0, NODES[1].0];
-pub const ADDR: [&str; 2] = [NODES[0].1, NODES[1].1];
+/// Node i (1-based) is at `ADDR[i-1]`: 10.77.0.(10+i), the two-node bed's `NODES`
+/// first. A bed has at most `ADDR.len()` nodes, the witness included.
+pub const ADDR: [&str; 8] = [
+    NODES[0].1,
+    NODES[1].1,
+    "10.77.0.13",
+    "10.77.0.14",
+    "10.77.0.15",
+    "10.77.0.16",
+    "10.77.0.17",
+    "10.77.0.18",
+];
+/// Data node i's short name (namespace suffix, ENI name) is `SHORT[i-1]`.
+pub const SHORT: [&str; 8] = [NODES[0].0, NODES[1].0, "n3", "n4", "n5", "n6", "n7", "n8"];
+/// The witness's short name.
+pub const WITNESS_SHORT: &str = "w";
 
 const REPMGRD: &str = "/usr/lib/postgresql/15/bin/repmgrd";
 const SSHD: &str = "/usr/sbin/sshd";
@@ -49,29 +70,35 @@ const SETPRIV: &str = "/usr/bin/setpriv";
 pub const KICK_ARBITER: &str = "{bin} --config {config} kick %n %e %s %t \"%d\"";
 
 pub struct BedOptions {
+    /// Data nodes: node1 the primary, the others standbys (at least 2; default 2).
+    pub data_nodes: u32,
+    /// A repmgr witness as node `data_nodes + 1` (default none).
+    pub witness: bool,
     /// repmgrd: attempts to reach the primary before failing over …
     pub reconnect_attempts: u32,
     /// … and seconds between them.
     pub reconnect_interval_secs: u32,
     pub monitor_interval_secs: u32,
-    /// `event_notification_command` for both nodes; `{bin}` becomes the vip-arbiter
+    /// `event_notification_command` for every node; `{bin}` becomes the vip-arbiter
     /// binary, `{config}` the node's arbiter config (`arbiter_config_path`, what
     /// `start_arbiter` writes), `{node}` the node id. `Some(KICK_ARBITER.into())` kicks
     /// the arbiter on every repmgr event.
     pub event_notification_command: Option<String>,
-    /// sshd in both namespaces and ssh keys for postgres (needed by switchover).
+    /// sshd in every namespace and ssh keys for postgres (needed by switchover).
     pub ssh: bool,
-    /// Start repmgrd on both nodes (else only `start_repmgrd` does).
+    /// Start repmgrd on every node (else only `start_repmgrd` does).
     pub repmgrd: bool,
-    /// More repmgr.conf lines for both nodes.
+    /// More repmgr.conf lines for every node.
     pub repmgr_conf_extra: String,
-    /// More postgresql.conf lines for both nodes.
+    /// More postgresql.conf lines for every node.
     pub postgresql_conf_extra: String,
 }
 
 impl Default for BedOptions {
     fn default() -> BedOptions {
         BedOptions {
+            data_nodes: 2,
+            witness: false,
             reconnect_attempts: 3,
             reconnect_interval_secs: 2,
             monitor_interval_secs: 1,
@@ -133,35 +160,62 @@ impl Default for ArbiterConf<'_> {
 /// Fields drop in this order: repmgrd first (it must not act on the servers being
 /// stopped), then sshd, then `cluster` (servers, directory) and `hub` (namespaces).
 pub struct RepmgrdBed {
-    repmgrd: [Reaper; 2],
+    /// Node id's repmgrd is `repmgrd[id-1]`.
+    repmgrd: Vec<Reaper>,
     sshd: Reaper,
     cluster: PgCluster,
     hub: Hub,
-    ns: [String; 2],
+    /// Node id's namespace is `ns[id-1]` (the witness last).
+    ns: Vec<String>,
+    data_nodes: u32,
+    witness: bool,
     pub times: StartTimes,
 }
 
-fn idx(id: u32) -> usize {
-    assert!(id == 1 || id == 2, "no node {id} (nodes are 1 and 2)");
-    (id - 1) as usize
+/// Short name and address of node `id` in a bed of `data_nodes` data nodes (a node id
+/// past them is the witness).
+fn layout(data_nodes: u32, id: u32) -> (&'static str, &'static str) {
+    let i = (id as usize).wrapping_sub(1);
+    let short = if id > data_nodes {
+        WITNESS_SHORT
+    } else {
+        SHORT[i]
+    };
+    (short, ADDR[i])
 }
 
 impl RepmgrdBed {
     pub fn start(opts: BedOptions) -> RepmgrdBed {
         let t0 = Instant::now();
         preflight(&opts);
+        let total = opts.data_nodes + u32::from(opts.witness);
+        assert!(
+            opts.data_nodes >= 2 && total as usize <= ADDR.len(),
+            "a repmgrd bed has 2 to {} nodes, the witness included (asked: {} data nodes, witness {})",
+            ADDR.len(),
+            opts.data_nodes,
+            opts.witness
+        );
         let mut hub = Hub::new();
-        let ns = [hub.node(SHORT[0], ADDR[0]), hub.node(SHORT[1], ADDR[1])];
+        let ns: Vec<String> = (1..=total)
+            .map(|id| {
+                let (short, addr) = layout(opts.data_nodes, id);
+                hub.node(short, addr)
+            })
+            .collect();
         let namespaces = t0.elapsed();
 
+        let net = |id: u32| NodeNet {
+            ns: ns[id as usize - 1].clone(),
+            addr: layout(opts.data_nodes, id).1.to_owned(),
+        };
         let network = ClusterNetwork {
-            nodes: [0, 1].map(|i| NodeNet {
-                ns: ns[i].clone(),
-                addr: ADDR[i].to_owned(),
-            }),
+            nodes: (1..=opts.data_nodes).map(net).collect(),
+            witness: opts.witness.then(|| net(total)),
             cidr: SUBNET_CIDR.to_owned(),
         };
         let conf_opts = RepmgrdConf {
+            priorities: opts.data_nodes >= 3,
             reconnect_attempts: opts.reconnect_attempts,
             reconnect_interval_secs: opts.reconnect_interval_secs,
             monitor_interval_secs: opts.monitor_interval_secs,
@@ -178,11 +232,13 @@ impl RepmgrdBed {
         let postgres = t0.elapsed() - namespaces;
         // From here on a panic unwinds through `bed`, whose Drop cleans up.
         let mut bed = RepmgrdBed {
-            repmgrd: [Reaper::new(), Reaper::new()],
+            repmgrd: (1..=total).map(|_| Reaper::new()).collect(),
             sshd: Reaper::new(),
             cluster,
             hub,
             ns,
+            data_nodes: opts.data_nodes,
+            witness: opts.witness,
             times: StartTimes::default(),
         };
         let t1 = Instant::now();
@@ -192,11 +248,11 @@ impl RepmgrdBed {
         let ssh = t1.elapsed();
         let t2 = Instant::now();
         if opts.repmgrd {
-            // Spawn both, then wait for both: they come up in parallel.
-            for id in [1, 2] {
+            // Spawn all, then wait for all: they come up in parallel.
+            for id in bed.ids() {
                 bed.spawn_repmgrd(id);
             }
-            for id in [1, 2] {
+            for id in bed.ids() {
                 bed.wait_repmgrd_monitoring(id, 0);
             }
         }
@@ -224,27 +280,66 @@ impl RepmgrdBed {
         self.cluster.base_dir()
     }
 
-    /// Node 1 or 2.
+    /// Node `id` (1 up to `ids()`'s last).
     pub fn node(&self, id: u32) -> &PgNode {
-        self.cluster.node(id)
+        self.cluster.node(self.checked(id))
+    }
+
+    /// Every node id: the data nodes, then the witness.
+    pub fn ids(&self) -> std::ops::RangeInclusive<u32> {
+        1..=self.data_nodes + u32::from(self.witness)
+    }
+
+    /// The data nodes' ids (1..=N): node1 the first primary, the others standbys.
+    pub fn data_ids(&self) -> std::ops::RangeInclusive<u32> {
+        1..=self.data_nodes
+    }
+
+    /// The witness's node id (N+1), if the bed has one.
+    pub fn witness_id(&self) -> Option<u32> {
+        self.witness.then_some(self.data_nodes + 1)
+    }
+
+    pub fn is_witness(&self, id: u32) -> bool {
+        self.witness_id() == Some(id)
+    }
+
+    /// `id`, panicking unless it is a node of this bed.
+    fn checked(&self, id: u32) -> u32 {
+        assert!(
+            self.ids().contains(&id),
+            "no node {id} (nodes are {:?})",
+            self.ids()
+        );
+        id
+    }
+
+    fn idx(&self, id: u32) -> usize {
+        (self.checked(id) - 1) as usize
     }
 
     /// The namespace node `id` runs in.
     pub fn ns(&self, id: u32) -> &str {
-        &self.ns[idx(id)]
+        &self.ns[self.idx(id)]
     }
 
     pub fn addr(&self, id: u32) -> &'static str {
-        ADDR[idx(id)]
+        layout(self.data_nodes, self.checked(id)).1
+    }
+
+    /// Node `id`'s short name (`n1`, …, `w` for the witness): its namespace's suffix
+    /// and its ENI's name.
+    pub fn short(&self, id: u32) -> &'static str {
+        layout(self.data_nodes, self.checked(id)).0
     }
 
     /// Cut node `id`'s link to the bridge (a partition); `heal` restores it.
     pub fn partition(&self, id: u32) {
-        self.hub.set_link(SHORT[idx(id)], false);
+        self.hub.set_link(self.short(id), false);
     }
 
     pub fn heal(&self, id: u32) {
-        self.hub.set_link(SHORT[idx(id)], true);
+        self.hub.set_link(self.short(id), true);
     }
 
     /// Cut (or heal) n1 <-> n2 only, with blackhole routes; both still reach the hub
@@ -281,6 +376,20 @@ impl RepmgrdBed {
         (a1, a2)
     }
 
+    /// An arbiter on every node (the witness too), started with `c`, in node order.
+    pub fn start_arbiters(&self, c: &ArbiterConf) -> Vec<Arbiter> {
+        self.ids().map(|id| self.start_arbiter(id, c)).collect()
+    }
+
+    /// The VIP on node `id` alone: EC2's only holder is its ENI, its kernel has the
+    /// address and no other node's kernel has it.
+    pub fn vip_only_on(&self, ec2: &Ec2, id: u32) -> bool {
+        ec2.emu.handle().try_holders(VIP) == Some(vec![ec2.eni(id).to_owned()])
+            && self
+                .ids()
+                .all(|n| super::testbed::kernel_has(self.ns(n), VIP) == (n == id))
+    }
+
     /// Whether a TCP connection from node `from`'s namespace to node `to`'s address on
     /// `port` opens within 2 s (a partition check).
     pub fn tcp_reachable(&self, from: u32, to: u32, port: u16) -> bool {
@@ -292,22 +401,39 @@ impl RepmgrdBed {
             .is_ok_and(|s| s.success())
     }
 
+    /// Node `id`'s role; the witness's is `Role::Witness` while its PostgreSQL
+    /// answers (it is never in recovery, and never a candidate), else `Down`.
     pub fn role(&self, id: u32) -> Role {
-        Role::of(self.node(id))
+        let node = self.node(id);
+        if node.is_witness() {
+            return match node.try_psql("SELECT 1") {
+                Ok(_) => Role::Witness,
+                Err(_) => Role::Down,
+            };
+        }
+        Role::of(node)
     }
 
-    /// The node out of recovery; None if none is; panics if both are (use `roles`).
+    /// The data node out of recovery; None if none is; panics if two are (use
+    /// `roles`).
     pub fn primary_id(&self) -> Option<u32> {
-        let p: Vec<u32> = [1, 2]
-            .into_iter()
+        let p: Vec<u32> = self
+            .data_ids()
             .filter(|id| self.role(*id) == Role::Primary)
             .collect();
-        assert!(p.len() < 2, "both nodes are primaries");
+        assert!(p.len() < 2, "two data nodes are primaries: {p:?}");
         p.first().copied()
     }
 
-    pub fn roles(&self) -> [Role; 2] {
-        [self.role(1), self.role(2)]
+    /// The data nodes' roles, in node order (the witness is not among them).
+    pub fn roles(&self) -> Vec<Role> {
+        self.data_ids().map(|id| self.role(id)).collect()
+    }
+
+    /// SIGKILL-like crash of node `id`'s PostgreSQL (`pg_ctl stop -m immediate`);
+    /// repmgrd and the arbiter on it keep running.
+    pub fn crash(&self, id: u32) {
+        self.node(id).stop_immediate();
     }
 
     pub fn timeline(&self, id: u32) -> u32 {
@@ -325,20 +451,70 @@ impl RepmgrdBed {
         )
     }
 
-    /// Bounded wait until the primary shows node `id` streaming.
-    pub fn wait_streaming(&self, id: u32, limit: Duration) {
-        let other = 3 - id;
+    /// Bounded wait until exactly one of the data nodes `among` is out of recovery
+    /// (repmgrd's election); returns it. On a timeout the panic carries every node's
+    /// logs.
+    pub fn wait_primary_among(&self, among: &[u32], limit: Duration) -> u32 {
+        let mut found = None;
+        wait_until_explained(
+            limit,
+            &format!("one of nodes {among:?} to be primary"),
+            || {
+                let p: Vec<u32> = among
+                    .iter()
+                    .copied()
+                    .filter(|id| self.role(*id) == Role::Primary)
+                    .collect();
+                found = (p.len() == 1).then(|| p[0]);
+                found.is_some()
+            },
+            || self.logs(),
+        );
+        found.expect("found")
+    }
+
+    /// The primary data node (other than `id`) that shows node `id` streaming in its
+    /// pg_stat_replication, if any.
+    pub fn streaming_from(&self, id: u32) -> Option<u32> {
         let sql =
             format!("SELECT state FROM pg_stat_replication WHERE application_name = 'node{id}'");
-        let start = Instant::now();
-        while self.node(other).try_psql(&sql).as_deref() != Ok("streaming") {
-            assert!(
-                start.elapsed() < limit,
-                "node{id} not streaming from node{other} after {limit:?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.data_ids().filter(|o| *o != id).find(|o| {
+            self.node(*o).try_psql(&sql).as_deref() == Ok("streaming")
+                && self.role(*o) == Role::Primary
+        })
+    }
+
+    /// Bounded wait until a primary shows node `id` streaming.
+    pub fn wait_streaming(&self, id: u32, limit: Duration) {
+        wait_until_explained(
+            limit,
+            &format!("node{id} streaming from a primary"),
+            || self.streaming_from(id).is_some(),
+            || self.logs(),
+        );
+    }
+
+    /// Bounded wait until node `from` (a primary) shows node `id` streaming.
+    pub fn wait_streaming_from(&self, id: u32, from: u32, limit: Duration) {
+        wait_until_explained(
+            limit,
+            &format!("node{id} streaming from node{from}"),
+            || self.streaming_from(id) == Some(from),
+            || self.logs(),
+        );
+    }
+
+    /// The witness's upstream as the primary `primary`'s repmgr.nodes has it (None
+    /// without a witness or an answer).
+    pub fn witness_upstream(&self, primary: u32) -> Option<u32> {
+        let w = self.witness_id()?;
+        self.node(primary)
+            .try_psql(&format!(
+                "SELECT upstream_node_id FROM repmgr.nodes WHERE node_id = {w} AND type = 'witness'"
+            ))
+            .ok()?
+            .parse()
+            .ok()
     }
 
     /// Start a node whose data dir has no standby.signal (the old primary after a
@@ -353,11 +529,15 @@ impl RepmgrdBed {
         assert_eq!(self.role(id), Role::Primary, "node{id} started as-is");
     }
 
-    /// `repmgr node rejoin --force-rewind` of the stopped node `id` to the other node
-    /// (the primary), then wait until it streams.
+    /// `repmgr node rejoin --force-rewind` of the stopped node `id` to the primary,
+    /// then wait until it streams from it.
     pub fn rejoin(&self, id: u32) {
         let node = self.node(id);
-        let primary = self.node(3 - id);
+        let primary_id = self
+            .data_ids()
+            .find(|o| *o != id && self.role(*o) == Role::Primary)
+            .unwrap_or_else(|| panic!("rejoin node{id}: no primary\n{}", self.logs()));
+        let primary = self.node(primary_id);
         assert!(!node.is_running(), "rejoin needs node{id} stopped");
         let conninfo = primary.conninfo();
         let out = self.repmgr_bounded(
@@ -378,7 +558,7 @@ impl RepmgrdBed {
             out.1,
             self.logs()
         );
-        self.wait_streaming(id, Duration::from_secs(30));
+        self.wait_streaming_from(id, primary_id, Duration::from_secs(30));
     }
 
     /// `repmgr standby switchover --siblings-follow --dry-run` on node `id`: (success,
@@ -393,7 +573,12 @@ impl RepmgrdBed {
     }
 
     /// `repmgr standby switchover --siblings-follow` on standby `id` (needs
-    /// `BedOptions::ssh`); then wait until the old primary streams from it.
+    /// `BedOptions::ssh`); then wait until every other data node streams from it (the
+    /// old primary rejoined, the siblings followed). Beyond two nodes (three or more
+    /// data nodes, or a witness) also until the witness is registered under it and
+    /// repmgrd on every other node monitors it (`repmgrd_following`): a sibling's
+    /// repmgrd still reconnecting to its old upstream when the new primary fails finds
+    /// no primary and exits, and then never follows the next one.
     pub fn switchover_to(&self, id: u32) {
         assert!(
             self.sshd.child().is_some(),
@@ -410,7 +595,44 @@ impl RepmgrdBed {
             self.logs()
         );
         assert_eq!(self.role(id), Role::Primary, "node{id} after switchover");
-        self.wait_streaming(3 - id, Duration::from_secs(30));
+        for other in self.data_ids().filter(|o| *o != id) {
+            self.wait_streaming_from(other, id, Duration::from_secs(30));
+        }
+        if self.ids().count() > 2 {
+            if self.witness {
+                wait_until_explained(
+                    Duration::from_secs(30),
+                    &format!("the witness registered under node{id}"),
+                    || self.witness_upstream(id) == Some(id),
+                    || self.logs(),
+                );
+            }
+            for other in self.ids().filter(|o| *o != id) {
+                wait_until_explained(
+                    Duration::from_secs(30),
+                    &format!("repmgrd on node{other} monitoring node{id}"),
+                    || self.repmgrd_following(other, id),
+                    || self.logs(),
+                );
+            }
+        }
+    }
+
+    /// Whether repmgrd on node `id` (a standby or the witness) monitors `upstream`
+    /// now: not paused, and within the last 2 s it recorded `upstream` as seen
+    /// (`repmgr.get_upstream_node_id()`, `get_upstream_last_seen()`: repmgrd's shared
+    /// memory in that node's PostgreSQL, reset when the server restarts).
+    pub fn repmgrd_following(&self, id: u32, upstream: u32) -> bool {
+        let sql = "SELECT repmgr.get_upstream_node_id() || ' ' || \
+                   repmgr.get_upstream_last_seen() || ' ' || repmgr.repmgrd_is_paused()";
+        let Ok(out) = self.node(id).try_psql(sql) else {
+            return false;
+        };
+        let f: Vec<&str> = out.split_whitespace().collect();
+        let seen = f.get(1).and_then(|s| s.parse::<i64>().ok());
+        f.first() == Some(&upstream.to_string().as_str())
+            && seen.is_some_and(|s| (0..=2).contains(&s))
+            && f.get(2) == Some(&"false")
     }
 
     /// `repmgr -f <node id's conf> <args>` inside its namespace, killed (with its
@@ -424,7 +646,8 @@ impl RepmgrdBed {
 
     /// SIGKILL node `id`'s repmgrd (a crash); no-op if it is not running.
     pub fn kill_repmgrd(&mut self, id: u32) {
-        self.repmgrd[idx(id)].reap();
+        let i = self.idx(id);
+        self.repmgrd[i].reap();
     }
 
     /// Start repmgrd on node `id` and wait until it monitors (bounded).
@@ -435,7 +658,8 @@ impl RepmgrdBed {
     }
 
     pub fn repmgrd_running(&mut self, id: u32) -> bool {
-        self.repmgrd[idx(id)]
+        let i = self.idx(id);
+        self.repmgrd[i]
             .child_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
@@ -444,14 +668,14 @@ impl RepmgrdBed {
         std::fs::read_to_string(self.node(id).dir().join("repmgrd.log")).unwrap_or_default()
     }
 
-    /// Tails of both nodes' repmgrd and PostgreSQL logs, for failure messages.
+    /// Tails of every node's repmgrd and PostgreSQL logs, for failure messages.
     pub fn logs(&self) -> String {
         let tail = |text: String, n: usize| {
             let lines: Vec<&str> = text.lines().collect();
             lines[lines.len().saturating_sub(n)..].join("\n")
         };
         let mut s = String::new();
-        for id in [1, 2] {
+        for id in self.ids() {
             s.push_str(&format!(
                 "--- node{id} repmgrd.log\n{}\n--- node{id} postgres.log\n{}\n",
                 tail(self.repmgrd_log(id), 40),
@@ -461,9 +685,14 @@ impl RepmgrdBed {
         s
     }
 
-    /// The EC2 emulator in the hub with an ENI per node (primary addresses 10.77.0.1x).
+    /// The EC2 emulator in the hub with an ENI per node, the witness's too (named by
+    /// `short`, primary addresses 10.77.0.1x; node id's is `eni(id)`).
     pub fn start_ec2(&self) -> Ec2 {
-        Ec2::in_hub(&self.hub, self.dir(), &NODES)
+        let nodes: Vec<(&str, &str)> = self
+            .ids()
+            .map(|id| (self.short(id), self.addr(id)))
+            .collect();
+        Ec2::in_hub_per_node(&self.hub, self.dir(), &nodes)
     }
 
     /// Where `start_arbiter(id, …)` writes node `id`'s arbiter config.
@@ -510,14 +739,16 @@ impl RepmgrdBed {
         a
     }
 
-    /// A sampler of `VIP` on both nodes (node order 1, 2), at EC2 too if given.
+    /// A sampler of `VIP` on every node (node order 1, 2, …, the witness last), at
+    /// EC2 too if given.
     pub fn sampler(&self, ec2: Option<&Ec2>, max: Duration) -> Sampler {
-        let nodes = [1, 2]
+        let nodes = self
+            .ids()
             .map(|id| SampledNode {
                 ns: self.ns(id).to_owned(),
                 pg: self.node(id).clone(),
             })
-            .into();
+            .collect();
         Sampler::start(VIP, ec2.map(|e| e.emu.handle()), nodes, max)
     }
 
@@ -552,7 +783,8 @@ impl RepmgrdBed {
             .stderr(out);
         remove_pg_env(&mut cmd);
         let child = cmd.spawn().expect("start repmgrd");
-        self.repmgrd[idx(id)].own(child);
+        let i = self.idx(id);
+        self.repmgrd[i].own(child);
     }
 
     /// Until repmgrd on node `id` has logged (after byte `from` of its log) that it
@@ -560,7 +792,8 @@ impl RepmgrdBed {
     fn wait_repmgrd_monitoring(&mut self, id: u32, from: usize) {
         let start = Instant::now();
         loop {
-            if let Some(Ok(Some(st))) = self.repmgrd[idx(id)].child_mut().map(Child::try_wait) {
+            let i = self.idx(id);
+            if let Some(Ok(Some(st))) = self.repmgrd[i].child_mut().map(Child::try_wait) {
                 panic!(
                     "repmgrd on node{id} exited ({st}):\n{}\n{}",
                     std::fs::read_to_string(self.node(id).dir().join("repmgrd.out"))
@@ -571,7 +804,8 @@ impl RepmgrdBed {
             let log = self.repmgrd_log(id);
             let new = log.get(from..).unwrap_or("");
             let monitoring = new.contains("monitoring cluster primary")
-                || new.contains("monitoring connection to upstream node");
+                || new.contains("monitoring connection to upstream node")
+                || new.contains("witness monitoring connection to primary node");
             if monitoring
                 && self
                     .node(id)
@@ -600,10 +834,11 @@ impl RepmgrdBed {
         write_postgres_file(&ssh.join("authorized_keys"), &pubkey);
         // sshd's privilege separation directory (what the Debian unit creates).
         std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd");
-        for id in [1, 2] {
-            let host_key = ssh.join(format!("host_n{id}"));
-            keygen(&host_key, &format!("n{id}"));
-            let config = ssh.join(format!("sshd_n{id}.conf"));
+        for id in self.ids() {
+            let short = self.short(id);
+            let host_key = ssh.join(format!("host_{short}"));
+            keygen(&host_key, short);
+            let config = ssh.join(format!("sshd_{short}.conf"));
             std::fs::write(
                 &config,
                 format!(
@@ -616,7 +851,7 @@ impl RepmgrdBed {
                 ),
             )
             .expect("sshd config");
-            let log = std::fs::File::create(ssh.join(format!("sshd_n{id}.log"))).expect("log");
+            let log = std::fs::File::create(ssh.join(format!("sshd_{short}.log"))).expect("log");
             let child = Command::new("ip")
                 .args(["netns", "exec", self.ns(id), SSHD, "-D", "-e", "-f"])
                 .arg(&config)
@@ -627,9 +862,13 @@ impl RepmgrdBed {
                 .expect("start sshd");
             self.sshd.own(child);
         }
-        // postgres on each node reaches the other over ssh (what switchover does).
-        for id in [1, 2] {
-            let other = self.addr(3 - id);
+        // postgres on each node reaches every other over ssh (what switchover does).
+        let pairs: Vec<(u32, u32)> = self
+            .ids()
+            .flat_map(|id| self.ids().filter(move |o| *o != id).map(move |o| (id, o)))
+            .collect();
+        for (id, to) in pairs {
+            let (other, to_short) = (self.addr(to), self.short(to));
             let start = Instant::now();
             loop {
                 let out = self
@@ -648,7 +887,7 @@ impl RepmgrdBed {
                     if let Ok(Some(st)) = c.try_wait() {
                         panic!(
                             "sshd exited ({st}): {}",
-                            std::fs::read_to_string(ssh.join(format!("sshd_n{}.log", 3 - id)))
+                            std::fs::read_to_string(ssh.join(format!("sshd_{to_short}.log")))
                                 .unwrap_or_default()
                         );
                     }
@@ -670,6 +909,8 @@ fn arbiter_config_path(dir: &Path, id: u32) -> PathBuf {
 /// repmgr.conf lines for repmgrd (built before the directory exists: everything is
 /// derived from the node).
 struct RepmgrdConf {
+    /// `priority` 100, 90, 80, … by node id on the data nodes (three or more of them).
+    priorities: bool,
     reconnect_attempts: u32,
     reconnect_interval_secs: u32,
     monitor_interval_secs: u32,
@@ -699,6 +940,10 @@ impl RepmgrdConf {
             self.monitor_interval_secs,
             ssh_options(base)
         );
+        if self.priorities && !n.is_witness() {
+            let priority = 100u32.saturating_sub(10 * (n.node_id() - 1));
+            s.push_str(&format!("priority={priority}\n"));
+        }
         if let Some(cmd) = &self.event_notification_command {
             let cmd = cmd
                 .replace("{bin}", &arbiter_bin())

@@ -1,6 +1,7 @@
 //! A background sampler for end-to-end scenarios: every 100 ms it records, relative to
 //! its start, which ENIs hold the VIP at EC2 (the emulator's control API), whether each
-//! node's kernel has the VIP, and each node's PostgreSQL role. Assertions are made on
+//! node's kernel has the VIP, and each node's PostgreSQL role (a repmgr witness's is
+//! `Role::Witness`, not asked). Assertions are made on
 //! the record afterwards (`Samples`), never while sampling. It stops by itself after
 //! the maximum duration given at start, so a test that forgets it cannot hang.
 
@@ -21,6 +22,9 @@ pub enum Role {
     Standby,
     /// Not answering (stopped, crashed, starting).
     Down,
+    /// A repmgr witness: its own PostgreSQL, never in recovery and never a candidate
+    /// (`Role::of` would call it a primary).
+    Witness,
 }
 
 impl Role {
@@ -64,6 +68,18 @@ pub struct SampledNode {
     pub pg: PgNode,
 }
 
+impl SampledNode {
+    /// Its role: `Role::of`, or `Role::Witness` for a witness without asking (the
+    /// sampler's 100 ms are spent on the data nodes).
+    fn role(&self) -> Role {
+        if self.pg.is_witness() {
+            Role::Witness
+        } else {
+            Role::of(&self.pg)
+        }
+    }
+}
+
 pub struct Sampler {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Vec<Sample>>>,
@@ -97,7 +113,7 @@ impl Sampler {
                 samples.push(Sample {
                     t,
                     kernel: nodes.iter().map(|n| kernel_has(&n.ns, &vip)).collect(),
-                    role: nodes.iter().map(|n| Role::of(&n.pg)).collect(),
+                    role: nodes.iter().map(SampledNode::role).collect(),
                     ec2: ec2.as_ref().and_then(|e| e.try_holders(&vip)),
                 });
                 next += PERIOD;

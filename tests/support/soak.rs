@@ -375,7 +375,7 @@ fn settled(a: &[Arbiter; 2], primary: u32) -> bool {
 }
 
 fn single_primary(bed: &RepmgrdBed) -> Option<u32> {
-    match bed.roles() {
+    match bed.roles().as_slice() {
         [Role::Primary, Role::Standby] => Some(1),
         [Role::Standby, Role::Primary] => Some(2),
         _ => None,
