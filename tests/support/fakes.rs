@@ -78,11 +78,8 @@ impl Fake {
                     detail: format!("{message} ({})", w.ec2_failure_code),
                     message,
                     code: Some(w.ec2_failure_code.clone()),
-                    kind: if w.ec2_failure_code == "UnauthorizedOperation" {
-                        FailureKind::NeedsOperator
-                    } else {
-                        FailureKind::Transient
-                    },
+                    // As the EC2 adapter classifies the code.
+                    kind: vip_arbiter::adapters::ec2::errors::kind_of(Some(&w.ec2_failure_code)),
                     refused: true,
                 });
             }
