@@ -156,8 +156,16 @@ pub fn step_error(message: String, code: Option<String>) -> StepError {
 impl From<Ec2Error> for StepError {
     fn from(e: Ec2Error) -> Self {
         let message = if e.unauthorized() {
+            let tagged = if matches!(
+                e.action,
+                "CreateTags" | "AssignPrivateIpAddresses" | "UnassignPrivateIpAddresses"
+            ) {
+                " (the shipped policy allows it only on an ENI and subnet tagged vip-arbiter-cluster: a tool that manages tags may have removed it)"
+            } else {
+                ""
+            };
             format!(
-                "{}: not allowed: grant IAM action ec2:{} ({})",
+                "{}: not allowed: grant IAM action ec2:{}{tagged} ({})",
                 e.action, e.action, e.message
             )
         } else if let Some(hint) = what_to_do(e.code.as_deref()) {
@@ -268,6 +276,18 @@ mod tests {
             message: "Address does not fall within the subnet's address range".into(),
         });
         assert!(e.detail.contains("check-config --online"), "{}", e.detail);
+    }
+
+    #[test]
+    fn a_refused_claim_names_the_cluster_tag() {
+        let e = StepError::from(Ec2Error {
+            action: "CreateTags",
+            code: Some("UnauthorizedOperation".into()),
+            message: "You are not authorized".into(),
+        });
+        assert!(e.kind.needs_operator());
+        assert!(e.detail.contains("vip-arbiter-cluster"), "{}", e.detail);
+        assert!(e.detail.contains("grant IAM action ec2:CreateTags"), "{}", e.detail);
     }
 
     #[test]
