@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use vip_arbiter::core::claim::Claim;
 use vip_arbiter::core::observation::{
-    ClaimTag, CloudView, FailureKind, KernelView, MarkView, PgRole, PgView, RepmgrSays,
+    ClaimTag, CloudView, KernelView, MarkView, PgRole, PgView, RepmgrSays,
 };
 use vip_arbiter::pass::act::{Applied, CloudActuator, Fencer, KernelActuator, StepError};
 use vip_arbiter::pass::observe::{CloudSource, KernelSource, PgReport, PgSource};

@@ -287,7 +287,11 @@ mod tests {
         });
         assert!(e.kind.needs_operator());
         assert!(e.detail.contains("vip-arbiter-cluster"), "{}", e.detail);
-        assert!(e.detail.contains("grant IAM action ec2:CreateTags"), "{}", e.detail);
+        assert!(
+            e.detail.contains("grant IAM action ec2:CreateTags"),
+            "{}",
+            e.detail
+        );
     }
 
     #[test]
