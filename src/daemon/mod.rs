@@ -260,20 +260,19 @@ pub async fn plan_once(s: &Settings) -> Result<crate::cli::plan_report::PlanRepo
     let mut pg = pg_observer(s);
     let (report, kernel_view) = observe::gather_local(&mut pg, &kernel, cfg.limits.observe).await;
     let repmgr_primary = report.repmgr_primary;
+    // Decide as a daemon started now would: from the journal (read, never written).
+    let now = crate::pass::journal::boot_time();
+    let (memory, _) = crate::pass::journal::Kept::new(journal_for(cfg.state_file.as_deref()))
+        .start(now, &cfg.policy);
     let observation = crate::core::observation::Observation {
-        now: Duration::ZERO,
+        now,
         pg: report.view,
         kernel: kernel_view,
         cloud: cloud.observe().await,
         marks: cloud.marks().await,
         system_id: report.system_id,
     };
-    let (plan, _) = crate::core::decide::decide(
-        &observation,
-        &crate::core::decide::Memory::default(),
-        &cfg.policy,
-        0,
-    );
+    let (plan, _) = crate::core::decide::decide(&observation, &memory, &cfg.policy, 0);
     let ctx = PlanContext {
         node_id: s.node_id,
         vip: s.vip,
