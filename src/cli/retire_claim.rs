@@ -1,8 +1,9 @@
 //! `retire-claim --node N`: the operator retires a node's claim for the VIP, its mark
 //! on the subnet (`vip-arbiter:<VIP>/node-<N>`) and every ENI claim tag
 //! (`vip-arbiter:<VIP>`) whose value names node N. For two promotions that reached
-//! the same timeline with the other side gone (its mark at an equal timeline fences
-//! the surviving primary for good), or a decommissioned node. A dry run unless
+//! the same timeline once the operator chose which history to keep (the other's
+//! equal mark fences a node that held the VIP at that timeline), or a decommissioned
+//! node (its mark uses one of the subnet's 50 tags). A dry run unless
 //! `--apply`; refused while that node's ENI holds the VIP at EC2, or for this node
 //! itself, unless `--force`. What to delete and when to refuse are pure functions
 //! (`to_retire`, `refusal`); `run` reads EC2 and deletes.
