@@ -458,6 +458,34 @@ fn verdict(h: &Harness) -> String {
     h.health.current().expect("snapshot").verdict_kind.clone()
 }
 
+/// One daemon run over `world`: after a few passes its verdict is `want`.
+fn run_expecting(world: &fakes::Shared, config: &LoopConfig, want: &'static str, after: Duration) {
+    let (_tx, rx) = tokio::sync::mpsc::channel(1);
+    rt().block_on(with_world(
+        world.clone(),
+        config.clone(),
+        no_reload(),
+        rx,
+        move |h, _| async move {
+            tokio::time::sleep(after).await;
+            assert_eq!(verdict(&h), want);
+        },
+    ));
+}
+
+/// A state file in a fresh directory, the EC2-mode config that keeps it, a fake world.
+fn journal_world() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    LoopConfig,
+    fakes::Shared,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("state.json");
+    let config = journaled(&file);
+    (dir, file, config, fakes::shared())
+}
+
 /// Issue 18: a daemon killed after a takeover starts again knowing it: the journal
 /// (write-ahead, then settled) keeps when it assigned, so a "nobody" read within the
 /// bound after that assign is not taken at once (it may predate the assign and hide
@@ -465,10 +493,7 @@ fn verdict(h: &Harness) -> String {
 #[test]
 fn a_restart_continues_from_the_journal() {
     use vip_arbiter::core::claim::Claim;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("state.json");
-    let config = journaled(&file);
-    let world = fakes::shared();
+    let (_dir, file, config, world) = journal_world();
     {
         let mut w = world.lock().expect("lock");
         w.pg = Some(fakes::primary(6));
@@ -481,33 +506,18 @@ fn a_restart_continues_from_the_journal() {
         w.tags.insert(fakes::OTHER.into(), old);
         w.marks.insert(2, old);
     }
-    daemon_run(&world, &config, |h| {
-        Box::pin(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            assert_eq!(verdict(&h), "holding");
-        })
-    });
+    run_expecting(&world, &config, "holding", Duration::from_millis(300));
     let kept: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).expect("journal")).expect("json");
     assert_eq!(kept["memory"]["cloud"]["took_timeline"], 6, "{kept}");
     // The VIP vanishes (an ENI detached, a read that lags): after the restart the node
     // waits the bound from its own assign instead of taking it at once.
     world.lock().expect("lock").holder = None;
-    daemon_run(&world, &config, |h| {
-        Box::pin(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            assert_eq!(verdict(&h), "ec2-settling");
-        })
-    });
+    run_expecting(&world, &config, "ec2-settling", Duration::from_millis(300));
     assert_eq!(world.lock().expect("lock").holder, None, "not taken again");
     // Without the journal (deleted), a careful start waits too: its mark is there.
     std::fs::remove_file(&file).expect("rm");
-    daemon_run(&world, &config, |h| {
-        Box::pin(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            assert_eq!(verdict(&h), "ec2-settling");
-        })
-    });
+    run_expecting(&world, &config, "ec2-settling", Duration::from_millis(300));
     assert_eq!(world.lock().expect("lock").holder, None, "not taken again");
 }
 
@@ -516,22 +526,14 @@ fn a_restart_continues_from_the_journal() {
 /// hold; before, the first failed describe with an empty memory removed it.
 #[test]
 fn a_restart_during_an_ec2_outage_keeps_the_address() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("state.json");
-    let config = journaled(&file);
-    let world = fakes::shared();
+    let (_dir, file, config, world) = journal_world();
     {
         let mut w = world.lock().expect("lock");
         w.pg = Some(fakes::primary(5));
         w.holder = Some(fakes::ME.into());
         w.kernel = Some(32);
     }
-    daemon_run(&world, &config, |h| {
-        Box::pin(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            assert_eq!(verdict(&h), "holding");
-        })
-    });
+    run_expecting(&world, &config, "holding", Duration::from_millis(300));
     for journal in [true, false] {
         if !journal {
             std::fs::remove_file(&file).expect("rm");
@@ -541,12 +543,7 @@ fn a_restart_during_an_ec2_outage_keeps_the_address() {
             w.ec2_failures = 1_000;
             w.ec2_failure_code = "ServiceUnavailable".into();
         }
-        daemon_run(&world, &config, |h| {
-            Box::pin(async move {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                assert_eq!(verdict(&h), "cloud-unknown");
-            })
-        });
+        run_expecting(&world, &config, "cloud-unknown", Duration::from_millis(500));
         let w = world.lock().expect("lock");
         assert_eq!(w.kernel, Some(32), "journal {journal}: the address stays");
         assert!(!w.kernel_ops.contains(&"remove"), "{:?}", w.kernel_ops);
@@ -587,12 +584,7 @@ fn an_unwritable_state_file_blocks_the_takeover_and_is_critical() {
     }
     // The directory appears: the next run takes the VIP.
     std::fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
-    daemon_run(&world, &config, |h| {
-        Box::pin(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            assert_eq!(verdict(&h), "holding");
-        })
-    });
+    run_expecting(&world, &config, "holding", Duration::from_millis(300));
 }
 
 /// One notification as the test's NOTIFY_SOCKET received it, and when.
