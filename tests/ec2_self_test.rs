@@ -57,6 +57,12 @@ fn online_self_test_passes_and_names_each_missing_permission() {
         "{out}"
     );
     assert!(out.contains(&format!("ok: ENI {eni} exists")), "{out}");
+    // The subnet's tag headroom (each node's mark is one of its 50 tags).
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("ok: the subnet has ") && l.contains(" of 50 tags (")),
+        "{out}"
+    );
     assert!(
         out.contains(
             "AssignPrivateIpAddresses and ec2:UnassignPrivateIpAddresses have no DryRun flag"
