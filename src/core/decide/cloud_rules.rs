@@ -40,7 +40,6 @@ pub(super) fn eligible_with_cloud<'a>(
         node_id: policy.node_id,
         system_id: obs.system_id,
     };
-    resolve_careful(obs, next, policy.node_id, timeline);
     // Held the VIP (assigned it, answered or not, or EC2 confirmed it) at this
     // timeline or, promoted in place since, at an older one (not after a spell as a
     // known standby, `forget_unwatched_holder`); a careful start may have. A claim
@@ -88,7 +87,7 @@ pub(super) fn eligible_with_cloud<'a>(
 /// with its mark visible, it waits the bound from its start before any takeover
 /// (`take_over`), then counts its mark at this timeline as having held the VIP here
 /// (`held_before`), as an unanswered assign would.
-fn resolve_careful(obs: &Observation, next: &mut Memory, node: i32, tl: u32) {
+pub(super) fn resolve_careful(obs: &Observation, next: &mut Memory, node: i32, tl: u32) {
     let (Some(until), MarkView::Read { marks }) = (next.careful_until, &obs.marks) else {
         return;
     };

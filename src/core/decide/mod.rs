@@ -28,7 +28,7 @@ use absorb::absorb_observation;
 use after::{
     end_pg_hold, follow_promotion, forget_unwatched_holder, lift_fence, start_stale_incident,
 };
-use cloud_rules::eligible_with_cloud;
+use cloud_rules::{eligible_with_cloud, resolve_careful};
 use local_rules::{eligible_kernel_only, not_eligible, pg_unknown};
 
 use crate::core::observation::Observation;
@@ -39,10 +39,19 @@ use crate::core::plan::Plan;
 /// Absorb the cloud answer, note a promotion to follow and a fence that lifts, let
 /// the one rule for this eligibility (and mode) decide, then the after-steps.
 pub fn decide(obs: &Observation, mem: &Memory, policy: &Policy, jitter: u32) -> (Plan, Memory) {
+    let elig = eligibility(&obs.pg);
+    // A careful start is settled by the marks before this pass's answer is absorbed:
+    // the wait for a holder must not count from a start-up "assign" that never was.
+    let mut mem = mem.clone();
+    if let Eligibility::Eligible { timeline } = elig
+        && policy.cloud.is_some()
+    {
+        resolve_careful(obs, &mut mem, policy.node_id, timeline);
+    }
+    let mem = &mem;
     let mut next = mem.clone();
     let mut events = Vec::new();
     next.cloud = absorb_observation(&mem.cloud, obs, policy, jitter);
-    let elig = eligibility(&obs.pg);
     let look_again_soon = follow_promotion(obs, mem, &mut next);
     let was_fenced = if lift_fence(&elig, &mut next, &mut events) {
         None

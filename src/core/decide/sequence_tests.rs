@@ -390,3 +390,29 @@ fn seq11_a_failing_takeover_backs_off_by_cause() {
     let p = n.pass((t, 6), ABSENT, held_by(1, 5), &[(5, 1)], None);
     assert_eq!(p.steps[..3], takeover(6, 2)[..], "{p:?}");
 }
+
+/// Found by the end-to-end test of sequence 5a: a daemon started with no journal (a
+/// first start) counted the start as an assign while it absorbed its first look, so
+/// the wait for a holder seen then started over at the next look (5 s lost). The
+/// careful start is now settled by the marks before the look is absorbed.
+#[test]
+fn a_first_start_counts_the_wait_for_a_holder_from_its_first_look() {
+    let mut n = Node::new(3);
+    n.mem = Memory::fresh(S(1000), &n.policy);
+    let p = n.pass((S(1000), 8), ABSENT, held_by(2, 8), &[(7, 1), (8, 2)], None);
+    assert_eq!(
+        p.verdict,
+        Verdict::Ec2Settling {
+            holder: "eni-node2".into(),
+            remaining_ms: 60_000
+        }
+    );
+    let p = n.pass((S(1005), 8), ABSENT, held_by(2, 8), &[(7, 1), (8, 2)], None);
+    assert_eq!(
+        p.verdict,
+        Verdict::Ec2Settling {
+            holder: "eni-node2".into(),
+            remaining_ms: 55_000
+        }
+    );
+}
