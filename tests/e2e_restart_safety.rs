@@ -585,12 +585,10 @@ fn seq5a_an_equal_timeline_promotion_takes_the_vip_after_the_bound() {
     };
     let mut a = bed.start_arbiters(&c);
     // As in production, the arbiters have run for longer than the bound when n3 is
-    // promoted. A daemon started without a state file (`Memory::fresh`) counts as if it
-    // had assigned at its start until its first eligible look with the marks clears
-    // that; found here: on that first look `absorb` has already dropped the holder
-    // seen (a look within the bound after our own assign), so the wait for n2's equal
-    // claim starts only at the next settling look, up to 5 s later: bound + 5.1 s
-    // when n3 was promoted within the bound of its arbiter's start.
+    // promoted. (This test found that a daemon started without a state file lost up to
+    // 5 s of the wait when promoted within the bound of its start: the careful start
+    // was settled only after the first look was absorbed. Fixed in decide(), table
+    // test `a_first_start_counts_the_wait_for_a_holder_from_its_first_look`.)
     let started = Instant::now();
     wait_until(Duration::from_secs(20), "VIP on n1 alone", || {
         bed.vip_only_on(&ec2, 1)
