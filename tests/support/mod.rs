@@ -38,8 +38,12 @@
 //! * `sampler`: the 100 ms record of EC2 holders, kernels and roles for e2e assertions
 //!   (a witness's role is `Role::Witness`).
 //! * `soak`, `soak_report`: the soak core and what its record says.
+//! * `campaign`, `campaign_audit`: the seeded fault campaign on the three-node +
+//!   witness bed (built on the soak's pieces) and its audit and report.
 
 pub mod bed;
+pub mod campaign;
+pub mod campaign_audit;
 pub mod fake_imds;
 pub mod fakes;
 pub mod netns;

@@ -39,7 +39,7 @@ use super::pg_cluster::{
     output_text, remove_pg_env, write_postgres_file,
 };
 use super::reaper::Reaper;
-use super::sampler::{Role, SampledNode, Sampler};
+use super::sampler::{Role, SampledNode, Sampler, VipClient};
 use super::testbed::{Arbiter, Hub, arbiter_bin, aws_env, wait_until, wait_until_explained};
 
 pub use super::bed::{Ec2, VIP};
@@ -742,6 +742,16 @@ impl RepmgrdBed {
     /// A sampler of `VIP` on every node (node order 1, 2, …, the witness last), at
     /// EC2 too if given.
     pub fn sampler(&self, ec2: Option<&Ec2>, max: Duration) -> Sampler {
+        self.sampler_with_client(ec2, max, None)
+    }
+
+    /// `sampler`, with a client writing through the VIP from the hub (`VipClient`).
+    pub fn sampler_with_client(
+        &self,
+        ec2: Option<&Ec2>,
+        max: Duration,
+        client: Option<VipClient>,
+    ) -> Sampler {
         let nodes = self
             .ids()
             .map(|id| SampledNode {
@@ -749,7 +759,7 @@ impl RepmgrdBed {
                 pg: self.node(id).clone(),
             })
             .collect();
-        Sampler::start(VIP, ec2.map(|e| e.emu.handle()), nodes, max)
+        Sampler::with_client(VIP, ec2.map(|e| e.emu.handle()), nodes, max, client)
     }
 
     fn spawn_repmgrd(&mut self, id: u32) {

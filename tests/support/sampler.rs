@@ -1,16 +1,20 @@
 //! A background sampler for end-to-end scenarios: every 100 ms it records, relative to
 //! its start, which ENIs hold the VIP at EC2 (the emulator's control API), whether each
 //! node's kernel has the VIP, and each node's PostgreSQL role (a repmgr witness's is
-//! `Role::Witness`, not asked). Assertions are made on
-//! the record afterwards (`Samples`), never while sampling. It stops by itself after
-//! the maximum duration given at start, so a test that forgets it cannot hang.
+//! `Role::Witness`, not asked) with a primary's timeline from the same query.
+//! Optionally (`Sampler::with_client`) a client in the hub writes through the VIP on
+//! its own thread, so a slow or hanging connection never stretches the grid.
+//! Assertions are made on the record afterwards (`Samples`), never while sampling. It
+//! stops by itself after the maximum duration given at start, so a test that forgets
+//! it cannot hang.
 
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::pg_cluster::PgNode;
+use super::pg_cluster::{PG_BINDIR, PgNode};
 use super::testbed::{EmulatorHandle, kernel_has};
 
 pub const PERIOD: Duration = Duration::from_millis(100);
@@ -35,6 +39,18 @@ impl Role {
             _ => Role::Down,
         }
     }
+
+    /// The role and, for a primary, its timeline (from its current WAL file name), in
+    /// one query: what the sampler records.
+    pub fn with_timeline(node: &PgNode) -> (Role, Option<u32>) {
+        let sql = "SELECT CASE WHEN pg_is_in_recovery() THEN 't' ELSE 'f ' || \
+                   ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
+        match node.try_psql(sql).as_deref() {
+            Ok("t") => (Role::Standby, None),
+            Ok(v) if v.starts_with("f ") => (Role::Primary, v[2..].trim().parse().ok()),
+            _ => (Role::Down, None),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -48,6 +64,9 @@ pub struct Sample {
     pub kernel: Vec<bool>,
     /// Per sampled node: its PostgreSQL role.
     pub role: Vec<Role>,
+    /// Per sampled node: its timeline while it is a primary (None otherwise, or when
+    /// the answer did not parse).
+    pub timeline: Vec<Option<u32>>,
 }
 
 impl Sample {
@@ -69,21 +88,82 @@ pub struct SampledNode {
 }
 
 impl SampledNode {
-    /// Its role: `Role::of`, or `Role::Witness` for a witness without asking (the
-    /// sampler's 100 ms are spent on the data nodes).
-    fn role(&self) -> Role {
+    /// Its role and a primary's timeline (`Role::with_timeline`), or `Role::Witness`
+    /// for a witness without asking (the sampler's 100 ms are spent on the data nodes).
+    fn role(&self) -> (Role, Option<u32>) {
         if self.pg.is_witness() {
-            Role::Witness
+            (Role::Witness, None)
         } else {
-            Role::of(&self.pg)
+            Role::with_timeline(&self.pg)
         }
+    }
+}
+
+/// A client writing through the VIP: psql from the hub namespace (where an
+/// application would sit) to `vip`:5432, every `period`, each attempt bounded.
+#[derive(Clone, Debug)]
+pub struct VipClient {
+    pub hub_ns: String,
+    pub vip: String,
+    /// The table written to (`CREATE TABLE <table> (at timestamptz)` on the primary
+    /// before the sampler starts).
+    pub table: String,
+    pub period: Duration,
+}
+
+/// One write attempt through the VIP.
+#[derive(Clone, Debug)]
+pub struct Write {
+    /// Sampler time when the attempt began, and how long it took.
+    pub t: Duration,
+    pub took: Duration,
+    /// The serving server's data directory and timeline, or why it failed.
+    pub served: Result<(String, u32), String>,
+}
+
+impl VipClient {
+    /// One bounded write: an INSERT that also returns the server's data directory and
+    /// timeline (a standby refuses it; nothing answering is a connect failure).
+    pub fn write_once(&self) -> Result<(String, u32), String> {
+        let sql = format!(
+            "WITH w AS (INSERT INTO {} (at) VALUES (clock_timestamp()) RETURNING 1) \
+             SELECT current_setting('data_directory') || ' ' || \
+             ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int FROM w",
+            self.table
+        );
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.hub_ns, "timeout", "3"])
+            .arg(format!("{PG_BINDIR}/psql"))
+            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(format!(
+                "host={} port=5432 user=postgres dbname=postgres connect_timeout=1",
+                self.vip
+            ))
+            .args(["-c", &sql])
+            .env_remove("PGHOST")
+            .env_remove("PGPORT")
+            .output()
+            .map_err(|e| format!("spawn psql: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(err.trim().chars().take(200).collect());
+        }
+        let (dir, tl) = text
+            .rsplit_once(' ')
+            .ok_or_else(|| format!("unexpected answer {text:?}"))?;
+        let tl = tl.parse().map_err(|e| format!("timeline {tl:?}: {e}"))?;
+        Ok((dir.to_owned(), tl))
     }
 }
 
 pub struct Sampler {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Vec<Sample>>>,
+    client: Option<JoinHandle<Vec<Write>>>,
     started: Instant,
+    /// The same instant in Unix seconds (to place the emulator's call log).
+    started_unix: f64,
 }
 
 impl Sampler {
@@ -95,10 +175,41 @@ impl Sampler {
         nodes: Vec<SampledNode>,
         max: Duration,
     ) -> Sampler {
+        Sampler::with_client(vip, ec2, nodes, max, None)
+    }
+
+    /// `start`, and a `VipClient` writing through the VIP on its own thread for as
+    /// long (`stop_with_writes` returns its attempts too).
+    pub fn with_client(
+        vip: &str,
+        ec2: Option<EmulatorHandle>,
+        nodes: Vec<SampledNode>,
+        max: Duration,
+        client: Option<VipClient>,
+    ) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let vip = vip.to_owned();
         let started = Instant::now();
+        let started_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let client = client.map(|c| {
+            let flag = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut writes = Vec::new();
+                while !flag.load(Ordering::SeqCst) && started.elapsed() < max {
+                    let t = started.elapsed();
+                    let served = c.write_once();
+                    let took = started.elapsed() - t;
+                    writes.push(Write { t, took, served });
+                    if took < c.period {
+                        std::thread::sleep(c.period - took);
+                    }
+                }
+                writes
+            })
+        });
         let thread = std::thread::spawn(move || {
             let start = started;
             let mut samples = Vec::new();
@@ -110,10 +221,13 @@ impl Sampler {
                 // another ENI then really saw the address before EC2 showed the move.
                 // Read the other way round, a move in between (slow under load) made a
                 // correct daemon look as if it added the address early.
+                let kernel = nodes.iter().map(|n| kernel_has(&n.ns, &vip)).collect();
+                let (role, timeline) = nodes.iter().map(SampledNode::role).unzip();
                 samples.push(Sample {
                     t,
-                    kernel: nodes.iter().map(|n| kernel_has(&n.ns, &vip)).collect(),
-                    role: nodes.iter().map(SampledNode::role).collect(),
+                    kernel,
+                    role,
+                    timeline,
                     ec2: ec2.as_ref().and_then(|e| e.try_holders(&vip)),
                 });
                 next += PERIOD;
@@ -130,8 +244,15 @@ impl Sampler {
         Sampler {
             stop,
             thread: Some(thread),
+            client,
             started,
+            started_unix,
         }
+    }
+
+    /// `started()` in Unix seconds.
+    pub fn started_unix(&self) -> f64 {
+        self.started_unix
     }
 
     /// The instant sample times (`Sample::t`) are measured from.
@@ -140,20 +261,30 @@ impl Sampler {
     }
 
     /// Stop and return the record (also after the sampler stopped by itself).
-    pub fn stop(mut self) -> Vec<Sample> {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread
-            .take()
-            .expect("sampler thread")
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    pub fn stop(self) -> Vec<Sample> {
+        self.stop_with_writes().0
     }
+
+    /// Stop; the record and the client's write attempts (none without a client).
+    pub fn stop_with_writes(mut self) -> (Vec<Sample>, Vec<Write>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let samples = joined(self.thread.take().expect("sampler thread"));
+        let writes = self.client.take().map(joined).unwrap_or_default();
+        (samples, writes)
+    }
+}
+
+fn joined<T>(h: JoinHandle<T>) -> T {
+    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
 impl Drop for Sampler {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.client.take() {
             let _ = t.join();
         }
     }

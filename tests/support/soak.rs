@@ -121,7 +121,7 @@ pub struct ArbiterFacts {
 }
 
 impl ArbiterFacts {
-    fn new(node: u32, a: &Arbiter) -> ArbiterFacts {
+    pub fn new(node: u32, a: &Arbiter) -> ArbiterFacts {
         let pid = a.pid().expect("arbiter running");
         ArbiterFacts {
             node,
@@ -134,7 +134,7 @@ impl ArbiterFacts {
     }
 
     /// After a round: exits (respawned, so the run goes on), pid, pass_count, memory.
-    fn check(&mut self, a: &mut Arbiter, round: usize) -> Vec<String> {
+    pub fn check(&mut self, a: &mut Arbiter, round: usize) -> Vec<String> {
         let mut errors = Vec::new();
         if let Some(st) = a.exited() {
             self.exits.push(format!("round {round}: {st}"));
@@ -383,7 +383,7 @@ fn single_primary(bed: &RepmgrdBed) -> Option<u32> {
 }
 
 /// Poll `cond` every 50 ms for at most `limit`; whether it came true.
-fn poll(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub fn poll(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
         if cond() {
@@ -397,7 +397,7 @@ fn poll(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// Run `f`; a panic (the bed's helpers panic on failure) becomes its message, capped.
-fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
         let msg = p
             .downcast_ref::<String>()
@@ -408,7 +408,7 @@ fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-fn loadavg() -> String {
+pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
         .trim()

@@ -105,11 +105,11 @@ fn round_times(
     (promoted.map(|t| t - r.start), vip.map(|t| t - r.start))
 }
 
-fn secs(d: Duration) -> f64 {
+pub fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-fn stats(mut v: Vec<f64>) -> Value {
+pub fn stats(mut v: Vec<f64>) -> Value {
     if v.is_empty() {
         return Value::Null;
     }
