@@ -35,7 +35,7 @@ fn main() {
     };
     let wall = num("--wall-secs").unwrap_or(steps * 120);
     let max_window = num("--max-window-secs").unwrap_or(30).clamp(5, 600);
-    let started = utc_now();
+    let started = support::soak::utc_now();
     let rec = run(CampaignPlan {
         seed,
         steps: steps as usize,
@@ -45,7 +45,7 @@ fn main() {
     let a = audit(&rec);
     let mut json = a.json.clone();
     json["started_utc"] = started.into();
-    json["finished_utc"] = utc_now().into();
+    json["finished_utc"] = support::soak::utc_now().into();
     json["binary"] = support::testbed::arbiter_bin().into();
     json["cpus"] = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -63,12 +63,4 @@ fn main() {
     if rec.stopped_early.is_some() {
         std::process::exit(3);
     }
-}
-
-fn utc_now() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
 }

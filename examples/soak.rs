@@ -24,7 +24,7 @@ fn main() {
         eprintln!("usage: soak SWITCHOVERS FAILOVERS OUT.json");
         std::process::exit(2);
     };
-    let started = utc_now();
+    let started = support::soak::utc_now();
     let rec = run(SoakPlan {
         switchovers: s,
         failovers: f,
@@ -32,7 +32,7 @@ fn main() {
     let rep = report(&rec);
     let mut json = rep.json.clone();
     json["started_utc"] = started.into();
-    json["finished_utc"] = utc_now().into();
+    json["finished_utc"] = support::soak::utc_now().into();
     json["binary"] = support::testbed::arbiter_bin().into();
     json["cpus"] = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -44,12 +44,4 @@ fn main() {
     if rep.targets.iter().any(|t| !t.pass) {
         std::process::exit(1);
     }
-}
-
-fn utc_now() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
 }

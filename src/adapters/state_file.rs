@@ -36,11 +36,16 @@ struct OnDisk {
 #[derive(Debug, Clone)]
 pub struct StateFile {
     path: PathBuf,
+    /// This boot's id, read once (it cannot change while the process runs).
+    boot_id: String,
 }
 
 impl StateFile {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        StateFile { path: path.into() }
+        StateFile {
+            path: path.into(),
+            boot_id: boot_id(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -80,7 +85,7 @@ impl StateFile {
                     d.version
                 ));
             }
-            if !d.boot_id.is_empty() && d.boot_id == boot_id() && d.tick <= now {
+            if !d.boot_id.is_empty() && d.boot_id == self.boot_id && d.tick <= now {
                 return Ok(complete(d.memory));
             }
             let elapsed =
@@ -133,7 +138,7 @@ impl Journal for StateFile {
     fn save(&mut self, mem: &Memory, now: Tick) -> Result<(), String> {
         let d = OnDisk {
             version: VERSION,
-            boot_id: boot_id(),
+            boot_id: self.boot_id.clone(),
             tick: now,
             wall: wall_now(),
             memory: mem.clone(),

@@ -422,12 +422,7 @@ pub fn audit(rec: &CampaignRecord) -> Audit {
             *errors.entry(key).or_default() += 1;
         }
     }
-    let max_gap = rec
-        .samples
-        .windows(2)
-        .map(|w| w[1].t - w[0].t)
-        .max()
-        .unwrap_or_default();
+    let max_gap = super::sampler::largest_gap(&rec.samples);
     let moves: Vec<Value> = {
         let mut out = Vec::new();
         for (t, src, to) in v.assigns() {

@@ -382,3 +382,12 @@ impl Samples for [Sample] {
         out
     }
 }
+
+/// The largest gap between two samples in a row (how evenly the sampler kept up).
+pub fn largest_gap(samples: &[Sample]) -> Duration {
+    samples
+        .windows(2)
+        .map(|w| w[1].t - w[0].t)
+        .max()
+        .unwrap_or_default()
+}

@@ -414,3 +414,12 @@ pub fn loadavg() -> String {
         .trim()
         .to_owned()
 }
+
+/// Now, UTC, as `date -u` prints it (the reports' start and end).
+pub fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}

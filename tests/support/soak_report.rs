@@ -194,12 +194,7 @@ pub fn report(rec: &SoakRecord) -> SoakReport {
         .iter()
         .filter(|i| i.duration() > KERNEL_DOUBLE_MAX)
         .count();
-    let max_gap = rec
-        .samples
-        .windows(2)
-        .map(|w| w[1].t - w[0].t)
-        .max()
-        .unwrap_or_default();
+    let max_gap = super::sampler::largest_gap(&rec.samples);
 
     let mut rounds_json = Vec::new();
     let mut round_s: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
