@@ -28,6 +28,7 @@ pub fn claim_tag(data: &[u8]) {
             cloud,
             marks: MarkView::Read { marks: vec![] },
             system_id: None,
+            holder_pg: Default::default(),
         };
         let (plan, _) = decide::decide(
             &look(CloudView::Other {

@@ -6,12 +6,15 @@
 //! a claim tag (DescribeNetworkInterfaces by tag key) and DeleteTags. Every call is
 //! counted by action and result; every error keeps its AWS error code.
 
+mod answers;
 pub mod errors;
 pub mod imds;
 pub mod setup;
 
+pub use answers::{holder_addresses, holder_of, marks_of};
+
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
@@ -20,7 +23,7 @@ use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
 pub use crate::adapters::ec2::errors::Ec2Error;
 use crate::adapters::ec2::errors::{ENI_NOT_FOUND, step_error};
 use crate::core::claim::{self, Claim};
-use crate::core::observation::{ClaimTag, CloudView, FailureKind, MarkView};
+use crate::core::observation::{CloudView, MarkView};
 use crate::health::metrics::Metrics;
 use crate::pass::act::{CloudActuator, StepError};
 use crate::pass::observe::CloudSource;
@@ -33,53 +36,9 @@ pub struct Ec2 {
     eni_id: String,
     subnet_id: String,
     metrics: Arc<Metrics>,
-}
-
-/// Who holds the VIP, from a DescribeNetworkInterfaces answer.
-pub fn holder_of(nics: &[NetworkInterface], vip: Ipv4Addr, own_eni: &str) -> CloudView {
-    let vip_s = vip.to_string();
-    let key = claim::tag_key(vip);
-    // Re-check each ENI's addresses: never trust the filter alone.
-    let holders: Vec<&NetworkInterface> = nics
-        .iter()
-        .filter(|n| {
-            n.private_ip_addresses()
-                .iter()
-                .any(|a| a.private_ip_address() == Some(vip_s.as_str()))
-        })
-        .collect();
-    let tag_of = |n: &NetworkInterface| {
-        n.tag_set()
-            .iter()
-            .find(|t| t.key() == Some(key.as_str()))
-            .and_then(Tag::value)
-            .map_or(ClaimTag::Absent, claim::parse)
-    };
-    match holders.as_slice() {
-        [] => CloudView::Nobody,
-        [one] if one.network_interface_id() == Some(own_eni) => {
-            CloudView::Me { claim: tag_of(one) }
-        }
-        [one] => CloudView::Other {
-            eni: one
-                .network_interface_id()
-                .unwrap_or("unknown ENI")
-                .to_owned(),
-            claim: tag_of(one),
-        },
-        many => CloudView::Unknown {
-            kind: FailureKind::Transient,
-            code: None,
-            reason: format!(
-                "VIP on {} ENIs at once: {}",
-                many.len(),
-                many.iter()
-                    .filter_map(|n| n.network_interface_id())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        },
-    }
+    /// The holder ENI the last describe showed, with its primary private address
+    /// (`CloudSource::address_of`: whose PostgreSQL to ask).
+    last_holder: Arc<Mutex<Option<(String, Ipv4Addr)>>>,
 }
 
 impl Ec2 {
@@ -96,6 +55,7 @@ impl Ec2 {
             eni_id,
             subnet_id,
             metrics,
+            last_holder: Arc::default(),
         }
     }
 
@@ -285,21 +245,19 @@ impl Ec2 {
     }
 }
 
-/// The valid marks among a subnet's tags (other tags and unreadable marks ignored;
-/// a mark whose value names another node than its key is unreadable).
-pub fn marks_of(tags: &[(String, String)], vip: Ipv4Addr) -> Vec<Claim> {
-    tags.iter()
-        .filter_map(|(k, v)| {
-            let node = claim::mark_node(vip, k)?;
-            claim::parse(v).valid().filter(|c| c.node_id == node)
-        })
-        .collect()
-}
-
 impl CloudSource for Ec2 {
     async fn observe(&self) -> CloudView {
         match self.describe(false).await {
-            Ok(nics) => holder_of(&nics, self.vip, &self.eni_id),
+            Ok(nics) => {
+                let holders = holder_addresses(&nics, self.vip);
+                if let Ok(mut last) = self.last_holder.lock() {
+                    *last = match holders.as_slice() {
+                        [one] => Some(one.clone()),
+                        _ => None,
+                    };
+                }
+                holder_of(&nics, self.vip, &self.eni_id)
+            }
             Err(e) => CloudView::Unknown {
                 kind: e.kind(),
                 reason: e.to_string(),
@@ -319,6 +277,11 @@ impl CloudSource for Ec2 {
                 code: e.code,
             },
         }
+    }
+
+    fn address_of(&self, eni: &str) -> Option<Ipv4Addr> {
+        let last = self.last_holder.lock().ok()?;
+        last.as_ref().filter(|(id, _)| id == eni).map(|(_, a)| *a)
     }
 }
 
@@ -364,6 +327,10 @@ impl CloudSource for Option<Ec2> {
             Some(ec2) => ec2.marks().await,
             None => MarkView::NotRead,
         }
+    }
+
+    fn address_of(&self, eni: &str) -> Option<Ipv4Addr> {
+        self.as_ref()?.address_of(eni)
     }
 }
 

@@ -5,7 +5,9 @@
 use super::local_rules::{eligible_kernel_only, remove_unless_absent};
 use super::{CloudPolicy, Fenced, Memory, Policy, Settled};
 use crate::core::claim::Claim;
-use crate::core::observation::{CloudView, KernelView, MarkView, Observation, Tick};
+use crate::core::observation::{
+    CloudView, HolderPg, KernelView, MarkView, Observation, PeerAnswer, Tick,
+};
 use crate::core::plan::{Step, Verdict};
 
 /// Does `claim` (another ENI's, or a mark) forbid `ours` from holding the VIP? A
@@ -476,7 +478,7 @@ impl CloudRules<'_> {
     /// `absorb_observation`.)
     fn take_from(&self, next: &mut Memory, eni: &str, lower_claim: bool) -> (Vec<Step>, Verdict) {
         let tl = self.ours.timeline;
-        if self.held_before || !lower_claim {
+        if (self.held_before || !lower_claim) && !self.holder_is_standby(eni) {
             let since = match &next.cloud.other_since {
                 Some((held_by, at)) if held_by == eni => *at,
                 _ => self.obs.now,
@@ -494,6 +496,34 @@ impl CloudRules<'_> {
             }
         }
         self.take_over(next, eni)
+    }
+
+    /// Sequence 10: the PostgreSQL behind the holder's ENI answered this pass that it
+    /// is a standby of our database system at no newer timeline than ours, and so did
+    /// every other data node. A read of the holder may lag and hide a newer primary
+    /// that took the VIP since; but a newer primary is one of those nodes, and none is
+    /// writable, nor on a newer timeline (a demoted one not rewound). Any node that
+    /// cannot be asked, or will not say its timeline, proves nothing: the wait stays.
+    fn holder_is_standby(&self, eni: &str) -> bool {
+        let HolderPg::Asked {
+            eni: asked,
+            answers,
+        } = &self.obs.holder_pg
+        else {
+            return false;
+        };
+        let standby = |a: &PeerAnswer| match a {
+            PeerAnswer::Answered {
+                in_recovery: true,
+                system_id: Some(theirs),
+                timeline,
+            } => {
+                self.obs.system_id == Some(*theirs)
+                    && timeline.is_some_and(|t| t <= self.ours.timeline)
+            }
+            _ => false,
+        };
+        asked == eni && standby(&answers.holder) && answers.others.iter().all(|(_, a)| standby(a))
     }
 
     fn settling(&self, holder: &str, until: Tick) -> (Vec<Step>, Verdict) {

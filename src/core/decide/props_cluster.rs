@@ -71,7 +71,9 @@ use proptest::test_runner::{Config, TestCaseError};
 use super::cloud_rules::forbids;
 use super::*;
 use crate::core::claim::Claim;
-use crate::core::observation::{ClaimTag, FailureKind, MarkView};
+use crate::core::observation::{
+    ClaimTag, ClusterAnswer, FailureKind, HolderPg, MarkView, PeerAnswer,
+};
 use crate::core::observation::{
     CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays, Tick,
 };
@@ -117,9 +119,15 @@ fn policy(node_id: i32) -> Policy {
     p
 }
 
+/// The database system every node of the model belongs to.
+const SYSTEM: u64 = 7;
+
 /// The claim of the node at index `node`.
 fn claim_of(timeline: u32, node: usize) -> Claim {
-    crate::core::test_support::claim_of(timeline, node_id(node))
+    Claim {
+        system_id: Some(SYSTEM),
+        ..crate::core::test_support::claim_of(timeline, node_id(node))
+    }
 }
 
 fn node_id(index: usize) -> i32 {
@@ -600,6 +608,12 @@ struct Tally {
     evidence_lost: u32,
     /// Reads that showed an object older than it was and hid a (newer) claim.
     hidden_claims: u32,
+    /// Holders' servers asked (a plan waited on them), and the takeovers at once that
+    /// the answers proved safe (sequence 10).
+    holder_asks: u32,
+    standby_proofs: u32,
+    /// Takebacks from a holder whose node is a standby now, on its answer.
+    from_standby: u32,
     verify_failures: u32,
     injected_faults: u32,
     /// ReleaseCloud steps that unassigned the VIP.
@@ -647,6 +661,9 @@ impl std::ops::AddAssign for Tally {
         self.deleted_marks += o.deleted_marks;
         self.evidence_lost += o.evidence_lost;
         self.hidden_claims += o.hidden_claims;
+        self.holder_asks += o.holder_asks;
+        self.standby_proofs += o.standby_proofs;
+        self.from_standby += o.from_standby;
         self.verify_failures += o.verify_failures;
         self.injected_faults += o.injected_faults;
         self.handbacks += o.handbacks;
@@ -938,9 +955,34 @@ impl Sim {
         let now = self.now;
         let node = self.nodes[i].clone();
         let policy = &node.policy;
-        let (o, elig, looked) = self.observe(i, &node, input);
+        let (mut o, elig, looked) = self.observe(i, &node, input);
         let jitter = self.passes.wrapping_mul(2_654_435_761);
-        let (plan, next) = decide(&o, &node.mem, policy, jitter);
+        let (mut plan, mut next) = decide(&o, &node.mem, policy, jitter);
+        // As pass/reconcile.rs: a plan that waits on a holder asks its server (live,
+        // not lagged) and decides again.
+        if let Some(eni) = holder_to_ask(&o, &plan).map(str::to_owned) {
+            let holder = (0..self.nodes.len()).find(|&j| super::props_cluster::eni(j) == eni);
+            let others = (0..self.nodes.len())
+                .filter(|&j| j != i && Some(j) != holder)
+                .map(|j| (format!("n{}", node_id(j)), self.peer_answer(j)))
+                .collect();
+            o.holder_pg = HolderPg::Asked {
+                answers: ClusterAnswer {
+                    holder: holder.map_or_else(
+                        || PeerAnswer::Unreachable("no such node".into()),
+                        |j| self.peer_answer(j),
+                    ),
+                    others,
+                },
+                eni,
+            };
+            let waited = plan.steps.is_empty();
+            (plan, next) = decide(&o, &node.mem, policy, jitter);
+            self.tally.holder_asks += 1;
+            if waited && plan.steps.contains(&Step::AssignCloud) {
+                self.tally.standby_proofs += 1;
+            }
+        }
         self.note_pass(i, &node, input, &o, looked, &plan);
 
         let timeline = eligible_timeline(&elig);
@@ -961,6 +1003,25 @@ impl Sim {
         self.nodes[i].mem = settled;
         self.note_holding(i);
         self.incidents(moved.then_some(i))
+    }
+
+    /// Node `j`'s server, asked now (live, not lagged): a dead node cannot be asked; a
+    /// standby answers the newest timeline it was a primary at (a demoted node is not
+    /// rewound in the model), 1 if never (the most a proof can get away with).
+    fn peer_answer(&self, j: usize) -> PeerAnswer {
+        let n = &self.nodes[j];
+        if !n.alive {
+            return PeerAnswer::Unreachable("connection refused".into());
+        }
+        PeerAnswer::Answered {
+            in_recovery: n.primary.is_none(),
+            system_id: Some(SYSTEM),
+            timeline: Some(
+                n.primary
+                    .or_else(|| n.was_primary_at.iter().max().copied())
+                    .unwrap_or(1),
+            ),
+        }
     }
 
     /// What node `i` sees this pass: EC2 only when `cloud_due`, the marks only when
@@ -992,7 +1053,10 @@ impl Sim {
         } else {
             MarkView::NotRead
         };
-        let o = with_marks(observation(now, pg, kernel, cloud), marks);
+        let o = Observation {
+            system_id: Some(SYSTEM),
+            ..with_marks(observation(now, pg, kernel, cloud), marks)
+        };
         (o, elig, (due, read_marks))
     }
 
@@ -1213,8 +1277,18 @@ impl Sim {
                     &o.cloud,
                     CloudView::Other { claim: ClaimTag::Valid(c), .. } if c.timeline < tl
                 );
+                // The holder's node left primary and is at no newer timeline than ours,
+                // and this pass asked it (sequence 10): its VIP serves no writes; the
+                // node that takes it is the only one that may (every other data node
+                // answered as a standby too). Counted, not a failure: without it the
+                // only primary would wait and then be fenced by a demoted node's claim.
+                let holder_standby = self.nodes[y].primary.is_none()
+                    && self.nodes[y].was_primary_at.iter().all(|&t| t <= tl)
+                    && matches!(&o.holder_pg, HolderPg::Asked { eni: e, .. } if *e == eni(y));
                 let t = &mut self.tally;
-                if !claimed_before {
+                if holder_standby {
+                    t.from_standby += 1;
+                } else if !claimed_before {
                     if lower_visible && mem.cloud.held_at != Some(tl) {
                         t.residual += 1;
                     } else {
@@ -1508,4 +1582,10 @@ fn generators_reach_the_interesting_states() {
     // equal marks fence only a node that held): at least one is undone by a hand-back.
     at_least("wrong moves handed back", total.undone_by_release, 1);
     at_least("residual takebacks", total.residual, 3);
+    at_least("holders' servers asked", total.holder_asks, 500);
+    at_least(
+        "takeovers a standby's answer allowed",
+        total.standby_proofs,
+        20,
+    );
 }
