@@ -297,14 +297,12 @@ impl PgObserver {
                 },
                 repmgr_primary: None,
                 system_id,
+                known_nodes: None,
             });
         }
-        let sql = format!(
-            "SELECT node_id, type, active FROM repmgr.nodes \
-             WHERE node_id = {node_id} OR (type = 'primary' AND active) ORDER BY node_id"
-        );
+        let sql = "SELECT node_id, type, active FROM repmgr.nodes ORDER BY node_id";
         let rows = rows_of(
-            run(client, &sql, &abandoned)
+            run(client, sql, &abandoned)
                 .await
                 .map_err(|e| describe(&e))?,
         );
@@ -320,6 +318,7 @@ impl PgObserver {
             },
             repmgr_primary,
             system_id,
+            known_nodes: Some(nodes.iter().map(|n| n.id).collect()),
         })
     }
 }
@@ -369,6 +368,7 @@ impl PgSource for PgObserver {
                     view: PgView::Unknown(reason),
                     repmgr_primary: None,
                     system_id: None,
+                    known_nodes: None,
                 }
             }
         }

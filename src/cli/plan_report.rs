@@ -576,6 +576,24 @@ fn step_part(ctx: &PlanContext, kernel: &KernelView, n: usize, s: &Step) -> Step
                 _ => ("add the VIP to the interface".into(), add),
             }
         }
+        Step::PruneMarks(marks) => (
+            format!(
+                "prune the marks of node ids repmgr no longer knows, below the highest mark ({})",
+                marks
+                    .iter()
+                    .map(|m| format!("node {} at timeline {}", m.node_id, m.timeline))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            format!(
+                "DeleteTags {} on {subnet}",
+                marks
+                    .iter()
+                    .map(|m| format!("{}={m}", claim::mark_key(vip, m.node_id)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        ),
         Step::ReleaseCloud => (
             "hand the VIP back at EC2: this node is fenced".into(),
             format!("UnassignPrivateIpAddresses {vip} from {eni}"),

@@ -132,6 +132,9 @@ pub struct Observation {
     /// The PostgreSQL of another holder's node, when this pass asked it (only when
     /// the answer could spare a wait: `decide::holder_to_ask`).
     pub holder_pg: HolderPg,
+    /// Every node id in this node's `repmgr.nodes`, when read: the holder prunes the
+    /// subnet's marks of node ids no longer in it (below the highest mark).
+    pub known_nodes: Option<Vec<i32>>,
 }
 
 /// What the PostgreSQL behind another holder's ENI, and every other data node, said

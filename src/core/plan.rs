@@ -25,6 +25,10 @@ pub enum Step {
     ReleaseCloud,
     /// Run the operator's fence command once for a stale-primary incident.
     Fence { holder: String },
+    /// DeleteTags of these marks on the subnet, each only while it still has that
+    /// value: node ids repmgr no longer knows, below the highest mark. Housekeeping: a
+    /// failure never changes the verdict (tried again after `PRUNE_RETRY`).
+    PruneMarks(Vec<Claim>),
 }
 
 impl Step {
@@ -47,6 +51,7 @@ impl Step {
             Step::RemoveKernel => "remove_kernel",
             Step::ReleaseCloud => "release_cloud",
             Step::Fence { .. } => "fence",
+            Step::PruneMarks(_) => "prune_marks",
         }
     }
 }

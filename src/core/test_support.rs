@@ -67,6 +67,7 @@ pub(crate) fn observation(
         cloud,
         system_id: None,
         holder_pg: HolderPg::NotAsked,
+        known_nodes: None,
     }
 }
 

@@ -272,6 +272,7 @@ pub async fn plan_once(s: &Settings) -> Result<crate::cli::plan_report::PlanRepo
         marks: cloud.marks().await,
         system_id: report.system_id,
         holder_pg: Default::default(),
+        known_nodes: report.known_nodes,
     };
     let (plan, _) = crate::pass::reconcile::decide_asking_holder(
         &mut observation,

@@ -29,6 +29,7 @@ pub fn claim_tag(data: &[u8]) {
             marks: MarkView::Read { marks: vec![] },
             system_id: None,
             holder_pg: Default::default(),
+            known_nodes: None,
         };
         let (plan, _) = decide::decide(
             &look(CloudView::Other {

@@ -37,6 +37,8 @@ pub struct PgReport {
     /// `pg_control_system()`'s `system_identifier`, read once per connection; None
     /// when unknown (not connected, or the server refused to say).
     pub system_id: Option<u64>,
+    /// Every node id in this node's `repmgr.nodes`, when read.
+    pub known_nodes: Option<Vec<i32>>,
 }
 
 /// The VIP on the configured interface.
@@ -80,6 +82,7 @@ pub async fn gather_local<P: PgSource, K: KernelSource>(
         view: PgView::Unknown(r),
         repmgr_primary: None,
         system_id: None,
+        known_nodes: None,
     });
     let k_fut = bounded(limit, kernel.observe(), KernelView::Unknown);
     tokio::join!(pg_fut, k_fut)

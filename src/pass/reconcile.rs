@@ -111,6 +111,7 @@ where
         marks,
         system_id: pg.system_id,
         holder_pg: HolderPg::NotAsked,
+        known_nodes: pg.known_nodes,
     };
     let (plan, mem) = decide_asking_holder(
         &mut observation,
@@ -168,8 +169,11 @@ where
         error!(error = %e, "cannot write the state file: {e} (retried every pass)");
         journal_error.get_or_insert(e);
     }
+    // A failed prune of old marks is housekeeping: logged, tried again later, never
+    // the verdict.
     let verdict = match done
         .iter()
+        .filter(|d| !matches!(d.step, Step::PruneMarks(_)))
         .find_map(|d| d.result.as_ref().err().map(|e| (d.step.kind(), e)))
     {
         Some((step, e)) => Verdict::ActionFailed {

@@ -40,6 +40,8 @@ pub struct WorldState {
     /// source that cannot reach other nodes. `system_id` is what our own reports.
     pub cluster: Option<ClusterAnswer>,
     pub system_id: Option<u64>,
+    /// The node ids our repmgr.nodes lists (`PgReport::known_nodes`).
+    pub known_nodes: Option<Vec<i32>>,
     /// The addresses `ask_cluster` was asked for.
     pub cluster_asks: Vec<Ipv4Addr>,
 }
@@ -118,6 +120,7 @@ impl PgSource for Fake {
             view,
             repmgr_primary: None,
             system_id: self.with(|w| w.system_id),
+            known_nodes: self.with(|w| w.known_nodes.clone()),
         }
     }
 }

@@ -310,6 +310,25 @@ impl CloudActuator for Ec2 {
             ))),
         }
     }
+
+    async fn prune_marks(&self, marks: &[Claim]) -> Result<(), StepError> {
+        let tags = marks
+            .iter()
+            .map(|m| {
+                Tag::builder()
+                    .key(claim::mark_key(self.vip, m.node_id))
+                    .value(m.to_string())
+                    .build()
+            })
+            .collect();
+        let sent = self
+            .client
+            .delete_tags()
+            .resources(&self.subnet_id)
+            .set_tags(Some(tags))
+            .send();
+        Ok(self.call("DeleteTags", sent, |_| Ok(())).await?)
+    }
 }
 
 /// Kernel-only mode is `None`: no cloud to observe, and `decide()` never plans a
@@ -346,6 +365,9 @@ impl CloudActuator for Option<Ec2> {
     }
     async fn verify(&self) -> Result<(), StepError> {
         self.as_ref().ok_or_else(no_cloud)?.verify().await
+    }
+    async fn prune_marks(&self, marks: &[Claim]) -> Result<(), StepError> {
+        self.as_ref().ok_or_else(no_cloud)?.prune_marks(marks).await
     }
 }
 

@@ -313,16 +313,45 @@ impl CloudRules<'_> {
             steps.push(Step::WriteClaim(self.ours));
         } else {
             next.cloud.settled = Some((self.ours.timeline, Settled::Me));
+            steps.extend(self.prune(next));
         }
         next.cloud.held_at = Some(self.ours.timeline);
         next.cloud.held_max = next.cloud.held_max.max(Some(self.ours.timeline));
         next.cloud.left_primary = false;
-        let verdict = if steps.is_empty() {
+        let housekeeping = |s: &Step| matches!(s, Step::PruneMarks(_));
+        let verdict = if steps.iter().all(housekeeping) {
             Verdict::Holding
         } else {
             Verdict::Acquiring
         };
         (steps, verdict)
+    }
+
+    /// The holder keeps the subnet's marks few (EC2 allows 50 tags a resource): with
+    /// the marks read and its claim current, it prunes the marks of node ids this
+    /// node's `repmgr.nodes` no longer lists that are below the highest mark (which
+    /// still fences any node they would). Never its own, an equal-to-highest one, or
+    /// one of another database system (those are the operator's: `retire-claim`). Not
+    /// tried again for `PRUNE_RETRY` after a failure.
+    fn prune(&self, next: &Memory) -> Option<Step> {
+        let (MarkView::Read { marks }, Some(known)) = (&self.obs.marks, &self.obs.known_nodes)
+        else {
+            return None;
+        };
+        if !known.contains(&self.ours.node_id)
+            || next.cloud.prune_after.is_some_and(|t| self.obs.now < t)
+        {
+            return None;
+        }
+        let ours = |m: &&Claim| !m.is_foreign_to(self.ours.system_id);
+        let highest = marks.iter().filter(ours).map(|m| m.timeline).max()?;
+        let old: Vec<Claim> = marks
+            .iter()
+            .filter(ours)
+            .filter(|m| m.timeline < highest && !known.contains(&m.node_id))
+            .copied()
+            .collect();
+        (!old.is_empty()).then_some(Step::PruneMarks(old))
     }
 
     /// Fenced: never take; the kernel address goes, and so does the EC2 assignment if

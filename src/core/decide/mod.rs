@@ -22,7 +22,7 @@ pub use pacing::{
     holder_to_ask, marks_due,
 };
 pub use policy::{CloudPolicy, Policy};
-pub use settle::{StepOutcome, intend, settle};
+pub use settle::{PRUNE_RETRY, StepOutcome, intend, settle};
 
 use absorb::absorb_observation;
 use after::{

@@ -1191,6 +1191,17 @@ impl Sim {
                     }
                     Step::AddKernel { .. } => self.nodes[i].kernel = true,
                     Step::RemoveKernel => self.nodes[i].kernel = false,
+                    // DeleteTags by value: a mark rewritten since stays.
+                    Step::PruneMarks(old) => {
+                        for m in old {
+                            let j = usize::try_from(m.node_id - 1).unwrap_or(usize::MAX);
+                            if let Some(h) = self.ec2.marks.get_mut(j)
+                                && *h.now() == Some(*m)
+                            {
+                                h.set(now, None);
+                            }
+                        }
+                    }
                     Step::ReleaseCloud => {
                         if *self.ec2.holder.now() == Some(i) {
                             self.tally.handbacks += 1;

@@ -268,6 +268,61 @@ fn seq6_the_holder_repairs_its_mark() {
     assert!(p.steps.is_empty(), "{p:?}");
 }
 
+/// Sequence 6, the other half: each node id ever used kept a mark on the subnet (EC2
+/// allows 50 tags a resource). The holder prunes, on a verify with its claim current,
+/// the marks of node ids its `repmgr.nodes` no longer lists that are below the
+/// highest mark; a failed prune is housekeeping: the verdict stays `holding` and it is
+/// tried again an hour later.
+#[test]
+fn seq6_the_holder_prunes_marks_of_retired_node_ids_below_the_highest() {
+    let n = settled_holder(2, 6);
+    let look = |now: u64, marks: &[(u32, i32)], known: Option<Vec<i32>>| Observation {
+        known_nodes: known,
+        ..with_marks(
+            observation(S(now), primary(6), PRESENT, me(6, 2)),
+            MarkView::Read {
+                marks: marks.iter().map(|&(tl, id)| claim_of(tl, id)).collect(),
+            },
+        )
+    };
+    let known = Some(vec![1, 2, 3]);
+    // Node 7 (retired) at 3 and node 9 (retired) at 5: both below the highest (6).
+    let marks = [(3, 7), (4, 1), (6, 2), (5, 9)];
+    let (p, _) = decide(&look(1211, &marks, known.clone()), &n.mem, &n.policy, 0);
+    assert_eq!(
+        p.steps,
+        vec![Step::PruneMarks(vec![claim_of(3, 7), claim_of(5, 9)])]
+    );
+    assert_eq!(p.verdict, Verdict::Holding);
+    // Kept: a retired node's mark AT the highest (it may fence an equal promotion), any
+    // mark while repmgr.nodes is not known, or does not list this node.
+    for (marks, known) in [
+        (&[(6, 2), (6, 7)][..], known.clone()),
+        (&marks[..], None),
+        (&marks[..], Some(vec![1, 3])),
+    ] {
+        let (p, _) = decide(&look(1211, marks, known), &n.mem, &n.policy, 0);
+        assert!(p.steps.is_empty(), "{p:?}");
+    }
+    // Only with the claim current: a missing own mark is written first.
+    let (p, _) = decide(&look(1211, &[(3, 7)], known.clone()), &n.mem, &n.policy, 0);
+    assert_eq!(p.steps, vec![Step::WriteClaim(claim_of(6, 2))]);
+    // Refused (a policy without DeleteTags): tried again an hour later, not before.
+    let (p, next) = decide(&look(1211, &marks, known.clone()), &n.mem, &n.policy, 0);
+    let failed = StepOutcome::failed(p.steps[0].clone(), "UnauthorizedOperation", false);
+    let after = settle(&next, &[failed], S(1211), &n.policy, 0, Some(6));
+    assert_eq!(after.cloud.prune_after, Some(S(1211) + PRUNE_RETRY));
+    assert_eq!(
+        after.cloud.settled,
+        Some((6, Settled::Me)),
+        "not a cloud failure"
+    );
+    let (p, _) = decide(&look(1241, &marks, known.clone()), &after, &n.policy, 0);
+    assert!(p.steps.is_empty(), "{p:?}");
+    let (p, _) = decide(&look(4811, &marks, known), &after, &n.policy, 0);
+    assert!(matches!(p.steps[..], [Step::PruneMarks(_)]), "{p:?}");
+}
+
 /// Sequence 7: n1 (timeline 5) waits on n2 (no visible claim); n2's instance is
 /// terminated 10 s later and a read shows nobody. Before, "nobody" cleared the wait
 /// and n1 took the VIP although n2's mark (6) was not visible yet. Now nobody is not
