@@ -425,6 +425,57 @@ fn the_holder_prunes_the_marks_of_retired_node_ids_by_value() {
     assert_eq!(deletes[0]["status"], 200);
 }
 
+/// A missing cluster tag is CRITICAL (issue 18): the subnet's `vip-arbiter-cluster`
+/// tag deleted (a tool that manages tags) turns the holder's verdict to
+/// `holding-untagged` at its next read of the subnet's tags; the VIP stays; the tag
+/// back, `holding` again.
+#[test]
+fn a_holder_whose_subnet_lost_the_cluster_tag_is_critical() {
+    let bed = bed();
+    let mut n = Node::new(&bed, 1);
+    let r = n.pass(&bed);
+    assert_eq!(r.verdict.kind(), "acquiring", "{:?}", r.verdict);
+    let r = n.pass(&bed);
+    assert_eq!(r.verdict.kind(), "holding", "{:?}", r.verdict);
+    let client = sdk_client(&bed.emu().url);
+    let tag = |t: &str| {
+        aws_sdk_ec2::types::Tag::builder()
+            .key("vip-arbiter-cluster")
+            .value(t)
+            .build()
+    };
+    bed.rt()
+        .block_on(
+            client
+                .delete_tags()
+                .resources(bed.subnet())
+                .tags(tag("test"))
+                .send(),
+        )
+        .expect("delete the cluster tag");
+    // The next looks read the subnet's tags (the re-verify schedule after a takeover).
+    let verdicts: Vec<&'static str> = (0..4).map(|_| n.pass(&bed).verdict.kind()).collect();
+    assert!(verdicts.contains(&"holding-untagged"), "{verdicts:?}");
+    assert_eq!(*verdicts.last().expect("passes"), "holding-untagged");
+    assert_eq!(
+        bed.observe_mine(),
+        CloudView::Me {
+            claim: ClaimTag::Valid(claim_by(1, 1))
+        }
+    );
+    bed.rt()
+        .block_on(
+            client
+                .create_tags()
+                .resources(bed.subnet())
+                .tags(tag("test"))
+                .send(),
+        )
+        .expect("put it back");
+    let verdicts: Vec<&'static str> = (0..8).map(|_| n.pass(&bed).verdict.kind()).collect();
+    assert_eq!(*verdicts.last().expect("passes"), "holding", "{verdicts:?}");
+}
+
 #[test]
 fn row_not_eligible_never_calls_ec2() {
     let bed = bed();

@@ -135,6 +135,9 @@ pub struct Observation {
     /// Every node id in this node's `repmgr.nodes`, when read: the holder prunes the
     /// subnet's marks of node ids no longer in it (below the highest mark).
     pub known_nodes: Option<Vec<i32>>,
+    /// Whether the subnet carries the `vip-arbiter-cluster` tag, when its tags were
+    /// read this pass (with the marks).
+    pub cluster_tag: Option<bool>,
 }
 
 /// What the PostgreSQL behind another holder's ENI, and every other data node, said

@@ -68,6 +68,7 @@ pub(crate) fn observation(
         system_id: None,
         holder_pg: HolderPg::NotAsked,
         known_nodes: None,
+        cluster_tag: None,
     }
 }
 

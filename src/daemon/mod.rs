@@ -273,6 +273,7 @@ pub async fn plan_once(s: &Settings) -> Result<crate::cli::plan_report::PlanRepo
         system_id: report.system_id,
         holder_pg: Default::default(),
         known_nodes: report.known_nodes,
+        cluster_tag: cloud.cluster_tagged(),
     };
     let (plan, _) = crate::pass::reconcile::decide_asking_holder(
         &mut observation,

@@ -30,6 +30,7 @@ pub fn claim_tag(data: &[u8]) {
             system_id: None,
             holder_pg: Default::default(),
             known_nodes: None,
+            cluster_tag: None,
         };
         let (plan, _) = decide::decide(
             &look(CloudView::Other {

@@ -57,6 +57,12 @@ pub trait CloudSource {
         let _ = eni;
         None
     }
+
+    /// Whether the subnet carried the `vip-arbiter-cluster` tag at the last read of
+    /// the marks (no call of its own); None when unknown.
+    fn cluster_tagged(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// Run one observer (or, for `act::execute`, one step) under `limit`; a timeout

@@ -103,6 +103,9 @@ where
             tokio::join!(holder, marks)
         }
     };
+    let cluster_tag = matches!(marks, MarkView::Read { .. })
+        .then(|| world.cloud.cluster_tagged())
+        .flatten();
     let mut observation = Observation {
         now,
         pg: pg.view,
@@ -112,6 +115,7 @@ where
         system_id: pg.system_id,
         holder_pg: HolderPg::NotAsked,
         known_nodes: pg.known_nodes,
+        cluster_tag,
     };
     let (plan, mem) = decide_asking_holder(
         &mut observation,

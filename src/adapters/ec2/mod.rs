@@ -39,7 +39,12 @@ pub struct Ec2 {
     /// The holder ENI the last describe showed, with its primary private address
     /// (`CloudSource::address_of`: whose PostgreSQL to ask).
     last_holder: Arc<Mutex<Option<(String, Ipv4Addr)>>>,
+    /// Whether the subnet carried `CLUSTER_TAG` at the last read of the marks.
+    last_cluster_tag: Arc<Mutex<Option<bool>>>,
 }
+
+/// The tag the shipped IAM policy conditions every write on (etc/iam-policy.json).
+pub const CLUSTER_TAG: &str = "vip-arbiter-cluster";
 
 impl Ec2 {
     pub fn new(
@@ -56,6 +61,7 @@ impl Ec2 {
             subnet_id,
             metrics,
             last_holder: Arc::default(),
+            last_cluster_tag: Arc::default(),
         }
     }
 
@@ -268,9 +274,14 @@ impl CloudSource for Ec2 {
 
     async fn marks(&self) -> MarkView {
         match self.read_marks(false).await {
-            Ok(tags) => MarkView::Read {
-                marks: marks_of(&tags, self.vip),
-            },
+            Ok(tags) => {
+                if let Ok(mut last) = self.last_cluster_tag.lock() {
+                    *last = Some(tags.iter().any(|(k, _)| k == CLUSTER_TAG));
+                }
+                MarkView::Read {
+                    marks: marks_of(&tags, self.vip),
+                }
+            }
             Err(e) => MarkView::Unknown {
                 kind: e.kind(),
                 reason: e.to_string(),
@@ -282,6 +293,10 @@ impl CloudSource for Ec2 {
     fn address_of(&self, eni: &str) -> Option<Ipv4Addr> {
         let last = self.last_holder.lock().ok()?;
         last.as_ref().filter(|(id, _)| id == eni).map(|(_, a)| *a)
+    }
+
+    fn cluster_tagged(&self) -> Option<bool> {
+        *self.last_cluster_tag.lock().ok()?
     }
 }
 
@@ -350,6 +365,10 @@ impl CloudSource for Option<Ec2> {
 
     fn address_of(&self, eni: &str) -> Option<Ipv4Addr> {
         self.as_ref()?.address_of(eni)
+    }
+
+    fn cluster_tagged(&self) -> Option<bool> {
+        self.as_ref()?.cluster_tagged()
     }
 }
 

@@ -318,9 +318,16 @@ impl CloudRules<'_> {
         next.cloud.held_at = Some(self.ours.timeline);
         next.cloud.held_max = next.cloud.held_max.max(Some(self.ours.timeline));
         next.cloud.left_primary = false;
+        if let Some(tagged) = self.obs.cluster_tag {
+            next.cloud.untagged = !tagged;
+        }
         let housekeeping = |s: &Step| matches!(s, Step::PruneMarks(_));
         let verdict = if steps.iter().all(housekeeping) {
-            Verdict::Holding
+            if next.cloud.untagged {
+                Verdict::HoldingUntagged
+            } else {
+                Verdict::Holding
+            }
         } else {
             Verdict::Acquiring
         };

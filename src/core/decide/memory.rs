@@ -78,6 +78,8 @@ pub struct CloudMemory {
     pub claimed_at: Option<Claim>,
     /// A prune of old marks failed: not tried again before then (`PRUNE_RETRY`).
     pub prune_after: Option<Tick>,
+    /// The last read of the subnet's tags showed no `vip-arbiter-cluster` tag.
+    pub untagged: bool,
 }
 
 /// The claim that fenced this node, and where it was seen. Sticky: it outlives any

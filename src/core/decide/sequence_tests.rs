@@ -323,6 +323,39 @@ fn seq6_the_holder_prunes_marks_of_retired_node_ids_below_the_highest() {
     assert!(matches!(p.steps[..], [Step::PruneMarks(_)]), "{p:?}");
 }
 
+/// Marks are kept: a missing cluster tag is CRITICAL. The shipped policy allows
+/// CreateTags only on resources tagged `vip-arbiter-cluster`; a tool that removed the
+/// subnet's tag would let the holder serve on while every future takeover's claim is
+/// refused. The holder's verify reads the subnet's tags anyway: `holding-untagged`,
+/// remembered between verifies, the VIP untouched; the tag back, `holding`.
+#[test]
+fn a_missing_cluster_tag_on_the_subnet_is_critical_for_the_holder() {
+    let mut n = settled_holder(1, 5);
+    let look = |now: u64, cloud: CloudView, tag: Option<bool>| Observation {
+        cluster_tag: tag,
+        ..with_marks(
+            observation(S(now), primary(5), PRESENT, cloud),
+            MarkView::Read {
+                marks: vec![claim_of(5, 1)],
+            },
+        )
+    };
+    let (p, next) = decide(&look(1211, me(5, 1), Some(false)), &n.mem, &n.policy, 0);
+    assert!(p.steps.is_empty(), "{p:?}");
+    assert_eq!(p.verdict, Verdict::HoldingUntagged);
+    assert_eq!(p.verdict.severity(), crate::core::plan::Severity::Critical);
+    n.mem = next;
+    let between = Observation {
+        marks: MarkView::NotRead,
+        ..look(1212, CloudView::NotChecked, None)
+    };
+    let (p, next) = decide(&between, &n.mem, &n.policy, 0);
+    assert_eq!(p.verdict, Verdict::HoldingUntagged, "until a read shows it");
+    n.mem = next;
+    let (p, _) = decide(&look(1241, me(5, 1), Some(true)), &n.mem, &n.policy, 0);
+    assert_eq!(p.verdict, Verdict::Holding);
+}
+
 /// Sequence 7: n1 (timeline 5) waits on n2 (no visible claim); n2's instance is
 /// terminated 10 s later and a read shows nobody. Before, "nobody" cleared the wait
 /// and n1 took the VIP although n2's mark (6) was not visible yet. Now nobody is not
