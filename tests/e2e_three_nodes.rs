@@ -10,7 +10,9 @@
 //! follows the new primary, the VIP ends on the new primary; (d) throughout, the
 //! witness's arbiter never holds the VIP and makes no EC2 write; (e) the VIP moved by
 //! hand to n3's ENI is back on n1 at a1's next look, not after the bound (issue 18,
-//! sequence 10: n3 and n2 answer as standbys). A sampler records
+//! sequence 10: n3 and n2 answer as standbys); (f) the crashed n1 restarted by mistake
+//! as it was stays fenced (`stale-primary`), the VIP on the new primary alone. A
+//! sampler records
 //! EC2, the four kernels and the roles every 100 ms for the whole sequence.
 //!
 //! `the_witness_arbiter_says_witness` (its own, smaller bed: two data nodes and the
@@ -253,6 +255,30 @@ fn three_nodes_and_a_witness_the_vip_follows_switchovers_and_a_failover() {
         "the witness's arbiter never held nor acquired:\n{}",
         a[wi].log_text()
     );
+    // (f) The old primary restarted by mistake, as it was (a second primary on its old
+    // timeline, its own repmgr.nodes still naming it primary), stays fenced: a1 says
+    // stale-primary and the VIP stays on n{new} alone, at EC2 and in the kernels.
+    let t = Instant::now();
+    bed.start_as_is(1);
+    wait_until_explained(
+        Duration::from_secs(30),
+        "a1 stale-primary after n1 restarted as it was",
+        || a[0].verdict() == "stale-primary",
+        || verdicts(&a),
+    );
+    let fenced = t.elapsed();
+    while t.elapsed() < fenced + Duration::from_secs(6) {
+        assert!(
+            bed.vip_only_on(&ec2, new),
+            "the VIP left n{new} after the stale restart: {}",
+            verdicts(&a)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !kernel_has(bed.ns(1), VIP),
+        "never in the stale n1's kernel"
+    );
     for (i, arb) in a.iter().enumerate() {
         assert!(arb.pid().is_some(), "a{} still runs", i + 1);
     }
@@ -261,7 +287,8 @@ fn three_nodes_and_a_witness_the_vip_follows_switchovers_and_a_failover() {
          VIP back on n1 {by_hand:?} after a hand move to n3; \
          switchovers (to, repmgr, VIP after): {switch:?}; failover: n{new} elected {elected:?} \
          after the crash, n{other} following at {followed:?}, VIP alone on n{new} {vip:?} \
-         after that ({moved:?} after the crash); double-kernel spans {:?}; total {:?}\n{table}",
+         after that ({moved:?} after the crash); n1 restarted as it was: a1 stale-primary \
+         {fenced:?} after the start; double-kernel spans {:?}; total {:?}\n{table}",
         bed.times.total,
         rec.double_kernel_spans(),
         t0.elapsed()
