@@ -521,6 +521,10 @@ struct Node {
     mem: Memory,
     /// The timelines at which this node was the true holder at one of its passes.
     held_at: Vec<u32>,
+    /// … and those at which it also knew it (its memory said so after a pass) since
+    /// its state file was last lost: what the equal-timeline rule can go by (an equal
+    /// mark fences a node that held).
+    known_held_at: Vec<u32>,
     /// Its state file was lost at a restart since it last held the VIP.
     file_lost: bool,
     /// What its last pass journaled before acting (the write-ahead intent; the
@@ -739,6 +743,7 @@ impl Sim {
                 alive: true,
                 mem: Memory::default(),
                 held_at: vec![],
+                known_held_at: vec![],
                 intent: Memory::default(),
                 file_lost: false,
             })
@@ -871,6 +876,9 @@ impl Sim {
                     ),
                     _ => {
                         node.file_lost = true;
+                        // What it knew of its holds went with the file (its own
+                        // marks remain, and the careful start reads them).
+                        node.known_held_at.clear();
                         (
                             Memory::careful(now, &node.policy),
                             "with its state file lost",
@@ -941,8 +949,16 @@ impl Sim {
         {
             node.held_at.push(tl);
         }
-        if *self.ec2.holder.now() == Some(i) {
+        // The journal has a record of holding again only once the node knows it
+        // holds (its memory says so): a hold that every read of its hid is no record.
+        if *self.ec2.holder.now() == Some(i)
+            && let Some(tl) = node.primary
+            && node.mem.cloud.held_at == Some(tl)
+        {
             node.file_lost = false;
+            if !node.known_held_at.contains(&tl) {
+                node.known_held_at.push(tl);
+            }
         }
     }
 
@@ -1288,14 +1304,16 @@ impl Sim {
                     &o.cloud,
                     CloudView::Other { claim: ClaimTag::Valid(c), .. } if c.timeline < tl
                 );
-                // The holder's node left primary and is at no newer timeline than ours,
-                // and this pass asked it (sequence 10): its VIP serves no writes; the
-                // node that takes it is the only one that may (every other data node
-                // answered as a standby too). Counted, not a failure: without it the
-                // only primary would wait and then be fenced by a demoted node's claim.
+                // The true holder's node left primary and is at no newer timeline than
+                // ours, and this pass asked the cluster (sequence 10: the holder the
+                // lagging read showed and every other data node, the true holder among
+                // them, answered as standbys): its VIP serves no writes, and the node
+                // that takes it is the only primary. Counted, not a failure: without it
+                // the only primary would wait and then be fenced by a demoted node's
+                // equal claim.
                 let holder_standby = self.nodes[y].primary.is_none()
                     && self.nodes[y].was_primary_at.iter().all(|&t| t <= tl)
-                    && matches!(&o.holder_pg, HolderPg::Asked { eni: e, .. } if *e == eni(y));
+                    && matches!(&o.holder_pg, HolderPg::Asked { .. });
                 let t = &mut self.tally;
                 if holder_standby {
                     t.from_standby += 1;
@@ -1354,8 +1372,15 @@ impl Sim {
             self.tally.claimed_takeovers += 1;
         }
         // (2) The mark outlives the ENI: a forbidding mark that every read shows. An
-        // equal mark of another node forbids only a node that held the VIP at `tl`.
-        let held = self.nodes[i].held_at.contains(&tl);
+        // equal mark of another node forbids only a node that held the VIP at `tl` and
+        // knew it: a hold that every read of its hid (EC2 still had the VIP on its ENI
+        // from an older timeline when it was promoted again) is, to it, the gone
+        // node's equal claim of sequence 5a, taken over after the bound. Nor one whose
+        // records of that hold are both gone (its state file lost, its own mark
+        // deleted by a third party: property 1's `evidence_lost`).
+        let node = &self.nodes[i];
+        let own_mark_gone = tl_of(own_mark_before.0).is_none_or(|m| m < tl);
+        let held = node.known_held_at.contains(&tl) && !(node.file_lost && own_mark_gone);
         let mut near = false;
         for j in 0..self.nodes.len() {
             let (mark, since) = if j == i {
