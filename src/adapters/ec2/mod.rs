@@ -91,7 +91,7 @@ impl Ec2 {
     ) -> Result<T, Ec2Error>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     {
         let r = sent
             .await
