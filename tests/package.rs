@@ -805,7 +805,10 @@ fn unit_has_the_hardening_the_docs_promise() {
     }
     // No one PostgreSQL version's cluster unit (issue 19, item 13): Debian's clusters
     // of any version start before postgresql.service.
-    assert!(!after.contains("postgresql@"), "After= names a version: {after}");
+    assert!(
+        !after.contains("postgresql@"),
+        "After= names a version: {after}"
+    );
     assert_eq!(one("Wants"), "network-online.target");
     // Starting the arbiter must never start a PostgreSQL stopped on purpose.
     for k in ["Wants", "Requires", "BindsTo", "Requisite", "PartOf"] {
