@@ -224,7 +224,7 @@ pub async fn status(socket: &ClientSocket, json: bool) -> i32 {
 
 /// What answered on the socket.
 enum Answer {
-    Snapshot(Snapshot),
+    Snapshot(Box<Snapshot>),
     /// The daemon, before its first pass completed.
     Starting,
     /// Not a vip-arbiter answer (another HTTP server, a non-JSON body), and why.
@@ -236,7 +236,7 @@ fn answer_of(r: &crate::health::http::Response) -> Answer {
         return Answer::Foreign(format!("HTTP {}", r.status));
     }
     match serde_json::from_str::<Snapshot>(&r.body) {
-        Ok(s) => Answer::Snapshot(s),
+        Ok(s) => Answer::Snapshot(Box::new(s)),
         Err(e) => {
             let starting = serde_json::from_str::<serde_json::Value>(&r.body)
                 .ok()
