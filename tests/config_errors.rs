@@ -16,6 +16,20 @@ use support::testbed::arbiter_bin;
 const CASES: &[(&str, &str, &str)] = &[
     ("vip = \"10.0.0.300\"", "vip", "is not an IPv4 address"),
     ("vip = 5", "vip", "invalid type"),
+    ("vip = \"0.0.0.0\"", "vip", "means \"any address\""),
+    ("vip = \"255.255.255.255\"", "vip", "limited broadcast"),
+    ("vip = \"224.0.0.1\"", "vip", "is a multicast address"),
+    ("vip = \"127.0.0.5\"", "vip", "is a loopback address"),
+    (
+        "vip = \"10.77.0.0\"\nprefix_len = 24",
+        "vip",
+        "is the network address of 10.77.0.0/24",
+    ),
+    (
+        "socket = \"/run/vip-arbiter/a-socket-path-of-one-hundred-and-twenty-characters-which-is-over-what-sun-path-holds-0123456789ab.sock\"",
+        "socket",
+        "a unix socket's path holds at most 107",
+    ),
     (
         "interface = \"way-too-long-name0\"",
         "interface",
@@ -168,6 +182,46 @@ fn each_documented_mistake_exits_78_with_one_line_naming_the_key() {
         }
     }
     assert_eq!(seen, CASES.len() * 2);
+}
+
+#[test]
+fn every_problem_is_reported_at_once_one_line_each() {
+    // Issue 19: four bad [aws] values gave one line (the first).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        "aws:verify_interval = \"1s\"\ncloud_unknown_hold = \"2h\"\nconsistency_bound = \"x\"\nstate_file = \"rel/fence.json\"",
+    );
+    for verb in ["check-config", "run"] {
+        let out = Command::new(arbiter_bin())
+            .arg("--config")
+            .arg(&path)
+            .arg(verb)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .expect("run vip-arbiter");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{verb}: {stderr}");
+        let keys: Vec<&str> = stderr
+            .lines()
+            .map(|l| {
+                l.strip_prefix("config error: ")
+                    .and_then(|l| l.split(':').next())
+                    .unwrap_or(l)
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "aws.verify_interval",
+                "aws.cloud_unknown_hold",
+                "aws.consistency_bound",
+                "aws.state_file"
+            ],
+            "{verb}: {stderr}"
+        );
+    }
 }
 
 #[test]

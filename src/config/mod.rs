@@ -16,6 +16,7 @@ pub mod repmgr_conf;
 pub mod secret;
 pub mod small_file;
 mod validate;
+pub mod vip_address;
 
 use std::fmt;
 use std::net::Ipv4Addr;

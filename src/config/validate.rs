@@ -62,6 +62,8 @@ impl Problems {
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
+/// `sun_path` holds 108 bytes with its NUL: the longest path `bind` takes.
+pub const SUN_PATH_MAX: usize = 107;
 
 pub(super) fn validate(
     raw: &RawConfig,
@@ -95,6 +97,17 @@ pub(super) fn validate(
         Some(n) if (1..=32).contains(&n) => Some(u8::try_from(n).ok()),
         Some(n) => p.take("prefix_len", Err(format!("{n} is outside 1..=32"))),
     };
+    if let (Some(vip), Some(interface)) = (vip, &interface) {
+        let why = crate::config::vip_address::unusable(vip, interface).or_else(|| {
+            prefix_len
+                .flatten()
+                .and_then(|len| crate::config::vip_address::network_or_broadcast(vip, len))
+                .map(|why| format!("{why} (prefix_len): not a host's address"))
+        });
+        if let Some(why) = why {
+            p.0.push(format!("vip: {why}"));
+        }
+    }
     let interval = p.duration(
         "interval",
         &raw.interval,
@@ -130,6 +143,17 @@ pub(super) fn validate(
     );
     if !Path::new(&raw.socket).is_absolute() {
         p.0.push(format!("socket: {:?} must be an absolute path", raw.socket));
+    } else if raw.socket.ends_with('/') {
+        p.0.push(format!(
+            "socket: {:?} names a directory; name the socket file in it",
+            raw.socket
+        ));
+    }
+    if raw.socket.len() > SUN_PATH_MAX {
+        p.0.push(format!(
+            "socket: the path is {} bytes; a unix socket's path holds at most {SUN_PATH_MAX}",
+            raw.socket.len()
+        ));
     }
     let socket_group = match &raw.socket_group {
         None => None,
@@ -222,30 +246,33 @@ fn validate_aws(p: &mut Problems, a: &raw::RawAws) -> Option<AwsSettings> {
     {
         p.0.push("aws.fence_command: is empty (remove the key to disable fencing)".into());
     }
+    // Every value is checked before any is given up on: one line per problem.
     let verify_interval = p.duration(
         "aws.verify_interval",
         &a.verify_interval,
         Duration::from_secs(5),
         HOUR,
-    )?;
+    );
     let cloud_unknown_hold = p.duration(
         "aws.cloud_unknown_hold",
         &a.cloud_unknown_hold,
         Duration::ZERO,
         HOUR,
-    )?;
+    );
     let consistency_bound = p.duration(
         "aws.consistency_bound",
         &a.consistency_bound,
         Duration::ZERO,
         HOUR,
-    )?;
+    );
     if !a.state_file.starts_with('/') {
         p.0.push(format!(
             "aws.state_file: {:?} is not an absolute path",
             a.state_file
         ));
     }
+    let (verify_interval, cloud_unknown_hold, consistency_bound) =
+        (verify_interval?, cloud_unknown_hold?, consistency_bound?);
     Some(AwsSettings {
         enabled: a.enabled,
         region: a.region.clone(),
