@@ -3,5 +3,6 @@
 pub mod ec2;
 pub mod fence;
 pub mod netlink;
+pub mod own_address;
 pub mod postgres;
 pub mod state_file;

@@ -1,6 +1,8 @@
 //! The kernel side: is the VIP on the interface, add it, remove it. rtnetlink only;
 //! nothing here shells out to `ip`. Every call looks the link up by name, so a
-//! re-created interface is picked up.
+//! re-created interface is picked up. Before every add and delete the link's addresses
+//! are read and own_address.rs's rules applied: the interface's own address is never
+//! removed, whatever the config says.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -11,6 +13,7 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::{AddressMessageBuilder, Handle};
 
+use crate::adapters::own_address;
 use crate::core::observation::{FailureKind, KernelView};
 use crate::pass::act::{Applied, KernelActuator, StepError};
 use crate::pass::observe::KernelSource;
@@ -49,6 +52,9 @@ pub enum KernelError {
     },
     #[error("cannot open a netlink socket: {0}")]
     Socket(io::Error),
+    /// own_address.rs refused the change; nothing was sent to the kernel.
+    #[error("refused on {ifname}: {reason}")]
+    Refused { ifname: String, reason: String },
 }
 
 impl KernelError {
@@ -142,8 +148,8 @@ impl Netlink {
             })
     }
 
-    /// IPv4 addresses on the link as (address, prefix).
-    async fn addresses(&self, index: u32) -> Result<Vec<(Ipv4Addr, u8)>, KernelError> {
+    /// IPv4 addresses on the link, with the kernel's secondary flag.
+    async fn addresses(&self, index: u32) -> Result<Vec<AddrInfo>, KernelError> {
         let mut stream = self
             .handle
             .address()
@@ -153,36 +159,67 @@ impl Netlink {
         let mut out = Vec::new();
         loop {
             match stream.try_next().await {
-                Ok(Some(msg)) => out.extend(ipv4_of(&msg)),
+                Ok(Some(msg)) => out.extend(addr_info(&msg)),
                 Ok(None) => return Ok(out),
                 Err(e) => return Err(self.err("get addresses", self.ifname.clone(), e)),
             }
         }
     }
 
-    /// The prefix of the interface's own (non-VIP) address: the default `prefix_len`.
+    /// The prefix of the interface's own (non-VIP) address, the one whose network
+    /// holds the VIP when there is one: the default `prefix_len`.
     pub async fn primary_prefix(&self) -> Result<u8, KernelError> {
         let index = self.link().await?.header.index;
-        self.addresses(index)
-            .await?
-            .into_iter()
-            .find(|(a, _)| *a != self.vip)
-            .map(|(_, p)| p)
+        let addrs = self.addresses(index).await?;
+        own_address::own_address(self.vip, index, &addrs)
+            .or_else(|| addrs.iter().find(|a| a.addr != self.vip))
+            .map(|a| a.prefix_len)
             .ok_or_else(|| KernelError::NoPrimaryAddress {
                 ifname: self.ifname.clone(),
             })
     }
 
-    async fn vip_prefix(&self, index: u32) -> Result<Option<u8>, KernelError> {
-        Ok(self
-            .addresses(index)
-            .await?
-            .into_iter()
-            .find(|(a, _)| *a == self.vip)
-            .map(|(_, p)| p))
+    fn vip_prefix(&self, addrs: &[AddrInfo]) -> Option<u8> {
+        addrs
+            .iter()
+            .find(|a| a.addr == self.vip)
+            .map(|a| a.prefix_len)
     }
 
-    async fn delete(&self, index: u32, prefix_len: u8) -> Result<Applied, KernelError> {
+    /// The VIP among every interface's addresses, as `run` judges it at start.
+    pub async fn startup_problems(&self) -> Result<Vec<own_address::Problem>, KernelError> {
+        let index = self.link().await?.header.index;
+        let links = self.links().await?;
+        let addrs = self.all_addresses().await?;
+        let name_of = |i: u32| {
+            links
+                .iter()
+                .find(|l| l.index == i)
+                .map_or_else(|| format!("interface #{i}"), |l| l.name.clone())
+        };
+        Ok(own_address::startup_problems(
+            self.vip,
+            &self.ifname,
+            index,
+            &addrs,
+            name_of,
+        ))
+    }
+
+    /// RTM_DELADDR of the VIP, unless own_address.rs refuses it for `addrs` (the
+    /// link's addresses, just read).
+    async fn delete(
+        &self,
+        index: u32,
+        prefix_len: u8,
+        addrs: &[AddrInfo],
+    ) -> Result<Applied, KernelError> {
+        if let Some(reason) = own_address::removal_refused(self.vip, &self.ifname, index, addrs) {
+            return Err(KernelError::Refused {
+                ifname: self.ifname.clone(),
+                reason,
+            });
+        }
         let msg = AddressMessageBuilder::<Ipv4Addr>::new()
             .index(index)
             .address(self.vip, prefix_len)
@@ -256,21 +293,11 @@ impl Netlink {
 
     /// Every IPv4 address of every interface in this network namespace.
     pub async fn all_addresses(&self) -> Result<Vec<AddrInfo>, KernelError> {
-        use rtnetlink::packet_route::address::AddressHeaderFlags;
         let mut stream = self.handle.address().get().execute();
         let mut out = Vec::new();
         loop {
             match stream.try_next().await {
-                Ok(Some(msg)) => {
-                    if let Some((addr, prefix_len)) = ipv4_of(&msg) {
-                        out.push(AddrInfo {
-                            index: msg.header.index,
-                            addr,
-                            prefix_len,
-                            secondary: msg.header.flags.contains(AddressHeaderFlags::Secondary),
-                        });
-                    }
-                }
+                Ok(Some(msg)) => out.extend(addr_info(&msg)),
                 Ok(None) => return Ok(out),
                 Err(e) => return Err(self.err("get addresses", String::new(), e)),
             }
@@ -278,9 +305,15 @@ impl Netlink {
     }
 }
 
-fn ipv4_of(msg: &AddressMessage) -> Option<(Ipv4Addr, u8)> {
+fn addr_info(msg: &AddressMessage) -> Option<AddrInfo> {
+    use rtnetlink::packet_route::address::AddressHeaderFlags;
     msg.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(IpAddr::V4(ip)) => Some((*ip, msg.header.prefix_len)),
+        AddressAttribute::Local(IpAddr::V4(addr)) => Some(AddrInfo {
+            index: msg.header.index,
+            addr: *addr,
+            prefix_len: msg.header.prefix_len,
+            secondary: msg.header.flags.contains(AddressHeaderFlags::Secondary),
+        }),
         _ => None,
     })
 }
@@ -289,7 +322,7 @@ impl KernelSource for Netlink {
     async fn observe(&self) -> KernelView {
         let result = async {
             let index = self.link().await?.header.index;
-            self.vip_prefix(index).await
+            Ok::<_, KernelError>(self.vip_prefix(&self.addresses(index).await?))
         }
         .await;
         match result {
@@ -306,7 +339,7 @@ impl From<KernelError> for StepError {
         StepError {
             code: e.errno().map(|n| format!("errno {n}")),
             message: e.to_string(),
-            kind: if e.errno() == Some(EPERM) {
+            kind: if e.errno() == Some(EPERM) || matches!(e, KernelError::Refused { .. }) {
                 FailureKind::NeedsOperator
             } else {
                 FailureKind::Transient
@@ -336,12 +369,19 @@ impl Netlink {
             return Err(KernelError::InvalidPrefix { prefix_len });
         }
         let index = self.link().await?.header.index;
-        match self.vip_prefix(index).await? {
-            Some(p) if p == prefix_len => return Ok(Applied::AlreadyDone),
-            Some(p) => {
-                self.delete(index, p).await?;
-            }
-            None => {}
+        let addrs = self.addresses(index).await?;
+        let present = self.vip_prefix(&addrs);
+        if present == Some(prefix_len) {
+            return Ok(Applied::AlreadyDone);
+        }
+        if let Some(reason) = own_address::add_refused(self.vip, &self.ifname, index, &addrs) {
+            return Err(KernelError::Refused {
+                ifname: self.ifname.clone(),
+                reason,
+            });
+        }
+        if let Some(p) = present {
+            self.delete(index, p, &addrs).await?;
         }
         let addr = format!("{}/{prefix_len}", self.vip);
         match self
@@ -363,8 +403,9 @@ impl Netlink {
     /// whatever prefix it was added with.
     pub async fn remove_vip(&self) -> Result<Applied, KernelError> {
         let index = self.link().await?.header.index;
-        match self.vip_prefix(index).await? {
-            Some(p) => self.delete(index, p).await,
+        let addrs = self.addresses(index).await?;
+        match self.vip_prefix(&addrs) {
+            Some(p) => self.delete(index, p, &addrs).await,
             None => Ok(Applied::AlreadyDone),
         }
     }

@@ -1,9 +1,9 @@
 //! `check-config` on this host, offline: what the validated config needs from the
-//! machine it runs on. The interface exists (its MAC and addresses), the prefix can be
-//! taken from it, the VIP is not already another interface's primary address, and the
-//! repmgr.conf and .pgpass the daemon would read are readable by the service user
-//! (the unit's `User=`), judged by each path's modes and owners against that user's
-//! uid and groups (ACLs are not read). One finding a line; a `Fail` means the daemon
+//! machine it runs on. The interface and the VIP beside its own address, and the
+//! socket path (host_interface.rs: what `run` refuses at start), and the repmgr.conf
+//! and .pgpass the daemon would read are readable by the service user (the unit's
+//! `User=`), judged by each path's modes and owners against that user's uid and
+//! groups (ACLs are not read). One finding a line; a `Fail` means the daemon
 //! would not start (or could never hold the VIP), and check-config exits 78.
 
 use std::fmt;
@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Group, Uid, User};
 
-use crate::adapters::netlink::{AddrInfo, LinkInfo, Netlink};
 use crate::config::Settings;
 use crate::config::raw::RawConfig;
 
@@ -46,19 +45,19 @@ impl fmt::Display for Finding {
     }
 }
 
-fn ok(text: String) -> Finding {
+pub(super) fn ok(text: String) -> Finding {
     Finding {
         level: Level::Ok,
         text,
     }
 }
-fn warning(text: String) -> Finding {
+pub(super) fn warning(text: String) -> Finding {
     Finding {
         level: Level::Warning,
         text,
     }
 }
-fn fail(text: String) -> Finding {
+pub(super) fn fail(text: String) -> Finding {
     Finding {
         level: Level::Fail,
         text,
@@ -323,131 +322,12 @@ pub async fn check(
             None
         }
     };
-    out.extend(interface_checks(s).await);
+    out.extend(crate::cli::host_interface::interface_checks(s).await);
+    out.push(crate::cli::host_interface::socket_check(&s.socket));
     if let Some(user) = &user {
         out.extend(file_checks(s, raw, unit, user, env));
     }
     out
-}
-
-async fn interface_checks(s: &Settings) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let found = async {
-        let nl = Netlink::connect(&s.interface, s.vip)?;
-        Ok::<_, crate::adapters::netlink::KernelError>((
-            nl.links().await?,
-            nl.all_addresses().await?,
-        ))
-    }
-    .await;
-    let (links, addrs) = match found {
-        Ok(v) => v,
-        Err(e) => {
-            out.push(fail(format!("cannot list the interfaces: {e}")));
-            return out;
-        }
-    };
-    let name_of = |index: u32| {
-        links
-            .iter()
-            .find(|l| l.index == index)
-            .map_or_else(|| format!("interface #{index}"), |l| l.name.clone())
-    };
-    let Some(link) = links.iter().find(|l| l.name == s.interface) else {
-        out.push(fail(format!(
-            "interface {:?} does not exist on this host (there are: {})",
-            s.interface,
-            links
-                .iter()
-                .map(|l| l.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-        out.extend(vip_elsewhere(s, None, &addrs, name_of));
-        return out;
-    };
-    let own: Vec<&AddrInfo> = addrs.iter().filter(|a| a.index == link.index).collect();
-    out.push(describe_link(link, &own));
-    if !link.up {
-        out.push(warning(format!(
-            "interface {} is down: the VIP would not answer on it",
-            link.name
-        )));
-    }
-    match s.prefix_len {
-        Some(p) => out.push(ok(format!("prefix_len /{p} (configured)"))),
-        None => match own.iter().find(|a| a.addr != s.vip) {
-            Some(a) => out.push(ok(format!(
-                "prefix_len /{} from {}'s own address {}/{}",
-                a.prefix_len, link.name, a.addr, a.prefix_len
-            ))),
-            None => out.push(fail(format!(
-                "interface {} has no IPv4 address other than the VIP to take the prefix length from: \
-                 set prefix_len or fix the interface",
-                link.name
-            ))),
-        },
-    }
-    if let Some(a) = own.iter().find(|a| a.addr == s.vip) {
-        out.push(ok(format!(
-            "the VIP is on {} now ({}/{})",
-            link.name, a.addr, a.prefix_len
-        )));
-    }
-    out.extend(vip_elsewhere(s, Some(link.index), &addrs, name_of));
-    out
-}
-
-fn describe_link(link: &LinkInfo, own: &[&AddrInfo]) -> Finding {
-    let addrs = if own.is_empty() {
-        "no IPv4 address".to_owned()
-    } else {
-        own.iter()
-            .map(|a| format!("{}/{}", a.addr, a.prefix_len))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    ok(format!(
-        "interface {} exists: mac {}, {}, {addrs}",
-        link.name,
-        link.mac.as_deref().unwrap_or("none"),
-        if link.up { "up" } else { "down" }
-    ))
-}
-
-/// The VIP on any interface but ours: a primary address there means the VIP is some
-/// host's own address (a fail); a secondary one, someone else's alias (a warning).
-fn vip_elsewhere(
-    s: &Settings,
-    ours: Option<u32>,
-    addrs: &[AddrInfo],
-    name_of: impl Fn(u32) -> String,
-) -> Vec<Finding> {
-    addrs
-        .iter()
-        .filter(|a| a.addr == s.vip && Some(a.index) != ours)
-        .map(|a| {
-            if a.secondary {
-                warning(format!(
-                    "the VIP {} is also a secondary address of {} ({}/{}): the daemon manages it on {} only",
-                    s.vip,
-                    name_of(a.index),
-                    a.addr,
-                    a.prefix_len,
-                    s.interface
-                ))
-            } else {
-                fail(format!(
-                    "the VIP {} is already a primary address of {} ({}/{}): a VIP must be an address \
-                     no interface owns",
-                    s.vip,
-                    name_of(a.index),
-                    a.addr,
-                    a.prefix_len
-                ))
-            }
-        })
-        .collect()
 }
 
 fn file_checks(
