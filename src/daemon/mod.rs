@@ -240,15 +240,25 @@ async fn build_cloud(
                 format!("ENI {} not cross-checked: {e}", placement.eni_id),
             )],
         };
-        let found =
-            crate::adapters::ec2::setup::checks(&ec2, &placement, s.vip, s.node_id, eni).await;
-        for f in &found {
+        let found = crate::adapters::ec2::setup::checks(&ec2, &placement, s.node_id, eni).await;
+        let fits = crate::adapters::ec2::setup::vip_in_subnet::check(&ec2, &placement, s.vip)
+            .await
+            .map_err(|line| {
+                tracing::error!(check = %format!("FAIL: {line}"), "start-up self-test");
+                StartupError::Config(line)
+            })?;
+        for f in found.iter().chain(&fits) {
             if f.ok {
                 info!(check = %f, "start-up self-test");
             } else {
                 tracing::error!(check = %f, "start-up self-test");
             }
         }
+        let note = crate::adapters::ec2::setup::vip_in_subnet::reservation_note(
+            s.vip,
+            &placement.subnet_id,
+        );
+        info!(check = %note, "start-up self-test");
     }
     Ok(Some((ec2, placement)))
 }
