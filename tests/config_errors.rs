@@ -225,6 +225,33 @@ fn every_problem_is_reported_at_once_one_line_each() {
 }
 
 #[test]
+fn type_errors_and_unknown_keys_do_not_hide_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        "vip = 5\ncolour = \"blue\"\ninterval = \"10ms\"",
+    );
+    let out = Command::new(arbiter_bin())
+        .arg("--config")
+        .arg(&path)
+        .arg("run")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("run vip-arbiter");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() == 3
+            && lines[0].starts_with("config error: colour: unknown field")
+            && lines[1].starts_with("config error: vip: invalid type")
+            && lines[2] == "config error: interval: 10ms is outside 100ms..=60s",
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_valid_file_passes_the_same_harness() {
     // The harness itself: without a mistake, check-config succeeds (so the cases above
     // fail for their own line, not for something the harness left out). check-config

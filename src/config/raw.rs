@@ -127,6 +127,22 @@ pub fn load_raw(
     explicit: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(RawConfig, Source), RawError> {
+    let (raw, source, keys) = load_raw_all(explicit, env)?;
+    if !keys.is_empty() {
+        return Err(RawError::Keys(
+            keys.into_iter().map(|(_, line)| line).collect(),
+        ));
+    }
+    Ok((raw, source))
+}
+
+/// `load_raw`, but a key's problem ("key: what", with the key) does not stop the
+/// merge: that key is set back to its default (an unknown one dropped), so the other
+/// keys can still be validated and every problem reported at once.
+pub fn load_raw_all(
+    explicit: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(RawConfig, Source, Vec<(String, String)>), RawError> {
     let file = match explicit {
         Some(p) if !p.exists() => return Err(RawError::NoFile(p.to_owned())),
         Some(p) => Some(p.to_owned()),
@@ -146,8 +162,8 @@ pub fn load_raw(
         }
         None => None,
     };
-    let raw = merge(text.as_deref(), env)?;
-    Ok((raw, Source { file }))
+    let (raw, keys) = merge(text.as_deref(), env)?;
+    Ok((raw, Source { file }, keys))
 }
 
 /// The merge over a file's text (`None`: no file), as `load_raw` does it once the
@@ -155,7 +171,7 @@ pub fn load_raw(
 pub fn from_text(
     toml: Option<&str>,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<RawConfig, RawError> {
+) -> Result<(RawConfig, Vec<(String, String)>), RawError> {
     if let Some(text) = toml {
         check_toml(text)?;
     }
@@ -167,7 +183,7 @@ pub fn from_text(
 fn merge(
     toml: Option<&str>,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<RawConfig, RawError> {
+) -> Result<(RawConfig, Vec<(String, String)>), RawError> {
     let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
     if let Some(text) = toml {
         fig = fig.merge(Toml::string(text));
@@ -179,21 +195,69 @@ fn merge(
         let path = key.to_ascii_lowercase().replace("__", ".");
         fig = fig.merge(Serialized::default(&path, env_value(&path, value)));
     }
-    fig.extract().map_err(|e| {
-        let lines = e
-            .into_iter()
-            .map(|one| {
-                let key = one.path.join(".");
-                let what = describe_kind(&one.kind);
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let (mut data, defaults) = match (
+        fig.extract::<Value>(),
+        Value::serialize(RawConfig::default()),
+    ) {
+        (Ok(d), Ok(def)) => (d, def),
+        _ => (Value::from(false), Value::from(false)),
+    };
+    // serde stops at the first problem: set that key back and try again, a bounded
+    // number of times (each round repairs one key).
+    for _ in 0..64 {
+        let e = match fig.extract::<RawConfig>() {
+            Ok(raw) => return Ok((raw, keys)),
+            Err(e) => e,
+        };
+        let mut repaired = true;
+        for one in e {
+            let key = one.path.join(".");
+            let what = describe_kind(&one.kind);
+            keys.push((
+                key.clone(),
                 one_line(if key.is_empty() {
                     what
                 } else {
                     format!("{key}: {what}")
-                })
-            })
-            .collect();
-        RawError::Keys(lines)
-    })
+                }),
+            ));
+            repaired &= set_back(&mut data, &defaults, &one.path);
+        }
+        if !repaired {
+            break;
+        }
+        fig = Figment::from(Serialized::defaults(&data));
+    }
+    Err(RawError::Keys(
+        keys.into_iter().map(|(_, line)| line).collect(),
+    ))
+}
+
+/// The value at `path` in `data` set back to the one in `defaults`, or removed when
+/// the defaults have none there. False when `path` names nothing in `data`.
+fn set_back(data: &mut Value, defaults: &Value, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let (mut here, mut def) = (data, Some(defaults));
+    for p in parents {
+        let Value::Dict(_, dict) = here else {
+            return false;
+        };
+        let Some(next) = dict.get_mut(p) else {
+            return false;
+        };
+        here = next;
+        def = def.and_then(|d| d.find_ref(p));
+    }
+    let Value::Dict(_, dict) = here else {
+        return false;
+    };
+    match def.and_then(|d| d.find_ref(last)) {
+        Some(v) => dict.insert(last.clone(), v.clone()).is_some(),
+        None => dict.remove(last).is_some(),
+    }
 }
 
 /// One line per problem, whatever the input held: control characters (a key may

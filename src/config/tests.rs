@@ -745,3 +745,33 @@ fn four_bad_aws_values_give_four_lines() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn type_errors_unknown_keys_and_rules_are_reported_together() {
+    // serde stops at the first bad key; the merge sets it back and goes on, and the
+    // rules still run on the rest (a key the merge named is not named twice).
+    let f = Fixture::new();
+    let path = f
+        .file()
+        .set("vip = 5")
+        .set("colour = \"blue\"\ninterval = 3\npg_timeout = \"10ms\"\n[aws]\nenabled = \"maybe\"\nflavour = 1\n")
+        .write();
+    let errs = errors(f.load(&path, &[("VIP_ARBITER_TYPO", "1")]));
+    let keys: Vec<&str> = errs
+        .iter()
+        .map(|e| e.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "aws.enabled",
+            "aws.flavour",
+            "colour",
+            "interval",
+            "typo",
+            "vip",
+            "pg_timeout"
+        ],
+        "{errs:?}"
+    );
+}
