@@ -142,7 +142,7 @@ pub fn load_from(
 /// The merge's problems first, then validation's, except for a key the merge
 /// already named (validation saw its default, or nothing, in its place).
 fn with_key_problems(
-    keys: Vec<(String, String)>,
+    keys: raw::KeyProblems,
     validated: Result<Settings, ConfigErrors>,
 ) -> Result<Settings, ConfigErrors> {
     if keys.is_empty() {
