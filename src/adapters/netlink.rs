@@ -9,63 +9,24 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use futures_util::TryStreamExt;
 use nix::errno::Errno;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::{AddressMessageBuilder, Handle};
 
 use crate::adapters::own_address;
-use crate::core::observation::{FailureKind, KernelView};
+use crate::core::observation::KernelView;
+
+mod dump;
+mod errors;
 use crate::pass::act::{Applied, KernelActuator, StepError};
 use crate::pass::observe::KernelSource;
+use dump::addr_info;
+pub use dump::{AddrInfo, LinkInfo};
+pub use errors::KernelError;
 
 // The errnos netlink answers with, as the kernel numbers them (nix has them all).
 const EEXIST: i32 = Errno::EEXIST as i32;
 const EADDRNOTAVAIL: i32 = Errno::EADDRNOTAVAIL as i32;
 const ENODEV: i32 = Errno::ENODEV as i32;
-const EPERM: i32 = Errno::EPERM as i32;
-
-#[derive(Debug, thiserror::Error)]
-pub enum KernelError {
-    #[error("interface {ifname:?} does not exist")]
-    NoSuchInterface { ifname: String },
-    #[error("invalid prefix length /{prefix_len} for IPv4")]
-    InvalidPrefix { prefix_len: u8 },
-    #[error(
-        "interface {ifname:?} has no IPv4 address other than the VIP to take the prefix length from"
-    )]
-    NoPrimaryAddress { ifname: String },
-    #[error("interface {ifname:?} has no hardware address")]
-    NoMac { ifname: String },
-    #[error("{op} {addr} on {ifname}: {source} (errno {errno})")]
-    Netlink {
-        op: &'static str,
-        ifname: String,
-        addr: String,
-        errno: i32,
-        source: io::Error,
-    },
-    #[error("netlink {op} on {ifname}: {message}")]
-    Protocol {
-        op: &'static str,
-        ifname: String,
-        message: String,
-    },
-    #[error("cannot open a netlink socket: {0}")]
-    Socket(io::Error),
-    /// own_address.rs refused the change; nothing was sent to the kernel.
-    #[error("refused on {ifname}: {reason}")]
-    Refused { ifname: String, reason: String },
-}
-
-impl KernelError {
-    /// The errno, when the kernel gave one.
-    pub fn errno(&self) -> Option<i32> {
-        match self {
-            KernelError::Netlink { errno, .. } => Some(*errno),
-            _ => None,
-        }
-    }
-}
 
 /// One interface and one VIP, over one netlink socket.
 #[derive(Clone)]
@@ -236,88 +197,6 @@ impl Netlink {
     }
 }
 
-/// One interface, as `check-config` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkInfo {
-    pub index: u32,
-    pub name: String,
-    /// Lower-case `aa:bb:..`, when the link has a 6-byte hardware address.
-    pub mac: Option<String>,
-    pub up: bool,
-}
-
-/// One IPv4 address of any interface. `secondary`: the kernel's IFA_F_SECONDARY (another
-/// address of the same subnet came first on that link).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AddrInfo {
-    pub index: u32,
-    pub addr: Ipv4Addr,
-    pub prefix_len: u8,
-    pub secondary: bool,
-}
-
-impl Netlink {
-    /// Every interface in this network namespace.
-    pub async fn links(&self) -> Result<Vec<LinkInfo>, KernelError> {
-        use rtnetlink::packet_route::link::LinkFlags;
-        let mut stream = self.handle.link().get().execute();
-        let mut out = Vec::new();
-        loop {
-            match stream.try_next().await {
-                Ok(Some(link)) => out.push(LinkInfo {
-                    index: link.header.index,
-                    name: link
-                        .attributes
-                        .iter()
-                        .find_map(|a| match a {
-                            LinkAttribute::IfName(n) => Some(n.clone()),
-                            _ => None,
-                        })
-                        .unwrap_or_default(),
-                    mac: link.attributes.iter().find_map(|a| match a {
-                        LinkAttribute::Address(b) if b.len() == 6 => Some(
-                            b.iter()
-                                .map(|x| format!("{x:02x}"))
-                                .collect::<Vec<_>>()
-                                .join(":"),
-                        ),
-                        _ => None,
-                    }),
-                    up: link.header.flags.contains(LinkFlags::Up),
-                }),
-                Ok(None) => return Ok(out),
-                Err(e) => return Err(self.err("get links", String::new(), e)),
-            }
-        }
-    }
-
-    /// Every IPv4 address of every interface in this network namespace.
-    pub async fn all_addresses(&self) -> Result<Vec<AddrInfo>, KernelError> {
-        let mut stream = self.handle.address().get().execute();
-        let mut out = Vec::new();
-        loop {
-            match stream.try_next().await {
-                Ok(Some(msg)) => out.extend(addr_info(&msg)),
-                Ok(None) => return Ok(out),
-                Err(e) => return Err(self.err("get addresses", String::new(), e)),
-            }
-        }
-    }
-}
-
-fn addr_info(msg: &AddressMessage) -> Option<AddrInfo> {
-    use rtnetlink::packet_route::address::AddressHeaderFlags;
-    msg.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(IpAddr::V4(addr)) => Some(AddrInfo {
-            index: msg.header.index,
-            addr: *addr,
-            prefix_len: msg.header.prefix_len,
-            secondary: msg.header.flags.contains(AddressHeaderFlags::Secondary),
-        }),
-        _ => None,
-    })
-}
-
 impl KernelSource for Netlink {
     async fn observe(&self) -> KernelView {
         let result = async {
@@ -329,24 +208,6 @@ impl KernelSource for Netlink {
             Ok(Some(prefix_len)) => KernelView::Present { prefix_len },
             Ok(None) => KernelView::Absent,
             Err(e) => KernelView::Unknown(e.to_string()),
-        }
-    }
-}
-
-impl From<KernelError> for StepError {
-    fn from(e: KernelError) -> Self {
-        // The errno, when there is one, is in the message already.
-        StepError {
-            code: e.errno().map(|n| format!("errno {n}")),
-            message: e.to_string(),
-            kind: if e.errno() == Some(EPERM) || matches!(e, KernelError::Refused { .. }) {
-                FailureKind::NeedsOperator
-            } else {
-                FailureKind::Transient
-            },
-            detail: e.to_string(),
-            // The kernel answers every request; an error means it did nothing.
-            refused: true,
         }
     }
 }
