@@ -123,6 +123,14 @@ fn the_interface_must_exist_and_is_shown() {
         "{}",
         r.all()
     );
+    // run refuses it as a configuration error too (it exited 1: systemd restarted it).
+    let r = verb(&ns, &eth9, "run");
+    assert_eq!(r.code, 78, "{}", r.all());
+    assert!(
+        r.stderr.contains("interface \"eth9\" does not exist"),
+        "{}",
+        r.all()
+    );
     // A service user that does not exist: systemd would not start the unit.
     let r = check_config(&ns, &good, &["--service-user", "no-such-user-va"], &[]);
     assert_eq!(r.code, 78, "{}", r.all());
@@ -482,4 +490,29 @@ fn socket_paths_run_would_refuse_fail_check_config_and_run_exits_78() {
         assert!(r.stderr.contains(what), "{what}: {}", r.all());
     }
     assert!(a_dir.is_dir() && a_file.is_file(), "nothing removed");
+    // A socket_group the service user is not in: run's chgrp would be refused.
+    let cfg = config(
+        dir.path(),
+        "group.toml",
+        "10.77.1.100",
+        "ens5",
+        &format!("socket_group = \"root\"\n{EXPLICIT}"),
+    );
+    let r = check_config(&ns, &cfg, &nobody, &[]);
+    assert_eq!(r.code, 78, "{}", r.all());
+    assert_eq!(
+        r.fails(),
+        [
+            "FAIL: socket_group root (gid 0): nobody is not a member, so run could not give the \
+          socket that group; run would exit 78"
+        ],
+        "{}",
+        r.all()
+    );
+    let r = check_config(&ns, &cfg, &["--service-user", "root"], &[]);
+    assert!(
+        r.has("ok: socket_group root (gid 0): root is a member"),
+        "{}",
+        r.all()
+    );
 }

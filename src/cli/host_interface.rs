@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::adapters::netlink::{AddrInfo, LinkInfo, Netlink};
 use crate::adapters::own_address::{self, Problem};
-use crate::cli::host_check::{Finding, fail, ok, warning};
+use crate::cli::host_check::{Finding, ServiceUser, fail, ok, warning};
 use crate::config::Settings;
 
 /// The interface, its prefix and the VIP among the host's addresses.
@@ -128,4 +128,22 @@ pub fn socket_check(path: &Path) -> Finding {
         )),
         None => ok(format!("socket {} is free (made at start)", path.display())),
     }
+}
+
+/// `socket_group`: the service user must be a member, or `run`'s chgrp of the socket
+/// is refused (the unit keeps no CAP_CHOWN) and it exits 78.
+pub fn socket_group_check(s: &Settings, user: &ServiceUser) -> Option<Finding> {
+    let g = s.socket_group.as_ref()?;
+    Some(if user.gids.contains(&g.id) {
+        ok(format!(
+            "socket_group {} (gid {}): {} is a member",
+            g.name, g.id, user.name
+        ))
+    } else {
+        fail(format!(
+            "socket_group {} (gid {}): {} is not a member, so run could not give the socket \
+             that group; run would exit 78",
+            g.name, g.id, user.name
+        ))
+    })
 }

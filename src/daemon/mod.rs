@@ -57,6 +57,10 @@ impl StartupError {
         match self {
             StartupError::Config(_) => crate::config::ConfigErrors::EXIT_CODE,
             StartupError::Socket(e) if e.is_config() => crate::config::ConfigErrors::EXIT_CODE,
+            // `interface` names nothing here: check-config fails on it too.
+            StartupError::Kernel(KernelError::NoSuchInterface { .. }) => {
+                crate::config::ConfigErrors::EXIT_CODE
+            }
             _ => 1,
         }
     }
