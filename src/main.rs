@@ -139,7 +139,7 @@ async fn dispatch(cli: Cli) -> i32 {
                 }
                 Err(e) => {
                     eprintln!("vip-arbiter plan: {e}");
-                    1
+                    e.exit_code()
                 }
             }
         }

@@ -123,22 +123,33 @@ fn the_interface_must_exist_and_is_shown() {
         "{}",
         r.all()
     );
+    // run refuses it as a configuration error too (it exited 1: systemd restarted it).
+    let r = verb(&ns, &eth9, "run");
+    assert_eq!(r.code, 78, "{}", r.all());
+    assert!(
+        r.stderr.contains("interface \"eth9\" does not exist"),
+        "{}",
+        r.all()
+    );
     // A service user that does not exist: systemd would not start the unit.
     let r = check_config(&ns, &good, &["--service-user", "no-such-user-va"], &[]);
     assert_eq!(r.code, 78, "{}", r.all());
     assert_eq!(r.fails().len(), 1, "{}", r.all());
     assert!(r.fails()[0].contains("no user named"), "{}", r.all());
-    // An interface whose only address would be the VIP: no prefix to take.
+    // An interface whose only address would be the VIP: that is its own address.
     ns.add_address("ens5p", "10.77.5.100/24");
     let only = config(dir.path(), "only.toml", "10.77.5.100", "ens5p", EXPLICIT);
     let r = check_config(&ns, &only, &["--service-user", "nobody"], &[]);
     assert_eq!(r.code, 78, "{}", r.all());
     assert!(
-        r.fails().len() == 1 && r.fails()[0].contains("no IPv4 address other than the VIP"),
+        r.fails().len() == 2
+            && r.fails()[0].contains("no IPv4 address other than the VIP")
+            && r.fails()[1].contains("interface's own address"),
         "{}",
         r.all()
     );
-    // ... unless prefix_len is set.
+    // ... and so with prefix_len set (issue 19: this passed with "ok: the VIP is on
+    // ens5p now", and `plan` then showed `ip addr del` of the node's own address).
     let set = config(
         dir.path(),
         "set.toml",
@@ -147,10 +158,14 @@ fn the_interface_must_exist_and_is_shown() {
         &format!("prefix_len = 24\n{EXPLICIT}"),
     );
     let r = check_config(&ns, &set, &["--service-user", "nobody"], &[]);
-    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.code, 78, "{}", r.all());
     assert!(r.has("ok: prefix_len /24 (configured)"), "{}", r.all());
-    assert!(
-        r.has("ok: the VIP is on ens5p now (10.77.5.100/24)"),
+    assert_eq!(
+        r.fails(),
+        [
+            "FAIL: the VIP is on ens5p now, and 10.77.5.100/24 is the only address of its network \
+             on ens5p: it is the interface's own address, which vip-arbiter never removes"
+        ],
         "{}",
         r.all()
     );
@@ -168,18 +183,22 @@ fn the_vip_must_not_be_another_interfaces_primary_address() {
     assert_eq!(
         r.fails(),
         [
-            "FAIL: the VIP 10.77.9.100 is already a primary address of ens5p (10.77.9.100/24): \
-          a VIP must be an address no interface owns"
+            "FAIL: the VIP 10.77.9.100 is already an address of ens5p (10.77.9.100/24, primary): \
+             this host uses it; a VIP must be an address no interface has"
         ],
         "{}",
         r.all()
     );
-    // A secondary address elsewhere is named, but the daemon would start.
+    // A secondary address elsewhere is a use too.
     let secondary = config(dir.path(), "s.toml", "10.77.9.101", "ens5", EXPLICIT);
     let r = check_config(&ns, &secondary, &["--service-user", "nobody"], &[]);
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert!(
-        r.has("warning: the VIP 10.77.9.101 is also a secondary address of ens5p"),
+    assert_eq!(r.code, 78, "{}", r.all());
+    assert_eq!(
+        r.fails(),
+        [
+            "FAIL: the VIP 10.77.9.101 is already an address of ens5p (10.77.9.101/24, secondary): \
+             this host uses it; a VIP must be an address no interface has"
+        ],
         "{}",
         r.all()
     );
@@ -190,6 +209,16 @@ fn the_vip_must_not_be_another_interfaces_primary_address() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
         r.has("ok: the VIP is on ens5 now (10.77.1.100/20)"),
+        "{}",
+        r.all()
+    );
+    // As a /32 (the primary of its own network by the kernel's flags): fine too.
+    ns.add_address("ens5", "10.77.1.101/32");
+    let lone = config(dir.path(), "l.toml", "10.77.1.101", "ens5", EXPLICIT);
+    let r = check_config(&ns, &lone, &["--service-user", "nobody"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.has("ok: the VIP is on ens5 now (10.77.1.101/32)"),
         "{}",
         r.all()
     );
@@ -321,4 +350,169 @@ fn repmgr_conf_and_pgpass_must_be_readable_by_the_service_user() {
         r.all()
     );
     assert!(!r.all().contains("inline-pw"), "{}", r.all());
+}
+
+/// `run` (and `plan`) in the namespace: exit code and stderr.
+fn verb(ns: &Netns, config: &Path, verb: &str) -> Ran {
+    ns.exec(&arbiter_bin(), &["--config"])
+        .arg(config)
+        .arg(verb)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .expect("run vip-arbiter")
+        .into()
+}
+
+/// A config for `run` whose socket lives in `dir` (the default /run path is the
+/// host's).
+fn runnable(dir: &Path, name: &str, vip: &str, extra: &str) -> PathBuf {
+    let socket = dir.join(format!("{name}.sock"));
+    config(
+        dir,
+        name,
+        vip,
+        "ens5",
+        &format!(
+            "socket = {:?}\nlog_level = \"error\"\n{EXPLICIT}{extra}",
+            socket.display().to_string()
+        ),
+    )
+}
+
+#[test]
+fn run_and_plan_refuse_the_interfaces_own_address_with_78() {
+    // Issue 19, item 1: vip = ens5's own address.
+    let ns = Netns::new("ccown", "10.77.1.11/24");
+    let dir = open_dir();
+    let own = runnable(dir.path(), "own.toml", "10.77.1.11", "prefix_len = 24\n");
+    let want = "10.77.1.11/24 is the only address of its network on ens5: it is the \
+                interface's own address, which vip-arbiter never removes";
+    let r = check_config(&ns, &own, &["--service-user", "nobody"], &[]);
+    assert_eq!(r.code, 78, "{}", r.all());
+    assert!(r.fails().iter().any(|f| f.contains(want)), "{}", r.all());
+    for v in ["run", "plan"] {
+        let r = verb(&ns, &own, v);
+        assert_eq!(r.code, 78, "{v}: {}", r.all());
+        assert!(
+            r.stderr
+                .contains("configuration: the VIP is on ens5 now, and ")
+                && r.stderr.contains(want),
+            "{v}: {}",
+            r.all()
+        );
+    }
+    // The address is still there.
+    assert_eq!(ns.addresses("ens5"), [("10.77.1.11".to_owned(), 24)]);
+}
+
+#[test]
+fn a_vip_outside_the_interfaces_network_or_its_broadcast_fails() {
+    // Issue 19, item 2: these passed, and `plan` added a route for a foreign network.
+    let ns = Netns::new("ccnet", "10.77.1.11/24");
+    let dir = open_dir();
+    let nobody = ["--service-user", "nobody"];
+    let outside = runnable(dir.path(), "out.toml", "10.77.2.100", "");
+    let r = check_config(&ns, &outside, &nobody, &[]);
+    assert_eq!(r.code, 78, "{}", r.all());
+    assert_eq!(
+        r.fails(),
+        [
+            "FAIL: the VIP 10.77.2.100 is outside ens5's network (10.77.1.11/24): it must lie in \
+             the network of the interface's own address (else it is a foreign network on this link)"
+        ],
+        "{}",
+        r.all()
+    );
+    let r = verb(&ns, &outside, "run");
+    assert_eq!(r.code, 78, "{}", r.all());
+    assert!(
+        r.stderr.contains("is outside ens5's network"),
+        "{}",
+        r.all()
+    );
+    let broadcast = runnable(dir.path(), "bc.toml", "10.77.1.255", "");
+    let r = check_config(&ns, &broadcast, &nobody, &[]);
+    assert_eq!(r.code, 78, "{}", r.all());
+    assert_eq!(
+        r.fails(),
+        [
+            "FAIL: 10.77.1.255 is the broadcast address of 10.77.1.0/24 (ens5's own address \
+             10.77.1.11/24): not a host's address"
+        ],
+        "{}",
+        r.all()
+    );
+    let good = runnable(dir.path(), "good.toml", "10.77.1.100", "");
+    let r = check_config(&ns, &good, &nobody, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.has("ok: the VIP 10.77.1.100 lies in the network of ens5's own address 10.77.1.11/24"),
+        "{}",
+        r.all()
+    );
+}
+
+#[test]
+fn socket_paths_run_would_refuse_fail_check_config_and_run_exits_78() {
+    // Issue 19, item 4: check-config passed these and run exited 1 (systemd restarts).
+    let ns = Netns::new("ccsock", "10.77.1.11/20");
+    let dir = open_dir();
+    let nobody = ["--service-user", "nobody"];
+    let a_dir = dir.path().join("a-dir");
+    std::fs::create_dir(&a_dir).expect("mkdir");
+    let a_file = dir.path().join("a-file");
+    write(&a_file, "x", 0o644);
+    for (path, what) in [
+        (a_dir.clone(), "a directory"),
+        (a_file.clone(), "a regular file"),
+        (a_file.join("under.sock"), "is not a directory"),
+    ] {
+        let cfg = config(
+            dir.path(),
+            "sock.toml",
+            "10.77.1.100",
+            "ens5",
+            &format!("socket = {:?}\n{EXPLICIT}", path.display().to_string()),
+        );
+        let r = check_config(&ns, &cfg, &nobody, &[]);
+        assert_eq!(r.code, 78, "{what}: {}", r.all());
+        assert!(
+            r.fails().len() == 1
+                && r.fails()[0].starts_with(&format!("FAIL: socket {}", path.display()))
+                && r.fails()[0].contains(what)
+                && r.fails()[0].ends_with("run would exit 78"),
+            "{what}: {}",
+            r.all()
+        );
+        let r = verb(&ns, &cfg, "run");
+        assert_eq!(r.code, 78, "{what}: {}", r.all());
+        assert!(r.stderr.contains(what), "{what}: {}", r.all());
+    }
+    assert!(a_dir.is_dir() && a_file.is_file(), "nothing removed");
+    // A socket_group the service user is not in: run's chgrp would be refused.
+    let cfg = config(
+        dir.path(),
+        "group.toml",
+        "10.77.1.100",
+        "ens5",
+        &format!("socket_group = \"root\"\n{EXPLICIT}"),
+    );
+    let r = check_config(&ns, &cfg, &nobody, &[]);
+    assert_eq!(r.code, 78, "{}", r.all());
+    assert_eq!(
+        r.fails(),
+        [
+            "FAIL: socket_group root (gid 0): nobody is not a member, so run could not give the \
+          socket that group; run would exit 78"
+        ],
+        "{}",
+        r.all()
+    );
+    let r = check_config(&ns, &cfg, &["--service-user", "root"], &[]);
+    assert!(
+        r.has("ok: socket_group root (gid 0): root is a member"),
+        "{}",
+        r.all()
+    );
 }

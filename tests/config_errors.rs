@@ -16,6 +16,20 @@ use support::testbed::arbiter_bin;
 const CASES: &[(&str, &str, &str)] = &[
     ("vip = \"10.0.0.300\"", "vip", "is not an IPv4 address"),
     ("vip = 5", "vip", "invalid type"),
+    ("vip = \"0.0.0.0\"", "vip", "means \"any address\""),
+    ("vip = \"255.255.255.255\"", "vip", "limited broadcast"),
+    ("vip = \"224.0.0.1\"", "vip", "is a multicast address"),
+    ("vip = \"127.0.0.5\"", "vip", "is a loopback address"),
+    (
+        "vip = \"10.77.0.0\"\nprefix_len = 24",
+        "vip",
+        "is the network address of 10.77.0.0/24",
+    ),
+    (
+        "socket = \"/run/vip-arbiter/a-socket-path-of-one-hundred-and-twenty-characters-which-is-over-what-sun-path-holds-0123456789ab.sock\"",
+        "socket",
+        "a unix socket's path holds at most 107",
+    ),
     (
         "interface = \"way-too-long-name0\"",
         "interface",
@@ -124,7 +138,7 @@ fn write_config(dir: &Path, case: &str) -> std::path::PathBuf {
             format!("repmgr_config = {:?}", repmgr.display().to_string()),
         ),
     ] {
-        if key_of(&top) != key {
+        if !top.lines().any(|l| key_of(l) == key) {
             text.push_str(&format!("{line}\n"));
         }
     }
@@ -171,13 +185,80 @@ fn each_documented_mistake_exits_78_with_one_line_naming_the_key() {
 }
 
 #[test]
+fn every_problem_is_reported_at_once_one_line_each() {
+    // Issue 19: four bad [aws] values gave one line (the first).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        "aws:verify_interval = \"1s\"\ncloud_unknown_hold = \"2h\"\nconsistency_bound = \"x\"\nstate_file = \"rel/fence.json\"",
+    );
+    for verb in ["check-config", "run"] {
+        let out = Command::new(arbiter_bin())
+            .arg("--config")
+            .arg(&path)
+            .arg(verb)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .expect("run vip-arbiter");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{verb}: {stderr}");
+        let keys: Vec<&str> = stderr
+            .lines()
+            .map(|l| {
+                l.strip_prefix("config error: ")
+                    .and_then(|l| l.split(':').next())
+                    .unwrap_or(l)
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "aws.verify_interval",
+                "aws.cloud_unknown_hold",
+                "aws.consistency_bound",
+                "aws.state_file"
+            ],
+            "{verb}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn type_errors_and_unknown_keys_do_not_hide_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        "vip = 5\ncolour = \"blue\"\ninterval = \"10ms\"",
+    );
+    let out = Command::new(arbiter_bin())
+        .arg("--config")
+        .arg(&path)
+        .arg("run")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("run vip-arbiter");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() == 3
+            && lines[0].starts_with("config error: colour: unknown field")
+            && lines[1].starts_with("config error: vip: invalid type")
+            && lines[2] == "config error: interval: 10ms is outside 100ms..=60s",
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_valid_file_passes_the_same_harness() {
     // The harness itself: without a mistake, check-config succeeds (so the cases above
     // fail for their own line, not for something the harness left out). check-config
-    // also checks this host: `lo` exists everywhere, and the files are judged as the
-    // user running the test.
+    // also checks this host: `lo` exists everywhere (with 127.0.0.1/8, whose network
+    // holds the VIP), and the files are judged as the user running the test.
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(dir.path(), "interface = \"lo\"");
+    let path = write_config(dir.path(), "interface = \"lo\"\nvip = \"127.0.0.5\"");
     let me = nix::unistd::Uid::effective().to_string();
     let out = Command::new(arbiter_bin())
         .arg("--config")

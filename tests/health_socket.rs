@@ -444,10 +444,22 @@ fn bind_replaces_stale_refuses_live_and_sets_mode() {
         drop(again);
         let not_socket = s.path.with_file_name("plain-file");
         std::fs::write(&not_socket, "x").expect("write");
-        assert!(matches!(
-            server::bind(&not_socket, 0o660, None).await,
-            Err(SocketError::NotASocket { .. })
-        ));
+        let e = server::bind(&not_socket, 0o660, None)
+            .await
+            .expect_err("a regular file");
+        assert!(
+            matches!(&e, SocketError::Path(w) if w.contains("exists and is a regular file")),
+            "{e}"
+        );
+        // A configuration problem: `run` exits 78 on it (issue 19: it exited 1).
+        assert!(e.is_config(), "{e}");
+        let e = server::bind(s.path.parent().expect("dir"), 0o660, None)
+            .await
+            .expect_err("a directory");
+        assert!(
+            e.to_string().contains("is a directory") && e.is_config(),
+            "{e}"
+        );
     });
 }
 

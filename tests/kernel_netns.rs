@@ -136,3 +136,70 @@ fn drift_by_hand_is_seen() {
     let seen = observe_in(&ns);
     assert_eq!(seen, KernelView::Absent);
 }
+
+/// Issue 19: `vip` = the interface's own address. Whatever the config says, the
+/// actuator never removes it, and a VIP that is the primary of its prefix with the own
+/// address depending on it (as the kernel flags them) is not removed either.
+#[test]
+fn the_interfaces_own_address_is_never_removed() {
+    let ns = Netns::new("kown", "10.77.1.11/20");
+    // ens5p: the VIP came first (primary), the own address second (its secondary).
+    ns.add_address("ens5p", "10.77.6.100/24");
+    ns.add_address("ens5p", "10.77.6.11/24");
+    let (own, promoted) = in_ns(&ns, || {
+        rt().block_on(async {
+            let own = Netlink::connect("ens5", Ipv4Addr::new(10, 77, 1, 11)).expect("netlink");
+            let promoted =
+                Netlink::connect("ens5p", Ipv4Addr::new(10, 77, 6, 100)).expect("netlink");
+            (own.remove_vip().await, promoted.remove_vip().await)
+        })
+    });
+    let own = own.expect_err("the own address must not be removed");
+    assert!(
+        matches!(&own, KernelError::Refused { ifname, reason }
+            if ifname == "ens5" && reason.contains("interface's own address")),
+        "{own}"
+    );
+    let step: vip_arbiter::pass::act::StepError = own.into();
+    assert!(step.kind.needs_operator() && step.refused, "{step:?}");
+    let promoted = promoted.expect_err("a primary with a dependant must not be removed");
+    assert!(
+        promoted.to_string().contains("10.77.6.11/24 depends on it"),
+        "{promoted}"
+    );
+    assert!(ns.addresses("ens5").contains(&("10.77.1.11".into(), 20)));
+    let left = ns.addresses("ens5p");
+    assert!(
+        left.contains(&("10.77.6.100".into(), 24)) && left.contains(&("10.77.6.11".into(), 24)),
+        "{left:?}"
+    );
+}
+
+/// The VIP beside the own address goes, whether the kernel made it secondary (same
+/// mask) or primary of its own /32; it is never added outside the own address's
+/// network (where it could not be removed again).
+#[test]
+fn the_vip_beside_the_own_address_goes_and_is_never_added_outside_it() {
+    let ns = Netns::new("kbeside", "10.77.1.11/20");
+    let outside = Ipv4Addr::new(10, 77, 99, 100);
+    let (secondary, lone, refused) = in_ns(&ns, move || {
+        rt().block_on(async {
+            let nl = Netlink::connect("ens5", VIP).expect("netlink");
+            nl.add_vip(20).await.expect("add /20");
+            let secondary = nl.remove_vip().await.expect("remove the secondary");
+            nl.add_vip(32).await.expect("add /32");
+            let lone = nl.remove_vip().await.expect("remove the /32");
+            let far = Netlink::connect("ens5", outside).expect("netlink");
+            (secondary, lone, far.add_vip(24).await)
+        })
+    });
+    assert_eq!((secondary, lone), (Applied::Changed, Applied::Changed));
+    let refused = refused.expect_err("outside the network");
+    assert!(
+        refused
+            .to_string()
+            .contains("no address of its own whose network holds 10.77.99.100"),
+        "{refused}"
+    );
+    assert_eq!(ns.addresses("ens5"), [("10.77.1.11".to_owned(), 20)]);
+}

@@ -1,65 +1,32 @@
 //! The kernel side: is the VIP on the interface, add it, remove it. rtnetlink only;
 //! nothing here shells out to `ip`. Every call looks the link up by name, so a
-//! re-created interface is picked up.
+//! re-created interface is picked up. Before every add and delete the link's addresses
+//! are read and own_address.rs's rules applied: the interface's own address is never
+//! removed, whatever the config says.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 
 use futures_util::TryStreamExt;
 use nix::errno::Errno;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::{AddressMessageBuilder, Handle};
 
-use crate::core::observation::{FailureKind, KernelView};
+use crate::adapters::own_address;
+use crate::core::observation::KernelView;
+
+mod dump;
+mod errors;
 use crate::pass::act::{Applied, KernelActuator, StepError};
 use crate::pass::observe::KernelSource;
+use dump::addr_info;
+pub use dump::{AddrInfo, LinkInfo};
+pub use errors::KernelError;
 
 // The errnos netlink answers with, as the kernel numbers them (nix has them all).
 const EEXIST: i32 = Errno::EEXIST as i32;
 const EADDRNOTAVAIL: i32 = Errno::EADDRNOTAVAIL as i32;
 const ENODEV: i32 = Errno::ENODEV as i32;
-const EPERM: i32 = Errno::EPERM as i32;
-
-#[derive(Debug, thiserror::Error)]
-pub enum KernelError {
-    #[error("interface {ifname:?} does not exist")]
-    NoSuchInterface { ifname: String },
-    #[error("invalid prefix length /{prefix_len} for IPv4")]
-    InvalidPrefix { prefix_len: u8 },
-    #[error(
-        "interface {ifname:?} has no IPv4 address other than the VIP to take the prefix length from"
-    )]
-    NoPrimaryAddress { ifname: String },
-    #[error("interface {ifname:?} has no hardware address")]
-    NoMac { ifname: String },
-    #[error("{op} {addr} on {ifname}: {source} (errno {errno})")]
-    Netlink {
-        op: &'static str,
-        ifname: String,
-        addr: String,
-        errno: i32,
-        source: io::Error,
-    },
-    #[error("netlink {op} on {ifname}: {message}")]
-    Protocol {
-        op: &'static str,
-        ifname: String,
-        message: String,
-    },
-    #[error("cannot open a netlink socket: {0}")]
-    Socket(io::Error),
-}
-
-impl KernelError {
-    /// The errno, when the kernel gave one.
-    pub fn errno(&self) -> Option<i32> {
-        match self {
-            KernelError::Netlink { errno, .. } => Some(*errno),
-            _ => None,
-        }
-    }
-}
 
 /// One interface and one VIP, over one netlink socket.
 #[derive(Clone)]
@@ -142,8 +109,8 @@ impl Netlink {
             })
     }
 
-    /// IPv4 addresses on the link as (address, prefix).
-    async fn addresses(&self, index: u32) -> Result<Vec<(Ipv4Addr, u8)>, KernelError> {
+    /// IPv4 addresses on the link, with the kernel's secondary flag.
+    async fn addresses(&self, index: u32) -> Result<Vec<AddrInfo>, KernelError> {
         let mut stream = self
             .handle
             .address()
@@ -153,36 +120,67 @@ impl Netlink {
         let mut out = Vec::new();
         loop {
             match stream.try_next().await {
-                Ok(Some(msg)) => out.extend(ipv4_of(&msg)),
+                Ok(Some(msg)) => out.extend(addr_info(&msg)),
                 Ok(None) => return Ok(out),
                 Err(e) => return Err(self.err("get addresses", self.ifname.clone(), e)),
             }
         }
     }
 
-    /// The prefix of the interface's own (non-VIP) address: the default `prefix_len`.
+    /// The prefix of the interface's own (non-VIP) address, the one whose network
+    /// holds the VIP when there is one: the default `prefix_len`.
     pub async fn primary_prefix(&self) -> Result<u8, KernelError> {
         let index = self.link().await?.header.index;
-        self.addresses(index)
-            .await?
-            .into_iter()
-            .find(|(a, _)| *a != self.vip)
-            .map(|(_, p)| p)
+        let addrs = self.addresses(index).await?;
+        own_address::own_address(self.vip, index, &addrs)
+            .or_else(|| addrs.iter().find(|a| a.addr != self.vip))
+            .map(|a| a.prefix_len)
             .ok_or_else(|| KernelError::NoPrimaryAddress {
                 ifname: self.ifname.clone(),
             })
     }
 
-    async fn vip_prefix(&self, index: u32) -> Result<Option<u8>, KernelError> {
-        Ok(self
-            .addresses(index)
-            .await?
-            .into_iter()
-            .find(|(a, _)| *a == self.vip)
-            .map(|(_, p)| p))
+    fn vip_prefix(&self, addrs: &[AddrInfo]) -> Option<u8> {
+        addrs
+            .iter()
+            .find(|a| a.addr == self.vip)
+            .map(|a| a.prefix_len)
     }
 
-    async fn delete(&self, index: u32, prefix_len: u8) -> Result<Applied, KernelError> {
+    /// The VIP among every interface's addresses, as `run` judges it at start.
+    pub async fn startup_problems(&self) -> Result<Vec<own_address::Problem>, KernelError> {
+        let index = self.link().await?.header.index;
+        let links = self.links().await?;
+        let addrs = self.all_addresses().await?;
+        let name_of = |i: u32| {
+            links
+                .iter()
+                .find(|l| l.index == i)
+                .map_or_else(|| format!("interface #{i}"), |l| l.name.clone())
+        };
+        Ok(own_address::startup_problems(
+            self.vip,
+            &self.ifname,
+            index,
+            &addrs,
+            name_of,
+        ))
+    }
+
+    /// RTM_DELADDR of the VIP, unless own_address.rs refuses it for `addrs` (the
+    /// link's addresses, just read).
+    async fn delete(
+        &self,
+        index: u32,
+        prefix_len: u8,
+        addrs: &[AddrInfo],
+    ) -> Result<Applied, KernelError> {
+        if let Some(reason) = own_address::removal_refused(self.vip, &self.ifname, index, addrs) {
+            return Err(KernelError::Refused {
+                ifname: self.ifname.clone(),
+                reason,
+            });
+        }
         let msg = AddressMessageBuilder::<Ipv4Addr>::new()
             .index(index)
             .address(self.vip, prefix_len)
@@ -199,121 +197,17 @@ impl Netlink {
     }
 }
 
-/// One interface, as `check-config` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkInfo {
-    pub index: u32,
-    pub name: String,
-    /// Lower-case `aa:bb:..`, when the link has a 6-byte hardware address.
-    pub mac: Option<String>,
-    pub up: bool,
-}
-
-/// One IPv4 address of any interface. `secondary`: the kernel's IFA_F_SECONDARY (another
-/// address of the same subnet came first on that link).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AddrInfo {
-    pub index: u32,
-    pub addr: Ipv4Addr,
-    pub prefix_len: u8,
-    pub secondary: bool,
-}
-
-impl Netlink {
-    /// Every interface in this network namespace.
-    pub async fn links(&self) -> Result<Vec<LinkInfo>, KernelError> {
-        use rtnetlink::packet_route::link::LinkFlags;
-        let mut stream = self.handle.link().get().execute();
-        let mut out = Vec::new();
-        loop {
-            match stream.try_next().await {
-                Ok(Some(link)) => out.push(LinkInfo {
-                    index: link.header.index,
-                    name: link
-                        .attributes
-                        .iter()
-                        .find_map(|a| match a {
-                            LinkAttribute::IfName(n) => Some(n.clone()),
-                            _ => None,
-                        })
-                        .unwrap_or_default(),
-                    mac: link.attributes.iter().find_map(|a| match a {
-                        LinkAttribute::Address(b) if b.len() == 6 => Some(
-                            b.iter()
-                                .map(|x| format!("{x:02x}"))
-                                .collect::<Vec<_>>()
-                                .join(":"),
-                        ),
-                        _ => None,
-                    }),
-                    up: link.header.flags.contains(LinkFlags::Up),
-                }),
-                Ok(None) => return Ok(out),
-                Err(e) => return Err(self.err("get links", String::new(), e)),
-            }
-        }
-    }
-
-    /// Every IPv4 address of every interface in this network namespace.
-    pub async fn all_addresses(&self) -> Result<Vec<AddrInfo>, KernelError> {
-        use rtnetlink::packet_route::address::AddressHeaderFlags;
-        let mut stream = self.handle.address().get().execute();
-        let mut out = Vec::new();
-        loop {
-            match stream.try_next().await {
-                Ok(Some(msg)) => {
-                    if let Some((addr, prefix_len)) = ipv4_of(&msg) {
-                        out.push(AddrInfo {
-                            index: msg.header.index,
-                            addr,
-                            prefix_len,
-                            secondary: msg.header.flags.contains(AddressHeaderFlags::Secondary),
-                        });
-                    }
-                }
-                Ok(None) => return Ok(out),
-                Err(e) => return Err(self.err("get addresses", String::new(), e)),
-            }
-        }
-    }
-}
-
-fn ipv4_of(msg: &AddressMessage) -> Option<(Ipv4Addr, u8)> {
-    msg.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(IpAddr::V4(ip)) => Some((*ip, msg.header.prefix_len)),
-        _ => None,
-    })
-}
-
 impl KernelSource for Netlink {
     async fn observe(&self) -> KernelView {
         let result = async {
             let index = self.link().await?.header.index;
-            self.vip_prefix(index).await
+            Ok::<_, KernelError>(self.vip_prefix(&self.addresses(index).await?))
         }
         .await;
         match result {
             Ok(Some(prefix_len)) => KernelView::Present { prefix_len },
             Ok(None) => KernelView::Absent,
             Err(e) => KernelView::Unknown(e.to_string()),
-        }
-    }
-}
-
-impl From<KernelError> for StepError {
-    fn from(e: KernelError) -> Self {
-        // The errno, when there is one, is in the message already.
-        StepError {
-            code: e.errno().map(|n| format!("errno {n}")),
-            message: e.to_string(),
-            kind: if e.errno() == Some(EPERM) {
-                FailureKind::NeedsOperator
-            } else {
-                FailureKind::Transient
-            },
-            detail: e.to_string(),
-            // The kernel answers every request; an error means it did nothing.
-            refused: true,
         }
     }
 }
@@ -336,12 +230,19 @@ impl Netlink {
             return Err(KernelError::InvalidPrefix { prefix_len });
         }
         let index = self.link().await?.header.index;
-        match self.vip_prefix(index).await? {
-            Some(p) if p == prefix_len => return Ok(Applied::AlreadyDone),
-            Some(p) => {
-                self.delete(index, p).await?;
-            }
-            None => {}
+        let addrs = self.addresses(index).await?;
+        let present = self.vip_prefix(&addrs);
+        if present == Some(prefix_len) {
+            return Ok(Applied::AlreadyDone);
+        }
+        if let Some(reason) = own_address::add_refused(self.vip, &self.ifname, index, &addrs) {
+            return Err(KernelError::Refused {
+                ifname: self.ifname.clone(),
+                reason,
+            });
+        }
+        if let Some(p) = present {
+            self.delete(index, p, &addrs).await?;
         }
         let addr = format!("{}/{prefix_len}", self.vip);
         match self
@@ -363,8 +264,9 @@ impl Netlink {
     /// whatever prefix it was added with.
     pub async fn remove_vip(&self) -> Result<Applied, KernelError> {
         let index = self.link().await?.header.index;
-        match self.vip_prefix(index).await? {
-            Some(p) => self.delete(index, p).await,
+        let addrs = self.addresses(index).await?;
+        match self.vip_prefix(&addrs) {
+            Some(p) => self.delete(index, p, &addrs).await,
             None => Ok(Applied::AlreadyDone),
         }
     }

@@ -1,8 +1,8 @@
 //! `check-config` on this host, offline: what the validated config needs from the
-//! machine it runs on. The interface exists (its MAC and addresses), the prefix can be
-//! taken from it, the VIP is not already another interface's primary address, and the
-//! repmgr.conf and .pgpass the daemon would read are readable by the service user
-//! (the unit's `User=`), judged by each path's modes and owners against that user's
+//! machine it runs on. The interface and the VIP beside its own address, and the
+//! socket path (host_interface.rs: what `run` refuses at start); the repmgr.conf and
+//! .pgpass the daemon would read are readable by the service user (host_files.rs; the
+//! unit's `User=`, here), judged by each path's modes and owners against that user's
 //! uid and groups (ACLs are not read). One finding a line; a `Fail` means the daemon
 //! would not start (or could never hold the VIP), and check-config exits 78.
 
@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Group, Uid, User};
 
-use crate::adapters::netlink::{AddrInfo, LinkInfo, Netlink};
 use crate::config::Settings;
 use crate::config::raw::RawConfig;
 
@@ -46,19 +45,19 @@ impl fmt::Display for Finding {
     }
 }
 
-fn ok(text: String) -> Finding {
+pub(super) fn ok(text: String) -> Finding {
     Finding {
         level: Level::Ok,
         text,
     }
 }
-fn warning(text: String) -> Finding {
+pub(super) fn warning(text: String) -> Finding {
     Finding {
         level: Level::Warning,
         text,
     }
 }
-fn fail(text: String) -> Finding {
+pub(super) fn fail(text: String) -> Finding {
     Finding {
         level: Level::Fail,
         text,
@@ -273,13 +272,6 @@ fn describe(path: &Path, meta: &std::fs::Metadata) -> String {
     )
 }
 
-/// Is `path` under what `ProtectHome=yes` hides from the daemon?
-fn hidden_by_protect_home(path: &Path) -> bool {
-    ["/home", "/root", "/run/user"]
-        .iter()
-        .any(|p| path.starts_with(p))
-}
-
 /// `check` for the config at `path` (None: the default), in this process's environment.
 pub async fn for_config(
     s: &Settings,
@@ -323,293 +315,15 @@ pub async fn check(
             None
         }
     };
-    out.extend(interface_checks(s).await);
+    out.extend(crate::cli::host_interface::interface_checks(s).await);
+    out.push(crate::cli::host_interface::socket_check(&s.socket));
     if let Some(user) = &user {
-        out.extend(file_checks(s, raw, unit, user, env));
-    }
-    out
-}
-
-async fn interface_checks(s: &Settings) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let found = async {
-        let nl = Netlink::connect(&s.interface, s.vip)?;
-        Ok::<_, crate::adapters::netlink::KernelError>((
-            nl.links().await?,
-            nl.all_addresses().await?,
-        ))
-    }
-    .await;
-    let (links, addrs) = match found {
-        Ok(v) => v,
-        Err(e) => {
-            out.push(fail(format!("cannot list the interfaces: {e}")));
-            return out;
-        }
-    };
-    let name_of = |index: u32| {
-        links
-            .iter()
-            .find(|l| l.index == index)
-            .map_or_else(|| format!("interface #{index}"), |l| l.name.clone())
-    };
-    let Some(link) = links.iter().find(|l| l.name == s.interface) else {
-        out.push(fail(format!(
-            "interface {:?} does not exist on this host (there are: {})",
-            s.interface,
-            links
-                .iter()
-                .map(|l| l.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-        out.extend(vip_elsewhere(s, None, &addrs, name_of));
-        return out;
-    };
-    let own: Vec<&AddrInfo> = addrs.iter().filter(|a| a.index == link.index).collect();
-    out.push(describe_link(link, &own));
-    if !link.up {
-        out.push(warning(format!(
-            "interface {} is down: the VIP would not answer on it",
-            link.name
-        )));
-    }
-    match s.prefix_len {
-        Some(p) => out.push(ok(format!("prefix_len /{p} (configured)"))),
-        None => match own.iter().find(|a| a.addr != s.vip) {
-            Some(a) => out.push(ok(format!(
-                "prefix_len /{} from {}'s own address {}/{}",
-                a.prefix_len, link.name, a.addr, a.prefix_len
-            ))),
-            None => out.push(fail(format!(
-                "interface {} has no IPv4 address other than the VIP to take the prefix length from: \
-                 set prefix_len or fix the interface",
-                link.name
-            ))),
-        },
-    }
-    if let Some(a) = own.iter().find(|a| a.addr == s.vip) {
-        out.push(ok(format!(
-            "the VIP is on {} now ({}/{})",
-            link.name, a.addr, a.prefix_len
-        )));
-    }
-    out.extend(vip_elsewhere(s, Some(link.index), &addrs, name_of));
-    out
-}
-
-fn describe_link(link: &LinkInfo, own: &[&AddrInfo]) -> Finding {
-    let addrs = if own.is_empty() {
-        "no IPv4 address".to_owned()
-    } else {
-        own.iter()
-            .map(|a| format!("{}/{}", a.addr, a.prefix_len))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    ok(format!(
-        "interface {} exists: mac {}, {}, {addrs}",
-        link.name,
-        link.mac.as_deref().unwrap_or("none"),
-        if link.up { "up" } else { "down" }
-    ))
-}
-
-/// The VIP on any interface but ours: a primary address there means the VIP is some
-/// host's own address (a fail); a secondary one, someone else's alias (a warning).
-fn vip_elsewhere(
-    s: &Settings,
-    ours: Option<u32>,
-    addrs: &[AddrInfo],
-    name_of: impl Fn(u32) -> String,
-) -> Vec<Finding> {
-    addrs
-        .iter()
-        .filter(|a| a.addr == s.vip && Some(a.index) != ours)
-        .map(|a| {
-            if a.secondary {
-                warning(format!(
-                    "the VIP {} is also a secondary address of {} ({}/{}): the daemon manages it on {} only",
-                    s.vip,
-                    name_of(a.index),
-                    a.addr,
-                    a.prefix_len,
-                    s.interface
-                ))
-            } else {
-                fail(format!(
-                    "the VIP {} is already a primary address of {} ({}/{}): a VIP must be an address \
-                     no interface owns",
-                    s.vip,
-                    name_of(a.index),
-                    a.addr,
-                    a.prefix_len
-                ))
-            }
-        })
-        .collect()
-}
-
-fn file_checks(
-    s: &Settings,
-    raw: &RawConfig,
-    unit: &UnitFacts,
-    user: &ServiceUser,
-    env: &[(String, String)],
-) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let hidden = |p: &Path| unit.protect_home && hidden_by_protect_home(p);
-    // repmgr.conf: read at start when node_id or conninfo is not set; unreadable = exit 78.
-    if raw.node_id.is_none() || raw.conninfo.is_none() {
-        let path = Path::new(&raw.repmgr_config);
-        if hidden(path) {
-            out.push(fail(format!(
-                "repmgr_config {}: ProtectHome= in the unit hides it from the daemon",
-                path.display()
-            )));
-        } else {
-            match readable_by(path, user) {
-                Ok(()) => out.push(ok(format!(
-                    "repmgr_config {} is readable by {}",
-                    path.display(),
-                    user.name
-                ))),
-                Err(e) => out.push(fail(format!(
-                    "repmgr_config {} is not readable by {}: {e}; the daemon would exit 78",
-                    path.display(),
-                    user.name
-                ))),
-            }
-        }
-    } else {
-        out.push(ok(format!(
-            "repmgr_config {} is not read (node_id and conninfo are set)",
-            raw.repmgr_config
-        )));
-    }
-    // .pgpass: only when neither the conninfo nor PGPASSWORD has the password.
-    let lookup = |k: &str| {
-        unit.environment
-            .iter()
-            .chain(env.iter())
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
-    let conninfo_has_password =
-        s.pg.conninfo_redacted
-            .parse::<tokio_postgres::Config>()
-            .is_ok_and(|c| c.get_password().is_some());
-    if conninfo_has_password {
-        out.push(ok(
-            ".pgpass is not read (the conninfo has a password)".into()
-        ));
-        return out;
-    }
-    if lookup("PGPASSWORD").is_some_and(|p| !p.is_empty()) {
-        out.push(ok(".pgpass is not read (PGPASSWORD is set)".into()));
-        return out;
-    }
-    let (path, whence) = match lookup("PGPASSFILE") {
-        Some(p) => (PathBuf::from(p), "PGPASSFILE"),
-        None => match &user.home {
-            Some(h) => (h.join(".pgpass"), "the service user's home"),
-            None => {
-                out.push(ok(format!(
-                    "no .pgpass: {} has no home directory",
-                    user.name
-                )));
-                return out;
-            }
-        },
-    };
-    let shown = path.display();
-    if hidden(&path) {
-        out.push(warning(format!(
-            "{shown} ({whence}): ProtectHome= in the unit hides it from the daemon; \
-             a password it holds is never used"
-        )));
-        return out;
-    }
-    let Ok(meta) = std::fs::metadata(&path) else {
-        out.push(ok(format!(
-            "no {shown} ({whence}): fine for peer or trust authentication"
-        )));
-        return out;
-    };
-    match readable_by(&path, user) {
-        Err(e) => out.push(warning(format!(
-            "{shown} ({whence}) is not readable by {}: {e}; a password it holds is never used",
-            user.name
-        ))),
-        Ok(()) if meta.permissions().mode() & 0o077 != 0 => out.push(warning(format!(
-            "{shown} ({whence}) is readable by group or others: ignored, as libpq does (chmod 0600 it)"
-        ))),
-        Ok(()) => out.push(ok(format!(
-            "{shown} ({whence}) is readable by {}",
-            user.name
-        ))),
+        out.extend(crate::cli::host_interface::socket_group_check(s, user));
+        out.extend(crate::cli::host_files::file_checks(s, raw, unit, user, env));
     }
     out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_shipped_unit_runs_as_postgres_with_protect_home() {
-        let mut f = UnitFacts::default();
-        parse_unit(SHIPPED_UNIT, &mut f);
-        assert_eq!(f.user.as_deref(), Some("postgres"));
-        assert_eq!(f.group.as_deref(), Some("postgres"));
-        assert!(f.protect_home);
-        // A drop-in overrides, the last assignment wins; other sections do not count.
-        parse_unit(
-            "[Unit]\nUser=nobody\n[Service]\nUser=repmgr\nProtectHome=read-only\nEnvironment=PGPASSFILE=/etc/pw \"A=b\"\n",
-            &mut f,
-        );
-        assert_eq!(f.user.as_deref(), Some("repmgr"));
-        assert!(!f.protect_home);
-        assert_eq!(
-            f.environment,
-            [
-                ("PGPASSFILE".to_owned(), "/etc/pw".to_owned()),
-                ("A".to_owned(), "b".to_owned())
-            ]
-        );
-    }
-
-    #[test]
-    fn readability_follows_modes_owners_and_groups() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let me = Uid::effective().as_raw();
-        let file = dir.path().join("f");
-        std::fs::write(&file, "x").expect("write");
-        let set = |p: &Path, m: u32| {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
-        };
-        let gid = std::fs::metadata(&file).expect("stat").gid();
-        let stranger = ServiceUser {
-            name: "stranger".into(),
-            uid: me.wrapping_add(12345),
-            gid: 4_000_000,
-            gids: vec![4_000_000],
-            home: None,
-        };
-        let member = ServiceUser {
-            gids: vec![gid],
-            ..stranger.clone()
-        };
-        set(dir.path(), 0o755);
-        set(&file, 0o644);
-        assert_eq!(readable_by(&file, &stranger), Ok(()));
-        set(&file, 0o640);
-        assert!(readable_by(&file, &stranger).is_err_and(|e| e.contains("no read permission")));
-        assert_eq!(readable_by(&file, &member), Ok(()));
-        set(&file, 0o644);
-        set(dir.path(), 0o700);
-        let e = readable_by(&file, &stranger).unwrap_err();
-        assert!(e.contains("no search permission"), "{e}");
-        assert!(readable_by(&dir.path().join("none"), &stranger).is_err());
-    }
-}
+#[path = "host_check_tests.rs"]
+mod tests;

@@ -3,6 +3,8 @@
 
 pub mod client_socket;
 pub mod host_check;
+pub mod host_files;
+pub mod host_interface;
 pub mod plan_report;
 pub mod retire_claim;
 

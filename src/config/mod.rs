@@ -16,6 +16,7 @@ pub mod repmgr_conf;
 pub mod secret;
 pub mod small_file;
 mod validate;
+pub mod vip_address;
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -131,8 +132,31 @@ pub fn load_from(
             }
         })
         .collect();
-    let (raw, source) = raw::load_raw(path, env)?;
-    validate(&raw, source, env_password.as_ref(), pgpass_path)
+    let (raw, source, keys) = raw::load_raw_all(path, env)?;
+    with_key_problems(
+        keys,
+        validate(&raw, source, env_password.as_ref(), pgpass_path),
+    )
+}
+
+/// The merge's problems first, then validation's, except for a key the merge
+/// already named (validation saw its default, or nothing, in its place).
+fn with_key_problems(
+    keys: raw::KeyProblems,
+    validated: Result<Settings, ConfigErrors>,
+) -> Result<Settings, ConfigErrors> {
+    if keys.is_empty() {
+        return validated;
+    }
+    let named = |line: &str| {
+        keys.iter()
+            .any(|(k, _)| !k.is_empty() && line.split(':').next() == Some(k.as_str()))
+    };
+    let mut lines: Vec<String> = keys.iter().map(|(_, l)| l.clone()).collect();
+    if let Err(ConfigErrors(more)) = validated {
+        lines.extend(more.into_iter().filter(|l| !named(l)));
+    }
+    Err(ConfigErrors(lines))
 }
 
 /// The same rules over a file's text and an environment, touching no .pgpass or
@@ -141,8 +165,8 @@ pub fn from_text(
     toml: &str,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Settings, ConfigErrors> {
-    let raw = raw::from_text(Some(toml), env)?;
-    validate(&raw, Source { file: None }, None, None)
+    let (raw, keys) = raw::from_text(Some(toml), env)?;
+    with_key_problems(keys, validate(&raw, Source { file: None }, None, None))
 }
 
 #[cfg(test)]

@@ -5,14 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
-use figment::error::{Actual, Kind};
-use figment::providers::{Format, Serialized, Toml};
-use figment::value::Value;
 use serde::{Deserialize, Serialize};
 
-use crate::config::keys::EnvText;
 use crate::config::secret::ConninfoText;
+
+mod merge;
+use merge::merge;
+
+/// The merge's problems: (the key, its line "key: what"), in the order found.
+pub type KeyProblems = Vec<(String, String)>;
 
 pub const DEFAULT_PATH: &str = "/etc/vip-arbiter/vip-arbiter.toml";
 pub const ENV_PREFIX: &str = "VIP_ARBITER_";
@@ -127,6 +128,22 @@ pub fn load_raw(
     explicit: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(RawConfig, Source), RawError> {
+    let (raw, source, keys) = load_raw_all(explicit, env)?;
+    if !keys.is_empty() {
+        return Err(RawError::Keys(
+            keys.into_iter().map(|(_, line)| line).collect(),
+        ));
+    }
+    Ok((raw, source))
+}
+
+/// `load_raw`, but a key's problem ("key: what", with the key) does not stop the
+/// merge: that key is set back to its default (an unknown one dropped), so the other
+/// keys can still be validated and every problem reported at once.
+pub fn load_raw_all(
+    explicit: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(RawConfig, Source, KeyProblems), RawError> {
     let file = match explicit {
         Some(p) if !p.exists() => return Err(RawError::NoFile(p.to_owned())),
         Some(p) => Some(p.to_owned()),
@@ -146,8 +163,8 @@ pub fn load_raw(
         }
         None => None,
     };
-    let raw = merge(text.as_deref(), env)?;
-    Ok((raw, Source { file }))
+    let (raw, keys) = merge(text.as_deref(), env)?;
+    Ok((raw, Source { file }, keys))
 }
 
 /// The merge over a file's text (`None`: no file), as `load_raw` does it once the
@@ -155,62 +172,11 @@ pub fn load_raw(
 pub fn from_text(
     toml: Option<&str>,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<RawConfig, RawError> {
+) -> Result<(RawConfig, KeyProblems), RawError> {
     if let Some(text) = toml {
         check_toml(text)?;
     }
     merge(toml, env)
-}
-
-/// The merge itself, over text that passed `check_toml` (our own syntax check comes
-/// first because figment's error would quote the offending line).
-fn merge(
-    toml: Option<&str>,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<RawConfig, RawError> {
-    let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
-    if let Some(text) = toml {
-        fig = fig.merge(Toml::string(text));
-    }
-    for (name, value) in env {
-        let Some(key) = name.strip_prefix(ENV_PREFIX) else {
-            continue;
-        };
-        let path = key.to_ascii_lowercase().replace("__", ".");
-        fig = fig.merge(Serialized::default(&path, env_value(&path, value)));
-    }
-    fig.extract().map_err(|e| {
-        let lines = e
-            .into_iter()
-            .map(|one| {
-                let key = one.path.join(".");
-                let what = describe_kind(&one.kind);
-                one_line(if key.is_empty() {
-                    what
-                } else {
-                    format!("{key}: {what}")
-                })
-            })
-            .collect();
-        RawError::Keys(lines)
-    })
-}
-
-/// One line per problem, whatever the input held: control characters (a key may
-/// hold a CR, from a quoted TOML key or an environment variable's name) are escaped.
-fn one_line(line: String) -> String {
-    if !line.chars().any(char::is_control) {
-        return line;
-    }
-    line.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// A TOML syntax error as "line L, column C: what", never quoting the file: the
@@ -229,42 +195,4 @@ fn check_toml(text: &str) -> Result<(), TomlSyntax> {
         at,
         message: e.message().trim().replace('\n', "; "),
     })
-}
-
-/// A deserialisation problem, without the offending value when it is text (figment
-/// would print it quoted; it could be a password put under the wrong key).
-fn describe_kind(kind: &Kind) -> String {
-    match kind {
-        Kind::InvalidType(Actual::Str(_), expected) => {
-            format!("invalid type: found a string, expected {expected}")
-        }
-        Kind::InvalidValue(Actual::Str(_), expected) => {
-            format!("invalid value: found a string, expected {expected}")
-        }
-        other => other.to_string(),
-    }
-}
-
-/// Environment values are text; `keys::KEYS` says which keys convert it (an unknown
-/// key stays text, and the merge refuses it).
-fn env_value(path: &str, text: String) -> Value {
-    match crate::config::keys::find(path).map_or(EnvText::Text, |k| k.env) {
-        EnvText::Integer => text
-            .trim()
-            .parse::<i64>()
-            .map_or(Value::from(text), Value::from),
-        EnvText::List => Value::from(
-            text.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(Value::from)
-                .collect::<Vec<_>>(),
-        ),
-        EnvText::Bool => match text.trim() {
-            "true" => Value::from(true),
-            "false" => Value::from(false),
-            _ => Value::from(text),
-        },
-        EnvText::Text => Value::from(text),
-    }
 }

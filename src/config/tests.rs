@@ -176,6 +176,39 @@ const RULES: &[(&str, &str)] = &[
     ),
     ("prefix_len = 33\n", "prefix_len: 33 is outside 1..=32"),
     (
+        "vip = \"0.0.0.0\"\n",
+        "vip: 0.0.0.0 means \"any address\", not one address",
+    ),
+    (
+        "vip = \"255.255.255.255\"\n",
+        "vip: 255.255.255.255 is the limited broadcast address",
+    ),
+    (
+        "vip = \"224.0.0.1\"\n",
+        "vip: 224.0.0.1 is a multicast address",
+    ),
+    (
+        "vip = \"127.0.0.5\"\n",
+        "vip: 127.0.0.5 is a loopback address (127.0.0.0/8): no other host can reach it on ens5",
+    ),
+    ("vip = \"169.254.0.9\"\n", "vip: 169.254.0.9 is link-local"),
+    (
+        "vip = \"10.77.0.0\"\nprefix_len = 24\n",
+        "vip: 10.77.0.0 is the network address of 10.77.0.0/24 (prefix_len)",
+    ),
+    (
+        "vip = \"10.77.0.255\"\nprefix_len = 24\n",
+        "vip: 10.77.0.255 is the broadcast address of 10.77.0.0/24 (prefix_len)",
+    ),
+    (
+        "socket = \"/run/vip-arbiter/0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789.sock\"\n",
+        "socket: the path is 122 bytes; a unix socket's path holds at most 107",
+    ),
+    (
+        "socket = \"/run/vip-arbiter/\"\n",
+        "socket: \"/run/vip-arbiter/\" names a directory",
+    ),
+    (
         "interval = \"10ms\"\n",
         "interval: 10ms is outside 100ms..=60s",
     ),
@@ -686,5 +719,59 @@ fn check_config_prints_every_key_in_file_order() {
             && text.contains("\nkick_allow = []  # root")
             && text.contains("\nfence_command = (unset)\n"),
         "{text}"
+    );
+}
+
+#[test]
+fn four_bad_aws_values_give_four_lines() {
+    // Issue 19: an early return after the first bad duration hid the rest.
+    let f = Fixture::new();
+    let path = f.config(
+        "[aws]\nverify_interval = \"1s\"\ncloud_unknown_hold = \"2h\"\nconsistency_bound = \"x\"\nstate_file = \"rel/fence.json\"\n",
+    );
+    let errs = errors(f.load(&path, &[]));
+    let keys: Vec<&str> = errs
+        .iter()
+        .map(|e| e.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "aws.verify_interval",
+            "aws.cloud_unknown_hold",
+            "aws.consistency_bound",
+            "aws.state_file"
+        ],
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn type_errors_unknown_keys_and_rules_are_reported_together() {
+    // serde stops at the first bad key; the merge sets it back and goes on, and the
+    // rules still run on the rest (a key the merge named is not named twice).
+    let f = Fixture::new();
+    let path = f
+        .file()
+        .set("vip = 5")
+        .set("colour = \"blue\"\ninterval = 3\npg_timeout = \"10ms\"\n[aws]\nenabled = \"maybe\"\nflavour = 1\n")
+        .write();
+    let errs = errors(f.load(&path, &[("VIP_ARBITER_TYPO", "1")]));
+    let keys: Vec<&str> = errs
+        .iter()
+        .map(|e| e.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "aws.enabled",
+            "aws.flavour",
+            "colour",
+            "interval",
+            "typo",
+            "vip",
+            "pg_timeout"
+        ],
+        "{errs:?}"
     );
 }

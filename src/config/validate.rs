@@ -1,15 +1,21 @@
 //! Validation: the raw configuration into typed `Settings`, every problem
 //! collected as one line "key: problem" (docs/configuration.md has the rules).
+//! validate/aws.rs: the `[aws]` table; validate/pg.rs: `node_id` and `conninfo`.
+
+mod aws;
+mod pg;
+
+use aws::validate_aws;
+use pg::node_and_conninfo;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::config::conninfo::pg_config;
-use crate::config::raw::{self, RawConfig, Source};
+use crate::config::raw::{RawConfig, Source};
 use crate::config::secret::Secret;
-use crate::config::{AwsSettings, ConfigErrors, OnStop, PgSettings, Settings, repmgr_conf};
+use crate::config::{ConfigErrors, OnStop, Settings};
 use crate::health::socket_access::{self, Principal};
 
 /// "1s", "500ms", "2m", "1h"; "0s" is allowed. Bare numbers are refused: units matter.
@@ -39,13 +45,19 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// Collects problems instead of stopping at the first.
-struct Problems(Vec<String>);
+pub(super) struct Problems(pub(super) Vec<String>);
 
 impl Problems {
-    fn take<T>(&mut self, key: &str, r: Result<T, impl std::fmt::Display>) -> Option<T> {
+    pub(super) fn take<T>(&mut self, key: &str, r: Result<T, impl std::fmt::Display>) -> Option<T> {
         r.map_err(|e| self.0.push(format!("{key}: {e}"))).ok()
     }
-    fn duration(&mut self, key: &str, v: &str, min: Duration, max: Duration) -> Option<Duration> {
+    pub(super) fn duration(
+        &mut self,
+        key: &str,
+        v: &str,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
         let d = parse_duration(v).and_then(|d| {
             if d < min || d > max {
                 Err(format!(
@@ -61,7 +73,9 @@ impl Problems {
     }
 }
 
-const HOUR: Duration = Duration::from_secs(3600);
+pub(super) const HOUR: Duration = Duration::from_secs(3600);
+/// `sun_path` holds 108 bytes with its NUL: the longest path `bind` takes.
+pub const SUN_PATH_MAX: usize = 107;
 
 pub(super) fn validate(
     raw: &RawConfig,
@@ -95,6 +109,17 @@ pub(super) fn validate(
         Some(n) if (1..=32).contains(&n) => Some(u8::try_from(n).ok()),
         Some(n) => p.take("prefix_len", Err(format!("{n} is outside 1..=32"))),
     };
+    if let (Some(vip), Some(interface)) = (vip, &interface) {
+        let why = crate::config::vip_address::unusable(vip, interface).or_else(|| {
+            prefix_len
+                .flatten()
+                .and_then(|len| crate::config::vip_address::network_or_broadcast(vip, len))
+                .map(|why| format!("{why} (prefix_len): not a host's address"))
+        });
+        if let Some(why) = why {
+            p.0.push(format!("vip: {why}"));
+        }
+    }
     let interval = p.duration(
         "interval",
         &raw.interval,
@@ -130,6 +155,17 @@ pub(super) fn validate(
     );
     if !Path::new(&raw.socket).is_absolute() {
         p.0.push(format!("socket: {:?} must be an absolute path", raw.socket));
+    } else if raw.socket.ends_with('/') {
+        p.0.push(format!(
+            "socket: {:?} names a directory; name the socket file in it",
+            raw.socket
+        ));
+    }
+    if raw.socket.len() > SUN_PATH_MAX {
+        p.0.push(format!(
+            "socket: the path is {} bytes; a unix socket's path holds at most {SUN_PATH_MAX}",
+            raw.socket.len()
+        ));
     }
     let socket_group = match &raw.socket_group {
         None => None,
@@ -201,130 +237,4 @@ pub(super) fn validate(
         source,
         warnings,
     })
-}
-
-fn validate_aws(p: &mut Problems, a: &raw::RawAws) -> Option<AwsSettings> {
-    let id_like = |key: &str, v: &Option<String>, prefix: &str, p: &mut Problems| match v {
-        Some(s)
-            if !(s.starts_with(prefix)
-                && s.len() > prefix.len()
-                && s[prefix.len()..].chars().all(|c| c.is_ascii_hexdigit())) =>
-        {
-            p.0.push(format!("aws.{key}: {s:?} does not look like {prefix}<hex>"));
-        }
-        _ => {}
-    };
-    id_like("eni_id", &a.eni_id, "eni-", p);
-    id_like("subnet_id", &a.subnet_id, "subnet-", p);
-    if a.fence_command
-        .as_deref()
-        .is_some_and(|c| c.trim().is_empty())
-    {
-        p.0.push("aws.fence_command: is empty (remove the key to disable fencing)".into());
-    }
-    let verify_interval = p.duration(
-        "aws.verify_interval",
-        &a.verify_interval,
-        Duration::from_secs(5),
-        HOUR,
-    )?;
-    let cloud_unknown_hold = p.duration(
-        "aws.cloud_unknown_hold",
-        &a.cloud_unknown_hold,
-        Duration::ZERO,
-        HOUR,
-    )?;
-    let consistency_bound = p.duration(
-        "aws.consistency_bound",
-        &a.consistency_bound,
-        Duration::ZERO,
-        HOUR,
-    )?;
-    if !a.state_file.starts_with('/') {
-        p.0.push(format!(
-            "aws.state_file: {:?} is not an absolute path",
-            a.state_file
-        ));
-    }
-    Some(AwsSettings {
-        enabled: a.enabled,
-        region: a.region.clone(),
-        eni_id: a.eni_id.clone(),
-        subnet_id: a.subnet_id.clone(),
-        verify_interval,
-        cloud_unknown_hold,
-        consistency_bound,
-        state_file: PathBuf::from(&a.state_file),
-        fence_command: a.fence_command.clone(),
-    })
-}
-
-/// node_id and conninfo: explicit keys win, else repmgr.conf supplies them.
-fn node_and_conninfo(
-    p: &mut Problems,
-    raw: &RawConfig,
-    pg_timeout: Option<Duration>,
-    (env_password, pgpass_path): (Option<&Secret>, Option<PathBuf>),
-    warnings: &mut Vec<String>,
-) -> (Option<i32>, Option<PgSettings>) {
-    let needs_repmgr = raw.node_id.is_none() || raw.conninfo.is_none();
-    let repmgr = if needs_repmgr {
-        match crate::config::small_file::read(Path::new(&raw.repmgr_config)) {
-            Ok(text) => p.take(
-                "repmgr_config",
-                repmgr_conf::parse(&text).map_err(|e| format!("{}: {e}", raw.repmgr_config)),
-            ),
-            Err(e) => p.take(
-                "repmgr_config",
-                Err(format!(
-                    "cannot read {} ({e}); set node_id and conninfo explicitly or fix the path",
-                    raw.repmgr_config
-                )),
-            ),
-        }
-    } else {
-        None
-    };
-    let from_repmgr = |k: &str| repmgr.as_ref().and_then(|m| m.get(k).cloned());
-    let node_id = match raw
-        .node_id
-        .map(|n| n.to_string())
-        .or_else(|| from_repmgr("node_id"))
-    {
-        Some(s) => p.take(
-            "node_id",
-            s.parse::<i32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{s:?} is not a positive integer")),
-        ),
-        None if repmgr.is_some() => p.take(
-            "node_id",
-            Err(format!("not set, and {} has no node_id", raw.repmgr_config)),
-        ),
-        None => None,
-    };
-    let conninfo = match raw
-        .conninfo
-        .as_ref()
-        .map(|c| c.expose().to_owned())
-        .or_else(|| from_repmgr("conninfo"))
-    {
-        Some(c) => Some(c),
-        None if repmgr.is_some() => p.take(
-            "conninfo",
-            Err(format!(
-                "not set, and {} has no conninfo",
-                raw.repmgr_config
-            )),
-        ),
-        None => None,
-    };
-    let pg = conninfo.and_then(|c| {
-        p.take(
-            "conninfo",
-            pg_config(&c, pg_timeout, env_password, pgpass_path, warnings),
-        )
-    });
-    (node_id, pg)
 }

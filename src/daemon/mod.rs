@@ -43,15 +43,24 @@ pub enum StartupError {
     /// The EC2 set-up's reason, as it words it.
     #[error("EC2: {0}")]
     Cloud(String),
-    /// A start-up self-test line naming what is not this node's.
+    /// A start-up self-test line naming what is not this node's; the VIP among
+    /// this host's addresses (adapters/own_address.rs), every problem in one line.
     #[error("configuration: {0}")]
     Config(String),
+    /// The interface has no IPv4 address yet: systemd tries again.
+    #[error("not ready: {0}")]
+    NotReady(String),
 }
 
 impl StartupError {
     pub fn exit_code(&self) -> i32 {
         match self {
             StartupError::Config(_) => crate::config::ConfigErrors::EXIT_CODE,
+            StartupError::Socket(e) if e.is_config() => crate::config::ConfigErrors::EXIT_CODE,
+            // `interface` names nothing here: check-config fails on it too.
+            StartupError::Kernel(KernelError::NoSuchInterface { .. }) => {
+                crate::config::ConfigErrors::EXIT_CODE
+            }
             _ => 1,
         }
     }
@@ -94,6 +103,25 @@ pub fn journal_for(path: Option<&std::path::Path>) -> Box<dyn Journal + Send> {
     }
 }
 
+/// The VIP among this host's addresses, as `run` and `plan` judge it before anything
+/// else: an address the host uses, or one outside the interface's network, is a
+/// configuration error (check-config prints the same lines).
+pub async fn vip_fits_here(kernel: &Netlink) -> Result<(), StartupError> {
+    use crate::adapters::own_address::Problem;
+    let mut config = Vec::new();
+    for p in kernel.startup_problems().await? {
+        match p {
+            Problem::Config(line) => config.push(line),
+            Problem::NoAddressYet(line) => return Err(StartupError::NotReady(line)),
+        }
+    }
+    if config.is_empty() {
+        Ok(())
+    } else {
+        Err(StartupError::Config(config.join("; ")))
+    }
+}
+
 /// Run until `shutdown`; returns after the loop and the socket have stopped.
 pub async fn run(
     s: Settings,
@@ -104,7 +132,11 @@ pub async fn run(
     for w in &s.warnings {
         warn!(warning = %w, "configuration: {w}");
     }
+    if let Some(problem) = server::path_problem(&s.socket) {
+        return Err(server::SocketError::Path(problem).into());
+    }
     let kernel = Netlink::connect(&s.interface, s.vip)?;
+    vip_fits_here(&kernel).await?;
     let prefix_len = match s.prefix_len {
         Some(p) => p,
         None => kernel.primary_prefix().await?,
@@ -212,15 +244,25 @@ async fn build_cloud(
                 format!("ENI {} not cross-checked: {e}", placement.eni_id),
             )],
         };
-        let found =
-            crate::adapters::ec2::setup::checks(&ec2, &placement, s.vip, s.node_id, eni).await;
-        for f in &found {
+        let found = crate::adapters::ec2::setup::checks(&ec2, &placement, s.node_id, eni).await;
+        let fits = crate::adapters::ec2::setup::vip_in_subnet::check(&ec2, &placement, s.vip)
+            .await
+            .map_err(|line| {
+                tracing::error!(check = %format!("FAIL: {line}"), "start-up self-test");
+                StartupError::Config(line)
+            })?;
+        for f in found.iter().chain(&fits) {
             if f.ok {
                 info!(check = %f, "start-up self-test");
             } else {
                 tracing::error!(check = %f, "start-up self-test");
             }
         }
+        let note = crate::adapters::ec2::setup::vip_in_subnet::reservation_note(
+            s.vip,
+            &placement.subnet_id,
+        );
+        info!(check = %note, "start-up self-test");
     }
     Ok(Some((ec2, placement)))
 }
@@ -248,6 +290,7 @@ pub async fn plan_once(s: &Settings) -> Result<crate::cli::plan_report::PlanRepo
     use crate::cli::plan_report::{Ec2Place, PlanContext, PlanReport};
     use crate::pass::observe::{self, CloudSource};
     let kernel = Netlink::connect(&s.interface, s.vip)?;
+    vip_fits_here(&kernel).await?;
     let prefix_len = match s.prefix_len {
         Some(p) => p,
         None => kernel.primary_prefix().await?,

@@ -5,9 +5,6 @@
 //! Anyone who may connect (the socket file's mode and group) may read; `POST /kick`
 //! also needs the peer's uid (SO_PEERCRED) on the allow list (`socket_access`).
 
-use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +15,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::health::http::{self, Parsed, Progress};
+
+mod bind;
 use crate::health::socket_access::KickAllow;
+pub use bind::{SocketError, bind, path_problem};
 
 /// What the socket serves; implemented by the daemon's health state.
 pub trait HealthSource: Send + Sync + 'static {
@@ -42,94 +42,8 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// flight, new connections are closed unanswered.
 pub const MAX_REFUSALS: usize = 256;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
-const PROBE_LIMIT: Duration = Duration::from_secs(1);
 const LINGER: Duration = Duration::from_millis(200);
 const LINGER_BYTES: usize = 64 * 1024;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SocketError {
-    #[error("create directory {dir}: {source}")]
-    Dir { dir: String, source: io::Error },
-    #[error("{path} is in use: something listens on it (another vip-arbiter?); stop it first")]
-    InUse { path: String },
-    #[error("{path} exists and is not a socket; refusing to remove it")]
-    NotASocket { path: String },
-    #[error("{path} is a socket but probing it failed ({source}); refusing to remove it")]
-    Probe { path: String, source: io::Error },
-    #[error("remove stale socket {path}: {source}")]
-    Stale { path: String, source: io::Error },
-    #[error("bind {path}: {source}")]
-    Bind { path: String, source: io::Error },
-    #[error("chmod {path}: {source}")]
-    Chmod { path: String, source: io::Error },
-    #[error("chgrp {path} to group {gid}: {source} (the service user must be a member of it)")]
-    Chgrp {
-        path: String,
-        gid: u32,
-        source: io::Error,
-    },
-}
-
-/// Bind the socket: create the parent directory, replace a stale socket file (one
-/// whose connect is refused: nobody listens), refuse when something listens on it,
-/// then chmod and, when `group` is given, chgrp.
-pub async fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixListener, SocketError> {
-    let shown = path.display().to_string();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| SocketError::Dir {
-            dir: dir.display().to_string(),
-            source,
-        })?;
-    }
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if !meta.file_type().is_socket() {
-            return Err(SocketError::NotASocket { path: shown });
-        }
-        // Only a refused connect proves the file is stale. A connect that hangs (a
-        // full backlog) means someone listens; any other error (EACCES on another
-        // user's socket...) proves nothing, so the file is left alone.
-        match tokio::time::timeout(PROBE_LIMIT, UnixStream::connect(path)).await {
-            Ok(Ok(_)) | Err(_) => return Err(SocketError::InUse { path: shown }),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                match std::fs::remove_file(path) {
-                    Ok(()) => tracing::info!(path = %shown, "replaced a stale health socket"),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(source) => {
-                        return Err(SocketError::Stale {
-                            path: shown,
-                            source,
-                        });
-                    }
-                }
-            }
-            Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => {}
-            Ok(Err(source)) => {
-                return Err(SocketError::Probe {
-                    path: shown,
-                    source,
-                });
-            }
-        }
-    }
-    let listener = UnixListener::bind(path).map_err(|source| SocketError::Bind {
-        path: shown.clone(),
-        source,
-    })?;
-    if let Some(gid) = group {
-        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|source| SocketError::Chgrp {
-            path: shown.clone(),
-            gid,
-            source,
-        })?;
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
-        SocketError::Chmod {
-            path: shown,
-            source,
-        }
-    })?;
-    Ok(listener)
-}
 
 /// Serve until `shutdown`. Then stop accepting (new connects are refused), give
 /// in-flight connections up to [`SHUTDOWN_GRACE`] to finish, abort the rest, return.

@@ -1,7 +1,8 @@
 //! EC2 mode at start-up: find our ENI and subnet (explicit keys, else IMDSv2 by the
 //! interface's MAC), build the SDK client (default credential chain, standard
 //! endpoint overrides such as `AWS_ENDPOINT_URL`), and the self-test that
-//! `check-config --online` prints: one line per check, naming what is missing.
+//! `check-config --online` prints: one line per check, naming what is missing
+//! (setup/vip_in_subnet.rs: the VIP against the subnet and the other ENIs).
 //!
 //! The cross-check of our ENI (`compare`, `wait_for_eni`): EC2 must know it, it must
 //! be attached to this instance (IMDS's instance id, when IMDS may be asked), sit in
@@ -28,6 +29,8 @@ use crate::config::{Settings, format_duration};
 use crate::core::claim::Claim;
 use crate::daemon::systemd;
 use crate::health::metrics::Metrics;
+
+pub mod vip_in_subnet;
 
 pub const IMDS_LIMIT: Duration = Duration::from_secs(10);
 
@@ -121,15 +124,6 @@ pub async fn ec2(
     ))
 }
 
-/// Is `vip` inside `cidr` ("10.0.0.0/20")?
-pub fn in_cidr(vip: Ipv4Addr, cidr: &str) -> Option<bool> {
-    let (net, len) = cidr.split_once('/')?;
-    let net: Ipv4Addr = net.parse().ok()?;
-    let len: u32 = len.parse().ok().filter(|l| *l <= 32)?;
-    let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
-    Some(u32::from(vip) & mask == u32::from(net) & mask)
-}
-
 /// The self-test: each line "ok: …" or "FAIL: …". Returns (all passed, lines).
 pub async fn self_test(
     s: &Settings,
@@ -142,17 +136,20 @@ pub async fn self_test(
                 Ok(h) => check_eni_once(&ec2, &p, &h).await,
                 Err(e) => vec![(false, format!("ENI {} not cross-checked: {e}", p.eni_id))],
             };
-            let mut found = checks(&ec2, &p, s.vip, s.node_id, eni).await;
+            let mut found = checks(&ec2, &p, s.node_id, eni).await;
+            match vip_in_subnet::check(&ec2, &p, s.vip).await {
+                Ok(lines) => found.extend(lines),
+                Err(what) => found.push(Finding { ok: false, what }),
+            }
             // `check-config --online` only (the daemon's start-up makes no real read):
             // the subnet's tag headroom.
             if let Ok(tags) = ec2.read_marks(false).await {
                 let (ok, what) = tag_headroom(&tags, s.vip);
                 found.push(Finding { ok, what });
             }
-            (
-                found.iter().all(|f| f.ok),
-                found.iter().map(Finding::to_string).collect(),
-            )
+            let mut lines: Vec<String> = found.iter().map(Finding::to_string).collect();
+            lines.push(vip_in_subnet::reservation_note(s.vip, &p.subnet_id));
+            (found.iter().all(|f| f.ok), lines)
         }
         Err(e) => (false, vec![format!("FAIL: {e}")]),
     }
@@ -313,7 +310,6 @@ pub async fn wait_for_eni(
 pub async fn checks(
     ec2: &Ec2,
     p: &Placement,
-    vip: Ipv4Addr,
     node_id: i32,
     eni: Vec<(bool, String)>,
 ) -> Vec<Finding> {
@@ -332,17 +328,6 @@ pub async fn checks(
             }
         ),
     );
-    match p.subnet_cidr.as_deref().map(|c| (c, in_cidr(vip, c))) {
-        Some((c, Some(true))) => say(true, format!("VIP {vip} lies inside the subnet {c}")),
-        Some((c, _)) => say(
-            false,
-            format!("VIP {vip} is not inside the ENI's subnet {c}"),
-        ),
-        None => say(
-            true,
-            "subnet CIDR unknown without IMDS; VIP-in-subnet not checked".into(),
-        ),
-    }
     let allowed = |r: Result<(), Ec2Error>, action: &str| match r {
         Ok(()) => (true, format!("ec2:{action} allowed")),
         Err(e) if e.dry_run_ok() => (true, format!("ec2:{action} allowed (DryRun)")),
