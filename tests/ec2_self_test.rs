@@ -86,6 +86,11 @@ fn online_self_test_passes_and_names_each_missing_permission() {
             .any(|l| l.starts_with("ok: the subnet has ") && l.contains(" of 50 tags (")),
         "{out}"
     );
+    // The cluster tag the shipped policy conditions claims on (issue 18).
+    assert!(
+        out.contains("ok: the subnet carries vip-arbiter-cluster=test"),
+        "{out}"
+    );
     assert!(
         out.contains(
             "AssignPrivateIpAddresses and ec2:UnassignPrivateIpAddresses have no DryRun flag"

@@ -12,7 +12,6 @@
 //! attached yet is asked again with backoff (1, 2, 4, 8, 16, 16 … s) for `ENI_WAIT`
 //! (120 s): a freshly launched replacement node sees its ENI late.
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +29,10 @@ use crate::core::claim::Claim;
 use crate::daemon::systemd;
 use crate::health::metrics::Metrics;
 
+pub mod subnet_tags;
 pub mod vip_in_subnet;
+
+pub use subnet_tags::{TAG_LIMIT, cluster_tag, tag_headroom};
 
 pub const IMDS_LIMIT: Duration = Duration::from_secs(10);
 
@@ -142,9 +144,11 @@ pub async fn self_test(
                 Err(what) => found.push(Finding { ok: false, what }),
             }
             // `check-config --online` only (the daemon's start-up makes no real read):
-            // the subnet's tag headroom.
+            // the subnet's tag headroom and its cluster tag.
             if let Ok(tags) = ec2.read_marks(false).await {
                 let (ok, what) = tag_headroom(&tags, s.vip);
+                found.push(Finding { ok, what });
+                let (ok, what) = cluster_tag(&tags, &p.subnet_id);
                 found.push(Finding { ok, what });
             }
             let mut lines: Vec<String> = found.iter().map(Finding::to_string).collect();
@@ -378,34 +382,6 @@ pub async fn checks(
     lines
 }
 
-/// EC2 allows this many tags on a resource.
-pub const TAG_LIMIT: usize = 50;
-
-/// The subnet's tag headroom: every node's mark is one of its tags, and a node whose
-/// mark cannot be written cannot take the VIP (`TagLimitExceeded`). A FAIL when a new
-/// node's mark would not fit.
-pub fn tag_headroom(subnet_tags: &[(String, String)], vip: Ipv4Addr) -> (bool, String) {
-    let marks = subnet_tags
-        .iter()
-        .filter(|(k, _)| crate::core::claim::mark_node(vip, k).is_some())
-        .count();
-    let used = subnet_tags.len();
-    let free = TAG_LIMIT.saturating_sub(used);
-    let line = format!(
-        "the subnet has {used} of {TAG_LIMIT} tags ({marks} vip-arbiter marks for {vip}), {free} free"
-    );
-    if free == 0 {
-        (
-            false,
-            format!(
-                "{line}: a node with no mark yet cannot claim; retire old marks (vip-arbiter retire-claim --node N)"
-            ),
-        )
-    } else {
-        (true, line)
-    }
-}
-
 /// One line of the self-test: shown as "ok: …" or "FAIL: …".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -514,30 +490,6 @@ mod tests {
             compare(&p, &me, &eni(None, "subnet-0aaa", MAC)),
             EniCheck::NotYet("not attached to any instance".into())
         );
-    }
-
-    #[test]
-    fn the_subnet_tag_headroom_is_reported_and_fails_when_full() {
-        let vip: Ipv4Addr = "10.0.0.5".parse().unwrap();
-        let mut tags: Vec<(String, String)> = (1..=3)
-            .map(|n| {
-                (
-                    crate::core::claim::mark_key(vip, n),
-                    "timeline=1;node=1".into(),
-                )
-            })
-            .collect();
-        tags.push(("Name".into(), "db".into()));
-        let (ok, line) = tag_headroom(&tags, vip);
-        assert!(ok);
-        assert_eq!(
-            line,
-            "the subnet has 4 of 50 tags (3 vip-arbiter marks for 10.0.0.5), 46 free"
-        );
-        tags.extend((0..46).map(|i| (format!("k{i}"), String::new())));
-        let (ok, line) = tag_headroom(&tags, vip);
-        assert!(!ok, "{line}");
-        assert!(line.contains("retire-claim"), "{line}");
     }
 
     #[test]
