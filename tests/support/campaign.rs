@@ -241,6 +241,8 @@ pub fn run(plan: CampaignPlan) -> CampaignRecord {
     });
     let bed_up = bed.times.total;
     let ec2 = bed.start_ec2();
+    // The client in the hub reaches the VIP where EC2 has it, as in a VPC.
+    ec2.emu.deliver_to_holders();
     let aws_extra = format!(
         "verify_interval = \"5s\"\nconsistency_bound = \"{}s\"",
         CONSISTENCY_BOUND.as_secs()
