@@ -694,6 +694,36 @@ impl Ctx<'_> {
                 t.elapsed().as_secs_f64()
             ));
         }
+        if let Some(w) = self.bed.witness_id()
+            && !poll(Duration::from_secs(10), || {
+                self.bed.witness_upstream(p) == Some(p)
+            })
+        {
+            // A switchover's `witness register --force` on the witness did not take
+            // (seen: seed 2171115173, steps 49, 59, 61): registered again by hand.
+            let conninfo = self.bed.node(p).conninfo();
+            let (st, out) = self.bed.repmgr_bounded(
+                w,
+                &["witness", "register", "-d", &conninfo, "--force"],
+                Duration::from_secs(60),
+            );
+            let said: Vec<&str> = out
+                .lines()
+                .filter(|l| l.starts_with("WARNING") || l.starts_with("ERROR"))
+                .take(4)
+                .collect();
+            s.repairs.push(format!(
+                "witness registered under n{:?}, not n{p}: witness register --force {} {}",
+                self.bed.witness_upstream(p),
+                if st.success() { "ok" } else { "failed" },
+                said.join(" ")
+            ));
+            if self.bed.witness_upstream(p) != Some(p) {
+                s.errors.push(format!(
+                    "the witness not registered under n{p} after a re-register"
+                ));
+            }
+        }
         for id in ids {
             if !self.bed.repmgrd_running(id) {
                 s.repairs
@@ -738,11 +768,23 @@ impl Ctx<'_> {
             .filter(|l| l.starts_with("ERROR") || l.starts_with("DETAIL"))
             .take(4)
             .collect();
-        let why = if why.is_empty() {
+        let mut why = if why.is_empty() {
             e.lines().next().unwrap_or("").to_owned()
         } else {
             why.join(" ")
         };
+        // What repmgr itself warned about (e.g. a sibling's follow or the witness's
+        // register that failed), from its output file.
+        let out = std::fs::read_to_string(self.bed.dir().join(format!("repmgr-{to}.out")))
+            .unwrap_or_default();
+        let warned: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("WARNING") || l.starts_with("ERROR"))
+            .take(6)
+            .collect();
+        if !warned.is_empty() {
+            why = format!("{why} (repmgr: {})", warned.join(" "));
+        }
         match single_primary(self.bed) {
             Some(p) if Some(p) == before => {
                 eprintln!("campaign: switchover to n{to} refused, step skipped: {why}");
