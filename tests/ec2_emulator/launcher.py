@@ -482,7 +482,7 @@ class Delivery:
     keeps a moved address on its old node.  Off by default; primaries are left to ARP."""
 
     def __init__(self):
-        self.dev, self.entries, self.errors = None, {}, []
+        self.dev, self.entries, self.errors, self.seen = None, {}, [], set()
 
     def start(self, spec):
         dev = spec.get("dev") if isinstance(spec, dict) else None
@@ -507,7 +507,8 @@ class Delivery:
                 for a in eni.private_ip_addresses:
                     if not a.get("Primary") and eni.mac_address:
                         want.setdefault(a["PrivateIpAddress"], eni.mac_address)
-        for ip in sorted(want.keys() | self.entries.keys()):
+        self.seen |= want.keys()  # every address ever delivered: nobody's once unassigned
+        for ip in sorted(self.seen):
             mac = want.get(ip, NOWHERE_MAC)
             if self.entries.get(ip) == mac:
                 continue
@@ -516,7 +517,7 @@ class Delivery:
             if r.returncode == 0:
                 self.entries[ip] = mac
             else:
-                self.errors.append(f"ip neigh replace {ip} {mac}: {r.stderr.strip()}")
+                self.errors = self.errors[-99:] + [f"ip neigh replace {ip} {mac} dev {self.dev}: {r.stderr.strip()}"]
 
 
 DELIVERY = Delivery()
