@@ -699,8 +699,12 @@ impl Ctx<'_> {
                 self.bed.witness_upstream(p) == Some(p)
             })
         {
-            // A switchover's `witness register --force` on the witness did not take
-            // (seen: seed 2171115173, steps 49, 59, 61): registered again by hand.
+            // After a failover repmgrd leaves the witness's record under the old
+            // primary (seen: seed 3194520238, 7 times); a switchover from the new one
+            // then does not count the witness among its siblings and does not
+            // re-register it (likely what seed 2171115173's steps 49, 59, 61 met).
+            // Registered again by hand.
+            let before = self.bed.witness_upstream(p);
             let conninfo = self.bed.node(p).conninfo();
             let (st, out) = self.bed.repmgr_bounded(
                 w,
@@ -713,10 +717,14 @@ impl Ctx<'_> {
                 .take(4)
                 .collect();
             s.repairs.push(format!(
-                "witness registered under n{:?}, not n{p}: witness register --force {} {}",
-                self.bed.witness_upstream(p),
+                "witness registered under {}, not n{p}: witness register --force {}{}",
+                before.map_or("no node".to_owned(), |u| format!("n{u}")),
                 if st.success() { "ok" } else { "failed" },
-                said.join(" ")
+                if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", said.join(" "))
+                }
             ));
             if self.bed.witness_upstream(p) != Some(p) {
                 s.errors.push(format!(
