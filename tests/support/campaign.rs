@@ -699,11 +699,12 @@ impl Ctx<'_> {
                 self.bed.witness_upstream(p) == Some(p)
             })
         {
-            // After a failover repmgrd leaves the witness's record under the old
-            // primary (seen: seed 3194520238, 7 times); a switchover from the new one
-            // then does not count the witness among its siblings and does not
-            // re-register it (likely what seed 2171115173's steps 49, 59, 61 met).
-            // Registered again by hand.
+            // After a failover the witness's record on the new primary did not name
+            // it as the upstream within 10 s (seed 3194520238: 7 times, each after a
+            // crash or a stale restart); if it stays under another node, a later
+            // switchover may not count the witness among its siblings and not
+            // re-register it (a guess at seed 2171115173's steps 49, 59, 61, not
+            // shown). Registered again by hand.
             let before = self.bed.witness_upstream(p);
             let conninfo = self.bed.node(p).conninfo();
             let (st, out) = self.bed.repmgr_bounded(
