@@ -55,10 +55,11 @@ fixes one is noticed):
     its Attachment.InstanceId, SubnetId, MacAddress.
 
 Beyond moto: fault windows, a call log, /_va/setup and /_va/holder, /_va/vanish (an
-instance dies with its ENI) and a lag mode (EC2's eventual consistency: tag and
+instance dies with its ENI), /_va/delivery (the VPC's data plane in a test's hub: see
+class Delivery) and a lag mode (EC2's eventual consistency: tag and
 address changes reach describes late; see class Lag).
 """
-import argparse, fnmatch, io, ipaddress, json, os, re, signal, sys, threading, time, uuid
+import argparse, fnmatch, io, ipaddress, json, os, re, signal, subprocess, sys, threading, time, uuid
 from contextlib import contextmanager
 from http import HTTPStatus
 from xml.sax.saxutils import escape
@@ -466,6 +467,62 @@ def ec2_error_body(code, message):
             f"<RequestID>{uuid.uuid4()}</RequestID></Response>").encode()
 
 
+
+# ------------------------------------------------------ the VPC's data plane
+NOWHERE_MAC = "02:00:00:00:00:00"  # no interface has it: frames to it reach nobody
+
+
+class Delivery:
+    """The VPC's data plane, on demand (`POST /_va/delivery {"dev"}`, for an emulator
+    inside a test's hub namespace): a VPC delivers a private address to the ENI EC2
+    says holds it, whatever the instances' kernels or ARP say.  Once on, after every
+    EC2 write and every /_va/vanish the hub's neighbour entry for each secondary
+    address is made PERMANENT to its holder's MAC (`ip neigh replace`), or to
+    NOWHERE_MAC once no ENI holds it (a VPC drops it), so no ARP cache in the hub
+    keeps a moved address on its old node.  Off by default; primaries are left to ARP."""
+
+    def __init__(self):
+        self.dev, self.entries, self.errors, self.seen = None, {}, [], set()
+
+    def start(self, spec):
+        dev = spec.get("dev") if isinstance(spec, dict) else None
+        if not isinstance(dev, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", dev):
+            raise ValueError("dev must be an interface name")
+        with MOTO_LOCK:
+            self.dev = dev
+            self.sync()
+            return self.state()
+
+    def state(self):
+        return {"dev": self.dev, "entries": dict(sorted(self.entries.items())), "errors": self.errors[-10:]}
+
+    def sync(self):
+        """Under MOTO_LOCK: every secondary address's entry to its true holder's MAC."""
+        if self.dev is None:
+            return
+        want = {}
+        acct = ec2_backends[ACCOUNT]
+        for region in list(dict.keys(acct)):
+            for eni in dict.__getitem__(acct, region).enis.values():
+                for a in eni.private_ip_addresses:
+                    if not a.get("Primary") and eni.mac_address:
+                        want.setdefault(a["PrivateIpAddress"], eni.mac_address)
+        self.seen |= want.keys()  # every address ever delivered: nobody's once unassigned
+        for ip in sorted(self.seen):
+            mac = want.get(ip, NOWHERE_MAC)
+            if self.entries.get(ip) == mac:
+                continue
+            r = subprocess.run(["ip", "neigh", "replace", ip, "lladdr", mac, "dev", self.dev, "nud", "permanent"],
+                               capture_output=True, text=True, timeout=5)
+            if r.returncode == 0:
+                self.entries[ip] = mac
+            else:
+                self.errors = self.errors[-99:] + [f"ip neigh replace {ip} {mac} dev {self.dev}: {r.stderr.strip()}"]
+
+
+DELIVERY = Delivery()
+
+
 # ---------------------------------------------------------------- the server
 class Emulator:
     def __init__(self, call_log=None):
@@ -513,6 +570,8 @@ class Emulator:
                     LAG.record(before, _world(), source, internal)
                 else:
                     out = self.call_moto(environ, capture)
+                if not read:
+                    DELIVERY.sync()
             status, headers = got["status"], [(k, v) for k, v in got["headers"] if k.lower() != "content-length"]
             headers.append(("Content-Length", str(len(out))))
             m = re.search(rb"<Code>([^<]+)</Code>", out) if status >= 400 else None
@@ -563,6 +622,10 @@ class Emulator:
                 return jresp({"cleared": True})
             if route == ("POST", "/_va/vanish"):
                 return jresp(self.vanish(req.get_json(force=True, silent=True) or {}))
+            if route == ("POST", "/_va/delivery"):
+                return jresp(DELIVERY.start(req.get_json(force=True, silent=True) or {}))
+            if route == ("GET", "/_va/delivery"):
+                return jresp(DELIVERY.state())
         except NotFound as e:
             return jresp({"error": str(e)}, 404)
         except (ValueError, KeyError, TypeError) as e:
@@ -662,6 +725,7 @@ class Emulator:
             eni.delete()  # moto's: off the backend, its subnet addresses freed; ours: tags, lag log
             if inst is not None:
                 b.terminate_instances([inst.id])
+            DELIVERY.sync()
             return gone
 
 

@@ -700,6 +700,38 @@ def test_vanish_removes_the_eni_its_addresses_and_tags(url, ec2, world):
     assert ctl(url, "POST", "/_va/vanish", {"eni_id": 7})[0] == 400
 
 
+def test_delivery_tries_the_true_holders_mac_after_each_write(tmp_path):
+    """/_va/delivery (the VPC's data plane). Its own launcher, on a device that does not
+    exist here, so nothing outside a test namespace changes: each write tries to pin the
+    address to its true holder's MAC (recorded as an error), then to nobody's."""
+    proc, u = start_launcher(tmp_path)
+    try:
+        st, w = ctl(u, "POST", "/_va/setup", {
+            "region": "us-east-1", "vpc_cidr": "10.9.0.0/16", "subnet_cidr": "10.9.0.0/20",
+            "enis": [{"name": f"n{i}", "private_ip": f"10.9.0.1{i}", "mac": f"02:00:0a:09:00:1{i}"}
+                     for i in (1, 2)]})
+        assert st == 200, w
+        n1, n2 = w["enis"]["n1"]["eni_id"], w["enis"]["n2"]["eni_id"]
+        assert ctl(u, "POST", "/_va/delivery", {"dev": "no such dev!"})[0] == 400
+        assert ctl(u, "POST", "/_va/delivery", {})[0] == 400
+        assert ctl(u, "GET", "/_va/delivery") == (200, {"dev": None, "entries": {}, "errors": []})
+        st, d = ctl(u, "POST", "/_va/delivery", {"dev": "va-nodev0"})
+        assert st == 200 and d == {"dev": "va-nodev0", "entries": {}, "errors": []}
+        ec2 = ec2_client(u)
+        ec2.assign_private_ip_addresses(NetworkInterfaceId=n1, PrivateIpAddresses=["10.9.0.100"])
+        ec2.assign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=["10.9.0.100"],
+                                        AllowReassignment=True)
+        ec2.unassign_private_ip_addresses(NetworkInterfaceId=n2, PrivateIpAddresses=["10.9.0.100"])
+        d = ctl(u, "GET", "/_va/delivery")[1]
+        assert d["entries"] == {}, d  # the device does not exist: nothing was set
+        tried = [e.split(" dev ")[0] for e in d["errors"]]
+        assert tried[:3] == ["ip neigh replace 10.9.0.100 02:00:0a:09:00:11",
+                             "ip neigh replace 10.9.0.100 02:00:0a:09:00:12",
+                             "ip neigh replace 10.9.0.100 02:00:00:00:00:00"], d
+    finally:
+        stop_launcher(proc)
+
+
 # ---------------------------------------------------------------- lag
 LAG_S = 1.0
 

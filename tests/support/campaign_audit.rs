@@ -373,6 +373,7 @@ pub fn audit(rec: &CampaignRecord) -> Audit {
                 "duration_s": secs(s.end - s.start),
                 "converge_after_fault_s": s.converged.then(|| secs(s.end.saturating_sub(s.fault_end))),
                 "converged": s.converged, "repairs": s.repairs, "errors": s.errors,
+                "skipped": s.skipped,
                 "unserved_s": r3(*u), "longest_unserved_s": r3(*umax),
             })
         })
@@ -393,6 +394,7 @@ pub fn audit(rec: &CampaignRecord) -> Audit {
             json!({
                 "steps": of.len(),
                 "converged": of.iter().filter(|(s, _)| s.converged).count(),
+                "skipped": of.iter().filter(|(s, _)| s.skipped.is_some()).count(),
                 "unserved_s": stats(of.iter().map(|(_, u)| r3(u.0)).collect()),
                 "unserved_total_s": r3(of.iter().map(|(_, u)| u.0).sum()),
                 "longest_unserved_s": r3(of.iter().map(|(_, u)| u.1).fold(0.0, f64::max)),
@@ -450,6 +452,7 @@ pub fn audit(rec: &CampaignRecord) -> Audit {
         "seed": rec.plan.seed,
         "steps_planned": rec.plan.steps,
         "steps_run": rec.steps.len(),
+        "steps_skipped": rec.steps.iter().filter(|s| s.skipped.is_some()).count(),
         "wall_cap_s": rec.plan.wall.as_secs(),
         "max_window_s": rec.plan.max_window.as_secs(),
         "consistency_bound_s": super::campaign::CONSISTENCY_BOUND.as_secs(),
@@ -480,10 +483,11 @@ pub fn audit(rec: &CampaignRecord) -> Audit {
 
 fn text(j: &Value, rules: &[Rule]) -> String {
     let mut s = format!(
-        "campaign seed {} : {} of {} steps in {} s{}\n",
+        "campaign seed {} : {} of {} steps ({} skipped) in {} s{}\n",
         j["seed"],
         j["steps_run"],
         j["steps_planned"],
+        j["steps_skipped"],
         j["elapsed_s"],
         j["stopped_early"]
             .as_str()
@@ -491,7 +495,7 @@ fn text(j: &Value, rules: &[Rule]) -> String {
     );
     for st in j["steps"].as_array().into_iter().flatten() {
         s.push_str(&format!(
-            "  step {:>3} {:<13} {:<60} {} -> {}  {:>6.1} s  unserved {:>5.1} s{}\n",
+            "  step {:>3} {:<13} {:<60} {} -> {}  {:>6.1} s  unserved {:>5.1} s{}{}\n",
             st["n"],
             st["fault"].as_str().unwrap_or(""),
             st["detail"].as_str().unwrap_or(""),
@@ -499,6 +503,9 @@ fn text(j: &Value, rules: &[Rule]) -> String {
             st["primary_after"].as_str().unwrap_or("?"),
             st["duration_s"].as_f64().unwrap_or(0.0),
             st["unserved_s"].as_f64().unwrap_or(0.0),
+            st["skipped"]
+                .as_str()
+                .map_or(String::new(), |w| format!("  SKIPPED {w}")),
             if st["errors"].as_array().is_some_and(|e| !e.is_empty()) {
                 format!("  ERRORS {}", st["errors"])
             } else {
@@ -509,8 +516,8 @@ fn text(j: &Value, rules: &[Rule]) -> String {
     s.push_str("unserved time per fault kind (total / longest run):\n");
     for (k, f) in j["faults"].as_object().into_iter().flatten() {
         s.push_str(&format!(
-            "  {k:<13} {} steps, {} s / {} s\n",
-            f["steps"], f["unserved_total_s"], f["longest_unserved_s"]
+            "  {k:<13} {} steps ({} skipped), {} s / {} s\n",
+            f["steps"], f["skipped"], f["unserved_total_s"], f["longest_unserved_s"]
         ));
     }
     s.push_str(&format!(
@@ -529,9 +536,15 @@ fn text(j: &Value, rules: &[Rule]) -> String {
     s
 }
 
-/// All the kinds, for a caller that wants to check coverage.
+/// All the kinds that ran (a skipped step does not count), for a caller that wants to
+/// check coverage.
 pub fn kinds_run(rec: &CampaignRecord) -> Vec<Fault> {
-    let mut k: Vec<Fault> = rec.steps.iter().map(|s| s.fault).collect();
+    let mut k: Vec<Fault> = rec
+        .steps
+        .iter()
+        .filter(|s| s.skipped.is_none())
+        .map(|s| s.fault)
+        .collect();
     k.sort();
     k.dedup();
     k

@@ -529,18 +529,53 @@ impl RepmgrdBed {
         assert_eq!(self.role(id), Role::Primary, "node{id} started as-is");
     }
 
-    /// `repmgr node rejoin --force-rewind` of the stopped node `id` to the primary,
-    /// then wait until it streams from it.
+    /// `repmgr node rejoin --force-rewind` of the stopped node `id` to the primary, then
+    /// wait until it streams from it; up to `REJOIN_ATTEMPTS` tries, the node stopped
+    /// again between them. Each try first runs a CHECKPOINT on the primary: pg_rewind
+    /// takes the source's timeline from its control file, which after a promotion still
+    /// names the old timeline until the first checkpoint after it completes; pg_rewind
+    /// then finds "the same timeline", rewinds nothing, and a node whose WAL goes past
+    /// the fork (its crash recovery's shutdown checkpoint is enough) never streams:
+    /// "new timeline N forked off current database system timeline N-1 before current
+    /// recovery point", repmgr waits `node_rejoin_timeout` seeing it "attached in state
+    /// startup" and fails (PostgreSQL's pg_rewind docs ask for that CHECKPOINT).
     pub fn rejoin(&self, id: u32) {
+        let node = self.node(id);
+        let mut failures = Vec::new();
+        for attempt in 1..=REJOIN_ATTEMPTS {
+            match self.try_rejoin(id) {
+                Ok(()) => return,
+                Err(e) => {
+                    eprintln!("rejoin node{id}: attempt {attempt} of {REJOIN_ATTEMPTS} failed");
+                    failures.push(format!("attempt {attempt}: {e}"));
+                    if node.is_running() {
+                        node.stop_fast();
+                    }
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            }
+        }
+        panic!(
+            "repmgr node rejoin node{id} failed {REJOIN_ATTEMPTS} times:\n{}\n{}",
+            failures.join("\n"),
+            self.logs()
+        );
+    }
+
+    /// One `rejoin` try: Err(why) with repmgr's output and the node's PostgreSQL log.
+    fn try_rejoin(&self, id: u32) -> Result<(), String> {
         let node = self.node(id);
         let primary_id = self
             .data_ids()
             .find(|o| *o != id && self.role(*o) == Role::Primary)
-            .unwrap_or_else(|| panic!("rejoin node{id}: no primary\n{}", self.logs()));
+            .ok_or_else(|| format!("rejoin node{id}: no primary"))?;
         let primary = self.node(primary_id);
         assert!(!node.is_running(), "rejoin needs node{id} stopped");
+        primary
+            .try_psql("CHECKPOINT")
+            .map_err(|e| format!("CHECKPOINT on node{primary_id}: {e}"))?;
         let conninfo = primary.conninfo();
-        let out = self.repmgr_bounded(
+        let (st, out) = self.repmgr_bounded(
             id,
             &[
                 "node",
@@ -552,13 +587,24 @@ impl RepmgrdBed {
             ],
             Duration::from_secs(120),
         );
-        assert!(
-            out.0.success(),
-            "repmgr node rejoin node{id} failed:\n{}\n{}",
-            out.1,
-            self.logs()
-        );
-        self.wait_streaming_from(id, primary_id, Duration::from_secs(30));
+        let streaming = st.success()
+            && poll_for(Duration::from_secs(30), || {
+                self.streaming_from(id) == Some(primary_id)
+            });
+        if streaming {
+            return Ok(());
+        }
+        let lines: Vec<&str> = out.lines().collect();
+        Err(format!(
+            "{} to node{primary_id}:\n{}\n--- node{id} postgres.log\n{}",
+            if st.success() {
+                "rejoined but not streaming within 30 s"
+            } else {
+                "repmgr node rejoin failed"
+            },
+            lines[lines.len().saturating_sub(12)..].join("\n"),
+            node.log_tail()
+        ))
     }
 
     /// `repmgr standby switchover --siblings-follow --dry-run` on node `id`: (success,
@@ -1028,6 +1074,23 @@ fn run_bounded(mut cmd: Command, out: &Path, limit: Duration) -> (ExitStatus, St
                 "{cmd:?} still running after {limit:?}, killed:\n{}",
                 std::fs::read_to_string(out).unwrap_or_default()
             );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Tries of `RepmgrdBed::rejoin`.
+pub const REJOIN_ATTEMPTS: u32 = 3;
+
+/// Until `cond` holds (true) or `limit` has passed (false), every 50 ms.
+fn poll_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -396,7 +396,8 @@ pub fn poll(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Run `f`; a panic (the bed's helpers panic on failure) becomes its message, capped.
+/// Run `f`; a panic (the bed's helpers panic on failure) becomes its message, capped:
+/// its first 3,000 and last 5,000 characters (the logs that explain it come last).
 pub fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
         let msg = p
@@ -404,7 +405,16 @@ pub fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
             .unwrap_or_else(|| "panic".into());
-        msg.chars().take(8000).collect()
+        let chars: Vec<char> = msg.chars().collect();
+        if chars.len() <= 8000 {
+            return msg;
+        }
+        format!(
+            "{}\n[… {} characters left out …]\n{}",
+            chars[..3000].iter().collect::<String>(),
+            chars.len() - 8000,
+            chars[chars.len() - 5000..].iter().collect::<String>()
+        )
     })
 }
 
