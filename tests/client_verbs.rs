@@ -370,6 +370,36 @@ fn check_maps_every_answer_to_0_through_3() {
         let r = run(None, &["kick", "--socket", &path.display().to_string()]);
         assert_eq!(r.code, 0, "kick, {name}: {}", r.all());
     }
+    // A daemon that refuses the kick (403: the caller is not allowed) or answers an
+    // error: still 0 for repmgr, and one line on stderr that says so (issue 19, item 8).
+    for (i, (status, body)) in [
+        (
+            403,
+            "kick refused: uid 1001 is not root, the service user or in kick_allow\n",
+        ),
+        (500, "internal error\n"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = dir.path().join(format!("refusing-{i}.sock"));
+        let response = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _server = raw_server(&path, Box::leak(response.into_bytes().into_boxed_slice()));
+        let r = run(None, &["kick", "--socket", &path.display().to_string()]);
+        assert_eq!(r.code, 0, "kick against {status}: {}", r.all());
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {}", r.all());
+        assert!(
+            lines[0].starts_with(&format!(
+                "vip-arbiter kick: not kicked: HTTP {status} from "
+            )) && lines[0].contains(body.trim()),
+            "{}",
+            r.all()
+        );
+    }
 }
 
 #[test]

@@ -227,10 +227,12 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
         || passes(&a1) >= before + 3,
     );
     assert_eq!(a1.verdict(), "holding");
-    // A good change applies: 300 ms → 100 ms.
+    // A good change applies: 300 ms → 100 ms. And a key the running adapters were built
+    // with (aws.region) says, in its message, that it needs a restart (issue 19, 6).
     std::fs::write(
         &a1.config,
-        good.replace("interval = \"300ms\"", "interval = \"100ms\""),
+        good.replace("interval = \"300ms\"", "interval = \"100ms\"")
+            + "\n[aws]\nregion = \"eu-west-1\"\n",
     )
     .expect("fix config");
     for p in pid.split_whitespace() {
@@ -239,6 +241,18 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
     wait_until(Duration::from_secs(5), "reload applied", || {
         a1.log_text().contains("configuration reloaded")
     });
+    let log = a1.log_text();
+    assert!(
+        log.contains("configuration reloaded: interval 300ms -> 100ms"),
+        "one line that says what changed:\n{log}"
+    );
+    assert!(!log.contains("LoopConfig"), "never a Debug dump:\n{log}");
+    assert!(
+        log.contains(
+            "aws.region changed in the config file, but only takes effect after a restart"
+        ),
+        "{log}"
+    );
     let before = passes(&a1);
     std::thread::sleep(Duration::from_secs(1));
     let in_a_second = passes(&a1) - before;

@@ -8,7 +8,11 @@
 //! else; (c) `repmgr standby switchover` to n2, to n3 and back to n1 moves it each
 //! time; (b) n1's PostgreSQL crashes, repmgrd elects n2 or n3, the other standby
 //! follows the new primary, the VIP ends on the new primary; (d) throughout, the
-//! witness's arbiter never holds the VIP and makes no EC2 write. A sampler records
+//! witness's arbiter never holds the VIP and makes no EC2 write; (e) the VIP moved by
+//! hand to n3's ENI is back on n1 at a1's next look, not after the bound (issue 18,
+//! sequence 10: n3 and n2 answer as standbys); (f) the crashed n1 restarted by mistake
+//! as it was stays fenced (`stale-primary`), the VIP on the new primary alone. A
+//! sampler records
 //! EC2, the four kernels and the roles every 100 ms for the whole sequence.
 //!
 //! `the_witness_arbiter_says_witness` (its own, smaller bed: two data nodes and the
@@ -54,6 +58,7 @@ fn conf(ec2: &Ec2) -> ArbiterConf<'_> {
     ArbiterConf {
         ec2: Some(ec2),
         pg_unknown_hold: "2s",
+        aws_extra: "verify_interval = \"5s\"",
         ..ArbiterConf::default()
     }
 }
@@ -133,6 +138,26 @@ fn three_nodes_and_a_witness_the_vip_follows_switchovers_and_a_failover() {
     // (a) The VIP converges on n1 and nowhere else.
     settle_on(&bed, &ec2, &a, 1, "start");
     let converged = t0.elapsed();
+
+    // (e) Issue 18, sequence 10: the VIP moved by hand to n3's ENI (a standby, no
+    // claim). a1's next look (verify_interval, 5 s) sees it; n3's PostgreSQL (at its
+    // ENI's primary address) and n2's (from repmgr.nodes) both answer as standbys of
+    // this cluster, so a1 takes it back at once instead of waiting the bound (60 s).
+    let t = Instant::now();
+    support::testbed::hand_assign(&bed.hub().ns, &ec2.emu.url, ec2.eni(3), VIP);
+    wait_until_explained(
+        Duration::from_secs(5 + 10),
+        "the VIP back on n1 within verify_interval and a few seconds of a hand move to n3",
+        || ec2.holders() == [ec2.eni(1).to_owned()],
+        || verdicts(&a),
+    );
+    let by_hand = t.elapsed();
+    assert!(
+        a[0].log_text().contains("without waiting the bound"),
+        "a1 took it back on the standbys' answers\n{}",
+        a[0].log_text()
+    );
+    settle_on(&bed, &ec2, &a, 1, "after the hand move");
     let sampler = bed.sampler(Some(&ec2), Duration::from_secs(240));
 
     // (c) A switchover to each standby in turn, then back to n1.
@@ -230,14 +255,40 @@ fn three_nodes_and_a_witness_the_vip_follows_switchovers_and_a_failover() {
         "the witness's arbiter never held nor acquired:\n{}",
         a[wi].log_text()
     );
+    // (f) The old primary restarted by mistake, as it was (a second primary on its old
+    // timeline, its own repmgr.nodes still naming it primary), stays fenced: a1 says
+    // stale-primary and the VIP stays on n{new} alone, at EC2 and in the kernels.
+    let t = Instant::now();
+    bed.start_as_is(1);
+    wait_until_explained(
+        Duration::from_secs(30),
+        "a1 stale-primary after n1 restarted as it was",
+        || a[0].verdict() == "stale-primary",
+        || verdicts(&a),
+    );
+    let fenced = t.elapsed();
+    while t.elapsed() < fenced + Duration::from_secs(6) {
+        assert!(
+            bed.vip_only_on(&ec2, new),
+            "the VIP left n{new} after the stale restart: {}",
+            verdicts(&a)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !kernel_has(bed.ns(1), VIP),
+        "never in the stale n1's kernel"
+    );
     for (i, arb) in a.iter().enumerate() {
         assert!(arb.pid().is_some(), "a{} still runs", i + 1);
     }
     eprintln!(
         "bed up and arbiters started at {up:?} (bed {:?}), converged on n1 at {converged:?}; \
+         VIP back on n1 {by_hand:?} after a hand move to n3; \
          switchovers (to, repmgr, VIP after): {switch:?}; failover: n{new} elected {elected:?} \
          after the crash, n{other} following at {followed:?}, VIP alone on n{new} {vip:?} \
-         after that ({moved:?} after the crash); double-kernel spans {:?}; total {:?}\n{table}",
+         after that ({moved:?} after the crash); n1 restarted as it was: a1 stale-primary \
+         {fenced:?} after the start; double-kernel spans {:?}; total {:?}\n{table}",
         bed.times.total,
         rec.double_kernel_spans(),
         t0.elapsed()
@@ -245,9 +296,7 @@ fn three_nodes_and_a_witness_the_vip_follows_switchovers_and_a_failover() {
 }
 
 /// The witness's arbiter, in EC2 mode with its own ENI, reports `witness` (OK) and
-/// never takes the VIP. Needs the `witness` verdict (a repmgr.nodes row of type
-/// 'witness'), which this branch does not have yet: until it is merged this test fails
-/// on that assertion.
+/// never takes the VIP (a repmgr.nodes row of type 'witness').
 #[test]
 fn the_witness_arbiter_says_witness() {
     let bed = RepmgrdBed::start(BedOptions {

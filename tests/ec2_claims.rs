@@ -380,6 +380,102 @@ fn row_me_refreshes_claim_when_timeline_changes() {
     );
 }
 
+/// Issue 18, sequence 6: the holder prunes, on a verify, the marks of node ids its
+/// repmgr.nodes no longer lists that are below the highest mark: one DeleteTags on the
+/// subnet, by value. Its own mark and a known node's stay.
+#[test]
+fn the_holder_prunes_the_marks_of_retired_node_ids_by_value() {
+    let bed = bed();
+    let other = bed.adapter(&bed.other(), Arc::new(Metrics::default()));
+    // Node 7 (retired since) claimed at 3 and node 2 at 4, long ago.
+    for c in [claim_by(3, 7), claim_by(4, 2)] {
+        bed.rt().block_on(other.tag(c, false)).expect("tag");
+    }
+    let mut n = Node::new(&bed, 5);
+    n.state.lock().expect("lock").known_nodes = Some(vec![1, 2]);
+    for _ in 0..6 {
+        n.pass(&bed);
+    }
+    let marks = |bed: &Bed| {
+        let mut m: Vec<String> = bed
+            .rt()
+            .block_on(other.read_marks(false))
+            .expect("read marks")
+            .into_iter()
+            .filter(|(k, _)| k.contains("/node-"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        m.sort();
+        m
+    };
+    assert_eq!(
+        marks(&bed),
+        [
+            format!("{}={}", claim::mark_key(VIP, 1), claim_by(5, 1)),
+            format!("{}={}", claim::mark_key(VIP, 2), claim_by(4, 2)),
+        ]
+    );
+    let deletes: Vec<Value> = bed
+        .emu()
+        .calls()
+        .into_iter()
+        .filter(|c| c["action"] == "DeleteTags")
+        .collect();
+    assert_eq!(deletes.len(), 1, "one DeleteTags: {deletes:?}");
+    assert_eq!(deletes[0]["status"], 200);
+}
+
+/// A missing cluster tag is CRITICAL (issue 18): the subnet's `vip-arbiter-cluster`
+/// tag deleted (a tool that manages tags) turns the holder's verdict to
+/// `holding-untagged` at its next read of the subnet's tags; the VIP stays; the tag
+/// back, `holding` again.
+#[test]
+fn a_holder_whose_subnet_lost_the_cluster_tag_is_critical() {
+    let bed = bed();
+    let mut n = Node::new(&bed, 1);
+    let r = n.pass(&bed);
+    assert_eq!(r.verdict.kind(), "acquiring", "{:?}", r.verdict);
+    let r = n.pass(&bed);
+    assert_eq!(r.verdict.kind(), "holding", "{:?}", r.verdict);
+    let client = sdk_client(&bed.emu().url);
+    let tag = |t: &str| {
+        aws_sdk_ec2::types::Tag::builder()
+            .key("vip-arbiter-cluster")
+            .value(t)
+            .build()
+    };
+    bed.rt()
+        .block_on(
+            client
+                .delete_tags()
+                .resources(bed.subnet())
+                .tags(tag("test"))
+                .send(),
+        )
+        .expect("delete the cluster tag");
+    // The next looks read the subnet's tags (the re-verify schedule after a takeover).
+    let verdicts: Vec<&'static str> = (0..4).map(|_| n.pass(&bed).verdict.kind()).collect();
+    assert!(verdicts.contains(&"holding-untagged"), "{verdicts:?}");
+    assert_eq!(*verdicts.last().expect("passes"), "holding-untagged");
+    assert_eq!(
+        bed.observe_mine(),
+        CloudView::Me {
+            claim: ClaimTag::Valid(claim_by(1, 1))
+        }
+    );
+    bed.rt()
+        .block_on(
+            client
+                .create_tags()
+                .resources(bed.subnet())
+                .tags(tag("test"))
+                .send(),
+        )
+        .expect("put it back");
+    let verdicts: Vec<&'static str> = (0..8).map(|_| n.pass(&bed).verdict.kind()).collect();
+    assert_eq!(*verdicts.last().expect("passes"), "holding", "{verdicts:?}");
+}
+
 #[test]
 fn row_not_eligible_never_calls_ec2() {
     let bed = bed();

@@ -251,3 +251,57 @@ fn the_vip_is_checked_against_the_subnet_and_the_other_enis() {
     // Nothing was changed by any of it.
     assert!(emu.holders("10.77.0.100").is_empty());
 }
+
+/// Issue 19, item 7: no credentials at all (no instance profile, nothing in the
+/// environment or a profile file), the most likely first-run mistake: one line that
+/// says so and what to do, never an SDK Debug dump; exit 1.
+#[test]
+fn online_self_test_without_credentials_says_so_in_one_line() {
+    let bed = Bed::builder().nodes(1).ec2().enis(&NODES[..1]).build();
+    let (n1, emu, ids) = (bed.ns(1), bed.emu(), &bed.ec2().ids);
+    let eni = ids["enis"]["n1"]["eni_id"].as_str().expect("eni");
+    let subnet = ids["subnet_id"].as_str().expect("subnet");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("va.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "vip = \"10.77.0.100\"\ninterface = \"ens5\"\nnode_id = 1\nconninfo = \"host=/nonexistent user=repmgr\"\n\
+             [aws]\nenabled = true\nregion = \"us-east-1\"\neni_id = \"{eni}\"\nsubnet_id = \"{subnet}\"\n"
+        ),
+    )
+    .expect("write config");
+    let out = Command::new("ip")
+        .args(["netns", "exec", n1, &arbiter_bin(), "--config"])
+        .arg(&cfg)
+        .args(["check-config", "--online"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("AWS_ENDPOINT_URL", &emu.url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", dir.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .output()
+        .expect("run check-config");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    eprintln!("{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("no AWS credentials: attach an instance profile"),
+        "{text}"
+    );
+    for bad in [
+        "DispatchFailure",
+        "ConnectorError",
+        "CredentialsNotLoaded",
+        "{ ",
+    ] {
+        assert!(!text.contains(bad), "a Debug dump ({bad}):\n{text}");
+    }
+    for line in text.lines() {
+        assert!(line.len() < 400, "one line each, short: {line}");
+    }
+}

@@ -532,6 +532,13 @@ fn curl_as(uid: u32, gid: u32, method: &str, sock: &Path, path: &str) -> (i32, S
 /// SO_PEERCRED); a user outside the group cannot connect at all.
 #[test]
 fn socket_group_reads_and_kick_needs_an_allowed_uid() {
+    // The daemon's log, captured: refusals are logged at WARN (issue 19, item 8).
+    let log = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let sink = log.clone();
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || LogSink(sink.clone()))
+        .init();
     assert!(
         nix::unistd::Uid::effective().is_root(),
         "this test runs clients as other uids: run it as root (scripts/test does)"
@@ -607,7 +614,31 @@ fn socket_group_reads_and_kick_needs_an_allowed_uid() {
         assert_eq!(runs[7], (0, "{\"unfence\":true}\n202".into()));
         assert!(runs[8].1.ends_with("\n405"), "{:?}", runs[8]);
         assert_eq!(source.unfences.load(Ordering::SeqCst), 1, "one unfence reached the loop");
+        let logged = String::from_utf8_lossy(&log.lock().expect("log")).into_owned();
+        assert!(
+            logged.lines().any(|l| l.contains(" WARN ")
+                && l.contains(&format!("kick refused: uid {READER} is not root"))),
+            "{logged}"
+        );
+        assert!(
+            logged.lines().any(|l| l.contains(" WARN ")
+                && l.contains(&format!("unfence refused: uid {KICKER}"))),
+            "{logged}"
+        );
         stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
     });
+}
+
+/// A `tracing_subscriber` writer into a shared buffer.
+struct LogSink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -46,6 +46,7 @@ fn primary_standby_promotion_and_stale_primary() {
         }
     );
     assert_eq!(r1.repmgr_primary, Some(1));
+    assert_eq!(r1.known_nodes, Some(vec![1, 2]), "every repmgr.nodes row");
     let r2 = observe(&rt, &mut o2);
     assert_eq!(
         r2.view,
@@ -326,6 +327,7 @@ fn a_query_blocked_behind_a_lock_ends_within_pg_timeout_and_leaves_nothing_on_th
             view: PgView::Unknown(format!("gather_local: {why}")),
             repmgr_primary: None,
             system_id: None,
+            known_nodes: None,
         }));
         (r, started.elapsed())
     };

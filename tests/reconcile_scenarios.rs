@@ -3,12 +3,14 @@
 
 mod support;
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use support::fakes::{self, Fake, ME, OTHER, Shared};
 use vip_arbiter::core::backoff::Backoff;
 use vip_arbiter::core::claim::Claim;
 use vip_arbiter::core::decide::{CloudPolicy, Memory, Policy, UNKNOWN_WATCH};
+use vip_arbiter::core::observation::{ClusterAnswer, PeerAnswer};
 use vip_arbiter::core::plan::Verdict;
 use vip_arbiter::pass::journal::{Kept, Nowhere};
 use vip_arbiter::pass::reconcile::{self, Limits, PassReport, World};
@@ -320,6 +322,66 @@ fn ec2_drift_is_repaired_within_verify_interval_and_the_consistency_bound() {
         );
     }
     assert!(settling >= 55, "waited the bound: {settling} passes");
+}
+
+/// Sequence 10 through whole passes: the same hand-made move, but the holder's
+/// PostgreSQL (asked at its ENI's primary address) and the other data node answer as
+/// standbys of this database system: taken back in the pass that sees the move.
+/// With the third node not answering, the bound is waited as before.
+#[test]
+fn a_vip_moved_by_hand_to_a_provable_standby_is_taken_back_at_once() {
+    let standby = |tl| PeerAnswer::Answered {
+        in_recovery: true,
+        system_id: Some(99),
+        timeline: Some(tl),
+    };
+    for (third, waits) in [
+        (standby(2), false),
+        (PeerAnswer::Unreachable("connect: timed out".into()), true),
+    ] {
+        let mut n = Node::new(true);
+        n.set(|w| {
+            w.pg = Some(fakes::primary(2));
+            w.system_id = Some(99);
+            w.holder = Some(ME.into());
+            w.kernel = Some(32);
+            w.tags.insert(
+                ME.into(),
+                Claim {
+                    system_id: Some(99),
+                    ..claim(2, 1)
+                },
+            );
+            w.cluster = Some(ClusterAnswer {
+                holder: standby(2),
+                others: vec![("node 3 at 10.0.0.3".into(), third.clone())],
+            });
+        });
+        n.pass();
+        n.set(|w| w.holder = Some(OTHER.into()));
+        n.now += Duration::from_secs(30);
+        let r = n.pass();
+        assert_eq!(
+            n.get(|w| w.cluster_asks.clone()),
+            vec![Ipv4Addr::new(10, 0, 0, 2)]
+        );
+        if waits {
+            assert_eq!(r.verdict.kind(), "ec2-settling", "{:?}", r.verdict);
+            assert_eq!(n.get(|w| w.holder.clone()).as_deref(), Some(OTHER));
+        } else {
+            assert_eq!(
+                n.get(|w| w.holder.clone()).as_deref(),
+                Some(ME),
+                "{:?}",
+                r.plan
+            );
+            assert_eq!(
+                n.get(|w| w.kernel),
+                Some(32),
+                "the kernel address never left"
+            );
+        }
+    }
 }
 
 #[test]

@@ -4,5 +4,6 @@ pub mod ec2;
 pub mod fence;
 pub mod netlink;
 pub mod own_address;
+pub mod peer;
 pub mod postgres;
 pub mod state_file;

@@ -31,7 +31,7 @@ use tracing::{debug, warn};
 
 use crate::config::conninfo::PgSettings;
 use crate::core::backoff::Backoff;
-use crate::core::observation::{PgRole, PgView, RepmgrSays};
+use crate::core::observation::{ClusterAnswer, PgRole, PgView, RepmgrSays};
 use crate::pass::jitter;
 use crate::pass::observe::{PgReport, PgSource};
 
@@ -297,14 +297,12 @@ impl PgObserver {
                 },
                 repmgr_primary: None,
                 system_id,
+                known_nodes: None,
             });
         }
-        let sql = format!(
-            "SELECT node_id, type, active FROM repmgr.nodes \
-             WHERE node_id = {node_id} OR (type = 'primary' AND active) ORDER BY node_id"
-        );
+        let sql = "SELECT node_id, type, active FROM repmgr.nodes ORDER BY node_id";
         let rows = rows_of(
-            run(client, &sql, &abandoned)
+            run(client, sql, &abandoned)
                 .await
                 .map_err(|e| describe(&e))?,
         );
@@ -320,11 +318,34 @@ impl PgObserver {
             },
             repmgr_primary,
             system_id,
+            known_nodes: Some(nodes.iter().map(|n| n.id).collect()),
         })
     }
 }
 
 impl PgSource for PgObserver {
+    /// The peers from this node's `repmgr.nodes` (on the session), then short-lived
+    /// connections of their own (`adapters::peer`), never the session's.
+    async fn ask_cluster(&mut self, holder: std::net::Ipv4Addr) -> ClusterAnswer {
+        let t = self.timeouts.get();
+        let abandoned = self.abandoned.clone();
+        let sql = super::peer::peers_sql(self.node_id);
+        let peers = match self.session(t).await {
+            Ok(s) => match run(&s.client, &sql, &abandoned).await {
+                Ok(msgs) => Ok(rows_of(msgs)
+                    .into_iter()
+                    .filter_map(|r| {
+                        let id = r.first()?.as_deref()?.parse().ok()?;
+                        Some((id, r.get(1)?.clone()?))
+                    })
+                    .collect()),
+                Err(e) => Err(format!("reading repmgr.nodes: {}", describe(&e))),
+            },
+            Err(e) => Err(format!("reading repmgr.nodes: {e}")),
+        };
+        super::peer::ask_cluster(&self.settings, peers, holder, t.deadline).await
+    }
+
     async fn observe(&mut self) -> PgReport {
         let t = self.timeouts.get();
         let result = match tokio::time::timeout(t.deadline, self.query(t)).await {
@@ -347,6 +368,7 @@ impl PgSource for PgObserver {
                     view: PgView::Unknown(reason),
                     repmgr_primary: None,
                     system_id: None,
+                    known_nodes: None,
                 }
             }
         }
@@ -408,7 +430,11 @@ impl Drop for CancelOnDrop {
 /// `system_identifier` is a bigint in SQL; the control file's value is unsigned, so
 /// a negative text is the same 64 bits (what pg_controldata prints).
 pub fn system_id_of(rows: &[Vec<Option<String>>]) -> Option<u64> {
-    let text = rows.first()?.first()?.as_deref()?;
+    system_id_from_text(rows.first()?.first()?.as_deref()?)
+}
+
+/// One `system_identifier` as text: unsigned, or the same 64 bits of a negative bigint.
+pub(crate) fn system_id_from_text(text: &str) -> Option<u64> {
     text.parse::<u64>()
         .ok()
         .or_else(|| text.parse::<i64>().ok().map(|v| v.cast_unsigned()))
@@ -491,7 +517,7 @@ fn parse_node(r: &[Option<String>]) -> Result<NodeRow, String> {
 
 /// An error as one line, with the SQLSTATE when the server sent one. Never includes
 /// the connection string (and so never a password).
-fn describe(e: &tokio_postgres::Error) -> String {
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
         None => {

@@ -334,8 +334,16 @@ pub async fn kick(socket: &ClientSocket) -> i32 {
             socket.path.display()
         );
     }
-    if let Err(e) = client::request(&socket.path, "POST", "/kick", KICK_TIMEOUT).await {
-        eprintln!("vip-arbiter kick: {e} (ignored)");
+    match client::request(&socket.path, "POST", "/kick", KICK_TIMEOUT).await {
+        Err(e) => eprintln!("vip-arbiter kick: {e} (ignored)"),
+        // Refused (403), or something else answered: say so, still 0 for repmgr.
+        Ok(r) if !(200..300).contains(&r.status) => eprintln!(
+            "vip-arbiter kick: not kicked: HTTP {} from {}: {} (ignored)",
+            r.status,
+            socket.path.display(),
+            crate::cli::client_socket::one_line(&r.body)
+        ),
+        Ok(_) => {}
     }
     0
 }

@@ -64,7 +64,8 @@ pub struct PlanReport {
     pub eligibility: EligibilityPart,
     pub verdict: VerdictPart,
     pub steps: Vec<StepPart>,
-    /// No steps: nothing would be done.
+    /// Converged, as `status` and `/health` mean it: no step would be taken and the
+    /// verdict is OK (a CRITICAL `pg-unknown` with nothing to do is not converged).
     pub converged: bool,
 }
 
@@ -207,7 +208,8 @@ impl PlanReport {
                 .enumerate()
                 .map(|(i, s)| step_part(ctx, &obs.kernel, i + 1, s))
                 .collect(),
-            converged: plan.steps.is_empty(),
+            converged: plan.steps.is_empty()
+                && plan.verdict.severity() == crate::core::plan::Severity::Ok,
         }
     }
 
@@ -248,8 +250,16 @@ impl PlanReport {
                 self.verdict.check_exit
             ),
         );
-        if self.steps.is_empty() {
-            row("steps:", "none (converged)");
+        match (self.steps.is_empty(), self.converged) {
+            (true, true) => row("steps:", "none (converged)"),
+            (true, false) => row(
+                "steps:",
+                &format!(
+                    "none (not converged: the verdict is {})",
+                    self.verdict.severity.as_str().to_ascii_uppercase()
+                ),
+            ),
+            _ => {}
         }
         for s in &self.steps {
             row(
@@ -576,6 +586,24 @@ fn step_part(ctx: &PlanContext, kernel: &KernelView, n: usize, s: &Step) -> Step
                 _ => ("add the VIP to the interface".into(), add),
             }
         }
+        Step::PruneMarks(marks) => (
+            format!(
+                "prune the marks of node ids repmgr no longer knows, below the highest mark ({})",
+                marks
+                    .iter()
+                    .map(|m| format!("node {} at timeline {}", m.node_id, m.timeline))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            format!(
+                "DeleteTags {} on {subnet}",
+                marks
+                    .iter()
+                    .map(|m| format!("{}={m}", claim::mark_key(vip, m.node_id)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        ),
         Step::ReleaseCloud => (
             "hand the VIP back at EC2: this node is fenced".into(),
             format!("UnassignPrivateIpAddresses {vip} from {eni}"),

@@ -273,7 +273,9 @@ fn releases_unknowns_fences_and_converged_plans() {
         "ec2:          unknown: slow down (RequestLimitExceeded)\n",
         "eligibility:  unknown: connection refused\n",
         "severity:     CRITICAL (check exits 2)\n",
-        "steps:        none (converged)\n",
+        // One meaning of "converged" (issue 19, item 9): nothing to do AND an OK
+        // verdict, as `status` and `/health` say; a CRITICAL with no steps is not.
+        "steps:        none (not converged: the verdict is CRITICAL)\n",
     ] {
         assert!(text.contains(want), "{want:?} in\n{text}");
     }
@@ -282,7 +284,17 @@ fn releases_unknowns_fences_and_converged_plans() {
     assert_eq!(v["repmgr"]["says"], "unknown");
     assert_eq!(v["verdict"]["severity"], "critical");
     assert_eq!(v["steps"], json!([]));
-    assert_eq!(v["converged"], true);
+    assert_eq!(v["converged"], false);
+    let held = report(
+        &c,
+        &obs(primary(4), on(24), CloudView::Disabled),
+        &plan(Vec::new(), Verdict::Holding),
+    );
+    assert!(
+        held.render_text()
+            .contains("steps:        none (converged)\n")
+    );
+    assert_eq!(json_of(&held)["converged"], true);
 
     // A stale primary: an unreadable claim on our side, the fence with its environment.
     let o = obs(

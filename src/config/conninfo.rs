@@ -104,6 +104,57 @@ impl PgSettings {
     }
 }
 
+impl PgSettings {
+    /// The driver config for the PostgreSQL of another node at `host` (is the VIP's
+    /// holder a standby?): this conninfo's user, database, TLS mode and application
+    /// name, over TCP to `host` at `port` (else this conninfo's port), connecting
+    /// within `timeout`. The password is the conninfo's or `PGPASSWORD`'s; when it
+    /// comes from the password file, the line for that host and port is looked up
+    /// now, as libpq would.
+    pub fn peer_config(
+        &self,
+        host: &str,
+        port: Option<u16>,
+        timeout: Duration,
+    ) -> tokio_postgres::Config {
+        let base = &self.config;
+        let port = port.unwrap_or_else(|| base.get_ports().first().copied().unwrap_or(5432));
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(host)
+            .port(port)
+            .ssl_mode(base.get_ssl_mode())
+            .application_name("vip-arbiter")
+            .connect_timeout(
+                base.get_connect_timeout()
+                    .map_or(timeout, |t| (*t).min(timeout)),
+            );
+        if let Some(user) = base.get_user() {
+            cfg.user(user);
+        }
+        if let Some(db) = base.get_dbname() {
+            cfg.dbname(db);
+        }
+        match &self.passfile {
+            Some(pf) => {
+                let target = Passfile {
+                    host: host.to_owned(),
+                    port,
+                    ..pf.clone()
+                };
+                if let pgpass::Lookup::Found(pw) = target.lookup() {
+                    cfg.password(pw.expose());
+                }
+            }
+            None => {
+                if let Some(pw) = base.get_password() {
+                    cfg.password(pw);
+                }
+            }
+        }
+        cfg
+    }
+}
+
 /// Why a conninfo was refused. None of them quotes the text (it may hold a password).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConninfoError {

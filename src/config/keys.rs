@@ -141,9 +141,16 @@ pub static KEYS: &[Key] = &[
     key("aws.enabled", restart!(aws.enabled), Bool, |s| {
         s.aws.enabled.to_string()
     }),
-    key("aws.region", Applies, Text, |s| unset(&s.aws.region)),
-    key("aws.eni_id", Applies, Text, |s| unset(&s.aws.eni_id)),
-    key("aws.subnet_id", Applies, Text, |s| unset(&s.aws.subnet_id)),
+    // The EC2 adapter (client, ENI, subnet) is built once at start.
+    key("aws.region", restart!(aws.region), Text, |s| {
+        unset(&s.aws.region)
+    }),
+    key("aws.eni_id", restart!(aws.eni_id), Text, |s| {
+        unset(&s.aws.eni_id)
+    }),
+    key("aws.subnet_id", restart!(aws.subnet_id), Text, |s| {
+        unset(&s.aws.subnet_id)
+    }),
     key("aws.verify_interval", Applies, Text, |s| {
         duration(s.aws.verify_interval)
     }),

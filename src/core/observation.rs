@@ -129,6 +129,53 @@ pub struct Observation {
     /// Local PostgreSQL's `system_identifier`, when known: claims carry it, so a
     /// claim of another database system is never compared by timeline.
     pub system_id: Option<u64>,
+    /// The PostgreSQL of another holder's node, when this pass asked it (only when
+    /// the answer could spare a wait: `decide::holder_to_ask`).
+    pub holder_pg: HolderPg,
+    /// Every node id in this node's `repmgr.nodes`, when read: the holder prunes the
+    /// subnet's marks of node ids no longer in it (below the highest mark).
+    pub known_nodes: Option<Vec<i32>>,
+    /// Whether the subnet carries the `vip-arbiter-cluster` tag, when its tags were
+    /// read this pass (with the marks).
+    pub cluster_tag: Option<bool>,
+}
+
+/// What the PostgreSQL behind another holder's ENI, and every other data node, said
+/// (issue 18, sequence 10): a holder whose server is provably a standby of this
+/// cluster, while no other data node may be a newer primary, is taken from at once;
+/// any other answer waits the bound, as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HolderPg {
+    /// Not asked this pass.
+    #[default]
+    NotAsked,
+    /// Asked the server at the primary address of ENI `eni`, and the others.
+    Asked { eni: String, answers: ClusterAnswer },
+}
+
+/// The holder's server and every other data node `repmgr.nodes` lists (not this
+/// node, not the witness), each by a name for the log (`node 3 at 10.0.0.3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterAnswer {
+    pub holder: PeerAnswer,
+    pub others: Vec<(String, PeerAnswer)>,
+}
+
+/// One answer of another node's PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerAnswer {
+    Answered {
+        /// `pg_is_in_recovery()`.
+        in_recovery: bool,
+        /// Its `system_identifier`: the same database system as ours, or not.
+        system_id: Option<u64>,
+        /// The newest timeline it shows (its WAL receiver's, else its last
+        /// checkpoint's), when it may say: a standby of a newer timeline than ours is
+        /// evidence of a newer primary, not of a free VIP.
+        timeline: Option<u32>,
+    },
+    /// No address for the ENI, no connection, no answer in time, an error.
+    Unreachable(String),
 }
 
 /// What a failed call means for the decision, as the adapter that made the call

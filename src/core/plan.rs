@@ -25,6 +25,10 @@ pub enum Step {
     ReleaseCloud,
     /// Run the operator's fence command once for a stale-primary incident.
     Fence { holder: String },
+    /// DeleteTags of these marks on the subnet, each only while it still has that
+    /// value: node ids repmgr no longer knows, below the highest mark. Housekeeping: a
+    /// failure never changes the verdict (tried again after `PRUNE_RETRY`).
+    PruneMarks(Vec<Claim>),
 }
 
 impl Step {
@@ -47,6 +51,7 @@ impl Step {
             Step::RemoveKernel => "remove_kernel",
             Step::ReleaseCloud => "release_cloud",
             Step::Fence { .. } => "fence",
+            Step::PruneMarks(_) => "prune_marks",
         }
     }
 }
@@ -84,6 +89,10 @@ impl Severity {
 pub enum Verdict {
     /// Eligible, and the VIP is here (kernel, and EC2 when enabled).
     Holding,
+    /// Holding, but the subnet's last read showed no `vip-arbiter-cluster` tag: the
+    /// shipped policy allows claims only on tagged resources, so the next takeover's
+    /// claim (this node's or another's) would be refused. CRITICAL; the VIP stays.
+    HoldingUntagged,
     /// Not eligible and the VIP is not here.
     Standby { reason: String },
     /// repmgr's witness (its `repmgr.nodes` row is `type = 'witness'`): never holds
@@ -149,6 +158,7 @@ impl Verdict {
             Verdict::Holding | Verdict::Standby { .. } | Verdict::Witness => Severity::Ok,
             Verdict::StalePrimary { .. }
             | Verdict::PgUnknown { .. }
+            | Verdict::HoldingUntagged
             | Verdict::ForeignClaim { .. } => Severity::Critical,
             Verdict::WritableNotEligible { recording, .. } => {
                 if *recording {
@@ -214,6 +224,7 @@ macro_rules! verdict_kinds {
 
 verdict_kinds! {
     Holding => "holding",
+    HoldingUntagged => "holding-untagged",
     Standby => "standby",
     Witness => "witness",
     WritableNotEligible => "writable-not-eligible",
@@ -233,6 +244,10 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Verdict::Holding => write!(f, "holding: primary, VIP here"),
+            Verdict::HoldingUntagged => write!(
+                f,
+                "holding-untagged: primary, VIP here, but the subnet has no vip-arbiter-cluster tag: the next takeover's claim will be refused (put it back: aws ec2 create-tags --resources <subnet> --tags Key=vip-arbiter-cluster,Value=<cluster>)"
+            ),
             Verdict::Standby { reason } => write!(f, "standby: {reason}; VIP not here"),
             Verdict::Witness => write!(
                 f,

@@ -12,7 +12,7 @@ use crate::core::backoff::Backoff;
 use crate::core::claim::Claim;
 use crate::core::decide::{CloudPolicy, Eligibility, Policy};
 use crate::core::observation::{
-    ClaimTag, CloudView, KernelView, MarkView, Observation, PgRole, PgView, RepmgrSays,
+    ClaimTag, CloudView, HolderPg, KernelView, MarkView, Observation, PgRole, PgView, RepmgrSays,
 };
 
 /// An eligible primary's view at `timeline`.
@@ -66,6 +66,9 @@ pub(crate) fn observation(
         kernel,
         cloud,
         system_id: None,
+        holder_pg: HolderPg::NotAsked,
+        known_nodes: None,
+        cluster_tag: None,
     }
 }
 

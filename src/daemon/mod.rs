@@ -307,15 +307,26 @@ pub async fn plan_once(s: &Settings) -> Result<crate::cli::plan_report::PlanRepo
     let now = crate::pass::journal::boot_time();
     let (memory, _) = crate::pass::journal::Kept::new(journal_for(cfg.state_file.as_deref()))
         .start(now, &cfg.policy);
-    let observation = crate::core::observation::Observation {
+    let mut observation = crate::core::observation::Observation {
         now,
         pg: report.view,
         kernel: kernel_view,
         cloud: cloud.observe().await,
         marks: cloud.marks().await,
         system_id: report.system_id,
+        holder_pg: Default::default(),
+        known_nodes: report.known_nodes,
+        cluster_tag: cloud.cluster_tagged(),
     };
-    let (plan, _) = crate::core::decide::decide(&observation, &memory, &cfg.policy, 0);
+    let (plan, _) = crate::pass::reconcile::decide_asking_holder(
+        &mut observation,
+        &memory,
+        &cfg.policy,
+        0,
+        (&mut pg, &cloud),
+        cfg.limits.observe,
+    )
+    .await;
     let ctx = PlanContext {
         node_id: s.node_id,
         vip: s.vip,

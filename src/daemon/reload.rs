@@ -29,7 +29,7 @@ impl Reload for FileReload {
         for key in restart_only_changes(&self.running, &new) {
             warn!(
                 key,
-                "changed in the config file, but only takes effect after a restart"
+                "{key} changed in the config file, but only takes effect after a restart (systemctl restart vip-arbiter)"
             );
         }
         if new.log_level != self.running.log_level

@@ -28,6 +28,9 @@ pub fn claim_tag(data: &[u8]) {
             cloud,
             marks: MarkView::Read { marks: vec![] },
             system_id: None,
+            holder_pg: Default::default(),
+            known_nodes: None,
+            cluster_tag: None,
         };
         let (plan, _) = decide::decide(
             &look(CloudView::Other {

@@ -198,7 +198,11 @@ fn route(
             (202, "application/json", "{\"kicked\":true}".into(), &[])
         }
         "/kick" if req.method == "POST" => {
-            tracing::debug!(peer_uid, "health socket: kick refused");
+            tracing::warn!(
+                peer_uid,
+                "health socket: kick refused: uid {} is not root, the service user or in kick_allow",
+                peer_uid.map_or("(unknown)".into(), |u| u.to_string())
+            );
             (
                 403,
                 "text/plain",
@@ -214,15 +218,19 @@ fn route(
             source.unfence();
             (202, "application/json", "{\"unfence\":true}".into(), &[])
         }
-        "/unfence" if req.method == "POST" => (
-            403,
-            "text/plain",
-            format!(
-                "unfence refused: uid {} is not root or the service user\n",
-                peer_uid.map_or("(unknown)".into(), |u| u.to_string())
-            ),
-            &[],
-        ),
+        "/unfence" if req.method == "POST" => {
+            let uid = peer_uid.map_or("(unknown)".into(), |u| u.to_string());
+            tracing::warn!(
+                peer_uid,
+                "health socket: unfence refused: uid {uid} is not root or the service user"
+            );
+            (
+                403,
+                "text/plain",
+                format!("unfence refused: uid {uid} is not root or the service user\n"),
+                &[],
+            )
+        }
         "/health" | "/metrics" => (
             405,
             "text/plain",

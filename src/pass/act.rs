@@ -65,6 +65,11 @@ pub trait CloudActuator {
     fn release(&self) -> impl Future<Output = Result<(), StepError>> + Send;
     /// Describe again; an error unless our ENI now holds the VIP.
     fn verify(&self) -> impl Future<Output = Result<(), StepError>> + Send;
+    /// DeleteTags of these marks on the subnet, each only while it has that value.
+    fn prune_marks(&self, marks: &[Claim]) -> impl Future<Output = Result<(), StepError>> + Send {
+        let _ = marks;
+        async { Err(StepError::plain("this actuator does not prune marks")) }
+    }
 }
 
 pub trait Fencer {
@@ -129,5 +134,6 @@ async fn run_step<K: KernelActuator, C: CloudActuator, F: Fencer>(
         Step::ReleaseCloud => changed(cloud.release().await),
         Step::VerifyCloud => cloud.verify().await.map(|()| Applied::AlreadyDone),
         Step::Fence { holder } => changed(fencer.fence(holder).await),
+        Step::PruneMarks(marks) => changed(cloud.prune_marks(marks).await),
     }
 }

@@ -2,13 +2,30 @@
 //! under a timeout each and turns every failure into an explicit `Unknown`.
 
 use std::future::Future;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::core::observation::{CloudView, KernelView, MarkView, PgView};
+use crate::core::observation::{
+    CloudView, ClusterAnswer, KernelView, MarkView, PeerAnswer, PgView,
+};
 
-/// Local PostgreSQL and its repmgr metadata.
+/// Local PostgreSQL and its repmgr metadata; and, with the same settings, the other
+/// nodes' PostgreSQL (is the VIP's holder a standby, and nobody else a primary?).
 pub trait PgSource {
     fn observe(&mut self) -> impl Future<Output = PgReport> + Send;
+
+    /// Ask the PostgreSQL at `holder` (the holder ENI's primary address) and every
+    /// other data node in `repmgr.nodes` what each is. Sources that cannot reach
+    /// other nodes say so.
+    fn ask_cluster(&mut self, holder: Ipv4Addr) -> impl Future<Output = ClusterAnswer> + Send {
+        let _ = holder;
+        async {
+            ClusterAnswer {
+                holder: PeerAnswer::Unreachable("this source does not ask other nodes".into()),
+                others: vec![],
+            }
+        }
+    }
 }
 
 /// What the PostgreSQL observer saw, with the details health reports.
@@ -20,6 +37,8 @@ pub struct PgReport {
     /// `pg_control_system()`'s `system_identifier`, read once per connection; None
     /// when unknown (not connected, or the server refused to say).
     pub system_id: Option<u64>,
+    /// Every node id in this node's `repmgr.nodes`, when read.
+    pub known_nodes: Option<Vec<i32>>,
 }
 
 /// The VIP on the configured interface.
@@ -31,6 +50,19 @@ pub trait KernelSource {
 pub trait CloudSource {
     fn observe(&self) -> impl Future<Output = CloudView> + Send;
     fn marks(&self) -> impl Future<Output = MarkView> + Send;
+
+    /// The primary private address of ENI `eni`, as the last look showed it (no
+    /// call of its own); None when unknown.
+    fn address_of(&self, eni: &str) -> Option<Ipv4Addr> {
+        let _ = eni;
+        None
+    }
+
+    /// Whether the subnet carried the `vip-arbiter-cluster` tag at the last read of
+    /// the marks (no call of its own); None when unknown.
+    fn cluster_tagged(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// Run one observer (or, for `act::execute`, one step) under `limit`; a timeout
@@ -56,6 +88,7 @@ pub async fn gather_local<P: PgSource, K: KernelSource>(
         view: PgView::Unknown(r),
         repmgr_primary: None,
         system_id: None,
+        known_nodes: None,
     });
     let k_fut = bounded(limit, kernel.observe(), KernelView::Unknown);
     tokio::join!(pg_fut, k_fut)

@@ -6,7 +6,9 @@ use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
 use crate::core::decide::{self, Eligibility, Memory, Policy};
-use crate::core::observation::{CloudView, FailureKind, MarkView, Observation, Tick};
+use crate::core::observation::{
+    CloudView, ClusterAnswer, FailureKind, HolderPg, MarkView, Observation, PeerAnswer, Tick,
+};
 use crate::core::plan::Step;
 use crate::core::plan::{Event, Plan, Verdict};
 use crate::pass::act::{self, CloudActuator, Done, Fencer, KernelActuator};
@@ -101,15 +103,29 @@ where
             tokio::join!(holder, marks)
         }
     };
-    let observation = Observation {
+    let cluster_tag = matches!(marks, MarkView::Read { .. })
+        .then(|| world.cloud.cluster_tagged())
+        .flatten();
+    let mut observation = Observation {
         now,
         pg: pg.view,
         kernel,
         cloud,
         marks,
         system_id: pg.system_id,
+        holder_pg: HolderPg::NotAsked,
+        known_nodes: pg.known_nodes,
+        cluster_tag,
     };
-    let (plan, mem) = decide::decide(&observation, mem, policy, jitter);
+    let (plan, mem) = decide_asking_holder(
+        &mut observation,
+        mem,
+        policy,
+        jitter,
+        (&mut world.pg, &world.cloud),
+        limits.observe,
+    )
+    .await;
     for event in &plan.events {
         log_event(event);
     }
@@ -157,8 +173,11 @@ where
         error!(error = %e, "cannot write the state file: {e} (retried every pass)");
         journal_error.get_or_insert(e);
     }
+    // A failed prune of old marks is housekeeping: logged, tried again later, never
+    // the verdict.
     let verdict = match done
         .iter()
+        .filter(|d| !matches!(d.step, Step::PruneMarks(_)))
         .find_map(|d| d.result.as_ref().err().map(|e| (d.step.kind(), e)))
     {
         Some((step, e)) => Verdict::ActionFailed {
@@ -189,6 +208,45 @@ where
         },
         mem,
     )
+}
+
+/// Decide; when the plan waits out the bound on a holder whose PostgreSQL could show
+/// it to be a standby (`decide::holder_to_ask`), ask that server (at its ENI's primary
+/// address) and every other data node, under `limit`, and decide again.
+pub async fn decide_asking_holder<P: PgSource, C: CloudSource>(
+    observation: &mut Observation,
+    mem: &Memory,
+    policy: &Policy,
+    jitter: u32,
+    (pg, cloud): (&mut P, &C),
+    limit: Duration,
+) -> (Plan, Memory) {
+    let first = decide::decide(observation, mem, policy, jitter);
+    let Some(eni) = decide::holder_to_ask(observation, &first.0).map(str::to_owned) else {
+        return first;
+    };
+    let answers = match cloud.address_of(&eni) {
+        Some(address) => {
+            observe::bounded(limit, pg.ask_cluster(address), |why| ClusterAnswer {
+                holder: PeerAnswer::Unreachable(why),
+                others: vec![],
+            })
+            .await
+        }
+        None => ClusterAnswer {
+            holder: PeerAnswer::Unreachable(format!("no primary address known for {eni}")),
+            others: vec![],
+        },
+    };
+    debug!(holder = %eni, answers = ?answers, "asked the holder's PostgreSQL and the other nodes");
+    observation.holder_pg = HolderPg::Asked { eni, answers };
+    let again = decide::decide(observation, mem, policy, jitter);
+    if again.0.steps != first.0.steps {
+        info!(
+            "the VIP's holder is a standby of this cluster and no other node is a primary: taking the VIP without waiting the bound"
+        );
+    }
+    again
 }
 
 fn log_event(event: &Event) {

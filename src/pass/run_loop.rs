@@ -265,12 +265,84 @@ async fn abandon_after(shutdown: &Shutdown) {
     }
 }
 
+/// What a reload changed, in words: `interval 1s -> 2s, verify_interval 30s -> 10s`.
+fn changed_settings(old: &LoopConfig, new: &LoopConfig) -> String {
+    let d = |d: Duration| format!("{d:?}");
+    let mut out: Vec<String> = Vec::new();
+    let mut note = |name: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{name} {a} -> {b}"));
+        }
+    };
+    note("interval", d(old.interval), d(new.interval));
+    note(
+        "pg_unknown_hold",
+        d(old.policy.pg_unknown_hold),
+        d(new.policy.pg_unknown_hold),
+    );
+    note(
+        "prefix_len",
+        old.policy.prefix_len.to_string(),
+        new.policy.prefix_len.to_string(),
+    );
+    note(
+        "observe limit",
+        d(old.limits.observe),
+        d(new.limits.observe),
+    );
+    note("EC2 call limit", d(old.limits.cloud), d(new.limits.cloud));
+    note("step limit", d(old.limits.step), d(new.limits.step));
+    note(
+        "on_stop",
+        (if old.release_on_stop {
+            "release"
+        } else {
+            "keep"
+        })
+        .into(),
+        (if new.release_on_stop {
+            "release"
+        } else {
+            "keep"
+        })
+        .into(),
+    );
+    let file = |c: &LoopConfig| {
+        c.state_file
+            .as_ref()
+            .map_or("(none)".to_owned(), |p| p.display().to_string())
+    };
+    note("state_file", file(old), file(new));
+    if let (Some(a), Some(b)) = (&old.policy.cloud, &new.policy.cloud) {
+        note(
+            "verify_interval",
+            d(a.verify_interval),
+            d(b.verify_interval),
+        );
+        note(
+            "cloud_unknown_hold",
+            d(a.cloud_unknown_hold),
+            d(b.cloud_unknown_hold),
+        );
+        note(
+            "consistency_bound",
+            d(a.consistency_bound),
+            d(b.consistency_bound),
+        );
+    }
+    if out.is_empty() {
+        "settings changed".to_owned()
+    } else {
+        out.join(", ")
+    }
+}
+
 fn reload<R: Reload>(r: &mut R, cfg: &mut LoopConfig, status: &str) {
     systemd::reloading();
     match r.reload() {
         Ok(new) => {
             if new != *cfg {
-                info!(?new, "configuration reloaded");
+                info!("configuration reloaded: {}", changed_settings(cfg, &new));
             } else {
                 info!("configuration reloaded: nothing changed");
             }

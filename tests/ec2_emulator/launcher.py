@@ -584,6 +584,13 @@ class Emulator:
         else:
             vpc = ec2.create_vpc(CidrBlock=spec.get("vpc_cidr", "10.77.0.0/16"))["Vpc"]["VpcId"]
             subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=spec.get("subnet_cidr", "10.77.0.0/20"))["Subnet"]["SubnetId"]
+        # As operations.md has the operator do: the subnet carries the tag the shipped
+        # IAM policy conditions writes on (null: left untagged). The emulator checks no
+        # IAM policy, so the ENIs are left as they are (their tags are what tests read).
+        cluster = spec.get("cluster_tag", "test")
+        cluster_tags = [] if cluster is None else [{"Key": "vip-arbiter-cluster", "Value": cluster}]
+        if cluster_tags and not spec.get("subnet_id"):
+            ec2.create_tags(Resources=[subnet], Tags=cluster_tags)
         enis = {}
         for e in spec.get("enis", []):
             name, mac, forced = e["name"], e.get("mac"), e.get("eni_id")

@@ -150,10 +150,11 @@ def ec2(url):
 
 @pytest.fixture
 def world(url):
-    """A fresh VPC/subnet with ENIs n1, n2, n3 (primaries .11 .12 .13) and a VIP .100."""
+    """A fresh VPC/subnet with ENIs n1, n2, n3 (primaries .11 .12 .13) and a VIP .100;
+    the subnet without the cluster tag (these tests read exact tag sets)."""
     n = next(_cidr)
     status, w = ctl(url, "POST", "/_va/setup", {
-        "region": "us-east-1", "vpc_cidr": f"10.{n}.0.0/16", "subnet_cidr": f"10.{n}.0.0/20",
+        "region": "us-east-1", "vpc_cidr": f"10.{n}.0.0/16", "subnet_cidr": f"10.{n}.0.0/20", "cluster_tag": None,
         "enis": [{"name": f"n{i}", "private_ip": f"10.{n}.0.1{i}"} for i in (1, 2, 3)]})
     assert status == 200, w
     w["vip"], w["net"] = f"10.{n}.0.100", n
@@ -450,6 +451,14 @@ def test_setup_creates_attached_enis_and_works_twice(url, ec2):
     assert a["Attachment"]["InstanceId"] == w1["enis"]["a"]["instance_id"] and a["Attachment"]["DeviceIndex"] == 0
     b = ec2.describe_network_interfaces(NetworkInterfaceIds=[w1["enis"]["b"]["eni_id"]])["NetworkInterfaces"][0]
     assert b["MacAddress"] == w1["enis"]["b"]["mac"] and b["MacAddress"] != a["MacAddress"]
+    # The subnet's cluster tag (the shipped policy conditions writes on it), as an
+    # operator sets it up; "cluster_tag": null leaves it untagged.
+    sn_tags = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [w1["subnet_id"]]}])["Tags"]
+    assert [(t["Key"], t["Value"]) for t in sn_tags] == [("vip-arbiter-cluster", "test")]
+    st, bare = ctl(url, "POST", "/_va/setup", {"vpc_cidr": "10.245.0.0/16", "subnet_cidr": "10.245.0.0/20",
+                                               "cluster_tag": None, "enis": []})
+    assert st == 200
+    assert ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [bare["subnet_id"]]}])["Tags"] == []
     vpc = ec2.describe_vpcs(VpcIds=[w1["vpc_id"]])["Vpcs"][0]
     assert vpc["CidrBlock"] == "10.240.0.0/16"
     # Another region keeps its own world.

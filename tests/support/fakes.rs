@@ -3,11 +3,13 @@
 //! change between passes and inspect afterwards.
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
 use vip_arbiter::core::claim::Claim;
 use vip_arbiter::core::observation::{
-    ClaimTag, CloudView, KernelView, MarkView, PgRole, PgView, RepmgrSays,
+    ClaimTag, CloudView, ClusterAnswer, KernelView, MarkView, PeerAnswer, PgRole, PgView,
+    RepmgrSays,
 };
 use vip_arbiter::pass::act::{Applied, CloudActuator, Fencer, KernelActuator, StepError};
 use vip_arbiter::pass::observe::{CloudSource, KernelSource, PgReport, PgSource};
@@ -34,6 +36,14 @@ pub struct WorldState {
     /// When set, the PostgreSQL observation never answers (a wedged server).
     pub pg_hangs: bool,
     pub kernel_ops: Vec<&'static str>,
+    /// What the other nodes' PostgreSQL answers (`PgSource::ask_cluster`); None: as a
+    /// source that cannot reach other nodes. `system_id` is what our own reports.
+    pub cluster: Option<ClusterAnswer>,
+    pub system_id: Option<u64>,
+    /// The node ids our repmgr.nodes lists (`PgReport::known_nodes`).
+    pub known_nodes: Option<Vec<i32>>,
+    /// The addresses `ask_cluster` was asked for.
+    pub cluster_asks: Vec<Ipv4Addr>,
 }
 
 pub type Shared = Arc<Mutex<WorldState>>;
@@ -89,6 +99,16 @@ impl Fake {
 }
 
 impl PgSource for Fake {
+    async fn ask_cluster(&mut self, holder: Ipv4Addr) -> ClusterAnswer {
+        self.with(|w| {
+            w.cluster_asks.push(holder);
+            w.cluster.clone().unwrap_or_else(|| ClusterAnswer {
+                holder: PeerAnswer::Unreachable("the fake reaches no other node".into()),
+                others: vec![],
+            })
+        })
+    }
+
     async fn observe(&mut self) -> PgReport {
         if self.with(|w| w.pg_hangs) {
             std::future::pending::<()>().await;
@@ -99,7 +119,8 @@ impl PgSource for Fake {
         PgReport {
             view,
             repmgr_primary: None,
-            system_id: None,
+            system_id: self.with(|w| w.system_id),
+            known_nodes: self.with(|w| w.known_nodes.clone()),
         }
     }
 }
@@ -175,6 +196,11 @@ impl CloudSource for Fake {
         self.with(|w| MarkView::Read {
             marks: w.marks.values().copied().collect(),
         })
+    }
+
+    /// Every other ENI's primary address is 10.0.0.2.
+    fn address_of(&self, eni: &str) -> Option<Ipv4Addr> {
+        (eni != ME).then_some(Ipv4Addr::new(10, 0, 0, 2))
     }
 }
 

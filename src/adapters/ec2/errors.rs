@@ -2,7 +2,7 @@
 //! code for display (logs, health, `plan`) and gets a `FailureKind`, which is all the
 //! core and the pass look at.
 
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 use crate::core::observation::FailureKind;
 use crate::pass::act::StepError;
@@ -16,6 +16,9 @@ const DRY_RUN_OK: &str = "DryRunOperation";
 pub const ENI_NOT_FOUND: &str = "InvalidNetworkInterfaceID.NotFound";
 /// Codes that mean "EC2 does not show it (yet)": retried at start-up.
 const NOT_FOUND: &[&str] = &[ENI_NOT_FOUND, "InvalidSubnetID.NotFound"];
+/// Not an AWS code: the SDK found no credentials (no instance profile, no
+/// environment, no profile file). The most likely first-run mistake; no retry fixes it.
+pub const NO_CREDENTIALS: &str = "NoCredentials";
 /// The ENI has no room for another secondary private IP (its instance type's limit).
 const IP_LIMIT: &str = "PrivateIpAddressLimitExceeded";
 /// EC2 refused a value: for the assign, the VIP is not in this ENI's subnet.
@@ -25,6 +28,7 @@ const INVALID_VALUE: &str = "InvalidParameterValue";
 /// the ENI's subnet). They are tried again no faster than once a `verify_interval`.
 const NEEDS_OPERATOR: &[&str] = &[
     UNAUTHORIZED,
+    NO_CREDENTIALS,
     "AuthFailure",
     "InvalidClientTokenId",
     "OptInRequired",
@@ -84,7 +88,7 @@ impl Ec2Error {
     pub(crate) fn from_sdk<E, R>(action: &'static str, e: &SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     {
         let (code, message) = match e {
             SdkError::ServiceError(se) => (
@@ -92,14 +96,15 @@ impl Ec2Error {
                 se.err().message().unwrap_or("service error").to_owned(),
             ),
             SdkError::TimeoutError(_) => (None, "timed out".to_owned()),
-            SdkError::DispatchFailure(_) => (
-                None,
-                format!("cannot reach EC2: {}", DisplayErrorContext(e)),
+            _ if mentions_credentials(e) => (
+                Some(NO_CREDENTIALS.to_owned()),
+                "no AWS credentials: attach an instance profile with the policy in \
+                 /usr/share/doc/vip-arbiter/iam-policy.json (docs/operations.md, IAM policy and \
+                 instance role)"
+                    .to_owned(),
             ),
-            other => (
-                other.code().map(str::to_owned),
-                DisplayErrorContext(other).to_string(),
-            ),
+            SdkError::DispatchFailure(_) => (None, format!("cannot reach EC2: {}", one_line(e))),
+            other => (other.code().map(str::to_owned), one_line(other)),
         };
         Ec2Error {
             action,
@@ -135,6 +140,48 @@ impl Ec2Error {
     pub fn dry_run_ok(&self) -> bool {
         self.code.as_deref() == Some(DRY_RUN_OK)
     }
+}
+
+/// An error and its sources as one line: each cause's own text once, joined by
+/// ": ", whitespace folded, at most 300 characters (never a Debug dump).
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    let mut line = parts.join(": ");
+    if line.len() > 300 {
+        let cut = (0..=297)
+            .rev()
+            .find(|&i| line.is_char_boundary(i))
+            .unwrap_or(0);
+        line.truncate(cut);
+        line.push_str("...");
+    }
+    line
+}
+
+/// Does the error chain say the SDK had no credentials to sign with?
+fn mentions_credentials(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string().to_ascii_lowercase();
+        let debug = format!("{err:?}");
+        if text.contains("credential") || debug.contains("CredentialsNotLoaded") {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// A step error from a failed call: `message` for the logs, `detail` (the message,
@@ -196,6 +243,7 @@ fn what_to_do(code: Option<&str>) -> Option<&'static str> {
         "TagLimitExceeded" => Some(
             "the subnet or ENI has 50 tags: remove unused ones (vip-arbiter retire-claim for old marks)",
         ),
+
         _ => None,
     }
 }
@@ -203,6 +251,75 @@ fn what_to_do(code: Option<&str>) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_ec2::operation::describe_network_interfaces::DescribeNetworkInterfacesError;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+
+    /// A cause with a text and an optional cause of its own.
+    #[derive(Debug)]
+    struct Cause(&'static str, Option<Box<Cause>>);
+
+    impl std::fmt::Display for Cause {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Cause {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|c| c as _)
+        }
+    }
+
+    fn dispatch(cause: Cause) -> Ec2Error {
+        let e: SdkError<DescribeNetworkInterfacesError, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::other(Box::new(cause), None));
+        Ec2Error::from_sdk("DescribeNetworkInterfaces", &e)
+    }
+
+    /// Issue 19, item 7: an SDK error is one line (each cause once, never a Debug
+    /// dump), and missing credentials are their own class: CRITICAL at once, with
+    /// what to do.
+    #[test]
+    fn sdk_errors_are_one_line_and_missing_credentials_need_an_operator() {
+        let e = dispatch(Cause(
+            "error trying to connect",
+            Some(Box::new(Cause(
+                "tcp connect error:\n  Connection refused (os error 111)",
+                None,
+            ))),
+        ));
+        let text = e.to_string();
+        assert!(
+            !text.contains('\n') && !text.contains("ConnectorError"),
+            "{text}"
+        );
+        assert!(
+            text.starts_with("DescribeNetworkInterfaces: cannot reach EC2: ")
+                && text.ends_with("tcp connect error: Connection refused (os error 111)"),
+            "{text}"
+        );
+        assert_eq!(e.kind(), FailureKind::Transient);
+        let e = dispatch(Cause(
+            "failed to load credentials",
+            Some(Box::new(Cause(
+                "no providers in chain provided credentials",
+                None,
+            ))),
+        ));
+        assert_eq!(e.code.as_deref(), Some(NO_CREDENTIALS));
+        assert!(e.needs_operator());
+        let step = StepError::from(e);
+        assert!(
+            step.message.contains("no AWS credentials")
+                && step.message.contains("attach an instance profile"),
+            "{}",
+            step.message
+        );
+        assert!(!step.message.contains('\n'));
+        let long = one_line(&Cause(Box::leak("x ".repeat(400).into_boxed_str()), None));
+        assert!(long.len() <= 303 && long.ends_with("..."), "{long}");
+    }
 
     #[test]
     fn codes_are_classified_as_before() {

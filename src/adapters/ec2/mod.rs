@@ -6,12 +6,15 @@
 //! a claim tag (DescribeNetworkInterfaces by tag key) and DeleteTags. Every call is
 //! counted by action and result; every error keeps its AWS error code.
 
+mod answers;
 pub mod errors;
 pub mod imds;
 pub mod setup;
 
+pub use answers::{holder_addresses, holder_of, marks_of};
+
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
@@ -20,7 +23,7 @@ use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
 pub use crate::adapters::ec2::errors::Ec2Error;
 use crate::adapters::ec2::errors::{ENI_NOT_FOUND, step_error};
 use crate::core::claim::{self, Claim};
-use crate::core::observation::{ClaimTag, CloudView, FailureKind, MarkView};
+use crate::core::observation::{CloudView, MarkView};
 use crate::health::metrics::Metrics;
 use crate::pass::act::{CloudActuator, StepError};
 use crate::pass::observe::CloudSource;
@@ -33,54 +36,15 @@ pub struct Ec2 {
     eni_id: String,
     subnet_id: String,
     metrics: Arc<Metrics>,
+    /// The holder ENI the last describe showed, with its primary private address
+    /// (`CloudSource::address_of`: whose PostgreSQL to ask).
+    last_holder: Arc<Mutex<Option<(String, Ipv4Addr)>>>,
+    /// Whether the subnet carried `CLUSTER_TAG` at the last read of the marks.
+    last_cluster_tag: Arc<Mutex<Option<bool>>>,
 }
 
-/// Who holds the VIP, from a DescribeNetworkInterfaces answer.
-pub fn holder_of(nics: &[NetworkInterface], vip: Ipv4Addr, own_eni: &str) -> CloudView {
-    let vip_s = vip.to_string();
-    let key = claim::tag_key(vip);
-    // Re-check each ENI's addresses: never trust the filter alone.
-    let holders: Vec<&NetworkInterface> = nics
-        .iter()
-        .filter(|n| {
-            n.private_ip_addresses()
-                .iter()
-                .any(|a| a.private_ip_address() == Some(vip_s.as_str()))
-        })
-        .collect();
-    let tag_of = |n: &NetworkInterface| {
-        n.tag_set()
-            .iter()
-            .find(|t| t.key() == Some(key.as_str()))
-            .and_then(Tag::value)
-            .map_or(ClaimTag::Absent, claim::parse)
-    };
-    match holders.as_slice() {
-        [] => CloudView::Nobody,
-        [one] if one.network_interface_id() == Some(own_eni) => {
-            CloudView::Me { claim: tag_of(one) }
-        }
-        [one] => CloudView::Other {
-            eni: one
-                .network_interface_id()
-                .unwrap_or("unknown ENI")
-                .to_owned(),
-            claim: tag_of(one),
-        },
-        many => CloudView::Unknown {
-            kind: FailureKind::Transient,
-            code: None,
-            reason: format!(
-                "VIP on {} ENIs at once: {}",
-                many.len(),
-                many.iter()
-                    .filter_map(|n| n.network_interface_id())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        },
-    }
-}
+/// The tag the shipped IAM policy conditions every write on (etc/iam-policy.json).
+pub const CLUSTER_TAG: &str = "vip-arbiter-cluster";
 
 impl Ec2 {
     pub fn new(
@@ -96,6 +60,8 @@ impl Ec2 {
             eni_id,
             subnet_id,
             metrics,
+            last_holder: Arc::default(),
+            last_cluster_tag: Arc::default(),
         }
     }
 
@@ -125,7 +91,7 @@ impl Ec2 {
     ) -> Result<T, Ec2Error>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     {
         let r = sent
             .await
@@ -285,21 +251,19 @@ impl Ec2 {
     }
 }
 
-/// The valid marks among a subnet's tags (other tags and unreadable marks ignored;
-/// a mark whose value names another node than its key is unreadable).
-pub fn marks_of(tags: &[(String, String)], vip: Ipv4Addr) -> Vec<Claim> {
-    tags.iter()
-        .filter_map(|(k, v)| {
-            let node = claim::mark_node(vip, k)?;
-            claim::parse(v).valid().filter(|c| c.node_id == node)
-        })
-        .collect()
-}
-
 impl CloudSource for Ec2 {
     async fn observe(&self) -> CloudView {
         match self.describe(false).await {
-            Ok(nics) => holder_of(&nics, self.vip, &self.eni_id),
+            Ok(nics) => {
+                let holders = holder_addresses(&nics, self.vip);
+                if let Ok(mut last) = self.last_holder.lock() {
+                    *last = match holders.as_slice() {
+                        [one] => Some(one.clone()),
+                        _ => None,
+                    };
+                }
+                holder_of(&nics, self.vip, &self.eni_id)
+            }
             Err(e) => CloudView::Unknown {
                 kind: e.kind(),
                 reason: e.to_string(),
@@ -310,15 +274,29 @@ impl CloudSource for Ec2 {
 
     async fn marks(&self) -> MarkView {
         match self.read_marks(false).await {
-            Ok(tags) => MarkView::Read {
-                marks: marks_of(&tags, self.vip),
-            },
+            Ok(tags) => {
+                if let Ok(mut last) = self.last_cluster_tag.lock() {
+                    *last = Some(tags.iter().any(|(k, _)| k == CLUSTER_TAG));
+                }
+                MarkView::Read {
+                    marks: marks_of(&tags, self.vip),
+                }
+            }
             Err(e) => MarkView::Unknown {
                 kind: e.kind(),
                 reason: e.to_string(),
                 code: e.code,
             },
         }
+    }
+
+    fn address_of(&self, eni: &str) -> Option<Ipv4Addr> {
+        let last = self.last_holder.lock().ok()?;
+        last.as_ref().filter(|(id, _)| id == eni).map(|(_, a)| *a)
+    }
+
+    fn cluster_tagged(&self) -> Option<bool> {
+        *self.last_cluster_tag.lock().ok()?
     }
 }
 
@@ -347,6 +325,25 @@ impl CloudActuator for Ec2 {
             ))),
         }
     }
+
+    async fn prune_marks(&self, marks: &[Claim]) -> Result<(), StepError> {
+        let tags = marks
+            .iter()
+            .map(|m| {
+                Tag::builder()
+                    .key(claim::mark_key(self.vip, m.node_id))
+                    .value(m.to_string())
+                    .build()
+            })
+            .collect();
+        let sent = self
+            .client
+            .delete_tags()
+            .resources(&self.subnet_id)
+            .set_tags(Some(tags))
+            .send();
+        Ok(self.call("DeleteTags", sent, |_| Ok(())).await?)
+    }
 }
 
 /// Kernel-only mode is `None`: no cloud to observe, and `decide()` never plans a
@@ -365,6 +362,14 @@ impl CloudSource for Option<Ec2> {
             None => MarkView::NotRead,
         }
     }
+
+    fn address_of(&self, eni: &str) -> Option<Ipv4Addr> {
+        self.as_ref()?.address_of(eni)
+    }
+
+    fn cluster_tagged(&self) -> Option<bool> {
+        self.as_ref()?.cluster_tagged()
+    }
 }
 
 impl CloudActuator for Option<Ec2> {
@@ -379,6 +384,9 @@ impl CloudActuator for Option<Ec2> {
     }
     async fn verify(&self) -> Result<(), StepError> {
         self.as_ref().ok_or_else(no_cloud)?.verify().await
+    }
+    async fn prune_marks(&self, marks: &[Claim]) -> Result<(), StepError> {
+        self.as_ref().ok_or_else(no_cloud)?.prune_marks(marks).await
     }
 }
 

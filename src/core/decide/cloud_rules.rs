@@ -5,7 +5,9 @@
 use super::local_rules::{eligible_kernel_only, remove_unless_absent};
 use super::{CloudPolicy, Fenced, Memory, Policy, Settled};
 use crate::core::claim::Claim;
-use crate::core::observation::{CloudView, KernelView, MarkView, Observation, Tick};
+use crate::core::observation::{
+    CloudView, HolderPg, KernelView, MarkView, Observation, PeerAnswer, Tick,
+};
 use crate::core::plan::{Step, Verdict};
 
 /// Does `claim` (another ENI's, or a mark) forbid `ours` from holding the VIP? A
@@ -311,16 +313,52 @@ impl CloudRules<'_> {
             steps.push(Step::WriteClaim(self.ours));
         } else {
             next.cloud.settled = Some((self.ours.timeline, Settled::Me));
+            steps.extend(self.prune(next));
         }
         next.cloud.held_at = Some(self.ours.timeline);
         next.cloud.held_max = next.cloud.held_max.max(Some(self.ours.timeline));
         next.cloud.left_primary = false;
-        let verdict = if steps.is_empty() {
-            Verdict::Holding
+        if let Some(tagged) = self.obs.cluster_tag {
+            next.cloud.untagged = !tagged;
+        }
+        let housekeeping = |s: &Step| matches!(s, Step::PruneMarks(_));
+        let verdict = if steps.iter().all(housekeeping) {
+            if next.cloud.untagged {
+                Verdict::HoldingUntagged
+            } else {
+                Verdict::Holding
+            }
         } else {
             Verdict::Acquiring
         };
         (steps, verdict)
+    }
+
+    /// The holder keeps the subnet's marks few (EC2 allows 50 tags a resource): with
+    /// the marks read and its claim current, it prunes the marks of node ids this
+    /// node's `repmgr.nodes` no longer lists that are below the highest mark (which
+    /// still fences any node they would). Never its own, an equal-to-highest one, or
+    /// one of another database system (those are the operator's: `retire-claim`). Not
+    /// tried again for `PRUNE_RETRY` after a failure.
+    fn prune(&self, next: &Memory) -> Option<Step> {
+        let (MarkView::Read { marks }, Some(known)) = (&self.obs.marks, &self.obs.known_nodes)
+        else {
+            return None;
+        };
+        if !known.contains(&self.ours.node_id)
+            || next.cloud.prune_after.is_some_and(|t| self.obs.now < t)
+        {
+            return None;
+        }
+        let ours = |m: &&Claim| !m.is_foreign_to(self.ours.system_id);
+        let highest = marks.iter().filter(ours).map(|m| m.timeline).max()?;
+        let old: Vec<Claim> = marks
+            .iter()
+            .filter(ours)
+            .filter(|m| m.timeline < highest && !known.contains(&m.node_id))
+            .copied()
+            .collect();
+        (!old.is_empty()).then_some(Step::PruneMarks(old))
     }
 
     /// Fenced: never take; the kernel address goes, and so does the EC2 assignment if
@@ -476,7 +514,7 @@ impl CloudRules<'_> {
     /// `absorb_observation`.)
     fn take_from(&self, next: &mut Memory, eni: &str, lower_claim: bool) -> (Vec<Step>, Verdict) {
         let tl = self.ours.timeline;
-        if self.held_before || !lower_claim {
+        if (self.held_before || !lower_claim) && !self.holder_is_standby(eni) {
             let since = match &next.cloud.other_since {
                 Some((held_by, at)) if held_by == eni => *at,
                 _ => self.obs.now,
@@ -494,6 +532,34 @@ impl CloudRules<'_> {
             }
         }
         self.take_over(next, eni)
+    }
+
+    /// Sequence 10: the PostgreSQL behind the holder's ENI answered this pass that it
+    /// is a standby of our database system at no newer timeline than ours, and so did
+    /// every other data node. A read of the holder may lag and hide a newer primary
+    /// that took the VIP since; but a newer primary is one of those nodes, and none is
+    /// writable, nor on a newer timeline (a demoted one not rewound). Any node that
+    /// cannot be asked, or will not say its timeline, proves nothing: the wait stays.
+    fn holder_is_standby(&self, eni: &str) -> bool {
+        let HolderPg::Asked {
+            eni: asked,
+            answers,
+        } = &self.obs.holder_pg
+        else {
+            return false;
+        };
+        let standby = |a: &PeerAnswer| match a {
+            PeerAnswer::Answered {
+                in_recovery: true,
+                system_id: Some(theirs),
+                timeline,
+            } => {
+                self.obs.system_id == Some(*theirs)
+                    && timeline.is_some_and(|t| t <= self.ours.timeline)
+            }
+            _ => false,
+        };
+        asked == eni && standby(&answers.holder) && answers.others.iter().all(|(_, a)| standby(a))
     }
 
     fn settling(&self, holder: &str, until: Tick) -> (Vec<Step>, Verdict) {

@@ -76,6 +76,10 @@ pub struct CloudMemory {
     /// This node's last claim that EC2 accepted (whether or not the takeover it began
     /// was verified): it counts as our own mark does, before the mark is visible.
     pub claimed_at: Option<Claim>,
+    /// A prune of old marks failed: not tried again before then (`PRUNE_RETRY`).
+    pub prune_after: Option<Tick>,
+    /// The last read of the subnet's tags showed no `vip-arbiter-cluster` tag.
+    pub untagged: bool,
 }
 
 /// The claim that fenced this node, and where it was seen. Sticky: it outlives any
@@ -126,6 +130,7 @@ impl Memory {
                 failing_takeover: false,
                 retry_at: None,
                 last_error: None,
+                prune_after: None,
                 ..self.cloud.clone()
             },
             ..self.clone()
@@ -159,6 +164,7 @@ impl Memory {
         opt(&mut c.retry_at);
         opt(&mut c.took_at);
         opt(&mut c.other_seen_at);
+        opt(&mut c.prune_after);
         if let Some((_, since)) = &mut c.other_since {
             *since = f(*since);
         }

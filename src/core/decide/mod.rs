@@ -19,10 +19,10 @@ pub use eligibility::{Eligibility, eligibility};
 pub use memory::{CloudMemory, Fenced, Memory, Settled};
 pub use pacing::{
     FOLLOW_INTERVAL, PROMOTION_FOLLOW, SETTLING_LOOK, UNKNOWN_LOOK, UNKNOWN_WATCH, cloud_due,
-    marks_due,
+    holder_to_ask, marks_due,
 };
 pub use policy::{CloudPolicy, Policy};
-pub use settle::{StepOutcome, intend, settle};
+pub use settle::{PRUNE_RETRY, StepOutcome, intend, settle};
 
 use absorb::absorb_observation;
 use after::{

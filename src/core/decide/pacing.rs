@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::{CloudMemory, CloudPolicy, Eligibility, Memory, Policy, Settled};
-use crate::core::observation::{KernelView, Tick};
+use crate::core::observation::{CloudView, HolderPg, KernelView, Observation, Tick};
+use crate::core::plan::{Plan, Verdict};
 
 /// After `repmgr standby promote` the server leaves recovery about one
 /// `promote_check_interval` (1 s at least) before repmgr records it as primary; only
@@ -95,4 +96,17 @@ pub fn cloud_due(
 /// mark makes it hand the VIP back even when that primary's assign is refused.
 pub fn marks_due(elig: &Eligibility, _mem: &Memory, _now: Tick, policy: &Policy) -> bool {
     policy.cloud.is_some() && matches!(elig, Eligibility::Eligible { .. })
+}
+
+/// Should this pass ask the PostgreSQL behind the holder's ENI what it is, and decide
+/// again with the answer? Only when the plan waits out the bound on a holder EC2 shows
+/// this pass (issue 18, sequence 10): a provable standby spares the wait, and the
+/// normal failover (the old primary's lower claim, taken at once) never waits on a
+/// connection to a server that may be gone. Returns that holder's ENI.
+pub fn holder_to_ask<'a>(obs: &'a Observation, plan: &Plan) -> Option<&'a str> {
+    let CloudView::Other { eni, .. } = &obs.cloud else {
+        return None;
+    };
+    let waits_on_it = matches!(&plan.verdict, Verdict::Ec2Settling { holder, .. } if holder == eni);
+    (waits_on_it && obs.holder_pg == HolderPg::NotAsked).then_some(eni.as_str())
 }

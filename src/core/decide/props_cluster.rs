@@ -71,7 +71,9 @@ use proptest::test_runner::{Config, TestCaseError};
 use super::cloud_rules::forbids;
 use super::*;
 use crate::core::claim::Claim;
-use crate::core::observation::{ClaimTag, FailureKind, MarkView};
+use crate::core::observation::{
+    ClaimTag, ClusterAnswer, FailureKind, HolderPg, MarkView, PeerAnswer,
+};
 use crate::core::observation::{
     CloudView, KernelView, Observation, PgRole, PgView, RepmgrSays, Tick,
 };
@@ -117,9 +119,15 @@ fn policy(node_id: i32) -> Policy {
     p
 }
 
+/// The database system every node of the model belongs to.
+const SYSTEM: u64 = 7;
+
 /// The claim of the node at index `node`.
 fn claim_of(timeline: u32, node: usize) -> Claim {
-    crate::core::test_support::claim_of(timeline, node_id(node))
+    Claim {
+        system_id: Some(SYSTEM),
+        ..crate::core::test_support::claim_of(timeline, node_id(node))
+    }
 }
 
 fn node_id(index: usize) -> i32 {
@@ -513,6 +521,10 @@ struct Node {
     mem: Memory,
     /// The timelines at which this node was the true holder at one of its passes.
     held_at: Vec<u32>,
+    /// … and those at which it also knew it (its memory said so after a pass) since
+    /// its state file was last lost: what the equal-timeline rule can go by (an equal
+    /// mark fences a node that held).
+    known_held_at: Vec<u32>,
     /// Its state file was lost at a restart since it last held the VIP.
     file_lost: bool,
     /// What its last pass journaled before acting (the write-ahead intent; the
@@ -600,6 +612,12 @@ struct Tally {
     evidence_lost: u32,
     /// Reads that showed an object older than it was and hid a (newer) claim.
     hidden_claims: u32,
+    /// Holders' servers asked (a plan waited on them), and the takeovers at once that
+    /// the answers proved safe (sequence 10).
+    holder_asks: u32,
+    standby_proofs: u32,
+    /// Takebacks from a holder whose node is a standby now, on its answer.
+    from_standby: u32,
     verify_failures: u32,
     injected_faults: u32,
     /// ReleaseCloud steps that unassigned the VIP.
@@ -647,6 +665,9 @@ impl std::ops::AddAssign for Tally {
         self.deleted_marks += o.deleted_marks;
         self.evidence_lost += o.evidence_lost;
         self.hidden_claims += o.hidden_claims;
+        self.holder_asks += o.holder_asks;
+        self.standby_proofs += o.standby_proofs;
+        self.from_standby += o.from_standby;
         self.verify_failures += o.verify_failures;
         self.injected_faults += o.injected_faults;
         self.handbacks += o.handbacks;
@@ -722,6 +743,7 @@ impl Sim {
                 alive: true,
                 mem: Memory::default(),
                 held_at: vec![],
+                known_held_at: vec![],
                 intent: Memory::default(),
                 file_lost: false,
             })
@@ -854,6 +876,9 @@ impl Sim {
                     ),
                     _ => {
                         node.file_lost = true;
+                        // What it knew of its holds went with the file (its own
+                        // marks remain, and the careful start reads them).
+                        node.known_held_at.clear();
                         (
                             Memory::careful(now, &node.policy),
                             "with its state file lost",
@@ -924,8 +949,16 @@ impl Sim {
         {
             node.held_at.push(tl);
         }
-        if *self.ec2.holder.now() == Some(i) {
+        // The journal has a record of holding again only once the node knows it
+        // holds (its memory says so): a hold that every read of its hid is no record.
+        if *self.ec2.holder.now() == Some(i)
+            && let Some(tl) = node.primary
+            && node.mem.cloud.held_at == Some(tl)
+        {
             node.file_lost = false;
+            if !node.known_held_at.contains(&tl) {
+                node.known_held_at.push(tl);
+            }
         }
     }
 
@@ -938,9 +971,34 @@ impl Sim {
         let now = self.now;
         let node = self.nodes[i].clone();
         let policy = &node.policy;
-        let (o, elig, looked) = self.observe(i, &node, input);
+        let (mut o, elig, looked) = self.observe(i, &node, input);
         let jitter = self.passes.wrapping_mul(2_654_435_761);
-        let (plan, next) = decide(&o, &node.mem, policy, jitter);
+        let (mut plan, mut next) = decide(&o, &node.mem, policy, jitter);
+        // As pass/reconcile.rs: a plan that waits on a holder asks its server (live,
+        // not lagged) and decides again.
+        if let Some(eni) = holder_to_ask(&o, &plan).map(str::to_owned) {
+            let holder = (0..self.nodes.len()).find(|&j| super::props_cluster::eni(j) == eni);
+            let others = (0..self.nodes.len())
+                .filter(|&j| j != i && Some(j) != holder)
+                .map(|j| (format!("n{}", node_id(j)), self.peer_answer(j)))
+                .collect();
+            o.holder_pg = HolderPg::Asked {
+                answers: ClusterAnswer {
+                    holder: holder.map_or_else(
+                        || PeerAnswer::Unreachable("no such node".into()),
+                        |j| self.peer_answer(j),
+                    ),
+                    others,
+                },
+                eni,
+            };
+            let waited = plan.steps.is_empty();
+            (plan, next) = decide(&o, &node.mem, policy, jitter);
+            self.tally.holder_asks += 1;
+            if waited && plan.steps.contains(&Step::AssignCloud) {
+                self.tally.standby_proofs += 1;
+            }
+        }
         self.note_pass(i, &node, input, &o, looked, &plan);
 
         let timeline = eligible_timeline(&elig);
@@ -961,6 +1019,25 @@ impl Sim {
         self.nodes[i].mem = settled;
         self.note_holding(i);
         self.incidents(moved.then_some(i))
+    }
+
+    /// Node `j`'s server, asked now (live, not lagged): a dead node cannot be asked; a
+    /// standby answers the newest timeline it was a primary at (a demoted node is not
+    /// rewound in the model), 1 if never (the most a proof can get away with).
+    fn peer_answer(&self, j: usize) -> PeerAnswer {
+        let n = &self.nodes[j];
+        if !n.alive {
+            return PeerAnswer::Unreachable("connection refused".into());
+        }
+        PeerAnswer::Answered {
+            in_recovery: n.primary.is_none(),
+            system_id: Some(SYSTEM),
+            timeline: Some(
+                n.primary
+                    .or_else(|| n.was_primary_at.iter().max().copied())
+                    .unwrap_or(1),
+            ),
+        }
     }
 
     /// What node `i` sees this pass: EC2 only when `cloud_due`, the marks only when
@@ -992,7 +1069,10 @@ impl Sim {
         } else {
             MarkView::NotRead
         };
-        let o = with_marks(observation(now, pg, kernel, cloud), marks);
+        let o = Observation {
+            system_id: Some(SYSTEM),
+            ..with_marks(observation(now, pg, kernel, cloud), marks)
+        };
         (o, elig, (due, read_marks))
     }
 
@@ -1127,6 +1207,17 @@ impl Sim {
                     }
                     Step::AddKernel { .. } => self.nodes[i].kernel = true,
                     Step::RemoveKernel => self.nodes[i].kernel = false,
+                    // DeleteTags by value: a mark rewritten since stays.
+                    Step::PruneMarks(old) => {
+                        for m in old {
+                            let j = usize::try_from(m.node_id - 1).unwrap_or(usize::MAX);
+                            if let Some(h) = self.ec2.marks.get_mut(j)
+                                && *h.now() == Some(*m)
+                            {
+                                h.set(now, None);
+                            }
+                        }
+                    }
                     Step::ReleaseCloud => {
                         if *self.ec2.holder.now() == Some(i) {
                             self.tally.handbacks += 1;
@@ -1213,8 +1304,20 @@ impl Sim {
                     &o.cloud,
                     CloudView::Other { claim: ClaimTag::Valid(c), .. } if c.timeline < tl
                 );
+                // The true holder's node left primary and is at no newer timeline than
+                // ours, and this pass asked the cluster (sequence 10: the holder the
+                // lagging read showed and every other data node, the true holder among
+                // them, answered as standbys): its VIP serves no writes, and the node
+                // that takes it is the only primary. Counted, not a failure: without it
+                // the only primary would wait and then be fenced by a demoted node's
+                // equal claim.
+                let holder_standby = self.nodes[y].primary.is_none()
+                    && self.nodes[y].was_primary_at.iter().all(|&t| t <= tl)
+                    && matches!(&o.holder_pg, HolderPg::Asked { .. });
                 let t = &mut self.tally;
-                if !claimed_before {
+                if holder_standby {
+                    t.from_standby += 1;
+                } else if !claimed_before {
                     if lower_visible && mem.cloud.held_at != Some(tl) {
                         t.residual += 1;
                     } else {
@@ -1269,8 +1372,15 @@ impl Sim {
             self.tally.claimed_takeovers += 1;
         }
         // (2) The mark outlives the ENI: a forbidding mark that every read shows. An
-        // equal mark of another node forbids only a node that held the VIP at `tl`.
-        let held = self.nodes[i].held_at.contains(&tl);
+        // equal mark of another node forbids only a node that held the VIP at `tl` and
+        // knew it: a hold that every read of its hid (EC2 still had the VIP on its ENI
+        // from an older timeline when it was promoted again) is, to it, the gone
+        // node's equal claim of sequence 5a, taken over after the bound. Nor one whose
+        // records of that hold are both gone (its state file lost, its own mark
+        // deleted by a third party: property 1's `evidence_lost`).
+        let node = &self.nodes[i];
+        let own_mark_gone = tl_of(own_mark_before.0).is_none_or(|m| m < tl);
+        let held = node.known_held_at.contains(&tl) && !(node.file_lost && own_mark_gone);
         let mut near = false;
         for j in 0..self.nodes.len() {
             let (mark, since) = if j == i {
@@ -1508,4 +1618,10 @@ fn generators_reach_the_interesting_states() {
     // equal marks fence only a node that held): at least one is undone by a hand-back.
     at_least("wrong moves handed back", total.undone_by_release, 1);
     at_least("residual takebacks", total.residual, 3);
+    at_least("holders' servers asked", total.holder_asks, 500);
+    at_least(
+        "takeovers a standby's answer allowed",
+        total.standby_proofs,
+        20,
+    );
 }

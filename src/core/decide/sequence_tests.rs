@@ -12,7 +12,8 @@ use super::cluster_tests::{Node, held_by, me, takeover, takes};
 use super::*;
 use crate::core::claim::Claim;
 use crate::core::observation::{
-    ClaimTag, CloudView, FailureKind, KernelView, MarkView, Observation, PgView,
+    ClaimTag, CloudView, ClusterAnswer, FailureKind, HolderPg, KernelView, MarkView, Observation,
+    PeerAnswer, PgView,
 };
 use crate::core::plan::{Step, Verdict};
 use crate::core::test_support::{claim_of, observation, primary, with_marks};
@@ -267,6 +268,94 @@ fn seq6_the_holder_repairs_its_mark() {
     assert!(p.steps.is_empty(), "{p:?}");
 }
 
+/// Sequence 6, the other half: each node id ever used kept a mark on the subnet (EC2
+/// allows 50 tags a resource). The holder prunes, on a verify with its claim current,
+/// the marks of node ids its `repmgr.nodes` no longer lists that are below the
+/// highest mark; a failed prune is housekeeping: the verdict stays `holding` and it is
+/// tried again an hour later.
+#[test]
+fn seq6_the_holder_prunes_marks_of_retired_node_ids_below_the_highest() {
+    let n = settled_holder(2, 6);
+    let look = |now: u64, marks: &[(u32, i32)], known: Option<Vec<i32>>| Observation {
+        known_nodes: known,
+        ..with_marks(
+            observation(S(now), primary(6), PRESENT, me(6, 2)),
+            MarkView::Read {
+                marks: marks.iter().map(|&(tl, id)| claim_of(tl, id)).collect(),
+            },
+        )
+    };
+    let known = Some(vec![1, 2, 3]);
+    // Node 7 (retired) at 3 and node 9 (retired) at 5: both below the highest (6).
+    let marks = [(3, 7), (4, 1), (6, 2), (5, 9)];
+    let (p, _) = decide(&look(1211, &marks, known.clone()), &n.mem, &n.policy, 0);
+    assert_eq!(
+        p.steps,
+        vec![Step::PruneMarks(vec![claim_of(3, 7), claim_of(5, 9)])]
+    );
+    assert_eq!(p.verdict, Verdict::Holding);
+    // Kept: a retired node's mark AT the highest (it may fence an equal promotion), any
+    // mark while repmgr.nodes is not known, or does not list this node.
+    for (marks, known) in [
+        (&[(6, 2), (6, 7)][..], known.clone()),
+        (&marks[..], None),
+        (&marks[..], Some(vec![1, 3])),
+    ] {
+        let (p, _) = decide(&look(1211, marks, known), &n.mem, &n.policy, 0);
+        assert!(p.steps.is_empty(), "{p:?}");
+    }
+    // Only with the claim current: a missing own mark is written first.
+    let (p, _) = decide(&look(1211, &[(3, 7)], known.clone()), &n.mem, &n.policy, 0);
+    assert_eq!(p.steps, vec![Step::WriteClaim(claim_of(6, 2))]);
+    // Refused (a policy without DeleteTags): tried again an hour later, not before.
+    let (p, next) = decide(&look(1211, &marks, known.clone()), &n.mem, &n.policy, 0);
+    let failed = StepOutcome::failed(p.steps[0].clone(), "UnauthorizedOperation", false);
+    let after = settle(&next, &[failed], S(1211), &n.policy, 0, Some(6));
+    assert_eq!(after.cloud.prune_after, Some(S(1211) + PRUNE_RETRY));
+    assert_eq!(
+        after.cloud.settled,
+        Some((6, Settled::Me)),
+        "not a cloud failure"
+    );
+    let (p, _) = decide(&look(1241, &marks, known.clone()), &after, &n.policy, 0);
+    assert!(p.steps.is_empty(), "{p:?}");
+    let (p, _) = decide(&look(4811, &marks, known), &after, &n.policy, 0);
+    assert!(matches!(p.steps[..], [Step::PruneMarks(_)]), "{p:?}");
+}
+
+/// Marks are kept: a missing cluster tag is CRITICAL. The shipped policy allows
+/// CreateTags only on resources tagged `vip-arbiter-cluster`; a tool that removed the
+/// subnet's tag would let the holder serve on while every future takeover's claim is
+/// refused. The holder's verify reads the subnet's tags anyway: `holding-untagged`,
+/// remembered between verifies, the VIP untouched; the tag back, `holding`.
+#[test]
+fn a_missing_cluster_tag_on_the_subnet_is_critical_for_the_holder() {
+    let mut n = settled_holder(1, 5);
+    let look = |now: u64, cloud: CloudView, tag: Option<bool>| Observation {
+        cluster_tag: tag,
+        ..with_marks(
+            observation(S(now), primary(5), PRESENT, cloud),
+            MarkView::Read {
+                marks: vec![claim_of(5, 1)],
+            },
+        )
+    };
+    let (p, next) = decide(&look(1211, me(5, 1), Some(false)), &n.mem, &n.policy, 0);
+    assert!(p.steps.is_empty(), "{p:?}");
+    assert_eq!(p.verdict, Verdict::HoldingUntagged);
+    assert_eq!(p.verdict.severity(), crate::core::plan::Severity::Critical);
+    n.mem = next;
+    let between = Observation {
+        marks: MarkView::NotRead,
+        ..look(1212, CloudView::NotChecked, None)
+    };
+    let (p, next) = decide(&between, &n.mem, &n.policy, 0);
+    assert_eq!(p.verdict, Verdict::HoldingUntagged, "until a read shows it");
+    n.mem = next;
+    let (p, _) = decide(&look(1241, me(5, 1), Some(true)), &n.mem, &n.policy, 0);
+    assert_eq!(p.verdict, Verdict::Holding);
+}
+
 /// Sequence 7: n1 (timeline 5) waits on n2 (no visible claim); n2's instance is
 /// terminated 10 s later and a read shows nobody. Before, "nobody" cleared the wait
 /// and n1 took the VIP although n2's mark (6) was not visible yet. Now nobody is not
@@ -337,6 +426,142 @@ fn seq8_a_foreign_claim_is_paced_and_never_flaps() {
     let (p, _) = decide(&o3, &n.mem, &n.policy, 0);
     assert!(p.steps.is_empty(), "{p:?}");
     let _ = foreign;
+}
+
+/// Sequence 10: the VIP moved by hand (the console, an old event script) to a
+/// standby's ENI. Before, the primary held no proof that the holder was not a newer
+/// primary whose claim a read hid, and waited the bound (79.7 s on the two-node
+/// cluster). Now the server behind the holder's ENI is asked: a standby of this
+/// database system, at no newer timeline, is taken from at once; any other answer
+/// waits the bound as before, and so does an answer from the other data nodes that
+/// leaves room for a newer primary (the read of the holder may lag behind one).
+#[test]
+fn seq10_a_holder_that_is_provably_a_standby_is_taken_from_at_once() {
+    let n = settled_holder(1, 5);
+    let unclaimed = CloudView::Other {
+        eni: "eni-node2".into(),
+        claim: ClaimTag::Absent,
+    };
+    let look = Observation {
+        system_id: Some(42),
+        ..with_marks(
+            observation(S(1211), primary(5), PRESENT, unclaimed),
+            MarkView::Read {
+                marks: vec![claim_of(5, 1)],
+            },
+        )
+    };
+    let (p, _) = decide(&look, &n.mem, &n.policy, 0);
+    assert_eq!(p.verdict.kind(), "ec2-settling", "{p:?}");
+    assert_eq!(holder_to_ask(&look, &p), Some("eni-node2"));
+    // n3, the third data node, answers as a standby of timeline 5 unless said.
+    let n3 = |answer: PeerAnswer| vec![("node 3 at 10.0.0.3".to_owned(), answer)];
+    let asked_with = |eni: &str, holder: PeerAnswer, others| Observation {
+        holder_pg: HolderPg::Asked {
+            eni: eni.into(),
+            answers: ClusterAnswer { holder, others },
+        },
+        ..look.clone()
+    };
+    let standby = |system_id, timeline| PeerAnswer::Answered {
+        in_recovery: true,
+        system_id: Some(system_id),
+        timeline,
+    };
+    let asked = |eni: &str, holder: PeerAnswer| asked_with(eni, holder, n3(standby(42, Some(5))));
+    let ours = Claim {
+        system_id: Some(42),
+        ..claim_of(5, 1)
+    };
+    for proof in [standby(42, Some(5)), standby(42, Some(3))] {
+        let o = asked("eni-node2", proof);
+        let (p, _) = decide(&o, &n.mem, &n.policy, 0);
+        assert_eq!(
+            p.steps,
+            vec![Step::WriteClaim(ours), Step::AssignCloud, Step::VerifyCloud],
+            "{o:?}"
+        );
+        assert_eq!(holder_to_ask(&o, &p), None, "asked once a pass");
+    }
+    let no_proof = [
+        asked(
+            "eni-node2",
+            PeerAnswer::Unreachable("connect: timed out".into()),
+        ),
+        asked(
+            "eni-node2",
+            PeerAnswer::Answered {
+                in_recovery: false,
+                system_id: Some(42),
+                timeline: Some(5),
+            },
+        ),
+        asked("eni-node2", standby(7, Some(5))),
+        asked(
+            "eni-node2",
+            PeerAnswer::Answered {
+                in_recovery: true,
+                system_id: None,
+                timeline: Some(5),
+            },
+        ),
+        // A standby of a newer timeline: a newer primary exists.
+        asked("eni-node2", standby(42, Some(6))),
+        // A standby that will not say its timeline.
+        asked("eni-node2", standby(42, None)),
+        // An answer about another ENI than the one holding.
+        asked("eni-node3", standby(42, Some(5))),
+        // The holder is a standby, but another data node may be a newer primary that
+        // took the VIP since the (lagging) read: writable, a newer timeline, or not
+        // answering.
+        asked_with(
+            "eni-node2",
+            standby(42, Some(5)),
+            n3(PeerAnswer::Answered {
+                in_recovery: false,
+                system_id: Some(42),
+                timeline: Some(6),
+            }),
+        ),
+        asked_with("eni-node2", standby(42, Some(5)), n3(standby(42, Some(6)))),
+        asked_with(
+            "eni-node2",
+            standby(42, Some(5)),
+            n3(PeerAnswer::Unreachable("connect: no route to host".into())),
+        ),
+    ];
+    for o in no_proof {
+        let (p, _) = decide(&o, &n.mem, &n.policy, 0);
+        assert!(!takes(&p), "{o:?}: {p:?}");
+        assert_eq!(p.verdict.kind(), "ec2-settling", "{o:?}");
+    }
+    // Our own system identifier unknown: no proof either.
+    let o = Observation {
+        system_id: None,
+        ..asked("eni-node2", standby(42, Some(5)))
+    };
+    assert!(!takes(&decide(&o, &n.mem, &n.policy, 0).0));
+    // A careful start (journal lost) still waits: the proof is about the holder, not
+    // about what a lagging read may hide of our own lost takeover.
+    let careful = Memory::careful(S(1200), &n.policy);
+    let o = asked("eni-node2", standby(42, Some(5)));
+    assert!(!takes(&decide(&o, &careful, &n.policy, 0).0));
+}
+
+/// The normal failover (the old primary's lower claim, taken at once) never waits on
+/// a connection to a server that may be gone: nothing to ask.
+#[test]
+fn a_failover_from_a_lower_claim_asks_nobody() {
+    let n = Node::new(2);
+    let o = with_marks(
+        observation(S(1000), primary(6), ABSENT, held_by(1, 5)),
+        MarkView::Read {
+            marks: vec![claim_of(5, 1)],
+        },
+    );
+    let (p, _) = decide(&o, &n.mem, &n.policy, 0);
+    assert!(takes(&p), "{p:?}");
+    assert_eq!(holder_to_ask(&o, &p), None);
 }
 
 /// Sequence 11: a takeover under throttling. Before, each good describe reset the

@@ -1,5 +1,7 @@
 //! Fold what the steps did into memory, after acting.
 
+use std::time::Duration;
+
 use super::absorb::note_cloud_failure;
 use super::{Memory, Policy, Settled};
 use crate::core::observation::{FailureKind, Tick};
@@ -76,6 +78,10 @@ pub fn intend(mem: &Memory, steps: &[Step], now: Tick, timeline: Option<u32>) ->
     next
 }
 
+/// After a failed prune of old marks (a policy without DeleteTags, throttling), the
+/// holder tries again no sooner than this: it is housekeeping, never urgent.
+pub const PRUNE_RETRY: Duration = Duration::from_secs(3600);
+
 /// Fold the act results into memory: a failed cloud step backs off; a verified
 /// takeover or a refreshed claim settles the cloud state for `timeline`.
 pub fn settle(
@@ -87,6 +93,12 @@ pub fn settle(
     timeline: Option<u32>,
 ) -> Memory {
     let mut next = mem.clone();
+    if outcomes
+        .iter()
+        .any(|o| matches!(o.step, Step::PruneMarks(_)) && o.error.is_some())
+    {
+        next.cloud.prune_after = Some(now + PRUNE_RETRY);
+    }
     // A claim or an assign that EC2 accepted counts even when a later step failed (a
     // verify whose read lags): remember the claim's timeline, and start the re-verify
     // schedule (1, 2, 4 … s, reading the marks) from the assign. One that timed out

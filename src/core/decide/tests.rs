@@ -1685,7 +1685,7 @@ pub(super) fn apply(plan: &Plan, o: &Observation) -> (KernelView, CloudView) {
                 };
             }
             Step::ReleaseCloud => cloud = CloudView::Nobody,
-            Step::VerifyCloud | Step::Fence { .. } => {}
+            Step::VerifyCloud | Step::Fence { .. } | Step::PruneMarks(_) => {}
         }
     }
     (kernel, cloud)
