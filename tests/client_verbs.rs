@@ -145,12 +145,20 @@ fn one_plugin_line(r: &Ran, label: &str) -> String {
         "{label}: {}",
         r.all()
     );
-    assert!(
-        !lines[0].contains('|'),
-        "no perfdata separator: {}",
-        r.all()
-    );
-    lines[0].to_owned()
+    // Perfdata after one '|' when the daemon answered (issue 19, item 10); none else.
+    let (text, perf) = match lines[0].split_once('|') {
+        Some((t, p)) => (t.trim_end(), Some(p)),
+        None => (lines[0], None),
+    };
+    if let Some(p) = perf {
+        assert!(!p.contains('|'), "one perfdata separator: {}", r.all());
+        for want in ["last_pass_age=", "pass_duration=", "passes=", "converged="] {
+            assert!(p.contains(want), "perfdata {want}: {}", r.all());
+        }
+    } else {
+        assert_ne!(label, "OK", "an answer carries perfdata: {}", r.all());
+    }
+    text.to_owned()
 }
 
 /// The three configs: (name, file, what the one-line mention contains).
@@ -207,6 +215,33 @@ fn status_check_and_kick_with_good_broken_and_missing_configs() {
             );
             if up {
                 assert!(r.stdout.contains("verdict"), "{what}: {}", r.all());
+                assert!(
+                    r.stdout.contains(" s ago, took "),
+                    "the last pass's age: {}",
+                    r.all()
+                );
+            } else {
+                assert!(r.stdout.is_empty(), "{what}: {}", r.all());
+            }
+            // status --json: JSON on stdout either way (issue 19, item 10).
+            let r = run(Some(&cfg), &["status", "--json"]);
+            let v: serde_json::Value = serde_json::from_str(&r.stdout)
+                .unwrap_or_else(|e| panic!("status --json, {what}: {e}: {}", r.all()));
+            if up {
+                assert_eq!(r.code, 0, "{}", r.all());
+                assert!(v["verdict"].is_string(), "{v}");
+            } else {
+                assert_eq!(
+                    (r.code, &v["answering"]),
+                    (3, &serde_json::json!(false)),
+                    "{v}"
+                );
+                assert!(
+                    v["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("not answering")),
+                    "{v}"
+                );
             }
             let note: Vec<&str> = r.stderr.lines().filter(|l| l.contains("config")).collect();
             match mention {
@@ -321,6 +356,15 @@ fn check_maps_every_answer_to_0_through_3() {
     let r = check();
     assert_eq!(r.code, 3, "{}", r.all());
     assert!(one_plugin_line(&r, "UNKNOWN").contains("not completed a pass"));
+    // status: 1 (it answered, not converged), one line, never the raw JSON.
+    let s = run(None, &["status", "--socket", &sock]);
+    assert_eq!(s.code, 1, "{}", s.all());
+    assert_eq!(
+        s.stdout,
+        "vip-arbiter is starting: no pass completed yet\n",
+        "{}",
+        s.all()
+    );
     // A verdict with a newline and a '|' still makes one line.
     daemon.raw_answer(
         true,
@@ -369,6 +413,17 @@ fn check_maps_every_answer_to_0_through_3() {
         );
         let r = run(None, &["kick", "--socket", &path.display().to_string()]);
         assert_eq!(r.code, 0, "kick, {name}: {}", r.all());
+        // status: 3 (no vip-arbiter answered), one line on stderr, never the raw body.
+        let r = run(None, &["status", "--socket", &path.display().to_string()]);
+        assert_eq!(r.code, 3, "status, {name}: {}", r.all());
+        assert!(r.stdout.is_empty(), "status, {name}: {}", r.all());
+        assert_eq!(r.stderr.lines().count(), 1, "status, {name}: {}", r.all());
+        assert!(
+            r.stderr.contains("is this vip-arbiter's socket?")
+                || r.stderr.contains("not answering"),
+            "status, {name}: {}",
+            r.all()
+        );
     }
     // A daemon that refuses the kick (403: the caller is not allowed) or answers an
     // error: still 0 for repmgr, and one line on stderr that says so (issue 19, item 8).

@@ -174,30 +174,93 @@ pub async fn status(socket: &ClientSocket, json: bool) -> i32 {
         eprintln!("vip-arbiter: {p} (asking {} anyway)", socket.path.display());
     }
     let path = &socket.path;
-    match client::request(path, "GET", "/health", CLIENT_TIMEOUT).await {
-        Ok(r) if json => {
-            println!("{}", r.body);
-            if r.status == 200 { 0 } else { 1 }
+    // 0 converged, 1 answered but not converged (a starting daemon too), 3 no answer
+    // from a vip-arbiter (nothing listening, or something else answering).
+    let (code, text, value) = match client::request(path, "GET", "/health", CLIENT_TIMEOUT).await {
+        Err(e) => {
+            let why = format!("vip-arbiter is not answering on {}: {e}", path.display());
+            (
+                3,
+                why.clone(),
+                serde_json::json!({"answering": false, "error": why}),
+            )
         }
-        Ok(r) => match serde_json::from_str::<Snapshot>(&r.body) {
-            Ok(s) => {
-                print!("{}", status_table(&s));
-                if r.status == 200 { 0 } else { 1 }
+        Ok(r) => match answer_of(&r) {
+            Answer::Snapshot(s) => {
+                let code = if r.status == 200 { 0 } else { 1 };
+                let value = serde_json::to_value(&s).unwrap_or_default();
+                (code, status_table(&s, now_unix_ms()), value)
             }
-            Err(_) => {
-                println!("{}", r.body);
-                1
+            Answer::Starting => {
+                let line = "vip-arbiter is starting: no pass completed yet".to_owned();
+                let value = serde_json::from_str(&r.body).unwrap_or_default();
+                (1, line, value)
+            }
+            Answer::Foreign(why) => {
+                let why = format!(
+                    "bad answer on {}: {why} (is this vip-arbiter's socket?)",
+                    path.display()
+                );
+                (
+                    3,
+                    why.clone(),
+                    serde_json::json!({"answering": false, "error": why}),
+                )
             }
         },
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else if code == 3 {
+        eprintln!("{text}");
+    } else if text.ends_with('\n') {
+        print!("{text}");
+    } else {
+        println!("{text}");
+    }
+    code
+}
+
+/// What answered on the socket.
+enum Answer {
+    Snapshot(Box<Snapshot>),
+    /// The daemon, before its first pass completed.
+    Starting,
+    /// Not a vip-arbiter answer (another HTTP server, a non-JSON body), and why.
+    Foreign(String),
+}
+
+fn answer_of(r: &crate::health::http::Response) -> Answer {
+    if r.status != 200 && r.status != 503 {
+        return Answer::Foreign(format!("HTTP {}", r.status));
+    }
+    match serde_json::from_str::<Snapshot>(&r.body) {
+        Ok(s) => Answer::Snapshot(Box::new(s)),
         Err(e) => {
-            eprintln!("vip-arbiter is not answering on {}: {e}", path.display());
-            3
+            let starting = serde_json::from_str::<serde_json::Value>(&r.body)
+                .ok()
+                .and_then(|v| v["verdict"].as_str().map(|v| v.starts_with("starting")))
+                .unwrap_or(false);
+            if starting {
+                Answer::Starting
+            } else {
+                Answer::Foreign(format!("not a status: {e}"))
+            }
         }
     }
 }
 
-/// The human form of a snapshot.
-pub fn status_table(s: &Snapshot) -> String {
+fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The human form of a snapshot, its age taken at `now_ms` (Unix ms).
+pub fn status_table(s: &Snapshot, now_ms: u64) -> String {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     let rows = [
         ("verdict", s.verdict.clone()),
@@ -215,25 +278,38 @@ pub fn status_table(s: &Snapshot) -> String {
         ("kernel", s.kernel.clone()),
         ("ec2", s.cloud.clone()),
         ("passes", s.pass_count.to_string()),
-        ("last pass", format!("{} ms", s.last_pass_duration_ms)),
+        (
+            "last pass",
+            format!(
+                "{:.1} s ago, took {} ms",
+                now_ms.saturating_sub(s.last_pass_unix_ms) as f64 / 1000.0,
+                s.last_pass_duration_ms
+            ),
+        ),
         ("last error", opt(s.last_error.clone())),
     ];
     rows.iter().map(|(k, v)| format!("{k:<15} {v}\n")).collect()
 }
 
 pub async fn check(socket: &ClientSocket) -> i32 {
-    let (code, line) = check_result(&socket.path).await;
+    let (code, line, perf) = check_result(&socket.path).await;
     let line = match &socket.config_problem {
         Some(p) => format!("{line}; {p}"),
         None => line,
     };
-    println!("{}", crate::cli::client_socket::one_line(&line));
+    // The text is made one line without '|' (the perfdata separator); then the perfdata.
+    let text = crate::cli::client_socket::one_line(&line);
+    match perf {
+        Some(perf) => println!("{text} | {perf}"),
+        None => println!("{text}"),
+    }
     code
 }
 
-/// The plugin's exit code and line (before any config note), from the daemon's answer.
-async fn check_result(path: &Path) -> (i32, String) {
-    let unknown = |why: String| (3, format!("VIP-ARBITER UNKNOWN - {why}"));
+/// The plugin's exit code and line (before any config note), from the daemon's answer,
+/// with perfdata: the last pass's age and duration, the pass count, converged (0/1).
+async fn check_result(path: &Path) -> (i32, String, Option<String>) {
+    let unknown = |why: String| (3, format!("VIP-ARBITER UNKNOWN - {why}"), None);
     let r = match client::request(path, "GET", "/health", CLIENT_TIMEOUT).await {
         Ok(r) => r,
         Err(e @ ClientError::Malformed(_)) => {
@@ -243,26 +319,23 @@ async fn check_result(path: &Path) -> (i32, String) {
             return unknown(format!("daemon not answering on {}: {e}", path.display()));
         }
     };
-    if r.status != 200 && r.status != 503 {
-        return unknown(format!(
-            "bad answer on {}: HTTP {} (is this vip-arbiter's socket?)",
-            path.display(),
-            r.status
-        ));
-    }
-    match serde_json::from_str::<Snapshot>(&r.body) {
-        Ok(s) => s.check_line(),
-        Err(e) => {
-            let starting = serde_json::from_str::<serde_json::Value>(&r.body)
-                .ok()
-                .and_then(|v| v["verdict"].as_str().map(|v| v.starts_with("starting")))
-                .unwrap_or(false);
-            if starting {
-                unknown("daemon has not completed a pass yet".into())
-            } else {
-                unknown(format!("bad answer on {}: {e}", path.display()))
-            }
+    match answer_of(&r) {
+        Answer::Snapshot(s) => {
+            let (code, line) = s.check_line();
+            let age = now_unix_ms().saturating_sub(s.last_pass_unix_ms) as f64 / 1000.0;
+            let perf = format!(
+                "last_pass_age={age:.1}s pass_duration={}ms passes={}c converged={}",
+                s.last_pass_duration_ms,
+                s.pass_count,
+                u8::from(s.converged)
+            );
+            (code, line, Some(perf))
         }
+        Answer::Starting => unknown("daemon has not completed a pass yet".into()),
+        Answer::Foreign(why) => unknown(format!(
+            "bad answer on {}: {why} (is this vip-arbiter's socket?)",
+            path.display()
+        )),
     }
 }
 
