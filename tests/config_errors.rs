@@ -15,7 +15,7 @@ use support::testbed::arbiter_bin;
 /// start with "aws:"; `env:` cases set one environment variable instead.
 const CASES: &[(&str, &str, &str)] = &[
     ("vip = \"10.0.0.300\"", "vip", "is not an IPv4 address"),
-    ("vip = 5", "vip", "invalid type"),
+    ("vip = 5", "vip", "expected a string, found the number 5"),
     ("vip = \"0.0.0.0\"", "vip", "means \"any address\""),
     ("vip = \"255.255.255.255\"", "vip", "limited broadcast"),
     ("vip = \"224.0.0.1\"", "vip", "is a multicast address"),
@@ -84,7 +84,7 @@ const CASES: &[(&str, &str, &str)] = &[
         "no user named",
     ),
     ("log_level = \"loud\"", "log_level", "must be error, warn"),
-    ("colour = \"blue\"", "colour", "unknown field"),
+    ("colour = \"blue\"", "colour", "unknown key"),
     (
         "aws:eni_id = \"eni-xyz\"",
         "aws.eni_id",
@@ -106,13 +106,17 @@ const CASES: &[(&str, &str, &str)] = &[
         "is outside",
     ),
     ("aws:fence_command = \" \"", "aws.fence_command", "is empty"),
-    ("aws:enabled = \"maybe\"", "aws.enabled", "invalid type"),
-    ("aws:colour = \"blue\"", "aws.colour", "unknown field"),
+    (
+        "aws:enabled = \"maybe\"",
+        "aws.enabled",
+        "expected true or false, found a string",
+    ),
+    ("aws:colour = \"blue\"", "aws.colour", "unknown key"),
     ("env:VIP_ARBITER_INTERVAL=fast", "interval", "\"fast\""),
     (
         "env:VIP_ARBITER_AWS__REGOIN=eu-west-1",
-        "aws.regoin",
-        "unknown field",
+        "VIP_ARBITER_AWS__REGOIN (environment)",
+        "unknown key; did you mean aws.region?",
     ),
 ];
 
@@ -244,8 +248,8 @@ fn type_errors_and_unknown_keys_do_not_hide_the_rest() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert!(
         lines.len() == 3
-            && lines[0].starts_with("config error: colour: unknown field")
-            && lines[1].starts_with("config error: vip: invalid type")
+            && lines[0].starts_with("config error: colour: unknown key")
+            && lines[1].starts_with("config error: vip: expected a string")
             && lines[2] == "config error: interval: 10ms is outside 100ms..=60s",
         "{stderr}"
     );

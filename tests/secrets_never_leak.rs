@@ -586,7 +586,7 @@ fn broken_configs(seen: &mut Seen, dir: &Path, node: &PgNode, pw: &str, base: &s
         (
             "a password under a number key",
             format!("{without_conninfo}conninfo = \"user={ROLE}\"\nnode_id = \"{pw}\"\n"),
-            "node_id: invalid type",
+            "node_id: expected a whole number, found a string",
         ),
     ];
     for (what, text, want) in cases {

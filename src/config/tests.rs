@@ -272,7 +272,22 @@ const RULES: &[(&str, &str)] = &[
         "[aws]\nfence_command = \" \"\n",
         "aws.fence_command: is empty",
     ),
-    ("colour = \"blue\"\n", "unknown field: found `colour`"),
+    (
+        "colour = \"blue\"\n",
+        "colour: unknown key (the keys here: vip, interface,",
+    ),
+    (
+        "intervall = \"1s\"\n",
+        "intervall: unknown key; did you mean interval?",
+    ),
+    (
+        "[aws]\nregoin = \"x\"\n",
+        "aws.regoin: unknown key; did you mean aws.region?",
+    ),
+    (
+        "pg_timeout = 5\n",
+        "pg_timeout: expected a duration as text (\"2s\", \"500ms\", \"1.5s\"), found the number 5",
+    ),
 ];
 
 #[test]
@@ -295,11 +310,25 @@ fn each_rule_has_its_error_and_all_are_reported_at_once() {
         .write();
     let errs = errors(f.load(&path, &[]));
     assert!(errs.len() >= 5, "all problems at once: {errs:?}");
+    // A problem with a key an environment variable set names the variable (issue 19).
+    let errs = errors(f.load(&f.config(""), &[("VIP_ARBITER_TYPO", "1")]));
     assert!(
-        errors(f.load(&f.config(""), &[("VIP_ARBITER_TYPO", "1")]))
-            .iter()
-            .any(|e| e.contains("typo"))
+        errs.iter()
+            .any(|e| e.starts_with("VIP_ARBITER_TYPO (environment): unknown key")),
+        "{errs:?}"
     );
+}
+
+#[test]
+fn durations_take_a_fraction_to_the_millisecond() {
+    use crate::config::validate::parse_duration;
+    assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+    assert_eq!(parse_duration("0.25m"), Ok(Duration::from_secs(15)));
+    assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+    assert_eq!(parse_duration("1.0001s"), Ok(Duration::from_secs(1)));
+    for bad in ["1.s", ".5s", "1.2.3s", "1.5ms", "1.5"] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
 }
 
 #[test]
@@ -580,7 +609,7 @@ fn no_planted_password_in_any_error_or_debug_output() {
     let errs = errors(f.load(&f.config(&format!("node_id = \"{PW}\"\n")), &[]));
     assert!(
         errs.iter()
-            .any(|e| e.contains("node_id: invalid type: found a string, expected i64")),
+            .any(|e| e.contains("node_id: expected a whole number, found a string")),
         "{errs:?}"
     );
 }
@@ -768,7 +797,7 @@ fn type_errors_unknown_keys_and_rules_are_reported_together() {
             "aws.flavour",
             "colour",
             "interval",
-            "typo",
+            "VIP_ARBITER_TYPO (environment)",
             "vip",
             "pg_timeout"
         ],

@@ -18,22 +18,39 @@ use crate::config::secret::Secret;
 use crate::config::{ConfigErrors, OnStop, Settings};
 use crate::health::socket_access::{self, Principal};
 
-/// "1s", "500ms", "2m", "1h"; "0s" is allowed. Bare numbers are refused: units matter.
+/// "1s", "500ms", "2m", "1h", "1.5s"; "0s" is allowed. Bare numbers are refused:
+/// units matter. A fraction is kept to the millisecond.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like \"1s\" or \"500ms\""))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
-        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
-        "" => Err(format!("{s:?} has no unit: write \"{n}s\" or \"{n}ms\"")),
-        _ => Err(format!("{s:?} has an unknown unit (use ms, s, m or h)")),
+    let bad = || format!("{s:?} is not a duration like \"1s\", \"1.5s\" or \"500ms\"");
+    let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+    if whole.is_empty() || num.matches('.').count() > 1 || (num.contains('.') && frac.is_empty()) {
+        return Err(bad());
     }
+    let n: u64 = whole.parse().map_err(|_| bad())?;
+    // The fraction in thousandths (more digits are cut).
+    let milli: u64 = format!("{frac:0<3}")[..3].parse().map_err(|_| bad())?;
+    let per_unit_ms: u64 = match unit {
+        "ms" if frac.is_empty() => return Ok(Duration::from_millis(n)),
+        "ms" => return Err(format!("{s:?}: milliseconds are whole numbers")),
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "" => {
+            return Err(format!(
+                "{s:?} has no unit: write \"{num}s\" or \"{num}ms\""
+            ));
+        }
+        _ => return Err(format!("{s:?} has an unknown unit (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_millis(
+        n.saturating_mul(per_unit_ms)
+            .saturating_add(milli.saturating_mul(per_unit_ms) / 1000),
+    ))
 }
 
 pub fn format_duration(d: Duration) -> String {

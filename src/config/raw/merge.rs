@@ -20,12 +20,15 @@ pub(super) fn merge(
     if let Some(text) = toml {
         fig = fig.merge(Toml::string(text));
     }
+    // Which keys an environment variable set: a problem with one names the variable.
+    let mut from_env: Vec<(String, String)> = Vec::new();
     for (name, value) in env {
         let Some(key) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
         let path = key.to_ascii_lowercase().replace("__", ".");
         fig = fig.merge(Serialized::default(&path, env_value(&path, value)));
+        from_env.push((path, name.clone()));
     }
     let mut keys: KeyProblems = Vec::new();
     let (mut data, defaults) = match (
@@ -45,13 +48,17 @@ pub(super) fn merge(
         let mut repaired = true;
         for one in e {
             let key = one.path.join(".");
-            let what = describe_kind(&one.kind);
+            let what = describe_kind(&one.kind, &one.path);
+            let shown = match from_env.iter().find(|(path, _)| *path == key) {
+                Some((_, var)) => format!("{var} (environment)"),
+                None => key.clone(),
+            };
             keys.push((
                 key.clone(),
                 one_line(if key.is_empty() {
                     what
                 } else {
-                    format!("{key}: {what}")
+                    format!("{shown}: {what}")
                 }),
             ));
             repaired &= set_back(&mut data, &defaults, &one.path);
@@ -109,17 +116,91 @@ fn one_line(line: String) -> String {
         .collect()
 }
 
-/// A deserialisation problem, without the offending value when it is text (figment
-/// would print it quoted; it could be a password put under the wrong key).
-fn describe_kind(kind: &Kind) -> String {
-    match kind {
-        Kind::InvalidType(Actual::Str(_), expected) => {
-            format!("invalid type: found a string, expected {expected}")
+/// A deserialisation problem in words an operator reads, without the offending value
+/// when it is text (it could be a password put under the wrong key): no Rust type
+/// names, an unknown key with the nearest known one.
+fn describe_kind(kind: &Kind, path: &[String]) -> String {
+    let parent = match path.split_last() {
+        Some((_, parents)) if !parents.is_empty() => format!("{}.", parents.join(".")),
+        _ => String::new(),
+    };
+    let duration = path.last().is_some_and(|k| {
+        k.ends_with("interval")
+            || k.ends_with("_hold")
+            || k.ends_with("timeout")
+            || k.ends_with("bound")
+    });
+    let expected = |e: &str| {
+        if duration && e == "a string" {
+            "a duration as text (\"2s\", \"500ms\", \"1.5s\")".to_owned()
+        } else {
+            expected_words(e)
         }
-        Kind::InvalidValue(Actual::Str(_), expected) => {
-            format!("invalid value: found a string, expected {expected}")
+    };
+    match kind {
+        Kind::UnknownField(found, known) => match nearest(found, known) {
+            Some(k) => format!("unknown key; did you mean {parent}{k}?"),
+            None => format!("unknown key (the keys here: {})", known.join(", ")),
+        },
+        Kind::InvalidType(actual, e) => {
+            format!("expected {}, found {}", expected(e), actual_words(actual))
+        }
+        Kind::InvalidValue(actual, e) => {
+            format!("{} is not {}", actual_words(actual), expected(e))
         }
         other => other.to_string(),
+    }
+}
+
+/// The known key closest to `found` (at most two edits away), if any.
+fn nearest<'a>(found: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edits(found, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
+}
+
+fn actual_words(a: &Actual) -> String {
+    match a {
+        Actual::Str(_) => "a string".into(),
+        Actual::Signed(n) => format!("the number {n}"),
+        Actual::Unsigned(n) => format!("the number {n}"),
+        Actual::Float(f) => format!("the number {f}"),
+        Actual::Bool(b) => format!("{b}"),
+        Actual::Seq => "a list".into(),
+        Actual::Map => "a table".into(),
+        other => other.to_string(),
+    }
+}
+
+fn expected_words(e: &str) -> String {
+    match e {
+        "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" | "usize" | "isize" => {
+            "a whole number".into()
+        }
+        "a boolean" => "true or false".into(),
+        "a sequence" => "a list".into(),
+        other => other.into(),
     }
 }
 
