@@ -599,16 +599,17 @@ fn rpm_header(rpm: &str) {
         rpm,
         &[
             "--queryformat",
-            "%{NAME}|%{VERSION}|%{RELEASE}|%{ARCH}|%{LICENSE}|%{OS}",
+            "%{NAME}|%{VERSION}|%{RELEASE}|%{ARCH}|%{LICENSE}|%{OS}|%{SUMMARY}",
         ],
     );
     let arch = run("uname", &["-m"]);
     assert_eq!(
         got,
         format!(
-            "{PKG}|{}|1|{}|Apache-2.0|linux",
+            "{PKG}|{}|1|{}|Apache-2.0|linux|{}",
             env!("CARGO_PKG_VERSION"),
-            arch.trim()
+            arch.trim(),
+            env!("CARGO_PKG_DESCRIPTION")
         )
     );
     let name = Path::new(rpm).file_name().unwrap().to_string_lossy();
