@@ -9,12 +9,21 @@
 //!   conffile readable by `postgres`, `man`, completions, `systemd-analyze verify` on the
 //!   installed unit, neither enabled nor started), reinstalled over a modified conffile
 //!   (kept), and purged (nothing left).
+//!   The .rpm (`scripts/package --rpm --dev --no-build`, cargo-generate-rpm) is built
+//!   from the same debug binary and inspected, not installed (`rpm -i` beside dpkg on
+//!   this Debian machine would keep a second package database): `rpm -qp` for its
+//!   header and Requires (glibc no newer than Amazon Linux 2023's and RHEL 9's 2.34, no
+//!   PostgreSQL or repmgr), its scriptlets (never enable or start), `rpm -qlp` and the
+//!   file modes/flags for the same paths and modes as `dpkg-deb -c`, the config file
+//!   marked `%config(noreplace)` (`rpm -qpc`); its payload (`rpm2archive`) passes the
+//!   same file checks as the .deb's.
 //! * `unit_exposure_is_at_most_2_0`: `systemd-analyze security --offline=true` on
 //!   systemd/vip-arbiter.service; the score is recorded in docs/operations.md.
 //! * `unit_has_the_hardening_the_docs_promise`: the directives themselves.
 //!
-//! Needs root, dpkg, cargo-deb, man-db and systemd-analyze (scripts/install-deps
-//! installs them); a missing one FAILS the test with its name, never skips it.
+//! Needs root, dpkg, cargo-deb, cargo-generate-rpm, rpm (Debian's), man-db and
+//! systemd-analyze (scripts/install-deps installs them); a missing one FAILS the test
+//! with its name, never skips it.
 
 mod support;
 
@@ -38,6 +47,17 @@ const BASH: &str = "/usr/share/bash-completion/completions/vip-arbiter";
 const ZSH: &str = "/usr/share/zsh/vendor-completions/_vip-arbiter";
 const FISH: &str = "/usr/share/fish/vendor_completions.d/vip-arbiter.fish";
 const DOC: &str = "/usr/share/doc/vip-arbiter";
+/// The package's own directories, deepest first: the .rpm's %postun removes them
+/// when empty (cargo-generate-rpm 0.21.1 cannot list a directory in the package).
+const PKG_DIRS: &[&str] = &[
+    "/usr/share/doc/vip-arbiter/examples",
+    DOC,
+    "/usr/libexec/vip-arbiter",
+    "/etc/vip-arbiter",
+];
+/// The newest glibc symbol version the binary may need: Amazon Linux 2023's and RHEL
+/// 9's glibc is 2.34.
+const MAX_GLIBC: (u32, u32) = (2, 34);
 
 /// Every regular file the package ships, its mode, and the repository file it must be
 /// a copy of (None: generated or built).
@@ -359,6 +379,10 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
         "dpkg",
         "dpkg-deb",
         "dpkg-query",
+        "cargo-generate-rpm",
+        "rpm",
+        "rpm2archive",
+        "tar",
         "gzip",
         "man",
         "systemctl",
@@ -377,6 +401,14 @@ fn deb_installs_where_the_docs_say_and_purges_clean() {
     control_fields(deb);
     control_archive(deb);
     archive_files(deb);
+    // The .rpm from the same binary, the same files.
+    let (_rpm_out, rpm) = build_the_rpm(bin);
+    let rpm = rpm.as_str();
+    rpm_header(rpm);
+    rpm_dependencies(rpm);
+    rpm_scriptlets(rpm);
+    rpm_files_are_the_debs(rpm, deb);
+    rpm_payload(rpm, deb);
     install_for_real(deb);
     neither_enabled_nor_started();
     installed_units_verify();
@@ -505,6 +537,310 @@ fn archive_files(deb: &str) {
         package_files(),
         "the .deb ships exactly these files"
     );
+}
+
+/// Build the .rpm from the same debug binary with the real script; returns the output
+/// directory and the .rpm's path.
+fn build_the_rpm(bin: &Path) -> (tempfile::TempDir, String) {
+    let out = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let o = Command::new(repo().join("scripts/package"))
+        .args(["--rpm", "--dev", "--no-build", "--output"])
+        .arg(out.path())
+        .output()
+        .expect("run scripts/package --rpm");
+    assert!(
+        o.status.success(),
+        "scripts/package --rpm failed:\n{}",
+        text(&o)
+    );
+    let rpm = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .map(PathBuf::from)
+        .expect("scripts/package --rpm prints the .rpm path");
+    assert!(rpm.is_file(), "{} missing:\n{}", rpm.display(), text(&o));
+    assert_eq!(
+        rpm.parent(),
+        Some(out.path()),
+        "the .rpm is not in --output"
+    );
+    eprintln!(
+        "package: built {} in {:.1} s",
+        rpm.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let staged = bin
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("deb-dev/vip-arbiter");
+    assert_eq!(
+        std::fs::read(&staged).unwrap(),
+        std::fs::read(bin).unwrap(),
+        "scripts/package --rpm staged a different binary than the one under test"
+    );
+    let rpm = rpm.to_str().unwrap().to_owned();
+    (out, rpm)
+}
+
+/// `rpm -qp` with a query format.
+fn rpm_query(rpm: &str, args: &[&str]) -> String {
+    let mut all = vec!["-qp"];
+    all.extend_from_slice(args);
+    all.push(rpm);
+    run("rpm", &all)
+}
+
+/// Name, version, release, architecture, license.
+fn rpm_header(rpm: &str) {
+    let got = rpm_query(
+        rpm,
+        &[
+            "--queryformat",
+            "%{NAME}|%{VERSION}|%{RELEASE}|%{ARCH}|%{LICENSE}|%{OS}|%{SUMMARY}",
+        ],
+    );
+    let arch = run("uname", &["-m"]);
+    assert_eq!(
+        got,
+        format!(
+            "{PKG}|{}|1|{}|Apache-2.0|linux|{}",
+            env!("CARGO_PKG_VERSION"),
+            arch.trim(),
+            env!("CARGO_PKG_DESCRIPTION")
+        )
+    );
+    let name = Path::new(rpm).file_name().unwrap().to_string_lossy();
+    assert_eq!(
+        name,
+        format!("{PKG}-{}-1.{}.rpm", env!("CARGO_PKG_VERSION"), arch.trim())
+    );
+}
+
+/// "2.34" → (2, 34).
+fn glibc_version(v: &str) -> (u32, u32) {
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Requires: what the binary links (glibc no newer than AL2023/RHEL 9's), systemd,
+/// /usr/bin/kill for ExecReload, /bin/sh for the scriptlets; never PostgreSQL or
+/// repmgr (the arbiter must not pull in a server). Only curl is suggested.
+fn rpm_dependencies(rpm: &str) {
+    let requires: Vec<String> = rpm_query(rpm, &["--requires"])
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let names: BTreeSet<&str> = requires
+        .iter()
+        .map(|r| r.split_whitespace().next().unwrap())
+        .collect();
+    for want in ["systemd", "/usr/bin/kill", "/bin/sh"] {
+        assert!(names.contains(want), "Requires lacks {want}: {requires:?}");
+    }
+    assert!(
+        names.iter().any(|n| n.starts_with("libc.so.6")),
+        "no automatic glibc dependency (find-requires): {requires:?}"
+    );
+    for r in &requires {
+        let l = r.to_lowercase();
+        assert!(
+            !l.contains("postgres") && !l.contains("repmgr") && !l.contains("libpq"),
+            "Requires must not pull PostgreSQL/repmgr: {r}"
+        );
+        // libc.so.6(GLIBC_2.34)(64bit): no newer than the target distributions'.
+        if let Some(v) = r
+            .split("(GLIBC_")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+        {
+            assert!(
+                glibc_version(v) <= MAX_GLIBC,
+                "{r}: newer than Amazon Linux 2023's/RHEL 9's glibc {}.{}",
+                MAX_GLIBC.0,
+                MAX_GLIBC.1
+            );
+        }
+    }
+    // The deb-only tools never appear.
+    for debian in ["procps", "libc6", "deb-systemd"] {
+        assert!(
+            !names.contains(debian),
+            "{debian} is a Debian name: {requires:?}"
+        );
+    }
+    assert_eq!(rpm_query(rpm, &["--suggests"]).trim(), "curl");
+    assert_eq!(rpm_query(rpm, &["--recommends"]).trim(), "");
+    eprintln!("package: .rpm Requires {requires:?}");
+}
+
+/// Scriptlets: no %post at all (installing enables and starts nothing); removal
+/// disables and stops the units; an upgrade try-restarts only what runs.
+fn rpm_scriptlets(rpm: &str) {
+    let scripts = rpm_query(rpm, &["--scripts"]);
+    for forbidden in [
+        "systemctl start",
+        "systemctl enable",
+        "systemctl restart",
+        "preset",
+    ] {
+        assert!(
+            !scripts.contains(forbidden),
+            "scriptlets contain `{forbidden}`:\n{scripts}"
+        );
+    }
+    assert!(
+        !scripts.contains("postinstall scriptlet"),
+        "an install scriptlet:\n{scripts}"
+    );
+    // `rpm -qp --scripts`: each scriptlet under a "NAME scriptlet…:" line.
+    let section = |name: &str| -> String {
+        let mut lines = scripts
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("{name} scriptlet")));
+        assert!(lines.next().is_some(), "no {name} scriptlet:\n{scripts}");
+        lines
+            .take_while(|l| !(l.contains(" scriptlet") && l.ends_with(':')))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let preun = section("preuninstall");
+    assert!(
+        preun.contains(r#"if [ "$1" -eq 0 ]"#)
+            && preun.contains(
+                "systemctl --no-reload disable --now vip-arbiter.service vip-arbiter-metrics.timer vip-arbiter-metrics.service"
+            ),
+        "{preun}"
+    );
+    let postun = section("postuninstall");
+    assert!(
+        postun.contains(r#"if [ "$1" -ge 1 ]"#)
+            && postun.contains(
+                "systemctl try-restart vip-arbiter.service vip-arbiter-metrics.service vip-arbiter-metrics.timer"
+            ),
+        "{postun}"
+    );
+    // Removal takes the package's directories when empty (an .rpmsave keeps /etc's).
+    assert!(
+        postun.contains(&format!(
+            "if [ \"$1\" -eq 0 ]; then\n  rmdir {} 2>/dev/null || :",
+            PKG_DIRS.join(" ")
+        )),
+        "{postun}"
+    );
+}
+
+/// "-rwxr-xr-x" → 0o755 (no set-id bits are expected here).
+fn perms_mode(perms: &str) -> u32 {
+    perms[1..]
+        .chars()
+        .fold(0, |m, c| (m << 1) | u32::from(c != '-'))
+}
+
+/// The .rpm's paths are the .deb's (`rpm -qlp` against `dpkg-deb -c`), with the same
+/// modes, owned by root; the config file marked %config(noreplace) and nothing else;
+/// the docs marked %doc.
+fn rpm_files_are_the_debs(rpm: &str, deb: &str) {
+    let deb_files: BTreeSet<String> = run("dpkg-deb", &["-c", deb])
+        .lines()
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| l.split_whitespace().last())
+        .map(|p| p.trim_start_matches('.').to_owned())
+        .collect();
+    let listed: BTreeSet<String> = rpm_query(rpm, &["-l"]).lines().map(str::to_owned).collect();
+    assert_eq!(
+        listed, deb_files,
+        "rpm -qlp and dpkg-deb -c list different files"
+    );
+    assert_eq!(listed, package_files());
+    // Mode, flags, owner of each entry.
+    let entries = rpm_query(
+        rpm,
+        &[
+            "--queryformat",
+            "[%{FILEMODES:perms} %{FILEFLAGS:fflags}. %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]",
+        ],
+    );
+    let mut seen = BTreeSet::new();
+    for line in entries.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(f.len(), 4, "{line}");
+        let (perms, flags, owner, path) = (f[0], f[1].trim_end_matches('.'), f[2], f[3]);
+        assert_eq!(owner, "root:root", "{line}");
+        seen.insert(path.to_owned());
+        let (_, want, _) = FILES
+            .iter()
+            .find(|(p, _, _)| *p == path)
+            .unwrap_or_else(|| panic!("{path} is not a package file"));
+        assert!(perms.starts_with('-'), "{line}: not a regular file");
+        assert_eq!(perms_mode(perms), *want, "{line}: mode");
+        if path == CONFFILE {
+            assert!(
+                flags.contains('c') && flags.contains('n'),
+                "{line}: not %config(noreplace)"
+            );
+        } else {
+            assert!(!flags.contains('c'), "{line}: marked config");
+        }
+        if path.starts_with(DOC) || path == MAN {
+            assert!(flags.contains('d'), "{line}: not marked %doc");
+        }
+    }
+    assert_eq!(seen, listed);
+    assert_eq!(
+        rpm_query(rpm, &["-c"]).trim(),
+        CONFFILE,
+        "rpm -qpc lists the config file and nothing else"
+    );
+    // The unit where systemd on RHEL/AL2023 looks for vendor units.
+    assert!(listed.contains(UNIT), "{listed:?}");
+}
+
+/// The payload, unpacked: the same file checks as the .deb's extracted tree, and the
+/// copyright file equal to the one cargo-deb writes.
+fn rpm_payload(rpm: &str, deb: &str) {
+    let root = tempfile::tempdir().unwrap();
+    let tgz = root.path().join("payload.tgz");
+    let o = Command::new("rpm2archive")
+        .arg("-")
+        .stdin(std::fs::File::open(rpm).unwrap())
+        .stdout(std::fs::File::create(&tgz).unwrap())
+        .output()
+        .expect("rpm2archive");
+    assert!(o.status.success(), "rpm2archive: {}", text(&o));
+    let tree = root.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    run(
+        "tar",
+        &["-xzpf", tgz.to_str().unwrap(), "-C", tree.to_str().unwrap()],
+    );
+    check_tree(&tree);
+    let deb_root = tempfile::tempdir().unwrap();
+    run("dpkg-deb", &["-x", deb, deb_root.path().to_str().unwrap()]);
+    let copyright = "usr/share/doc/vip-arbiter/copyright";
+    assert_eq!(
+        read(&tree.join(copyright)),
+        read(&deb_root.path().join(copyright)),
+        "the .rpm's copyright differs from the .deb's"
+    );
+    // Byte for byte the same payload as the .deb; the binary is the one under test
+    // (cargo-deb strips its copy, cargo-generate-rpm packs it as built: the release
+    // profile's binary is stripped already).
+    for f in package_files() {
+        let rel = f.trim_start_matches('/');
+        let want = if f == "/usr/bin/vip-arbiter" {
+            std::fs::read(env!("CARGO_BIN_EXE_vip-arbiter")).unwrap()
+        } else {
+            std::fs::read(deb_root.path().join(rel)).unwrap()
+        };
+        assert!(
+            std::fs::read(tree.join(rel)).unwrap() == want,
+            "{f} in the .rpm differs from the .deb's (or, the binary, from the one under test)"
+        );
+    }
 }
 
 /// A real `dpkg -i` on this machine: every file in place, listed, the conffile
