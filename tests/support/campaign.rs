@@ -818,6 +818,28 @@ impl Ctx<'_> {
             self.bed.vip_only_on(self.ec2, p)
                 && self.arbiters[p as usize - 1].verdict() == "holding"
         });
+        // repmgrd may promote another node after the repair (seed 913859869, step 7: a
+        // repmgrd restarted by the settle promoted n1 while the partitioned n2 was the
+        // primary): the arbiters follow that primary, so the bed is repaired again,
+        // once, and the step converges on it.
+        if !s.converged && single_primary(self.bed) != Some(p) {
+            let roles = self.bed.roles();
+            s.repairs.push(format!(
+                "the primary changed after the repair (n{p}, now {roles:?}): repaired again"
+            ));
+            if let Err(e) = caught(|| self.repair(s)) {
+                s.errors.push(format!("second repair: {e}"));
+                return;
+            }
+            let Some(q) = s.to else { return };
+            s.converged = poll(CONVERGE, || {
+                self.bed.vip_only_on(self.ec2, q)
+                    && self.arbiters[q as usize - 1].verdict() == "holding"
+            });
+            if s.converged {
+                return;
+            }
+        }
         if !s.converged {
             s.errors.push(format!(
                 "VIP not alone on n{p} with a{p} holding within {CONVERGE:?}: EC2 {:?}, verdicts {:?}",

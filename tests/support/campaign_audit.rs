@@ -26,7 +26,11 @@
 //!   truth at that time).
 //! * `no-stale-write`: a write the client got through the VIP, served on timeline T,
 //!   fails the audit if before the write began a node on a higher timeline was seen
-//!   as the newest primary AND the single EC2 holder in the same sample.
+//!   as the newest primary AND the single EC2 holder in the same sample; "before" by
+//!   the time that sample's EC2 answer came back (`Sample::ec2_t`: EC2 is read last,
+//!   so the sample's own `t` may precede the move it shows by the time the kernels
+//!   and roles took; seed 913859869 step 7 was such a write, begun 57 ms after `t`
+//!   and before the move).
 //! * `ec2-double`: no sample with the VIP on two ENIs at EC2 (the soak's target).
 
 use std::collections::BTreeMap;
@@ -269,7 +273,7 @@ fn no_stale_write(v: &View) -> Rule {
         if let (Some(h), Some((tl, nodes))) = (v.holder(s), View::newest(s))
             && nodes.contains(&h)
         {
-            held.entry(tl).or_insert(s.t);
+            held.entry(tl).or_insert(s.ec2_t);
         }
     }
     let mut checked = 0;

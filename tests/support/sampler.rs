@@ -60,6 +60,10 @@ pub struct Sample {
     /// ENIs holding the VIP at EC2, read after the kernels; None without an emulator
     /// or if the query failed.
     pub ec2: Option<Vec<String>>,
+    /// When that EC2 answer came back (time since the sampler started): what EC2
+    /// showed was true by then, not necessarily at `t` (the kernels and the roles are
+    /// read first, hundreds of milliseconds under load).
+    pub ec2_t: Duration,
     /// Per sampled node (in the order given at start): the VIP is on its `ens5`.
     pub kernel: Vec<bool>,
     /// Per sampled node: its PostgreSQL role.
@@ -223,12 +227,14 @@ impl Sampler {
                 // correct daemon look as if it added the address early.
                 let kernel = nodes.iter().map(|n| kernel_has(&n.ns, &vip)).collect();
                 let (role, timeline) = nodes.iter().map(SampledNode::role).unzip();
+                let holders = ec2.as_ref().and_then(|e| e.try_holders(&vip));
                 samples.push(Sample {
                     t,
                     kernel,
                     role,
                     timeline,
-                    ec2: ec2.as_ref().and_then(|e| e.try_holders(&vip)),
+                    ec2: holders,
+                    ec2_t: start.elapsed(),
                 });
                 next += PERIOD;
                 let now = Instant::now();
