@@ -328,6 +328,7 @@ fn a_query_blocked_behind_a_lock_ends_within_pg_timeout_and_leaves_nothing_on_th
             repmgr_primary: None,
             system_id: None,
             known_nodes: None,
+            replication: None,
         }));
         (r, started.elapsed())
     };
