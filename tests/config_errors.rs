@@ -94,6 +94,26 @@ const CASES: &[(&str, &str, &str)] = &[
     ("aws:fence_command = \" \"", "aws.fence_command", "is empty"),
     ("aws:enabled = \"maybe\"", "aws.enabled", "invalid type"),
     ("aws:colour = \"blue\"", "aws.colour", "unknown field"),
+    (
+        "[http]\nlisten = \"localhost:8008\"",
+        "http.listen",
+        "is not an address and port",
+    ),
+    (
+        "[http]\nallow = [\"10.1.2.3/8\"]",
+        "http.allow",
+        "has host bits set",
+    ),
+    (
+        "[http]\nallow = \"10.0.0.0/8\"",
+        "http.allow",
+        "invalid type",
+    ),
+    (
+        "env:VIP_ARBITER_HTTP__LISTEN=8008",
+        "http.listen",
+        "\"8008\"",
+    ),
     ("env:VIP_ARBITER_INTERVAL=fast", "interval", "\"fast\""),
     (
         "env:VIP_ARBITER_AWS__REGOIN=eu-west-1",
