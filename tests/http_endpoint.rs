@@ -42,14 +42,15 @@ fn role_routes_follow_the_primary_and_only_read() {
         bed.dir(),
         bed.hub().ns.clone(),
     );
-    let conf = |node: &support::pg_cluster::PgNode| {
+    let conf_on = |node: &support::pg_cluster::PgNode, listen: &str| {
         format!(
             "vip = \"{VIP}\"\ninterface = \"ens5\"\nrepmgr_config = {:?}\ninterval = \"500ms\"\n\
              pg_unknown_hold = \"2s\"\nlog_level = \"debug\"\n\
-             [http]\nlisten = \"0.0.0.0:{PORT}\"\nallow = [\"{HUB_IP}/32\", \"127.0.0.0/8\"]\n",
+             [http]\nlisten = \"{listen}\"\nallow = [\"{HUB_IP}/32\", \"127.0.0.0/8\"]\n",
             node.repmgr_conf().display().to_string()
         )
     };
+    let conf = |node| conf_on(node, &format!("0.0.0.0:{PORT}"));
     let a1 = Arbiter::start(n1, dir, "a1", &conf(cluster.node1()), &[]);
     let a2 = Arbiter::start(n2, dir, "a2", &conf(cluster.node2()), &[]);
     wait_until(Duration::from_secs(10), "a1 holding, a2 standby", || {
@@ -126,6 +127,44 @@ fn role_routes_follow_the_primary_and_only_read() {
     assert_eq!(status, 403, "{body}");
     let (status, _) = curl(n1, &[], &format!("http://127.0.0.1:{PORT}/primary"));
     assert_eq!(status, 200);
+
+    // A listen address this host does not have is the config's (78); a port in use
+    // (a2's) is not (1). Both name the key.
+    for (listen, code) in [
+        ("192.0.2.1:8008".to_owned(), 78),
+        (format!("0.0.0.0:{PORT}"), 1),
+    ] {
+        let path = dir.join("bad-listen.toml");
+        let sock = dir.join("bad-listen.sock");
+        std::fs::write(
+            &path,
+            format!(
+                "socket = {:?}\n{}",
+                sock.display().to_string(),
+                conf_on(cluster.node2(), &listen)
+            ),
+        )
+        .expect("write config");
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                n2,
+                &support::testbed::arbiter_bin(),
+                "run",
+                "--config",
+            ])
+            .arg(&path)
+            .output()
+            .expect("run vip-arbiter");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "listen {listen}: {stderr}");
+        assert!(
+            stderr.contains(&format!("http.listen {listen}")),
+            "{stderr}"
+        );
+    }
+    assert_eq!(get(2, "/replica").0, 200, "a2 still serves");
 
     // The primary goes away and n2 is promoted: the routes follow.
     cluster.stop_primary_and_promote_standby();

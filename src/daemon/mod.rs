@@ -57,6 +57,12 @@ impl StartupError {
     pub fn exit_code(&self) -> i32 {
         match self {
             StartupError::Config(_) => crate::config::ConfigErrors::EXIT_CODE,
+            // `http.listen` names an address this host does not have: the config's.
+            StartupError::Http { source, .. }
+                if source.kind() == std::io::ErrorKind::AddrNotAvailable =>
+            {
+                crate::config::ConfigErrors::EXIT_CODE
+            }
             _ => 1,
         }
     }
