@@ -101,20 +101,19 @@ pub fn route(req: &Parsed, source: &dyn TcpSource, endpoint: &Endpoint) -> Vec<u
         }
         "/metrics" => (200, "text/plain; version=0.0.4", source.metrics()),
         path @ ("/primary" | "/master" | "/read-write" | "/replica" | "/read-only") => {
-            let lag = match roles::lag_of(&req.query) {
-                Ok(lag) => lag,
-                Err(e) => return reply(400, "text/plain", &format!("{e}\n"), &[]),
-            };
             let snap = source.snapshot();
             let (snap, stale) = (snap.as_ref(), endpoint.stale_after);
-            let answer = match path {
-                "/replica" => roles::replica(snap, stale, lag),
-                "/read-only" => roles::read_only(snap, stale, lag),
-                _ => roles::primary(snap, stale),
-            };
-            match answer {
-                Ok(what) => (200, "text/plain", format!("{what}\n")),
-                Err(why) => (503, "text/plain", format!("{why}\n")),
+            match roles::lag_of(&req.query) {
+                Err(e) => (400, "text/plain", format!("{e}\n")),
+                Ok(lag) => match path {
+                    "/replica" => roles::replica(snap, stale, lag),
+                    "/read-only" => roles::read_only(snap, stale, lag),
+                    _ => roles::primary(snap, stale),
+                }
+                .map_or_else(
+                    |why| (503, "text/plain", format!("{why}\n")),
+                    |what| (200, "text/plain", format!("{what}\n")),
+                ),
             }
         }
         _ => (404, "text/plain", ROUTES.to_owned()),

@@ -130,6 +130,13 @@ fn read_only_methods_and_status_only_answers() {
         .0,
         503
     );
+    for method in ["HEAD", "OPTIONS"] {
+        let (status, out) = ask(&p, &format!("{method} /replica?lag=lots HTTP/1.1\r\n\r\n"));
+        assert!(
+            status == 400 && out.ends_with("\r\n\r\n"),
+            "{method}: {out}"
+        );
+    }
     let (status, out) = ask(&p, "HEAD /primary HTTP/1.1\r\n\r\n");
     assert_eq!(status, 200);
     assert!(
