@@ -324,6 +324,7 @@ pub async fn check(
         }
     };
     out.extend(interface_checks(s).await);
+    out.extend(crate::cli::http_check::listen_check(s.http.listen));
     if let Some(user) = &user {
         out.extend(file_checks(s, raw, unit, user, env));
     }

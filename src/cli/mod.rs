@@ -3,6 +3,7 @@
 
 pub mod client_socket;
 pub mod host_check;
+pub mod http_check;
 pub mod plan_report;
 pub mod retire_claim;
 

@@ -17,14 +17,20 @@ pub struct HttpSettings {
 /// The `[http]` table; each problem is pushed as one line "http.key: problem".
 pub fn validate(raw: &RawHttp, problems: &mut Vec<String>) -> HttpSettings {
     let listen = raw.listen.as_deref().and_then(|l| {
-        l.trim()
-            .parse::<SocketAddr>()
-            .map_err(|_| {
-                problems.push(format!(
-                    "http.listen: {l:?} is not an address and port like \"0.0.0.0:8008\" or \"[::]:8008\""
-                ));
-            })
-            .ok()
+        let parsed = l.trim().parse::<SocketAddr>().map_err(|_| {
+            format!("{l:?} is not an address and port like \"0.0.0.0:8008\" or \"[::]:8008\"")
+        });
+        match parsed {
+            Ok(a) if a.port() == 0 => {
+                problems.push(format!("http.listen: {l:?}: port 0 would be a random port"));
+                None
+            }
+            Ok(a) => Some(a),
+            Err(e) => {
+                problems.push(format!("http.listen: {e}"));
+                None
+            }
+        }
     });
     let allow = raw
         .allow
@@ -75,6 +81,12 @@ mod tests {
         assert!(p[1].starts_with("http.allow: \"nope\""));
         assert!(p[2].contains("host bits"), "{}", p[2]);
         assert_eq!(s.allow.0.len(), 1);
+        let mut p = Vec::new();
+        validate(&raw(Some("0.0.0.0:0"), &[]), &mut p);
+        assert_eq!(
+            p,
+            ["http.listen: \"0.0.0.0:0\": port 0 would be a random port"]
+        );
         let mut p = Vec::new();
         let s = validate(&raw(Some("[::]:8008"), &[]), &mut p);
         assert!(p.is_empty());
