@@ -112,6 +112,26 @@ const CASES: &[(&str, &str, &str)] = &[
         "expected true or false, found a string",
     ),
     ("aws:colour = \"blue\"", "aws.colour", "unknown key"),
+    (
+        "[http]\nlisten = \"localhost:8008\"",
+        "http.listen",
+        "is not an address and port",
+    ),
+    (
+        "[http]\nallow = [\"10.1.2.3/8\"]",
+        "http.allow",
+        "has host bits set",
+    ),
+    (
+        "[http]\nallow = \"10.0.0.0/8\"",
+        "http.allow",
+        "expected a list, found a string",
+    ),
+    (
+        "env:VIP_ARBITER_HTTP__LISTEN=8008",
+        "http.listen",
+        "\"8008\"",
+    ),
     ("env:VIP_ARBITER_INTERVAL=fast", "interval", "\"fast\""),
     (
         "env:VIP_ARBITER_AWS__REGOIN=eu-west-1",

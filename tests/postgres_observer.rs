@@ -56,6 +56,18 @@ fn primary_standby_promotion_and_stale_primary() {
         }
     );
     assert_eq!(r2.repmgr_primary, Some(1));
+    // The TCP endpoint's /replica: the standby's WAL receiver, its upstream, its lag.
+    assert_eq!(r1.replication, None, "a primary reports no replication");
+    let rep = r2
+        .replication
+        .clone()
+        .expect("a standby reports its replication");
+    assert_eq!(
+        (rep.receiver.as_deref(), rep.upstream),
+        (Some("streaming"), Some(1)),
+        "{rep:?}"
+    );
+    assert!(rep.lag_bytes.is_some() && rep.lag_ms.is_some(), "{rep:?}");
 
     cluster.stop_primary_and_promote_standby();
     let r1 = observe(&rt, &mut o1);
@@ -73,6 +85,7 @@ fn primary_standby_promotion_and_stale_primary() {
         },
         "same connection sees the promotion"
     );
+    assert_eq!(r2.replication, None, "promoted: no replication");
     assert_eq!(r2.repmgr_primary, Some(2));
     assert_eq!(cluster.timeline(cluster.node2()), 2);
 
@@ -328,6 +341,7 @@ fn a_query_blocked_behind_a_lock_ends_within_pg_timeout_and_leaves_nothing_on_th
             repmgr_primary: None,
             system_id: None,
             known_nodes: None,
+            replication: None,
         }));
         (r, started.elapsed())
     };

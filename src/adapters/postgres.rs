@@ -33,7 +33,7 @@ use crate::config::conninfo::PgSettings;
 use crate::core::backoff::Backoff;
 use crate::core::observation::{ClusterAnswer, PgRole, PgView, RepmgrSays};
 use crate::pass::jitter;
-use crate::pass::observe::{PgReport, PgSource};
+use crate::pass::observe::{PgReport, PgSource, Replication};
 
 /// Reconnect schedule: 250 ms, 500 ms, 1 s, 2 s, 2 s, ... (before jitter). Short,
 /// because `pg_unknown_hold` (10 s by default) runs while we are disconnected.
@@ -50,7 +50,11 @@ pub const MIN_SESSION_TIMEOUT: Duration = Duration::from_millis(100);
 
 const ROLE_SQL: &str = "SELECT pg_is_in_recovery(), \
      CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END, \
-     to_regclass('repmgr.nodes') IS NOT NULL";
+     to_regclass('repmgr.nodes') IS NOT NULL, \
+     (SELECT status FROM pg_stat_wal_receiver), \
+     pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint, \
+     CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
+     ELSE (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint END";
 
 const SYSTEM_ID_SQL: &str = "SELECT system_identifier FROM pg_control_system()";
 
@@ -282,6 +286,19 @@ impl PgObserver {
             return Err(format!("role query returned {} rows", rows.len()));
         };
         let in_recovery = parse_bool(row.first())?;
+        // For the TCP endpoint's /replica (health::roles): columns 3-5 of ROLE_SQL.
+        let number = |i: usize| {
+            row.get(i)
+                .and_then(|v| v.as_deref())
+                .and_then(|v| v.parse::<i64>().ok())
+                .map(|n| u64::try_from(n).unwrap_or(0))
+        };
+        let mut replication = in_recovery.then(|| Replication {
+            receiver: row.get(3).cloned().flatten(),
+            upstream: None,
+            lag_bytes: number(4),
+            lag_ms: number(5),
+        });
         let role = if in_recovery {
             PgRole::Standby
         } else {
@@ -298,9 +315,11 @@ impl PgObserver {
                 repmgr_primary: None,
                 system_id,
                 known_nodes: None,
+                replication,
             });
         }
-        let sql = "SELECT node_id, type, active FROM repmgr.nodes ORDER BY node_id";
+        let sql =
+            "SELECT node_id, type, active, upstream_node_id FROM repmgr.nodes ORDER BY node_id";
         let rows = rows_of(
             run(client, sql, &abandoned)
                 .await
@@ -311,6 +330,14 @@ impl PgObserver {
             .map(|r| parse_node(r))
             .collect::<Result<Vec<_>, _>>()?;
         let repmgr_primary = nodes.iter().find(|n| n.primary && n.active).map(|n| n.id);
+        if let Some(r) = replication.as_mut() {
+            let own = rows
+                .iter()
+                .find(|row| parse_node(row).is_ok_and(|n| n.id == node_id));
+            r.upstream = own
+                .and_then(|row| row.get(3).cloned().flatten())
+                .and_then(|v| v.parse().ok());
+        }
         Ok(PgReport {
             view: PgView::Known {
                 role,
@@ -319,6 +346,7 @@ impl PgObserver {
             repmgr_primary,
             system_id,
             known_nodes: Some(nodes.iter().map(|n| n.id).collect()),
+            replication,
         })
     }
 }
@@ -369,6 +397,7 @@ impl PgSource for PgObserver {
                     repmgr_primary: None,
                     system_id: None,
                     known_nodes: None,
+                    replication: None,
                 }
             }
         }

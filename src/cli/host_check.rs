@@ -317,6 +317,7 @@ pub async fn check(
     };
     out.extend(crate::cli::host_interface::interface_checks(s).await);
     out.push(crate::cli::host_interface::socket_check(&s.socket));
+    out.extend(crate::cli::http_check::listen_check(s.http.listen));
     if let Some(user) = &user {
         out.extend(crate::cli::host_interface::socket_group_check(s, user));
         out.extend(crate::cli::host_files::file_checks(s, raw, unit, user, env));

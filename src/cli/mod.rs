@@ -5,6 +5,7 @@ pub mod client_socket;
 pub mod host_check;
 pub mod host_files;
 pub mod host_interface;
+pub mod http_check;
 pub mod plan_report;
 pub mod retire_claim;
 

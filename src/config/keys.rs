@@ -169,6 +169,18 @@ pub static KEYS: &[Key] = &[
         Text,
         |s| unset(&s.aws.fence_command),
     ),
+    // The TCP listener is bound once at start.
+    key("http.listen", restart!(http.listen), Text, |s| {
+        s.http
+            .listen
+            .map_or("(unset: no TCP listener)".to_owned(), |a| {
+                format!("\"{a}\"")
+            })
+    }),
+    key("http.allow", restart!(http.allow), List, |s| {
+        let nets: Vec<String> = s.http.allow.0.iter().map(|n| format!("\"{n}\"")).collect();
+        format!("[{}]", nets.join(", "))
+    }),
 ];
 
 /// The key named `name` (`aws.enabled` for a key of `[aws]`).

@@ -9,6 +9,7 @@
 //! the rules.
 
 pub mod conninfo;
+pub mod http;
 pub mod keys;
 pub mod pgpass;
 pub mod raw;
@@ -70,6 +71,8 @@ pub struct Settings {
     pub kick_allow: Vec<Principal>,
     pub log_level: String,
     pub aws: AwsSettings,
+    /// `[http]`: the optional TCP listener.
+    pub http: http::HttpSettings,
     pub source: Source,
     /// Non-fatal findings (e.g. an insecure .pgpass), logged at start.
     pub warnings: Vec<String>,

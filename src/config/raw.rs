@@ -38,6 +38,8 @@ pub struct RawConfig {
     pub kick_allow: Vec<String>,
     pub log_level: String,
     pub aws: RawAws,
+    #[serde(default)]
+    pub http: RawHttp,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -52,6 +54,23 @@ pub struct RawAws {
     pub consistency_bound: String,
     pub state_file: String,
     pub fence_command: Option<String>,
+}
+
+/// `[http]`: the optional TCP listener (config/http.rs validates it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub listen: Option<String>,
+    pub allow: Vec<String>,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: None,
+            allow: vec!["127.0.0.0/8".into(), "::1".into()],
+        }
+    }
 }
 
 impl Default for RawConfig {
@@ -83,6 +102,7 @@ impl Default for RawConfig {
                 state_file: "/var/lib/vip-arbiter/fence.json".into(),
                 fence_command: None,
             },
+            http: RawHttp::default(),
         }
     }
 }

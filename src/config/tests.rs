@@ -712,7 +712,8 @@ fn check_config_prints_every_key_in_file_order() {
         "prefix_len = 24\nnode_id = 3\nconninfo = \"host=/tmp user=repmgr password=pw\"\n\
          interval = \"1500ms\"\non_stop = \"release\"\nsocket_group = \"0\"\n\
          kick_allow = [\"root\", \"0\"]\nlog_level = \"debug\"\n[aws]\nenabled = true\n\
-         region = \"eu-west-1\"\neni_id = \"eni-0a\"\nfence_command = \"/bin/true\"\n",
+         region = \"eu-west-1\"\neni_id = \"eni-0a\"\nfence_command = \"/bin/true\"\n\
+         [http]\nlisten = \"0.0.0.0:8008\"\nallow = [\"10.0.0.0/8\", \"::1\"]\n",
     );
     let s = f.load(&path, &[]).expect("loads");
     let want = format!(
@@ -726,7 +727,8 @@ fn check_config_prints_every_key_in_file_order() {
          log_level = \"debug\"\n\n[aws]\nenabled = true\nregion = \"eu-west-1\"\n\
          eni_id = \"eni-0a\"\nsubnet_id = (unset)\nverify_interval = \"30s\"\n\
          cloud_unknown_hold = \"300s\"\nconsistency_bound = \"60s\"\n\
-         state_file = \"/var/lib/vip-arbiter/fence.json\"\nfence_command = \"/bin/true\"\n",
+         state_file = \"/var/lib/vip-arbiter/fence.json\"\nfence_command = \"/bin/true\"\n\n\
+         [http]\nlisten = \"0.0.0.0:8008\"\nallow = [\"10.0.0.0/8\", \"::1/128\"]\n",
         path.display()
     );
     assert_eq!(s.redacted_toml(), want);
@@ -746,7 +748,9 @@ fn check_config_prints_every_key_in_file_order() {
         text.contains("\nprefix_len = (from the interface's own address)\n")
             && text.contains("\nsocket_group = (the service user's group)\n")
             && text.contains("\nkick_allow = []  # root")
-            && text.contains("\nfence_command = (unset)\n"),
+            && text.contains("\nfence_command = (unset)\n")
+            && text.contains("\nlisten = (unset: no TCP listener)\n")
+            && text.contains("\nallow = [\"127.0.0.0/8\", \"::1/128\"]\n"),
         "{text}"
     );
 }

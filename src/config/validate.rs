@@ -203,6 +203,7 @@ pub(super) fn validate(
         ),
     };
     let aws = validate_aws(&mut p, &raw.aws);
+    let http = crate::config::http::validate(&raw.http, &mut p.0);
     let passwords = (env_password, pgpass_path);
     let (node_id, pg) = node_and_conninfo(&mut p, raw, pg_timeout, passwords, &mut warnings);
     if !p.0.is_empty() {
@@ -251,6 +252,7 @@ pub(super) fn validate(
         kick_allow,
         log_level,
         aws,
+        http,
         source,
         warnings,
     })

@@ -24,9 +24,9 @@ use crate::daemon::logging::LevelHandle;
 pub use crate::daemon::reload::FileReload;
 use crate::daemon::shutdown::Shutdown;
 use crate::health::metrics::Metrics;
-use crate::health::server;
 use crate::health::socket_access::KickAllow;
 use crate::health::state::{HealthState, Identity};
+use crate::health::{server, tcp};
 use crate::pass::journal::{Journal, Nowhere};
 use crate::pass::reconcile::{Limits, World};
 use crate::pass::run_loop::{self, Control, LoopConfig};
@@ -38,6 +38,11 @@ pub enum StartupError {
     Kernel(#[from] KernelError),
     #[error("health socket: {0}")]
     Socket(#[from] server::SocketError),
+    #[error("http.listen {addr}: {source}")]
+    Http {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("signals: {0}")]
     Signals(#[source] std::io::Error),
     /// The EC2 set-up's reason, as it words it.
@@ -59,6 +64,12 @@ impl StartupError {
             StartupError::Socket(e) if e.is_config() => crate::config::ConfigErrors::EXIT_CODE,
             // `interface` names nothing here: check-config fails on it too.
             StartupError::Kernel(KernelError::NoSuchInterface { .. }) => {
+                crate::config::ConfigErrors::EXIT_CODE
+            }
+            // `http.listen` names an address this host does not have: the config's.
+            StartupError::Http { source, .. }
+                if source.kind() == std::io::ErrorKind::AddrNotAvailable =>
+            {
                 crate::config::ConfigErrors::EXIT_CODE
             }
             _ => 1,
@@ -159,6 +170,24 @@ pub async fn run(
         KickAllow::new(&s.kick_allow),
         shutdown.token(),
     ));
+    let http = match s.http.listen {
+        None => None,
+        Some(addr) => {
+            let listener = tcp::bind(addr)
+                .await
+                .map_err(|source| StartupError::Http { addr, source })?;
+            info!(listen = %addr, "http endpoint listening");
+            Some(tokio::spawn(tcp::serve(
+                listener,
+                health.clone(),
+                tcp::Endpoint {
+                    allow: s.http.allow.clone(),
+                    stale_after: stale_after(&s),
+                },
+                shutdown.token(),
+            )))
+        }
+    };
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(StartupError::Signals)?;
     let (hangup_tx, hangups) = tokio::sync::mpsc::channel(1);
@@ -201,9 +230,19 @@ pub async fn run(
     run_loop::run(&mut world, cfg, ctl).await;
     shutdown.trigger_graceful();
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    if let Some(http) = http {
+        let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
+    }
     let _ = std::fs::remove_file(&socket_path);
     info!("stopped");
     Ok(())
+}
+
+/// How old the last pass may be before the TCP endpoint's role answers call it
+/// unknown (503): three intervals and one slow pass (the PostgreSQL bound, an EC2
+/// call and a step). 15 s with the defaults.
+pub fn stale_after(s: &Settings) -> Duration {
+    s.interval * 3 + s.pg_timeout + CLOUD_CALL_LIMIT * 2
 }
 
 /// EC2 mode: the adapter, after the start-up self-test (`check-config --online`'s

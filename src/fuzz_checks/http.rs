@@ -11,6 +11,55 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use crate::health::http::{self, Answer, Progress};
 use crate::health::server::{self, HealthSource, MAX_BODY, MAX_HEAD};
 use crate::health::socket_access::KickAllow;
+use crate::health::state::Snapshot;
+use crate::health::tcp::{self, Endpoint, TcpSource};
+
+/// The TCP endpoint over a holding primary (or no snapshot yet).
+struct Tcp(Option<(Snapshot, std::time::Duration)>);
+
+impl TcpSource for Tcp {
+    fn snapshot(&self) -> Option<(Snapshot, std::time::Duration)> {
+        self.0.clone()
+    }
+    fn health(&self) -> (bool, String) {
+        (true, "{}".into())
+    }
+    fn metrics(&self) -> String {
+        "vip_arbiter_passes_total 1\n".into()
+    }
+}
+
+/// The same request to the TCP endpoint: one well-formed response; only GET, HEAD
+/// and OPTIONS get anything but 405; HEAD and OPTIONS get no body.
+fn tcp_answer(req: &http::Parsed, holding: bool) {
+    let snapshot = holding.then(|| {
+        let s = Snapshot {
+            role: "primary".into(),
+            eligible: true,
+            verdict_kind: "holding".into(),
+            ..Snapshot::default()
+        };
+        (s, std::time::Duration::ZERO)
+    });
+    let endpoint = Endpoint {
+        allow: crate::health::tcp_access::Allow::default(),
+        stale_after: std::time::Duration::from_secs(15),
+    };
+    let out = tcp::route(req, &Tcp(snapshot), &endpoint);
+    let end = http::head_end(&out).expect("a complete head");
+    let head = std::str::from_utf8(&out[..end]).expect("ASCII head");
+    let status: u16 = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|h| h.get(..3))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    assert_ne!(http::reason(status), "Unknown", "{head}");
+    let read_only = matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+    assert_eq!(status == 405, !read_only, "{head}");
+    if matches!(req.method.as_str(), "HEAD" | "OPTIONS") {
+        assert_eq!(out.len(), end, "no body: {head}");
+    }
+}
 
 #[derive(Default)]
 struct Source {
@@ -60,6 +109,9 @@ pub fn http(data: &[u8]) {
     let source = Source::default();
     let allow = KickAllow::with_service_uid(SERVICE_UID, &[]);
     let head_request = read.as_ref().is_ok_and(|r| r.method == "HEAD");
+    if let Ok(req) = &read {
+        tcp_answer(req, who % 2 == 0);
+    }
     let out = server::answer(read, &source, &allow, peer);
     let end = http::head_end(&out).expect("a complete head");
     let head = std::str::from_utf8(&out[..end]).expect("ASCII head");

@@ -62,6 +62,8 @@ impl Bad {
 pub struct Parsed {
     pub method: String,
     pub path: String,
+    /// The query after `?` (without it; empty when none), fragment dropped.
+    pub query: String,
     pub content_length: usize,
 }
 
@@ -129,10 +131,12 @@ pub fn check_request_line(buf: &[u8]) -> Option<Result<(), u16>> {
 
 /// Parse a complete request head; `Err(status)` for a malformed one.
 pub fn parse_head(head: &[u8]) -> Result<Parsed, u16> {
-    let ((method, path), content_length) = parse(head, request_line).map_err(Bad::status)?;
+    let ((method, (path, query)), content_length) =
+        parse(head, request_line).map_err(Bad::status)?;
     Ok(Parsed {
         method: method.to_owned(),
         path,
+        query,
         content_length: content_length.unwrap_or(0),
     })
 }
@@ -305,9 +309,10 @@ fn version_of(version: &str) -> Result<(), Bad> {
     })
 }
 
-/// `METHOD SP target SP HTTP/1.x`: the method and the path (query dropped). The
-/// target may be origin-form (`/health`) or absolute-form (`http://localhost/health`).
-fn request_line(line: &str) -> Result<(&str, String), Bad> {
+/// `METHOD SP target SP HTTP/1.x`: the method, the path and the query (fragment
+/// dropped). The target may be origin-form (`/health`) or absolute-form
+/// (`http://localhost/health`).
+fn request_line(line: &str) -> Result<(&str, (String, String)), Bad> {
     let mut parts = line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -331,8 +336,9 @@ fn request_line(line: &str) -> Result<(&str, String), Bad> {
     if !origin.starts_with('/') {
         return Err(Bad::StartLine);
     }
-    let path = origin.split(['?', '#']).next().unwrap_or(origin);
-    Ok((method, path.to_owned()))
+    let origin = origin.split('#').next().unwrap_or(origin);
+    let (path, query) = origin.split_once('?').unwrap_or((origin, ""));
+    Ok((method, (path.to_owned(), query.to_owned())))
 }
 
 /// RFC 9110 token characters (header field names).

@@ -9,6 +9,14 @@ fn parses_good_heads() {
         (p.method.as_str(), p.path.as_str(), p.content_length),
         ("GET", "/health", 0)
     );
+    assert_eq!(p.query, "x=1");
+    let p = parse_head(b"OPTIONS /replica?lag=16MB#frag HTTP/1.1\r\n\r\n").expect("query");
+    assert_eq!(
+        (p.path.as_str(), p.query.as_str()),
+        ("/replica", "lag=16MB")
+    );
+    let p = parse_head(b"GET /primary#x?y HTTP/1.1\r\n\r\n").expect("fragment");
+    assert_eq!((p.path.as_str(), p.query.as_str()), ("/primary", ""));
     let p = parse_head(b"POST /kick HTTP/1.0\r\nContent-Length: 3\r\n\r\n").expect("ok");
     assert_eq!(p.content_length, 3);
     let p = parse_head(b"POST /kick HTTP/1.1\r\nContent-Length: 3\r\ncontent-length:3\r\n\r\n")

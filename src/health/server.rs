@@ -6,15 +6,12 @@
 //! also needs the peer's uid (SO_PEERCRED) on the allow list (`socket_access`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::health::http::{self, Parsed, Progress};
+use crate::health::conn::{self, reply};
+use crate::health::http::Parsed;
 
 mod bind;
 use crate::health::socket_access::KickAllow;
@@ -33,20 +30,11 @@ pub trait HealthSource: Send + Sync + 'static {
     fn unfence(&self);
 }
 
-pub const MAX_HEAD: usize = 8 * 1024;
-pub const MAX_BODY: usize = 1024;
-pub const READ_LIMIT: Duration = Duration::from_secs(2);
-pub const WRITE_LIMIT: Duration = Duration::from_secs(2);
-pub const MAX_CONNECTIONS: usize = 64;
-/// Connections past the cap answered 503 at once; beyond this many such answers in
-/// flight, new connections are closed unanswered.
-pub const MAX_REFUSALS: usize = 256;
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
-const LINGER: Duration = Duration::from_millis(200);
-const LINGER_BYTES: usize = 64 * 1024;
+pub use crate::health::conn::{
+    MAX_BODY, MAX_CONNECTIONS, MAX_HEAD, MAX_REFUSALS, READ_LIMIT, SHUTDOWN_GRACE, WRITE_LIMIT,
+};
 
-/// Serve until `shutdown`. Then stop accepting (new connects are refused), give
-/// in-flight connections up to [`SHUTDOWN_GRACE`] to finish, abort the rest, return.
+/// Serve until `shutdown` (`conn::serve`: caps, limits, the drain at shutdown).
 /// The socket file is left in place; the next [`bind`] replaces it.
 pub async fn serve(
     listener: UnixListener,
@@ -55,103 +43,17 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let kick_allow = Arc::new(kick_allow);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
-    let mut tasks = JoinSet::new();
-    loop {
-        while tasks.try_join_next().is_some() {}
-        let stream = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "health socket: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        if let Ok(permit) = slots.clone().try_acquire_owned() {
-            let source = source.clone();
-            let kick_allow = kick_allow.clone();
-            tasks.spawn(async move {
-                handle(stream, source.as_ref(), &kick_allow).await;
-                drop(permit);
-            });
-        } else if let Ok(permit) = refusals.clone().try_acquire_owned() {
-            tasks.spawn(async move {
-                let mut stream = stream;
-                let busy = reply(503, "text/plain", "too many connections\n", &[]);
-                write(&mut stream, &busy).await;
-                drop(permit);
-            });
-        } else {
-            // A flood even the refusals cannot keep up with: close unanswered.
-            drop(stream);
+    let handle = move |stream: UnixStream, (): ()| {
+        let (source, kick_allow) = (source.clone(), kick_allow.clone());
+        async move {
+            let peer_uid = stream.peer_cred().ok().map(|c| c.uid());
+            conn::exchange(stream, |read| {
+                answer(read, source.as_ref(), &kick_allow, peer_uid)
+            })
+            .await;
         }
-    }
-    drop(listener);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::debug!(
-            left = tasks.len(),
-            "health socket: aborting connections at shutdown"
-        );
-    }
-    tasks.shutdown().await;
-}
-
-async fn handle(mut stream: UnixStream, source: &dyn HealthSource, kick_allow: &KickAllow) {
-    let peer_uid = stream.peer_cred().ok().map(|c| c.uid());
-    let response = match tokio::time::timeout(READ_LIMIT, read_request(&mut stream)).await {
-        Err(_) => reply(408, "text/plain", "request not received in time\n", &[]),
-        Ok(read) => answer(read, source, kick_allow, peer_uid),
     };
-    write(&mut stream, &response).await;
-}
-
-/// Write the response (a client that does not read within [`WRITE_LIMIT`] is given
-/// up on), then a lingering close: discard what the client still sends (bounded in
-/// time and size), so closing with unread input does not turn our answer into a
-/// connection reset on the client's side.
-async fn write(stream: &mut UnixStream, bytes: &[u8]) {
-    let _ = tokio::time::timeout(WRITE_LIMIT, async {
-        stream.write_all(bytes).await?;
-        stream.shutdown().await
-    })
-    .await;
-    let mut sink = [0u8; 4096];
-    let mut drained = 0usize;
-    let _ = tokio::time::timeout(LINGER, async {
-        while drained < LINGER_BYTES {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drained += n,
-            }
-        }
-    })
-    .await;
-}
-
-/// Read the head (and a small body); `Err(status)` for a request to refuse.
-async fn read_request(stream: &mut UnixStream) -> Result<Parsed, u16> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        match http::assess(&buf, MAX_HEAD, MAX_BODY) {
-            Progress::Complete(req) => return Ok(req),
-            Progress::Refuse(status) => return Err(status),
-            Progress::NeedMore => {}
-        }
-        let n = stream.read(&mut chunk).await.map_err(|_| 400u16)?;
-        if n == 0 {
-            return Err(400);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
+    conn::serve(listener, handle, shutdown, "health socket").await;
 }
 
 /// The whole answer to what was read: a refusal or the routed response.
@@ -162,12 +64,7 @@ pub fn answer(
     peer_uid: Option<u32>,
 ) -> Vec<u8> {
     match read {
-        Err(status) => reply(
-            status,
-            "text/plain",
-            &format!("{}\n", http::reason(status)),
-            &[],
-        ),
+        Err(status) => conn::refusal(status),
         Ok(req) => route(&req, source, kick_allow, peer_uid),
     }
 }
@@ -250,24 +147,6 @@ fn route(
             &[],
         ),
     };
-    let mut r = reply(status, ctype, &body, extra);
-    if head_only && let Some(pos) = http::head_end(&r) {
-        r.truncate(pos);
-    }
-    r
-}
-
-fn reply(status: u16, ctype: &str, body: &str, extra: &[(&str, &str)]) -> Vec<u8> {
-    let mut head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        http::reason(status),
-        body.len()
-    );
-    for (k, v) in extra {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    out.extend_from_slice(body.as_bytes());
-    out
+    let r = reply(status, ctype, &body, extra);
+    if head_only { conn::head_only(r) } else { r }
 }

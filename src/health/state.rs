@@ -2,7 +2,7 @@
 //! the last pass; shared between the loop (writer) and the socket (reader).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -38,6 +38,21 @@ pub struct Snapshot {
     pub last_error: Option<String>,
     #[serde(default)]
     pub counters: serde_json::Value,
+    /// A standby's WAL receiver and lag (the TCP endpoint's `/replica`); absent on
+    /// a primary and when PostgreSQL is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationState>,
+}
+
+/// `pass::observe::Replication` as the snapshot shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplicationState {
+    /// `pg_stat_wal_receiver.status`; None: no WAL receiver (or not visible).
+    pub receiver: Option<String>,
+    /// This node's upstream in its `repmgr.nodes`.
+    pub upstream: Option<i32>,
+    pub lag_bytes: Option<u64>,
+    pub lag_ms: Option<u64>,
 }
 
 impl Snapshot {
@@ -112,6 +127,12 @@ pub fn snapshot(
         pass_count,
         last_error,
         counters: serde_json::Value::Null,
+        replication: r.replication.as_ref().map(|x| ReplicationState {
+            receiver: x.receiver.clone(),
+            upstream: x.upstream,
+            lag_bytes: x.lag_bytes,
+            lag_ms: x.lag_ms,
+        }),
     }
 }
 
@@ -162,7 +183,8 @@ fn describe_cloud(c: &CloudView) -> String {
 
 /// Shared between the loop and the health socket.
 pub struct HealthState {
-    snapshot: Mutex<Option<Snapshot>>,
+    /// The last snapshot and when it was published.
+    snapshot: Mutex<Option<(Snapshot, Instant)>>,
     pub metrics: Arc<Metrics>,
     kick: mpsc::Sender<()>,
     unfence: std::sync::atomic::AtomicBool,
@@ -184,14 +206,20 @@ impl HealthState {
     }
 
     pub fn publish(&self, s: Snapshot) {
-        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((s, Instant::now()));
     }
 
     pub fn current(&self) -> Option<Snapshot> {
+        self.current_with_age().map(|(s, _)| s)
+    }
+
+    /// The last snapshot and how long ago it was published.
+    pub fn current_with_age(&self) -> Option<(Snapshot, Duration)> {
         self.snapshot
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .as_ref()
+            .map(|(s, at)| (s.clone(), at.elapsed()))
     }
 
     /// Ask for a pass now. A full channel means a pass is already pending: kicks coalesce.

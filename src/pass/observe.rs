@@ -39,6 +39,25 @@ pub struct PgReport {
     pub system_id: Option<u64>,
     /// Every node id in this node's `repmgr.nodes`, when read.
     pub known_nodes: Option<Vec<i32>>,
+    /// A standby's WAL receiver and lag (None on a primary or when unknown); only
+    /// the TCP endpoint's `/replica` uses it, never `decide()`.
+    pub replication: Option<Replication>,
+}
+
+/// What a standby's PostgreSQL says of its replication, all in one pass's query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replication {
+    /// `pg_stat_wal_receiver.status` (`streaming`, `waiting`, ...); None when no WAL
+    /// receiver runs, or the role may not see it (it needs `pg_read_all_stats`).
+    pub receiver: Option<String>,
+    /// This node's `upstream_node_id` in its `repmgr.nodes`.
+    pub upstream: Option<i32>,
+    /// WAL received but not yet replayed: `pg_last_wal_receive_lsn()` minus
+    /// `pg_last_wal_replay_lsn()`, in bytes.
+    pub lag_bytes: Option<u64>,
+    /// `now() - pg_last_xact_replay_timestamp()` in ms, or 0 when replay has caught
+    /// up with what was received (an idle primary sends no new transactions).
+    pub lag_ms: Option<u64>,
 }
 
 /// The VIP on the configured interface.
@@ -89,6 +108,7 @@ pub async fn gather_local<P: PgSource, K: KernelSource>(
         repmgr_primary: None,
         system_id: None,
         known_nodes: None,
+        replication: None,
     });
     let k_fut = bounded(limit, kernel.observe(), KernelView::Unknown);
     tokio::join!(pg_fut, k_fut)

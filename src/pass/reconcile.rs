@@ -41,6 +41,8 @@ pub struct PassReport {
     /// The plan's verdict, or `ActionFailed` when a step failed.
     pub verdict: Verdict,
     pub cloud_checked: bool,
+    /// A standby's replication as PostgreSQL reported it (health::roles' `/replica`).
+    pub replication: Option<observe::Replication>,
 }
 
 impl PassReport {
@@ -205,6 +207,7 @@ where
             done,
             verdict,
             cloud_checked: due && policy.cloud.is_some(),
+            replication: pg.replication,
         },
         mem,
     )

@@ -121,6 +121,7 @@ impl PgSource for Fake {
             repmgr_primary: None,
             system_id: self.with(|w| w.system_id),
             known_nodes: self.with(|w| w.known_nodes.clone()),
+            replication: None,
         }
     }
 }
