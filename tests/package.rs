@@ -442,17 +442,7 @@ fn build_the_deb(bin: &Path) -> (tempfile::TempDir, String) {
         started.elapsed().as_secs_f64()
     );
     // It packed the binary under test (scripts/package copies target/debug's).
-    let staged = bin
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("deb-dev/vip-arbiter");
-    assert_eq!(
-        std::fs::read(&staged).unwrap(),
-        std::fs::read(bin).unwrap(),
-        "scripts/package staged a different binary than the one under test"
-    );
+    assert_staged(bin, "scripts/package");
     let deb = deb.to_str().unwrap().to_owned();
     (out, deb)
 }
@@ -570,6 +560,14 @@ fn build_the_rpm(bin: &Path) -> (tempfile::TempDir, String) {
         rpm.display(),
         started.elapsed().as_secs_f64()
     );
+    assert_staged(bin, "scripts/package --rpm");
+    let rpm = rpm.to_str().unwrap().to_owned();
+    (out, rpm)
+}
+
+/// `script` staged the binary under test (target/deb-dev is where both packagers
+/// take it from).
+fn assert_staged(bin: &Path, script: &str) {
     let staged = bin
         .parent()
         .unwrap()
@@ -579,10 +577,8 @@ fn build_the_rpm(bin: &Path) -> (tempfile::TempDir, String) {
     assert_eq!(
         std::fs::read(&staged).unwrap(),
         std::fs::read(bin).unwrap(),
-        "scripts/package --rpm staged a different binary than the one under test"
+        "{script} staged a different binary than the one under test"
     );
-    let rpm = rpm.to_str().unwrap().to_owned();
-    (out, rpm)
 }
 
 /// `rpm -qp` with a query format.

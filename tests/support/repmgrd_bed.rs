@@ -26,6 +26,7 @@
 //! without unwinding, PgCluster's reaper's watchdog stops the servers and removes the
 //! directory and the Hub's kills whatever is left in the namespaces and deletes them.
 
+use super::soak::poll as poll_for;
 use std::fs::OpenOptions;
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
@@ -1081,20 +1082,6 @@ fn run_bounded(mut cmd: Command, out: &Path, limit: Duration) -> (ExitStatus, St
 
 /// Tries of `RepmgrdBed::rejoin`.
 pub const REJOIN_ATTEMPTS: u32 = 3;
-
-/// Until `cond` holds (true) or `limit` has passed (false), every 50 ms.
-fn poll_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if cond() {
-            return true;
-        }
-        if start.elapsed() >= limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Every binary the bed runs beyond PgCluster's; panics naming what is missing.
 fn preflight(opts: &BedOptions) {
