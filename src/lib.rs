@@ -18,7 +18,8 @@
 //! - [`config`]: the raw config and its sources, validation into typed settings,
 //!   conninfo, `.pgpass`, repmgr.conf and secrets.
 //! - [`health`]: the health snapshot, the metrics, the unix-socket server and
-//!   client, the one HTTP parser they share, and who may use the socket.
+//!   client, the one HTTP parser they share, and who may use the socket; the
+//!   optional read-only TCP endpoint for load balancers and Prometheus (`[http]`).
 //! - [`daemon`]: the composition root of `vip-arbiter run`, reload, shutdown,
 //!   systemd and logging.
 //! - [`cli`]: the command line and the verbs that are not the daemon (`plan`,

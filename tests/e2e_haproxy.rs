@@ -214,21 +214,26 @@ fn haproxy_routes_writers_to_the_primary_and_readers_to_streaming_standbys() {
     // n1 crashes; repmgrd promotes n2 (priority 90 over n3's 80) and n3 follows it.
     let crash = Instant::now();
     bed.crash(1);
-    let mut writer_samples = Vec::new();
+    let mut samples = Vec::new();
     wait_until_explained(
         FAILOVER_LIMIT,
         "writer [n2] after repmgrd's failover",
         || {
-            let w = proxy.up("writer");
-            writer_samples.push(w.clone());
-            w == ["n2"]
+            let (w, r) = (proxy.up("writer"), proxy.up("reader"));
+            let done = w == ["n2"];
+            samples.push((w, r));
+            done
         },
         explain,
     );
     let writer_moved = crash.elapsed();
     assert!(
-        writer_samples.iter().all(|w| w.len() <= 1),
-        "two writers up at once: {writer_samples:?}"
+        samples.iter().all(|(w, _)| w.len() <= 1),
+        "two writers up at once: {samples:?}"
+    );
+    assert!(
+        samples.iter().all(|(_, r)| !r.iter().any(|s| s == "n1")),
+        "the crashed primary among the readers: {samples:?}"
     );
     assert_eq!(bed.primary_id(), Some(2), "the writer is the primary");
     assert_eq!(

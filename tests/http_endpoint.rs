@@ -183,3 +183,87 @@ fn role_routes_follow_the_primary_and_only_read() {
         },
     );
 }
+
+/// The endpoint in-process on loopback: the unix socket's limits hold on TCP too (a
+/// silent client 408 after the read limit, an oversized head 431, past the cap 503),
+/// and a loopback client outside `allow` is refused 403.
+#[test]
+fn the_tcp_listener_has_the_sockets_limits() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use vip_arbiter::health::conn::{MAX_CONNECTIONS, READ_LIMIT};
+    use vip_arbiter::health::state::Snapshot;
+    use vip_arbiter::health::tcp::{self, Endpoint, TcpSource};
+    use vip_arbiter::health::tcp_access::{Allow, Net};
+
+    struct Nothing;
+    impl TcpSource for Nothing {
+        fn snapshot(&self) -> Option<(Snapshot, Duration)> {
+            None
+        }
+        fn health(&self) -> (bool, String) {
+            (false, "{}".into())
+        }
+        fn metrics(&self) -> String {
+            String::new()
+        }
+    }
+    // The server on a thread of its own (the tests' runtimes are current-thread).
+    let serve = |allow: &str| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let endpoint = Endpoint {
+            allow: Allow(vec![Net::parse(allow).expect("net")]),
+            stale_after: Duration::from_secs(15),
+        };
+        let token = tokio_util::sync::CancellationToken::new();
+        let stop = token.clone();
+        std::thread::spawn(move || {
+            support::testbed::rt().block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio");
+                tcp::serve(listener, Arc::new(Nothing), endpoint, stop).await;
+            });
+        });
+        (addr, token)
+    };
+    let ask = |addr, bytes: &[u8]| {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let _ = s.write_all(bytes);
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let (addr, token) = serve("127.0.0.0/8");
+    assert!(ask(addr, b"GET /primary HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 503"));
+    let started = std::time::Instant::now();
+    assert!(ask(addr, b"GET /primary HTTP/1.1\r\n").starts_with("HTTP/1.1 408"));
+    assert!(started.elapsed() >= READ_LIMIT);
+    let huge = format!("GET /primary HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
+    assert!(ask(addr, huge.as_bytes()).starts_with("HTTP/1.1 431"));
+    // MAX_CONNECTIONS silent clients hold every slot: the next one is told 503 at once.
+    // (After the 431's lingering close, up to 200 ms, has given its slot back.)
+    std::thread::sleep(Duration::from_millis(400));
+    let held: Vec<_> = (0..MAX_CONNECTIONS)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let busy = ask(addr, b"GET /health HTTP/1.1\r\n\r\n");
+    assert!(
+        busy.starts_with("HTTP/1.1 503") && busy.ends_with("too many connections\n"),
+        "{busy}"
+    );
+    drop(held);
+    token.cancel();
+
+    let (addr, token) = serve("10.0.0.0/8");
+    let refused = ask(addr, b"GET /primary HTTP/1.1\r\n\r\n");
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(
+        refused.contains("127.0.0.1 is not in [http] allow"),
+        "{refused}"
+    );
+    token.cancel();
+}

@@ -54,11 +54,19 @@ impl Accept for tokio::net::TcpListener {
 }
 
 /// Serve until `shutdown`: each connection to `handle` in its own task, under the
-/// caps. Then stop accepting, give in-flight connections up to [`SHUTDOWN_GRACE`],
-/// abort the rest, return. `what` names the listener in the log.
-pub async fn serve<L, H, F>(listener: L, handle: H, shutdown: CancellationToken, what: &str)
-where
+/// caps. A peer `refuse` answers for (`Some(response)`) gets that answer from the
+/// refusals' pool, never one of the [`MAX_CONNECTIONS`] slots, so refused clients
+/// cannot crowd out the others. At shutdown stop accepting, give in-flight
+/// connections up to [`SHUTDOWN_GRACE`], abort the rest, return. `what` names the
+/// listener in the log.
+pub async fn serve<L, R, H, F>(
+    listener: L,
+    (refuse, handle): (R, H),
+    shutdown: CancellationToken,
+    what: &str,
+) where
     L: Accept,
+    R: Fn(&L::Peer) -> Option<Vec<u8>>,
     H: Fn(L::Stream, L::Peer) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
@@ -78,7 +86,16 @@ where
                 }
             },
         };
-        if let Ok(permit) = slots.clone().try_acquire_owned() {
+        let refused = refuse(&peer);
+        if let Some(answer) = refused {
+            if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                tasks.spawn(async move {
+                    let mut stream = stream;
+                    write(&mut stream, &answer).await;
+                    drop(permit);
+                });
+            }
+        } else if let Ok(permit) = slots.clone().try_acquire_owned() {
             let served = handle(stream, peer);
             tasks.spawn(async move {
                 served.await;

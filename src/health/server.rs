@@ -53,7 +53,8 @@ pub async fn serve(
             .await;
         }
     };
-    conn::serve(listener, handle, shutdown, "health socket").await;
+    let refuse = |(): &()| None;
+    conn::serve(listener, (refuse, handle), shutdown, "health socket").await;
 }
 
 /// The whole answer to what was read: a refusal or the routed response.

@@ -66,16 +66,18 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let endpoint = Arc::new(endpoint);
-    let handle = move |stream: TcpStream, peer: SocketAddr| {
+    let allow = endpoint.allow.clone();
+    let refuse = move |peer: &SocketAddr| {
+        if allow.allows(peer.ip()) {
+            return None;
+        }
+        tracing::debug!(peer = %peer, "http: refused a client outside [http] allow");
+        let body = format!("forbidden: {} is not in [http] allow\n", peer.ip());
+        Some(reply(403, "text/plain", &body, &[]))
+    };
+    let handle = move |stream: TcpStream, _: SocketAddr| {
         let (source, endpoint) = (source.clone(), endpoint.clone());
         async move {
-            if !endpoint.allow.allows(peer.ip()) {
-                tracing::debug!(peer = %peer, "http: refused a client outside [http] allow");
-                let mut stream = stream;
-                let body = format!("forbidden: {} is not in [http] allow\n", peer.ip());
-                conn::write(&mut stream, &reply(403, "text/plain", &body, &[])).await;
-                return;
-            }
             conn::exchange(stream, |read| match read {
                 Err(status) => conn::refusal(status),
                 Ok(req) => route(&req, source.as_ref(), &endpoint),
@@ -83,7 +85,7 @@ pub async fn serve(
             .await;
         }
     };
-    conn::serve(listener, handle, shutdown, "http endpoint").await;
+    conn::serve(listener, (refuse, handle), shutdown, "http endpoint").await;
 }
 
 /// The response to a parsed request.
