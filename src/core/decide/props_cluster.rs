@@ -1323,7 +1323,9 @@ impl Sim {
                     } else {
                         t.unclaimed_other += 1;
                     }
-                } else if !node.held_at.contains(&tl) {
+                } else if !node.known_held_at.contains(&tl) {
+                    // Claimed at T but never held the VIP there as far as it could know
+                    // (a hold every read of its hid is no hold to it: property 2 too).
                     t.claimed_never_held += 1;
                 } else if from != Some(i) {
                     t.third_party += 1;
